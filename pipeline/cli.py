@@ -1,0 +1,65 @@
+"""The ``cassandra-export`` command: exit 0 on success, 2 on bad input, 1 on a failed run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+# Beam warns at import time about optional cloud clients; keep the console clean.
+logging.getLogger().addHandler(logging.NullHandler())
+
+from pipeline.options import UsageError  # noqa: E402
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The most useful single line of a (possibly runner-wrapped) exception."""
+    text = str(exc).strip()
+    for marker in ("RangeReadError: ", "FinalizeError: ", "OSError: ", "IOError: "):
+        if marker in text:
+            tail = text.rsplit(marker, 1)[1]
+            return marker.rstrip(": ") + ": " + tail.strip().splitlines()[0][:500]
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:500]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from pipeline.launcher import run
+
+    password = os.environ.get("CASSANDRA_PASSWORD")
+    try:
+        return run(argv)
+    except UsageError as exc:
+        message = str(exc)
+        if password:
+            message = message.replace(password, "***")
+        print(f"cassandra-export: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "cassandra-export: interrupted; committed work is kept: rerun with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as exc:  # a failure mid-run: committed units stay, --resume continues
+        message = _one_line(exc)
+        if password:
+            message = message.replace(password, "***")
+        print(
+            f"cassandra-export: export failed: {message}\n"
+            "cassandra-export: committed work units are kept; rerun with --resume OUT to "
+            "continue",
+            file=sys.stderr,
+        )
+        if os.environ.get("CASSANDRA_EXPORT_DEBUG"):
+            raise
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Command line and config file parsing into export settings and Beam pipeline options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.options import (
+    OPTION_SPECS,
+    SPECS_BY_DEST,
+    UsageError,
+    _NoExitParser,
+    add_export_arguments,
+)
+
+DEFAULT_RUNNER = "FnApiRunner"
+
+
+@dataclass
+class Settings:
+    """Parsed export settings: values of every option, which were given, and Beam's args."""
+
+    values: dict[str, Any]
+    explicit: set[str]
+    beam_args: list[str] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = _NoExitParser(
+        prog="cassandra-export",
+        description=(
+            "Export a Cassandra table with the WRITETIME and TTL of every cell, as an Apache "
+            "Beam pipeline. Beam options (--runner, --direct_num_workers, ...) pass through."
+        ),
+        epilog=(
+            "Credentials: CASSANDRA_USERNAME / CASSANDRA_PASSWORD or --credentials-file. "
+            "Runner default: FnApiRunner (local). See README.md for every option."
+        ),
+        allow_abbrev=False,
+    )
+    add_export_arguments(parser, with_defaults=False)
+    return parser
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    parser = _NoExitParser(add_help=False, allow_abbrev=False)
+    seen: set[type] = set()
+
+    def visit(cls: type) -> None:
+        for sub in cls.__subclasses__():
+            if sub in seen:
+                continue
+            seen.add(sub)
+            if sub.__module__.startswith("pipeline."):
+                continue  # our own ExportOptions: already parsed
+            try:
+                sub._add_argparse_args(parser)  # type: ignore[attr-defined]
+            except argparse.ArgumentError:
+                pass  # an option two classes share
+            visit(sub)
+
+    visit(PipelineOptions)
+    return parser
+
+
+def _config_to_argv(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"--config: {path} is not valid YAML{where}") from None
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise UsageError(f"--config: {path} must hold a mapping of option: value")
+    argv: list[str] = []
+    for key, value in data.items():
+        if not isinstance(key, str) or not key.replace("-", "_").replace("_", "").isalnum():
+            raise UsageError(f"--config: {path} has a bad option name {key!r}")
+        if key.replace("-", "_") in ("config", "password"):
+            raise UsageError(f"--config: {path} may not set {key!r}")
+        flag = "--" + key
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            spec = SPECS_BY_DEST.get(key.replace("-", "_"))
+            if spec is not None and spec.flag:
+                argv.append(f"{flag}={'true' if value else 'false'}")
+            elif value:
+                argv.append(flag)
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, dict):
+            raise UsageError(f"--config: {path}: option {key!r} must be a single value")
+        argv.append(f"{flag}={value}")
+    return argv
+
+
+def parse_settings(argv: Sequence[str]) -> Settings:
+    """Parse argv (with an optional --config file underneath) into Settings."""
+    argv = list(argv)
+    if any(a == "--password" or a.startswith("--password=") for a in argv):
+        raise UsageError(
+            "passwords are not taken from the command line (they would show in process "
+            "lists and shell history): set CASSANDRA_PASSWORD or use --credentials-file"
+        )
+    config_parser = _NoExitParser(add_help=False, allow_abbrev=False)
+    config_parser.add_argument("--config", dest="config")
+    known, _ = config_parser.parse_known_args(argv)
+    prefix = _config_to_argv(known.config) if known.config else []
+
+    parser = export_parser()
+    namespace, rest = parser.parse_known_args(prefix + argv)
+    values = vars(namespace)
+    explicit = {k for k, v in values.items() if v is not None}
+    for spec in OPTION_SPECS:
+        if values.get(spec.dest) is None:
+            values[spec.dest] = spec.default if not spec.flag else bool(spec.default)
+    beam_args = _check_beam_args(rest)
+    return Settings(values=values, explicit=explicit, beam_args=beam_args)
+
+
+def _check_beam_args(rest: list[str]) -> list[str]:
+    positional = [a for a in rest if not a.startswith("-")]
+    beam_parser = _beam_parser()
+    try:
+        _, unknown = beam_parser.parse_known_args(rest)
+    except UsageError as exc:
+        raise UsageError(f"bad Beam pipeline option: {exc}") from None
+    unknown_flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
+    if unknown_flags:
+        raise UsageError(
+            f"unknown option {unknown_flags[0]} (see cassandra-export --help for export "
+            "options; Beam pipeline options are passed through by their Beam names)"
+        )
+    if positional and unknown:
+        raise UsageError(f"unexpected argument {positional[0]!r}")
+    if not any(a == "--runner" or a.startswith("--runner=") for a in rest):
+        rest = [f"--runner={DEFAULT_RUNNER}"] + rest
+    return rest
+
+
+def credentials(settings: Settings) -> tuple[str | None, str | None]:
+    """User name and password from the credentials file, then the environment."""
+    username = settings.get("username") or os.environ.get("CASSANDRA_USERNAME") or None
+    password = os.environ.get("CASSANDRA_PASSWORD") or None
+    path = settings.get("credentials_file")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise UsageError(f"--credentials-file: cannot read {path}: {exc.strerror}") from None
+        found: dict[str, str] = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                key, sep, value = line.partition(":")
+            if not sep:
+                raise UsageError(
+                    f"--credentials-file: {path} must hold 'username=...' and 'password=...' lines"
+                )
+            found[key.strip().lower()] = value.strip()
+        username = found.get("username", username)
+        password = found.get("password", password)
+    if password and not username:
+        raise UsageError(
+            "a password is set but no user name: set CASSANDRA_USERNAME, --username, or "
+            "'username=' in the credentials file"
+        )
+    return username, password

@@ -1,0 +1,34 @@
+"""Build the export pipeline from a resolved job (no parsing, no I/O here)."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.launcher import ExportJob
+from transforms.cassandra_io import ReadRangesFn
+from transforms.normalize import FilterByWritetime, NormalizeWritetimes
+from transforms.sinks import FinalizeFn, WriteExport
+
+
+def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
+    """Work units -> Reshuffle -> read -> normalize -> filter -> commit pieces -> finalize."""
+    options = PipelineOptions(beam_args)
+    pipeline = beam.Pipeline(options=options)
+    rows = (
+        pipeline
+        | "WorkUnits" >> beam.Create(job.work_items)
+        | "Reshuffle" >> beam.Reshuffle()
+        | "ReadTokenRanges"
+        >> beam.ParDo(ReadRangesFn(job.connection, job.plan, job.batch_size, job.checkpoint_rows))
+        | "NormalizeWritetimes" >> NormalizeWritetimes(job.plan, job.policy)
+    )
+    if job.row_filter.active:
+        rows = rows | "FilterByWritetime" >> FilterByWritetime(job.plan, job.row_filter)
+    _ = (
+        rows
+        | "WriteExport" >> WriteExport(job.plan, job.layout.root, job.sink, job.policy)
+        | "CountPieces" >> beam.combiners.Count.Globally()
+        | "Finalize" >> beam.ParDo(FinalizeFn(job.layout.root, job.single_file, job.stats_chart))
+    )
+    return pipeline

@@ -1,0 +1,526 @@
+"""Export options: one table of option specs feeds the CLI, config files, Beam and Flex templates.
+
+Every option has a CLI spelling with dashes (``--writetime-columns``) and one with
+underscores (``--writetime_columns``, the Beam and Dataflow spelling); config files
+may use either. ``output_affecting`` options are the ones a resume must not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+CONSISTENCY_LEVELS = (
+    "ANY",
+    "ONE",
+    "TWO",
+    "THREE",
+    "QUORUM",
+    "ALL",
+    "LOCAL_QUORUM",
+    "EACH_QUORUM",
+    "LOCAL_ONE",
+)
+FORMATS = ("csv", "jsonl", "json", "avro")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _delimiter(text: str) -> str:
+    value = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(value) != 1 or value in '\r\n"':
+        raise ValueError("must be one character other than a quote or a newline")
+    return value
+
+
+_TYPE_NAMES: dict[Callable[[str], Any], str] = {
+    _positive_int: "a positive integer",
+    _non_negative_int: "an integer >= 0",
+    _non_negative_float: "a number >= 0",
+    _positive_float: "a number > 0",
+    _bool: "true or false",
+    _delimiter: "one character",
+    str: "text",
+}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One export option."""
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    default: Any = None
+    choices: Sequence[str] | None = None
+    flag: bool = False  # boolean switch: present means true
+    output_affecting: bool = False
+    group: str = "export"
+    metavar: str | None = None
+    optional_value: bool = False  # e.g. --resume [OUT]
+    regex: str | None = None  # validation regex for Flex template metadata
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def flags(self) -> list[str]:
+        dashed = "--" + self.name
+        under = "--" + self.dest
+        return [dashed] if dashed == under else [dashed, under]
+
+
+OPTION_SPECS: tuple[OptionSpec, ...] = (
+    # Connection
+    OptionSpec(
+        "hosts",
+        "contact points host[:port],... (a port here wins over --port)",
+        default="127.0.0.1",
+        group="connection",
+        metavar="HOST[:PORT],...",
+    ),
+    OptionSpec(
+        "port",
+        "native protocol port for hosts given without one",
+        type=_positive_int,
+        default=9042,
+        group="connection",
+    ),
+    OptionSpec(
+        "local-dc",
+        "local datacenter for DC-aware routing (default: the first contact point's)",
+        group="connection",
+    ),
+    OptionSpec(
+        "username",
+        "user name (also CASSANDRA_USERNAME); the password comes only from "
+        "CASSANDRA_PASSWORD or --credentials-file",
+        group="connection",
+    ),
+    OptionSpec(
+        "credentials-file",
+        "file with 'username=...' and 'password=...' lines",
+        group="connection",
+        metavar="FILE",
+    ),
+    OptionSpec("ssl", "connect with TLS", flag=True, group="connection"),
+    OptionSpec(
+        "ssl-ca-file",
+        "PEM file of the CA that signed the nodes' certificates (implies --ssl)",
+        group="connection",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "ssl-cert-file",
+        "client certificate (PEM) for mutual TLS",
+        group="connection",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "ssl-key-file",
+        "client private key (PEM) for mutual TLS",
+        group="connection",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        "ssl-check-hostname",
+        "check that the node's certificate names its address",
+        flag=True,
+        group="connection",
+    ),
+    OptionSpec(
+        "consistency",
+        "read consistency level",
+        default="LOCAL_QUORUM",
+        choices=CONSISTENCY_LEVELS,
+        group="connection",
+    ),
+    OptionSpec("fetch-size", "rows per page", type=_positive_int, default=5000, group="connection"),
+    OptionSpec(
+        "read-timeout",
+        "seconds before a page request times out",
+        type=_positive_float,
+        default=30.0,
+        group="connection",
+    ),
+    OptionSpec(
+        "connect-timeout",
+        "seconds to connect",
+        type=_positive_float,
+        default=10.0,
+        group="connection",
+    ),
+    OptionSpec(
+        "retries",
+        "retries of a failed page (timeouts, unavailable) before the range "
+        "is split or the export fails",
+        type=_non_negative_int,
+        default=6,
+        group="connection",
+    ),
+    OptionSpec(
+        "max-rows-per-second",
+        "total read rate limit over all workers (0: none)",
+        type=_non_negative_float,
+        default=0.0,
+        group="connection",
+    ),
+    OptionSpec(
+        "max-concurrent-queries",
+        "concurrent page requests per worker process (0: one per work unit in flight)",
+        type=_non_negative_int,
+        default=0,
+        group="connection",
+    ),
+    # What to read
+    OptionSpec("keyspace", "keyspace of the table", output_affecting=True, group="table"),
+    OptionSpec(
+        "table", "table to export (or KEYSPACE.TABLE)", output_affecting=True, group="table"
+    ),
+    OptionSpec(
+        "columns",
+        "columns to export, comma separated (default: all; key columns are always included)",
+        output_affecting=True,
+        group="table",
+        metavar="COL,...",
+    ),
+    OptionSpec(
+        "writetime-columns",
+        "'*' for every eligible column, a list, or 'none'",
+        default="*",
+        output_affecting=True,
+        group="table",
+        metavar="*|COL,...",
+    ),
+    OptionSpec(
+        "ttl-columns",
+        "'*' for every eligible column, a list, or 'none'",
+        default="none",
+        output_affecting=True,
+        group="table",
+        metavar="*|COL,...",
+    ),
+    OptionSpec(
+        "writetime-suffix",
+        "suffix of writetime column names",
+        default="_writetime",
+        output_affecting=True,
+        group="table",
+    ),
+    OptionSpec(
+        "ttl-suffix",
+        "suffix of TTL column names",
+        default="_ttl",
+        output_affecting=True,
+        group="table",
+    ),
+    OptionSpec(
+        "collection-writetime",
+        "how a non-frozen collection's per-element writetimes are exported",
+        default="max",
+        choices=("max", "min", "list"),
+        output_affecting=True,
+        group="table",
+    ),
+    OptionSpec(
+        "splits",
+        "number of token sub-ranges (work units); 0 plans from the ring and size estimates",
+        type=_non_negative_int,
+        default=0,
+        group="table",
+    ),
+    OptionSpec(
+        "batch-size",
+        "rows carried per pipeline element",
+        type=_positive_int,
+        default=1000,
+        group="table",
+    ),
+    OptionSpec(
+        "checkpoint-rows",
+        "a worker hands back the rest of a work unit after this "
+        "many rows, so runners can rebalance (0: never)",
+        type=_non_negative_int,
+        default=0,
+        group="table",
+    ),
+    # Output
+    OptionSpec(
+        "output", "output directory (local path, gs://, s3://)", group="output", metavar="OUT"
+    ),
+    OptionSpec(
+        "format",
+        "output format",
+        default="csv",
+        choices=FORMATS,
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "writetime-format",
+        "writetimes as RFC 3339 text or integer microseconds",
+        default="iso",
+        choices=("iso", "micros"),
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "delimiter",
+        "CSV field delimiter ('\\t' for tab)",
+        type=_delimiter,
+        default=",",
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "null-value", "CSV text for null", default="", output_affecting=True, group="output"
+    ),
+    OptionSpec(
+        "compression",
+        "compression of text formats",
+        default="none",
+        choices=("none", "gzip", "zstd"),
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "avro-codec",
+        "Avro block codec",
+        default="deflate",
+        choices=("deflate", "null", "zstandard"),
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "single-file",
+        "also merge the parts into one file OUT/export.<ext> at the end",
+        flag=True,
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec("overwrite", "delete what OUT holds and export anew", flag=True, group="output"),
+    OptionSpec(
+        "resume",
+        "continue the export in OUT (or in --output)",
+        group="output",
+        metavar="OUT",
+        optional_value=True,
+    ),
+    OptionSpec(
+        "stats-chart",
+        "draw _manifest/stats.png, a writetime histogram per column",
+        flag=True,
+        output_affecting=False,
+        group="output",
+    ),
+    # Writetime filters and incremental
+    OptionSpec(
+        "writetime-after",
+        "keep rows written at or after T (RFC 3339 or epoch s/ms/us)",
+        output_affecting=True,
+        group="filter",
+        metavar="T",
+    ),
+    OptionSpec(
+        "writetime-before",
+        "keep rows written at or before T (inclusive)",
+        output_affecting=True,
+        group="filter",
+        metavar="T",
+    ),
+    OptionSpec(
+        "writetime-filter",
+        "'any': one writetime in range keeps the row; 'all': every non-null one must be",
+        default="any",
+        choices=("any", "all"),
+        output_affecting=True,
+        group="filter",
+    ),
+    OptionSpec(
+        "ttl-expiring-before",
+        "keep rows with a cell whose TTL expires before T",
+        output_affecting=True,
+        group="filter",
+        metavar="T",
+    ),
+    OptionSpec(
+        "incremental-from",
+        "export only rows written since the export in PREV_OUT started",
+        output_affecting=True,
+        group="filter",
+        metavar="PREV_OUT",
+    ),
+    OptionSpec(
+        "incremental-overlap",
+        "seconds subtracted from the previous start",
+        type=_non_negative_float,
+        default=60.0,
+        output_affecting=True,
+        group="filter",
+    ),
+    # Misc
+    OptionSpec(
+        "config", "YAML file of options (command-line options win)", group="misc", metavar="FILE"
+    ),
+    OptionSpec(
+        "log-level",
+        "logging level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        group="misc",
+    ),
+    OptionSpec(
+        "progress-interval",
+        "seconds between progress lines (0: none)",
+        type=_non_negative_float,
+        default=5.0,
+        group="misc",
+    ),
+)
+
+SPECS_BY_DEST: dict[str, OptionSpec] = {spec.dest: spec for spec in OPTION_SPECS}
+OUTPUT_AFFECTING: tuple[str, ...] = tuple(s.dest for s in OPTION_SPECS if s.output_affecting)
+
+
+def describe_type(spec: OptionSpec) -> str:
+    if spec.choices:
+        return "one of " + ", ".join(spec.choices)
+    return _TYPE_NAMES.get(spec.type, "a value")
+
+
+class _NoExitParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of printing and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _typed(spec: OptionSpec) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return spec.type(text)
+        except (ValueError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(
+                f"--{spec.name}: {text!r} is not {describe_type(spec)}"
+                + (f" ({exc})" if str(exc) and "invalid literal" not in str(exc) else "")
+            ) from None
+
+    convert.__name__ = spec.dest
+    return convert
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, *, with_defaults: bool = True) -> None:
+    """Add every export option to ``parser`` (dash and underscore spellings)."""
+    groups: dict[str, Any] = {}
+    for spec in OPTION_SPECS:
+        group = groups.get(spec.group)
+        if group is None and hasattr(parser, "add_argument_group"):
+            group = groups[spec.group] = parser.add_argument_group(f"{spec.group} options")
+        target = group or parser
+        default = spec.default if with_defaults else None
+        if spec.flag:
+            target.add_argument(
+                *spec.flags,
+                dest=spec.dest,
+                nargs="?",
+                const=True,
+                default=default or None,
+                type=_typed(OptionSpec(spec.name, spec.help, type=_bool)),
+                help=spec.help,
+                metavar="BOOL",
+            )
+        elif spec.optional_value:
+            target.add_argument(
+                *spec.flags,
+                dest=spec.dest,
+                nargs="?",
+                const=True,
+                default=default,
+                help=spec.help,
+                metavar=spec.metavar,
+            )
+        else:
+            target.add_argument(
+                *spec.flags,
+                dest=spec.dest,
+                type=_typed(spec),
+                default=default,
+                choices=spec.choices,
+                help=spec.help + _default_text(spec),
+                metavar=spec.metavar or (None if spec.choices else spec.dest.upper()),
+            )
+
+
+def _default_text(spec: OptionSpec) -> str:
+    if spec.default in (None, ""):
+        return ""
+    return f" (default: {spec.default})"
+
+
+class ExportOptions(PipelineOptions):
+    """The export options as Beam pipeline options (used by Flex templates and runners)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        add_export_arguments(parser)
+
+
+@dataclass
+class ExportConfig:
+    """The validated export settings (everything but the Beam runner options)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def output_affecting(self) -> dict[str, Any]:
+        return {k: self.values.get(k) for k in OUTPUT_AFFECTING}

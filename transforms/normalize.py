@@ -1,0 +1,265 @@
+"""Writetime normalizing and filtering: collection writetime policies, writetime filters.
+
+Both steps work on :class:`RowBatch` elements (rows as tuples in plan order:
+values, then writetimes, then TTLs) and pass :class:`PieceEnd` through untouched,
+so they can sit between the reader and the writer without breaking a piece.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.cassandra_io import NAMESPACE, PieceElement, PieceEnd, RowBatch
+from transforms.table_plan import TablePlan
+
+COLLECTION_POLICIES = ("max", "min", "list")
+
+
+def _collapse(policy: str) -> Callable[[Any], Any]:
+    """Per-element writetimes/TTLs of one collection cell -> one value (or a list)."""
+    if policy == "list":
+
+        def as_list(values: Any) -> Any:
+            if values is None:
+                return None
+            values = list(values)
+            return values or None
+
+        return as_list
+    pick = max if policy == "max" else min
+
+    def collapse(values: Any) -> Any:
+        if values is None:
+            return None
+        present = [v for v in values if v is not None]
+        return pick(present) if present else None
+
+    return collapse
+
+
+def normalize_row_fn(
+    plan: TablePlan, policy: str = "max"
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function that applies the collection writetime policy to one row."""
+    if policy not in COLLECTION_POLICIES:
+        raise ValueError(f"collection writetime policy must be one of {COLLECTION_POLICIES}")
+    by_name = plan.columns_by_name
+    n_values = len(plan.columns)
+    positions = []
+    offset = n_values
+    for names in (plan.writetime_columns, plan.ttl_columns):
+        for i, name in enumerate(names):
+            if by_name[name].cql_type.is_multicell:
+                positions.append(offset + i)
+        offset += len(names)
+    if not positions:
+        return lambda row: row
+    collapse = _collapse(policy)
+
+    def normalize(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = list(row)
+        for p in positions:
+            out[p] = collapse(out[p])
+        return tuple(out)
+
+    return normalize
+
+
+@beam.typehints.with_input_types(PieceElement)
+@beam.typehints.with_output_types(PieceElement)
+class NormalizeWritetimesFn(beam.DoFn):
+    """Collection writetimes/TTLs -> max, min or list, per ``--collection-writetime``."""
+
+    def __init__(self, plan: TablePlan, policy: str = "max") -> None:
+        self.plan = plan
+        self.policy = policy
+
+    def setup(self) -> None:
+        self._normalize = normalize_row_fn(self.plan, self.policy)
+
+    def process(self, element: RowBatch | PieceEnd) -> Iterator[RowBatch | PieceEnd]:
+        if isinstance(element, RowBatch):
+            normalize = self._normalize
+            yield RowBatch(element.piece, [normalize(r) for r in element.rows])
+        else:
+            yield element
+
+
+class NormalizeWritetimes(beam.PTransform):
+    """Apply the collection writetime policy to a PCollection of row batches."""
+
+    def __init__(self, plan: TablePlan, policy: str = "max") -> None:
+        super().__init__()
+        if policy not in COLLECTION_POLICIES:
+            raise ValueError(f"policy must be one of {COLLECTION_POLICIES}, not {policy!r}")
+        self.plan = plan
+        self.policy = policy
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "Normalize" >> beam.ParDo(NormalizeWritetimesFn(self.plan, self.policy))
+
+
+# --- time parsing ------------------------------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"(Z|z|[+-]\d{2}:?\d{2})?)?$"
+)
+
+
+def parse_time_micros(text: str | int) -> int:
+    """RFC 3339 (UTC unless an offset is given) or epoch s/ms/us by magnitude -> micros."""
+    value = str(text).strip()
+    if re.fullmatch(r"[+-]?\d+", value):
+        number = int(value)
+        magnitude = abs(number)
+        if magnitude < 10**11:  # seconds until year 5138
+            return number * 1_000_000
+        if magnitude < 10**14:  # milliseconds
+            return number * 1_000
+        return number
+    match = _RFC3339.match(value)
+    if not match:
+        raise ValueError(
+            f"{value!r} is not a time: use RFC 3339 (2024-01-31T12:00:00Z) "
+            f"or epoch seconds, milliseconds or microseconds"
+        )
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    try:
+        import datetime as dt
+
+        dt.date(int(year), int(month), int(day))
+        if int(hour or 0) > 23 or int(minute or 0) > 59 or int(second or 0) > 60:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid date and time") from None
+    seconds = calendar.timegm(
+        (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+    )
+    micros = seconds * 1_000_000 + (int((fraction or "").ljust(6, "0")[:6]) if fraction else 0)
+    if zone and zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        micros -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000
+    return micros
+
+
+# --- filters -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WritetimeFilter:
+    """Keep rows by writetime: bounds inclusive, ``any`` or ``all`` of the non-null ones."""
+
+    after: int | None = None
+    before: int | None = None
+    mode: str = "any"
+    ttl_expiring_before: int | None = None  # micros; keep rows with a cell expiring before
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("any", "all"):
+            raise ValueError("writetime filter mode must be 'any' or 'all'")
+        if self.after is not None and self.before is not None and self.after > self.before:
+            raise ValueError("--writetime-after is later than --writetime-before")
+
+    @property
+    def active(self) -> bool:
+        return (
+            self.after is not None
+            or self.before is not None
+            or self.ttl_expiring_before is not None
+        )
+
+    def predicate(self, plan: TablePlan) -> Callable[[tuple[Any, ...]], bool]:
+        """A function row -> keep? over the plan's writetime (and TTL) columns."""
+        n_values = len(plan.columns)
+        wt_positions = list(range(n_values, n_values + len(plan.writetime_columns)))
+        ttl_start = n_values + len(plan.writetime_columns)
+        ttl_positions = list(range(ttl_start, ttl_start + len(plan.ttl_columns)))
+        low = self.after if self.after is not None else -(2**63)
+        high = self.before if self.before is not None else 2**63 - 1
+        check_wt = self.after is not None or self.before is not None
+        want_all = self.mode == "all"
+        expiring = self.ttl_expiring_before
+
+        def latest(value: Any) -> Any:
+            if isinstance(value, list):  # --collection-writetime list: filter by the max
+                present = [v for v in value if v is not None]
+                return max(present) if present else None
+            return value
+
+        def keep(row: tuple[Any, ...]) -> bool:
+            if check_wt:
+                writetimes = [w for w in (latest(row[p]) for p in wt_positions) if w is not None]
+                if not writetimes:
+                    return False
+                if want_all:
+                    if not all(low <= w <= high for w in writetimes):
+                        return False
+                elif not any(low <= w <= high for w in writetimes):
+                    return False
+            if expiring is not None:
+                now = int(time.time() * 1_000_000)
+                ttls = [latest(row[p]) for p in ttl_positions]
+                if not any(t is not None and now + t * 1_000_000 <= expiring for t in ttls):
+                    return False
+            return True
+
+        return keep
+
+
+@beam.typehints.with_input_types(PieceElement)
+@beam.typehints.with_output_types(PieceElement)
+class FilterByWritetimeFn(beam.DoFn):
+    """Drops rows outside the writetime bounds; counts what it drops."""
+
+    def __init__(self, plan: TablePlan, row_filter: WritetimeFilter) -> None:
+        self.plan = plan
+        self.row_filter = row_filter
+        self.filtered = Metrics.counter(NAMESPACE, "rows_filtered_out")
+
+    def setup(self) -> None:
+        self._keep = self.row_filter.predicate(self.plan)
+
+    def process(self, element: RowBatch | PieceEnd) -> Iterator[RowBatch | PieceEnd]:
+        if isinstance(element, RowBatch):
+            keep = self._keep
+            rows = [r for r in element.rows if keep(r)]
+            dropped = len(element.rows) - len(rows)
+            if dropped:
+                self.filtered.inc(dropped)
+            if rows:
+                yield RowBatch(element.piece, rows)
+        else:
+            yield element
+
+
+class FilterByWritetime(beam.PTransform):
+    """Keep rows whose writetimes fall in the filter's bounds."""
+
+    def __init__(self, plan: TablePlan, row_filter: WritetimeFilter) -> None:
+        super().__init__()
+        if (
+            row_filter.active
+            and not plan.writetime_columns
+            and (row_filter.after is not None or row_filter.before is not None)
+        ):
+            raise ValueError("a writetime filter needs at least one writetime column")
+        self.plan = plan
+        self.row_filter = row_filter
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "Filter" >> beam.ParDo(FilterByWritetimeFn(self.plan, self.row_filter))
+
+
+def writetime_positions(plan: TablePlan) -> Sequence[int]:
+    n_values = len(plan.columns)
+    return range(n_values, n_values + len(plan.writetime_columns))

@@ -1,0 +1,569 @@
+"""Writing an export: one file per work unit piece, committed atomically, then finalized.
+
+How a piece commits, so that no retry or crash can duplicate or lose rows::
+
+    RowBatch...  -> append to OUT/_temporary/part-<unit>-<random>.<ext>
+    PieceEnd     -> close; rename to OUT/data/part-<unit>.<ext>; write its marker
+                    OUT/_manifest/ranges/<unit>.json (rows, token range, stats)
+
+The file name depends only on the piece's start token, so a retried bundle writes
+the same name again and the rename replaces the earlier attempt; a file whose
+marker never got written is an orphan that finalization (and ``--resume``) deletes.
+The writer is fused with the reader on every runner (no shuffle between them), so
+a piece's batches and its end reach the same writer in the same bundle.
+
+``Finalize`` runs once after every piece: it checks that the committed ranges
+cover the ring exactly once, removes orphans, and writes checkpoint.json,
+stats.json and, last, ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms import cql_types
+from transforms.cassandra_io import NAMESPACE, PieceEnd, PieceKey, RowBatch
+from transforms.manifest import (
+    Layout,
+    check_exact_cover,
+    checkpoint_body,
+    completed_ranges,
+    delete_files,
+    ensure_dir,
+    orphan_files,
+    read_json,
+    read_markers,
+    write_bytes_atomically,
+    write_json,
+)
+from transforms.stats import StatsBuilder, merge_stats, summarize
+from transforms.table_plan import OutputField, TablePlan
+
+_LOG = logging.getLogger(__name__)
+
+_EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "json": ".json", "avro": ".avro"}
+_COMPRESSION = {
+    "none": (CompressionTypes.UNCOMPRESSED, ""),
+    "gzip": (CompressionTypes.GZIP, ".gz"),
+    "zstd": (CompressionTypes.ZSTD, ".zst"),
+}
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """How rows become bytes."""
+
+    format: str = "csv"
+    compression: str = "none"
+    delimiter: str = ","
+    null_value: str = ""
+    writetime_format: str = "iso"
+    avro_codec: str = "deflate"
+
+    def __post_init__(self) -> None:
+        if self.format not in _EXTENSIONS:
+            raise ValueError(f"format must be one of {', '.join(_EXTENSIONS)}")
+        if self.compression not in _COMPRESSION:
+            raise ValueError(f"compression must be one of {', '.join(_COMPRESSION)}")
+        if self.format == "avro" and self.compression != "none":
+            raise ValueError("--compression applies to text formats; Avro uses --avro-codec")
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS[self.format] + _COMPRESSION[self.compression][1]
+
+    @property
+    def compression_type(self) -> str:
+        return _COMPRESSION[self.compression][0]
+
+
+# --- per-field converters, planned once per output column -------------------------------
+
+
+def _writetime_text(fmt: str) -> Callable[[Any], Any]:
+    single = cql_types.writetime_formatter(fmt)
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, list):
+            return [single(v) for v in value]
+        return single(value)
+
+    return convert
+
+
+def _json_field(field: OutputField, sink: SinkConfig) -> Callable[[Any], Any]:
+    if field.role == "value":
+        return cql_types.json_converter(field.column.cql_type)
+    if field.role == "writetime":
+        return _writetime_text(sink.writetime_format)
+    return lambda v: v  # TTL: int, list of int, or None
+
+
+_PLAIN_TYPES = frozenset(
+    "int bigint smallint tinyint counter varint decimal float double boolean uuid timeuuid "
+    "timestamp date time blob".split()
+)
+
+
+def _csv_field(field: OutputField, sink: SinkConfig) -> Callable[[Any], str | None]:
+    """Field text, or None for null (rendered as --null-value, never quoted)."""
+    if field.role == "value":
+        csv_text = cql_types.csv_formatter(field.column.cql_type, null_value="\x00")
+
+        def value_text(v: Any) -> str | None:
+            return None if v is None else csv_text(v)
+
+        return value_text
+    convert = _writetime_text(sink.writetime_format) if field.role == "writetime" else None
+
+    def meta_text(v: Any) -> str | None:
+        if v is None:
+            return None
+        if convert is not None:
+            v = convert(v)
+        if isinstance(v, list):
+            return json.dumps(v, separators=(",", ":"))
+        return str(v)
+
+    return meta_text
+
+
+def _avro_field(field: OutputField) -> Callable[[Any], Any]:
+    if field.role == "value":
+        return cql_types.avro_converter(field.column.cql_type)
+    return lambda v: v  # writetime micros / TTL ints (or lists) as they are
+
+
+def avro_schema_for(plan: TablePlan, policy: str) -> tuple[dict[str, Any], list[str]]:
+    """The Avro schema of the export and the Avro field name of each output column."""
+    names = cql_types.AvroNames(reserved=())
+    used: set[str] = set()
+    fields = []
+    field_names = []
+    for field in plan.output_fields:
+        avro_name = cql_types.avro_field_name(field.name, used)
+        field_names.append(avro_name)
+        multi = field.column.cql_type.is_multicell and policy == "list"
+        if field.role == "value":
+            schema = cql_types.avro_schema(field.column.cql_type, field.name, names)
+        elif field.role == "writetime":
+            schema = {"type": "long", "logicalType": "timestamp-micros"}
+            if multi:
+                schema = {"type": "array", "items": schema}
+        else:
+            schema = {"type": "array", "items": ["null", "int"]} if multi else "int"
+        entry: dict[str, Any] = {"name": avro_name, "type": ["null", schema], "default": None}
+        if avro_name != field.name:
+            entry["doc"] = f"CQL column {field.name}"
+        fields.append(entry)
+    schema = {
+        "type": "record",
+        "name": names.record_name(f"{plan.table}_row"),
+        "namespace": "cassandra_export." + cql_types.avro_field_name(plan.keyspace, set()),
+        "doc": f"Export of {plan.keyspace}.{plan.table} with writetimes",
+        "fields": fields,
+    }
+    return schema, field_names
+
+
+# --- unit writers ------------------------------------------------------------------------
+
+
+class UnitWriter:
+    """Writes rows of one piece to one file handle."""
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _CsvWriter(UnitWriter):
+    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig) -> None:
+        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        self._delimiter = sink.delimiter
+        self._null = sink.null_value
+        fields = plan.output_fields
+        self._converters = [_csv_field(f, sink) for f in fields]
+        self._text.write(self._line([f.name for f in fields]))
+
+    def _quote(self, text: str) -> str:
+        # RFC 4180: quote when needed; an empty string is quoted so it differs from null.
+        if (
+            not text
+            or self._delimiter in text
+            or '"' in text
+            or "\n" in text
+            or "\r" in text
+            or text == self._null
+        ):
+            return '"' + text.replace('"', '""') + '"'
+        return text
+
+    def _line(self, texts: Sequence[str | None]) -> str:
+        null = self._null
+        quote = self._quote
+        return self._delimiter.join(null if t is None else quote(t) for t in texts) + "\r\n"
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        converters = self._converters
+        line = self._line
+        self._text.write(
+            "".join(line([c(v) for c, v in zip(converters, row, strict=True)]) for row in rows)
+        )
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach().close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+class _JsonWriter(UnitWriter):
+    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, array: bool) -> None:
+        self._handle = handle
+        self._names = list(plan.field_names)
+        self._converters = [_json_field(f, sink) for f in plan.output_fields]
+        self._array = array
+        self._first = True
+        self._encoder = json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+        )
+        if array:
+            handle.write(b"[")
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        names = self._names
+        converters = self._converters
+        encode = self._encoder.encode
+        lines = [
+            encode({n: c(v) for n, c, v in zip(names, converters, row, strict=True)})
+            for row in rows
+        ]
+        if not lines:
+            return
+        if self._array:
+            sep = "\n" if self._first else ",\n"
+            text = sep + ",\n".join(lines)
+        else:
+            text = "\n".join(lines) + "\n"
+        self._first = False
+        self._handle.write(text.encode("utf-8"))
+
+    def close(self) -> None:
+        if self._array:
+            self._handle.write(b"\n]\n" if not self._first else b"]\n")
+        self._handle.close()
+
+
+class _AvroWriter(UnitWriter):
+    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str) -> None:
+        import fastavro
+
+        schema, field_names = avro_schema_for(plan, policy)
+        self._handle = handle
+        self._names = field_names
+        self._converters = [_avro_field(f) for f in plan.output_fields]
+        codec = "null" if sink.avro_codec == "null" else sink.avro_codec
+        self._writer = fastavro.write.Writer(
+            handle, fastavro.parse_schema(schema), codec=codec, sync_interval=256 * 1024
+        )
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        names = self._names
+        converters = self._converters
+        write = self._writer.write
+        for row in rows:
+            write({n: c(v) for n, c, v in zip(names, converters, row, strict=True)})
+
+    def close(self) -> None:
+        self._writer.flush()
+        self._handle.close()
+
+
+def open_unit_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> UnitWriter:
+    """Create ``path`` (through FileSystems) and return a writer of ``sink.format`` rows."""
+    if sink.format == "avro":
+        return _AvroWriter(FileSystems.create(path, mime_type="avro/binary"), plan, sink, policy)
+    handle = FileSystems.create(path, compression_type=sink.compression_type)
+    if sink.format == "csv":
+        return _CsvWriter(handle, plan, sink)
+    return _JsonWriter(handle, plan, sink, array=sink.format == "json")
+
+
+# --- the commit DoFn ---------------------------------------------------------------------
+
+
+class _OpenPiece:
+    def __init__(self, temp_path: str, writer: UnitWriter, stats: StatsBuilder) -> None:
+        self.temp_path = temp_path
+        self.writer = writer
+        self.stats = stats
+        self.rows = 0
+
+
+class WritePiecesFn(beam.DoFn):
+    """RowBatch... PieceEnd -> one committed data file and marker per piece."""
+
+    def __init__(self, plan: TablePlan, output: str, sink: SinkConfig, policy: str = "max") -> None:
+        self.plan = plan
+        self.output = output
+        self.sink = sink
+        self.policy = policy
+        self.rows_written = Metrics.counter(NAMESPACE, "rows_written")
+        self.bytes_written = Metrics.counter(NAMESPACE, "bytes_written")
+        self.ranges_done = Metrics.counter(NAMESPACE, "ranges_done")
+
+    def setup(self) -> None:
+        self._layout = Layout(self.output)
+        self._open: dict[PieceKey, _OpenPiece] = {}
+        ensure_dir(self._layout.data_dir)
+
+    def start_bundle(self) -> None:
+        self._open = {}
+
+    def _piece(self, key: PieceKey) -> _OpenPiece:
+        piece = self._open.get(key)
+        if piece is None:
+            stem = self._layout.piece_stem(key.unit_id, key.offset)
+            temp = self._layout.temp_file(stem, self.sink.extension)
+            writer = open_unit_writer(temp, self.plan, self.sink, self.policy)
+            piece = self._open[key] = _OpenPiece(temp, writer, StatsBuilder(self.plan))
+        return piece
+
+    def process(self, element: RowBatch | PieceEnd) -> Iterator[dict[str, Any]]:
+        if isinstance(element, RowBatch):
+            piece = self._piece(element.piece)
+            piece.writer.write_rows(element.rows)
+            piece.stats.add_rows(element.rows)
+            piece.rows += len(element.rows)
+            return
+        yield self._commit(element)
+
+    def _commit(self, end: PieceEnd) -> dict[str, Any]:
+        key = end.piece
+        piece = self._piece(key)
+        del self._open[key]
+        piece.writer.close()
+        layout = self._layout
+        stem = layout.piece_stem(key.unit_id, key.offset)
+        final = layout.data_file(stem, self.sink.extension)
+        FileSystems.rename([piece.temp_path], [final])
+        size = _size(final)
+        stats = piece.stats.to_json()
+        max_wt = max(
+            (w["max"] for w in stats["writetime"].values() if w["max"] is not None), default=None
+        )
+        marker = {
+            "unit_id": key.unit_id,
+            "start": key.piece_start,
+            "end": end.piece_end,
+            "rows": piece.rows,
+            "rows_read": end.rows_read,
+            "file": posixpath.basename(final.replace("\\", "/")),
+            "bytes": size,
+            "committed_at": _now_iso(),
+            "max_writetime": max_wt,
+            "windows_split": end.windows_split,
+            "retries": end.retries,
+            "stats": stats,
+        }
+        write_json(layout.marker(stem), marker)
+        self.rows_written.inc(piece.rows)
+        self.bytes_written.inc(size or 0)
+        self.ranges_done.inc()
+        return {k: marker[k] for k in ("unit_id", "start", "end", "rows")}
+
+    def finish_bundle(self) -> None:
+        if self._open:
+            stranded = list(self._open.values())
+            self._open = {}
+            for piece in stranded:
+                try:
+                    piece.writer.close()
+                    delete_files([piece.temp_path])
+                except Exception:  # best effort; the bundle fails below anyway
+                    pass
+            raise RuntimeError(
+                "a work unit's rows were split across bundles before its end arrived; the "
+                "runner did not fuse the reader with the writer, which this export requires"
+            )
+
+
+def _size(path: str) -> int | None:
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:
+        return None
+
+
+def _now_iso() -> str:
+    return cql_types.format_writetime_iso(time.time_ns() // 1000)
+
+
+class WriteExport(beam.PTransform):
+    """Row batches of pieces -> committed files and markers; emits one summary per piece."""
+
+    def __init__(self, plan: TablePlan, output: str, sink: SinkConfig, policy: str = "max"):
+        super().__init__()
+        self.plan = plan
+        self.output = output
+        self.sink = sink
+        self.policy = policy
+
+    def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
+        return pcoll | "CommitPieces" >> beam.ParDo(
+            WritePiecesFn(self.plan, self.output, self.sink, self.policy)
+        )
+
+
+# --- finalization ------------------------------------------------------------------------
+
+
+class FinalizeError(RuntimeError):
+    pass
+
+
+def finalize_export(
+    output: str,
+    *,
+    single_file: bool = False,
+    stats_chart: bool = False,
+    finished_at_micros: int | None = None,
+) -> dict[str, Any]:
+    """Verify the committed ranges, clean orphans, write checkpoint, stats and _SUCCESS."""
+    from transforms.manifest import load_export
+    from transforms.token_ranges import WorkUnit
+
+    layout = Layout(output)
+    manifest = load_export(layout)
+    units = [WorkUnit.from_json(u) for u in manifest["units"]]
+    markers = read_markers(layout)
+    problems = check_exact_cover(completed_ranges(markers))
+    if problems:
+        raise FinalizeError(f"committed ranges do not cover the ring exactly: {problems[:3]}")
+    delete_files(orphan_files(layout, markers))
+    checkpoint = checkpoint_body(markers, manifest["export_config"], len(units))
+    write_json(layout.checkpoint_json, checkpoint)
+    finished = finished_at_micros or time.time_ns() // 1000
+    started = int(manifest.get("started_at_micros") or finished)
+    duration = max(0.0, (finished - started) / 1e6)
+    merged = merge_stats(m.get("stats", {}) for m in markers)
+    stats = summarize(merged, manifest["plan"], cql_types.format_writetime_iso)
+    stats["duration_seconds"] = round(duration, 3)
+    stats["rows_per_second"] = round(stats["rows"] / duration, 1) if duration > 0 else None
+    stats["pieces"] = len(markers)
+    stats["ranges_split"] = sum(int(m.get("windows_split", 0)) for m in markers)
+    stats["retries"] = sum(int(m.get("retries", 0)) for m in markers)
+    write_json(layout.stats_json, stats)
+    if stats_chart:
+        from transforms.stats_chart import draw_stats_chart
+
+        draw_stats_chart(stats, layout.stats_png)
+    if single_file:
+        merge_single_file(layout, manifest, markers)
+    write_bytes_atomically(layout.success, b"")
+    return stats
+
+
+def merge_single_file(layout: Layout, manifest: dict[str, Any], markers: list[dict]) -> str:
+    """Concatenate the parts, in token order, into OUT/export.<ext>."""
+    config = manifest["export_config"]
+    sink = SinkConfig(
+        format=config["format"],
+        compression=config.get("compression", "none"),
+    )
+    ordered = sorted(markers, key=lambda m: int(m["start"]))
+    target = (
+        posixpath.join(layout.root, "export" + sink.extension)
+        if "://" in layout.root
+        else (FileSystems.join(layout.root, "export" + sink.extension))
+    )
+    temp = target + ".tmp"
+    parts = [FileSystems.join(layout.data_dir, m["file"]) for m in ordered]
+    if sink.format == "avro":
+        import fastavro
+
+        with FileSystems.open(parts[0]) as first:
+            schema = fastavro.reader(first).writer_schema
+        codec = config.get("avro_codec", "deflate")
+        with FileSystems.create(temp) as out:
+            writer = fastavro.write.Writer(out, fastavro.parse_schema(schema), codec=codec)
+            for part in parts:
+                with FileSystems.open(part) as handle:
+                    for record in fastavro.reader(handle):
+                        writer.write(record)
+            writer.flush()
+    else:
+        ctype = sink.compression_type
+        with FileSystems.create(temp, compression_type=ctype) as out:
+            if sink.format == "json":
+                out.write(b"[")
+            first_row = True
+            for index, part in enumerate(parts):
+                with FileSystems.open(part, compression_type=ctype) as handle:
+                    data = handle.read()
+                if sink.format == "csv":
+                    header_end = _csv_header_end(data)
+                    out.write(data if index == 0 else data[header_end:])
+                elif sink.format == "jsonl":
+                    out.write(data)
+                else:
+                    body = data.strip()[1:-1].strip()
+                    if body:
+                        out.write((b"\n" if first_row else b",\n") + body)
+                        first_row = False
+            if sink.format == "json":
+                out.write(b"\n]\n" if not first_row else b"]\n")
+    FileSystems.rename([temp], [target])
+    return target
+
+
+def _csv_header_end(data: bytes) -> int:
+    """Offset just past the header line (header names may be quoted with newlines)."""
+    in_quotes = False
+    for i, byte in enumerate(data):
+        if byte == 0x22:
+            in_quotes = not in_quotes
+        elif byte == 0x0A and not in_quotes:
+            return i + 1
+    return len(data)
+
+
+class FinalizeFn(beam.DoFn):
+    """Runs once, after every piece committed (its input is a global count)."""
+
+    def __init__(self, output: str, single_file: bool, stats_chart: bool) -> None:
+        self.output = output
+        self.single_file = single_file
+        self.stats_chart = stats_chart
+
+    def process(self, _count: int) -> Iterator[dict[str, Any]]:
+        yield finalize_export(
+            self.output, single_file=self.single_file, stats_chart=self.stats_chart
+        )
+
+
+def read_stats(output: str) -> dict[str, Any]:
+    return read_json(Layout(output).stats_json)

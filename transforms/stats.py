@@ -1,0 +1,204 @@
+"""Writetime and TTL statistics: per column count, nulls, min / max / mean writetime,
+cells with a TTL, min / max TTL, and a histogram of writetimes by day.
+
+Accumulators are plain JSON-able dicts, so each committed work unit stores its own in
+its marker and a resumed export merges them: the statistics always describe the
+whole export, whichever runs produced its parts. ``WritetimeStatsFn`` is the same
+logic as a Beam ``CombineFn`` over row batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import apache_beam as beam
+
+from transforms.table_plan import TablePlan
+
+_DAY_MICROS = 86_400_000_000
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def day_of(micros: int) -> str:
+    """The UTC day of a writetime, as YYYY-MM-DD (out-of-range days as a day number)."""
+    days = micros // _DAY_MICROS
+    ordinal = _EPOCH_ORDINAL + days
+    if 1 <= ordinal <= dt.date.max.toordinal():
+        return dt.date.fromordinal(ordinal).isoformat()
+    return f"day{days}"
+
+
+def _latest(value: Any) -> Any:
+    if isinstance(value, list):
+        present = [v for v in value if v is not None]
+        return max(present) if present else None
+    return value
+
+
+class StatsBuilder:
+    """Accumulates statistics over rows of one plan (rows in plan order)."""
+
+    def __init__(self, plan: TablePlan) -> None:
+        self.names = [c.name for c in plan.columns]
+        self.wt_names = list(plan.writetime_columns)
+        self.ttl_names = list(plan.ttl_columns)
+        self.n_values = len(self.names)
+        self.rows = 0
+        self.nulls = [0] * self.n_values
+        self.wt = [[0, None, None, 0] for _ in self.wt_names]  # count, min, max, sum
+        self.days: list[dict[str, int]] = [{} for _ in self.wt_names]
+        self.ttl = [[0, None, None] for _ in self.ttl_names]  # count, min, max
+        self._day_cache: dict[int, str] = {}
+
+    def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        n_values = self.n_values
+        n_wt = len(self.wt_names)
+        nulls = self.nulls
+        day_cache = self._day_cache
+        for row in rows:
+            self.rows += 1
+            for i in range(n_values):
+                if row[i] is None:
+                    nulls[i] += 1
+            for j in range(n_wt):
+                w = row[n_values + j]
+                if w is None:
+                    continue
+                if isinstance(w, list):
+                    w = _latest(w)
+                    if w is None:
+                        continue
+                acc = self.wt[j]
+                acc[0] += 1
+                acc[3] += w
+                if acc[1] is None or w < acc[1]:
+                    acc[1] = w
+                if acc[2] is None or w > acc[2]:
+                    acc[2] = w
+                day_key = w // _DAY_MICROS
+                day = day_cache.get(day_key)
+                if day is None:
+                    day = day_cache[day_key] = day_of(w)
+                hist = self.days[j]
+                hist[day] = hist.get(day, 0) + 1
+            for k in range(len(self.ttl_names)):
+                t = row[n_values + n_wt + k]
+                if isinstance(t, list):
+                    t = _latest(t)
+                if t is None:
+                    continue
+                acc = self.ttl[k]
+                acc[0] += 1
+                if acc[1] is None or t < acc[1]:
+                    acc[1] = t
+                if acc[2] is None or t > acc[2]:
+                    acc[2] = t
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "nulls": dict(zip(self.names, self.nulls, strict=True)),
+            "writetime": {
+                name: {"count": a[0], "min": a[1], "max": a[2], "sum": a[3], "days": d}
+                for name, a, d in zip(self.wt_names, self.wt, self.days, strict=True)
+            },
+            "ttl": {
+                name: {"count": a[0], "min": a[1], "max": a[2]}
+                for name, a in zip(self.ttl_names, self.ttl, strict=True)
+            },
+        }
+
+
+def empty_stats() -> dict[str, Any]:
+    return {"rows": 0, "nulls": {}, "writetime": {}, "ttl": {}}
+
+
+def _min(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def merge_stats(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    total = empty_stats()
+    for part in parts:
+        total["rows"] += part.get("rows", 0)
+        for name, n in part.get("nulls", {}).items():
+            total["nulls"][name] = total["nulls"].get(name, 0) + n
+        for name, acc in part.get("writetime", {}).items():
+            t = total["writetime"].setdefault(
+                name, {"count": 0, "min": None, "max": None, "sum": 0, "days": {}}
+            )
+            t["count"] += acc["count"]
+            t["sum"] += acc["sum"]
+            t["min"] = _min(t["min"], acc["min"])
+            t["max"] = _max(t["max"], acc["max"])
+            for day, n in acc.get("days", {}).items():
+                t["days"][day] = t["days"].get(day, 0) + n
+        for name, acc in part.get("ttl", {}).items():
+            t = total["ttl"].setdefault(name, {"count": 0, "min": None, "max": None})
+            t["count"] += acc["count"]
+            t["min"] = _min(t["min"], acc["min"])
+            t["max"] = _max(t["max"], acc["max"])
+    return total
+
+
+def summarize(
+    merged: dict[str, Any], plan_json: dict[str, Any], format_time: Any = None
+) -> dict[str, Any]:
+    """The stats.json body: per column figures, with means and ISO renderings."""
+    columns: dict[str, Any] = {}
+    for column in plan_json["columns"]:
+        name = column["name"]
+        entry: dict[str, Any] = {"nulls": merged["nulls"].get(name, 0)}
+        wt = merged["writetime"].get(name)
+        if wt is not None:
+            count = wt["count"]
+            # Integer mean (floor) keeps the figure exact and reproducible.
+            mean = wt["sum"] // count if count else None
+            entry["writetime"] = {
+                "count": count,
+                "min": wt["min"],
+                "max": wt["max"],
+                "mean": mean,
+            }
+            if format_time is not None:
+                for key in ("min", "max", "mean"):
+                    value = entry["writetime"][key]
+                    entry["writetime"][key + "_iso"] = (
+                        format_time(value) if value is not None else None
+                    )
+            entry["writetime"]["histogram_by_day"] = dict(sorted(wt["days"].items()))
+        ttl = merged["ttl"].get(name)
+        if ttl is not None:
+            entry["ttl"] = {"cells_with_ttl": ttl["count"], "min": ttl["min"], "max": ttl["max"]}
+        columns[name] = entry
+    return {"rows": merged["rows"], "columns": columns}
+
+
+class WritetimeStatsFn(beam.CombineFn):
+    """Beam combine over RowBatch elements (or lists of row tuples) -> merged stats dict."""
+
+    def __init__(self, plan: TablePlan) -> None:
+        self.plan = plan
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return empty_stats()
+
+    def add_input(self, accumulator: dict[str, Any], element: Any) -> dict[str, Any]:
+        rows = getattr(element, "rows", element)
+        if not isinstance(rows, list):
+            return accumulator
+        builder = StatsBuilder(self.plan)
+        builder.add_rows(rows)
+        return merge_stats([accumulator, builder.to_json()])
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        return merge_stats(accumulators)
+
+    def extract_output(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        return accumulator

@@ -1,0 +1,327 @@
+"""The planned column set: which columns are read, which get a writetime or TTL, in what order.
+
+A :class:`TablePlan` is built once, at pipeline construction, from the table's
+metadata, and is plain data: workers get it pickled and never look at the schema
+again, so a column added during the export cannot change the output's shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.cql_types import CqlType, parse_cql_type
+
+_LOG = logging.getLogger(__name__)
+
+PARTITION_KEY = "partition_key"
+CLUSTERING = "clustering"
+STATIC = "static"
+REGULAR = "regular"
+
+# CQL keywords that must be quoted when used as identifiers (reserved words).
+_RESERVED = frozenset(
+    """add allow alter and apply asc authorize batch begin by columnfamily create default delete
+    desc describe drop entries execute from full grant if in index infinity insert into is keyspace
+    limit mbean mbeans modify nan norecursive not null of on or order primary rename replace revoke
+    schema select set table to token truncate unlogged unset update use using view where with
+    """.split()
+)
+
+
+def quote_identifier(name: str) -> str:
+    """CQL spelling of an identifier: bare when lowercase and unreserved, else double-quoted."""
+    if name and name.isidentifier() and name == name.lower() and name.isascii():
+        if name not in _RESERVED and not name.startswith("_"):
+            return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PlanError(ValueError):
+    """The requested export does not fit the table (unknown column, ineligible column...)."""
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """One table column as exported."""
+
+    name: str
+    cql_type: CqlType
+    kind: str  # partition_key, clustering, static, regular
+
+    @property
+    def is_key(self) -> bool:
+        return self.kind in (PARTITION_KEY, CLUSTERING)
+
+    def writetime_ineligible_reason(self, multicell_supported: bool) -> str | None:
+        if self.kind == PARTITION_KEY:
+            return "it is a partition key column (Cassandra keeps no writetime for keys)"
+        if self.kind == CLUSTERING:
+            return "it is a clustering column (Cassandra keeps no writetime for keys)"
+        if self.cql_type.is_counter:
+            return "it is a counter (Cassandra rejects WRITETIME/TTL of counters)"
+        if self.cql_type.is_multicell and not multicell_supported:
+            return "it is a non-frozen collection or UDT, which needs Cassandra 5.0 or later"
+        return None
+
+
+@dataclass(frozen=True)
+class OutputField:
+    """One output column: a value, or the writetime / TTL of a value column."""
+
+    name: str
+    role: str  # value, writetime, ttl
+    column: ColumnPlan
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything a worker needs to read and write one table."""
+
+    keyspace: str
+    table: str
+    columns: tuple[ColumnPlan, ...]
+    writetime_columns: tuple[str, ...]
+    ttl_columns: tuple[str, ...]
+    writetime_suffix: str = "_writetime"
+    ttl_suffix: str = "_ttl"
+    release_version: str = ""
+    cluster_name: str = ""
+    warnings: tuple[str, ...] = field(default=())
+    user_types: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+
+    @property
+    def partition_key(self) -> tuple[ColumnPlan, ...]:
+        return tuple(c for c in self.columns if c.kind == PARTITION_KEY)
+
+    @property
+    def columns_by_name(self) -> dict[str, ColumnPlan]:
+        return {c.name: c for c in self.columns}
+
+    @property
+    def output_fields(self) -> tuple[OutputField, ...]:
+        by_name = self.columns_by_name
+        fields = [OutputField(c.name, "value", c) for c in self.columns]
+        fields += [
+            OutputField(n + self.writetime_suffix, "writetime", by_name[n])
+            for n in self.writetime_columns
+        ]
+        fields += [OutputField(n + self.ttl_suffix, "ttl", by_name[n]) for n in self.ttl_columns]
+        return tuple(fields)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.output_fields)
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{quote_identifier(self.keyspace)}.{quote_identifier(self.table)}"
+
+    def select_cql(self) -> str:
+        """The one query per token range: token first, then values, writetimes, TTLs."""
+        pk = ", ".join(quote_identifier(c.name) for c in self.partition_key)
+        selectors = [f"token({pk})"]
+        for column in self.columns:
+            q = quote_identifier(column.name)
+            if column.cql_type.name == "timestamp":
+                # Exact integer milliseconds; the driver's datetime overflows past year 9999.
+                selectors.append(f"blobAsBigint(timestampAsBlob({q}))")
+            else:
+                selectors.append(q)
+        selectors += [f"WRITETIME({quote_identifier(n)})" for n in self.writetime_columns]
+        selectors += [f"TTL({quote_identifier(n)})" for n in self.ttl_columns]
+        return (
+            f"SELECT {', '.join(selectors)} FROM {self.qualified_table} "
+            f"WHERE token({pk}) > ? AND token({pk}) <= ?"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyspace": self.keyspace,
+            "table": self.table,
+            "columns": [
+                {"name": c.name, "type": str(c.cql_type), "kind": c.kind} for c in self.columns
+            ],
+            "writetime_columns": list(self.writetime_columns),
+            "ttl_columns": list(self.ttl_columns),
+            "writetime_suffix": self.writetime_suffix,
+            "ttl_suffix": self.ttl_suffix,
+            "release_version": self.release_version,
+            "cluster_name": self.cluster_name,
+            "user_types": {name: [list(f), list(t)] for name, f, t in self.user_types},
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> TablePlan:
+        """The plan stored in a manifest (never re-read from the live schema)."""
+        user_types = {
+            name: (tuple(ft[0]), tuple(ft[1])) for name, ft in value.get("user_types", {}).items()
+        }
+        columns = tuple(
+            ColumnPlan(c["name"], parse_cql_type(c["type"], user_types), c["kind"])
+            for c in value["columns"]
+        )
+        return cls(
+            keyspace=value["keyspace"],
+            table=value["table"],
+            columns=columns,
+            writetime_columns=tuple(value["writetime_columns"]),
+            ttl_columns=tuple(value["ttl_columns"]),
+            writetime_suffix=value.get("writetime_suffix", "_writetime"),
+            ttl_suffix=value.get("ttl_suffix", "_ttl"),
+            release_version=value.get("release_version", ""),
+            cluster_name=value.get("cluster_name", ""),
+            user_types=tuple((n, f, t) for n, (f, t) in sorted(user_types.items())),
+        )
+
+
+def supports_multicell_writetime(release_version: str) -> bool:
+    """Cassandra 5.0 and later return per-element writetimes of non-frozen collections."""
+    try:
+        major = int(release_version.split(".")[0])
+    except (ValueError, IndexError):
+        return True
+    return major >= 5
+
+
+def _split_names(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    else:
+        items = [str(v).strip() for v in value]
+    return [v for v in items if v]
+
+
+def _resolve_name(name: str, available: Mapping[str, Any]) -> str | None:
+    """Column names as users type them: exact, else the unique case-insensitive match."""
+    if name.startswith('"') and name.endswith('"') and len(name) >= 2:
+        name = name[1:-1].replace('""', '"')
+        return name if name in available else None
+    if name in available:
+        return name
+    matches = [n for n in available if n.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def build_table_plan(
+    *,
+    keyspace: str,
+    table: str,
+    column_types: Sequence[tuple[str, str, str]],
+    user_types: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+    release_version: str,
+    cluster_name: str = "",
+    columns: str | Sequence[str] | None = None,
+    writetime_columns: str | Sequence[str] | None = "*",
+    ttl_columns: str | Sequence[str] | None = None,
+    writetime_suffix: str = "_writetime",
+    ttl_suffix: str = "_ttl",
+) -> TablePlan:
+    """Plan the export of one table from its metadata.
+
+    ``column_types`` lists ``(name, cql_type_string, kind)`` in table order:
+    partition key, clustering key, then the other columns.
+    """
+    all_columns = [
+        ColumnPlan(name, parse_cql_type(type_string, user_types), kind)
+        for name, type_string, kind in column_types
+    ]
+    by_name = {c.name: c for c in all_columns}
+    table_label = f"{keyspace}.{table}"
+
+    selected = _split_names(columns)
+    if selected:
+        chosen: set[str] = set()
+        for raw in selected:
+            name = _resolve_name(raw, by_name)
+            if name is None:
+                raise PlanError(
+                    f"--columns: table {table_label} has no column {raw!r}; "
+                    f"its columns are: {', '.join(by_name)}"
+                )
+            chosen.add(name)
+        exported = [c for c in all_columns if c.is_key or c.name in chosen]
+    else:
+        exported = list(all_columns)
+    exported_names = {c.name: c for c in exported}
+
+    multicell_ok = supports_multicell_writetime(release_version)
+    warnings: list[str] = []
+
+    def eligible_set(option: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
+        names = _split_names(value)
+        if not names or names == ["none"]:
+            return ()
+        if names == ["*"]:
+            result = []
+            for column in exported:
+                reason = column.writetime_ineligible_reason(multicell_ok)
+                if reason is None:
+                    result.append(column.name)
+                elif column.cql_type.is_multicell and not multicell_ok:
+                    warnings.append(
+                        f"{option}: column {column.name!r} is left out: {reason} "
+                        f"(this cluster runs {release_version})"
+                    )
+            return tuple(result)
+        result = []
+        for raw in names:
+            name = _resolve_name(raw, by_name)
+            if name is None:
+                raise PlanError(f"--{option}: table {table_label} has no column {raw!r}")
+            if name not in exported_names:
+                raise PlanError(
+                    f"--{option}: column {name!r} is not among the exported "
+                    f"--columns; add it there too"
+                )
+            reason = by_name[name].writetime_ineligible_reason(multicell_ok)
+            if reason is not None:
+                raise PlanError(
+                    f"--{option}: column {name!r} cannot have a "
+                    f"{'TTL' if option.startswith('ttl') else 'writetime'}: {reason}"
+                )
+            if name not in result:
+                result.append(name)
+        order = {c.name: i for i, c in enumerate(exported)}
+        return tuple(sorted(result, key=order.__getitem__))
+
+    wt = eligible_set("writetime-columns", writetime_columns)
+    ttl = eligible_set("ttl-columns", ttl_columns)
+    if not writetime_suffix:
+        raise PlanError("--writetime-suffix must not be empty")
+    if not ttl_suffix:
+        raise PlanError("--ttl-suffix must not be empty")
+    if writetime_suffix == ttl_suffix and wt and ttl:
+        raise PlanError("--writetime-suffix and --ttl-suffix must differ")
+
+    plan = TablePlan(
+        keyspace=keyspace,
+        table=table,
+        columns=tuple(exported),
+        writetime_columns=wt,
+        ttl_columns=ttl,
+        writetime_suffix=writetime_suffix,
+        ttl_suffix=ttl_suffix,
+        release_version=release_version,
+        cluster_name=cluster_name,
+        warnings=tuple(dict.fromkeys(warnings)),
+        user_types=tuple(
+            (name, tuple(fields), tuple(types))
+            for name, (fields, types) in sorted(user_types.items())
+        ),
+    )
+    seen: dict[str, str] = {}
+    for f in plan.output_fields:
+        clash = seen.get(f.name)
+        if clash is not None or (f.role != "value" and f.name in by_name):
+            option = "--writetime-suffix" if f.role == "writetime" else "--ttl-suffix"
+            raise PlanError(
+                f"output column {f.name!r} would clash with the table's column of that name; "
+                f"choose another suffix with {option} (for example {option}=_wt)"
+            )
+        seen[f.name] = f.role
+    return plan

@@ -1,0 +1,176 @@
+"""Token ring math: work units as Cassandra ``(start, end]`` token ranges.
+
+The Murmur3 ring is ``(-2**63, 2**63 - 1]``: ``-2**63`` is never a partition
+token, so a range starting there loses nothing. Every function here keeps the
+invariant that the planned ranges cover that interval exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MIN_TOKEN = -(2**63)
+MAX_TOKEN = 2**63 - 1
+RING_SIZE = MAX_TOKEN - MIN_TOKEN  # number of tokens in (MIN_TOKEN, MAX_TOKEN]
+
+
+@dataclass(frozen=True, order=True)
+class TokenRange:
+    """A half-open token range ``(start, end]``; ``start < end``, never wrapping."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not (MIN_TOKEN <= self.start < self.end <= MAX_TOKEN):
+            raise ValueError(f"invalid token range ({self.start}, {self.end}]")
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def contains(self, token: int) -> bool:
+        return self.start < token <= self.end
+
+    def split(self, parts: int) -> list[TokenRange]:
+        """Split into ``parts`` contiguous ranges of near-equal token width."""
+        parts = max(1, min(parts, self.size))
+        bounds = [self.start + (self.size * i) // parts for i in range(parts)] + [self.end]
+        return [TokenRange(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One planned unit of work: an id and its ``(start, end]`` range."""
+
+    unit_id: int
+    start: int
+    end: int
+
+    @property
+    def token_range(self) -> TokenRange:
+        return TokenRange(self.start, self.end)
+
+    def to_json(self) -> list[int]:
+        return [self.unit_id, self.start, self.end]
+
+    @classmethod
+    def from_json(cls, value: Sequence[int]) -> WorkUnit:
+        unit_id, start, end = (int(v) for v in value)
+        return cls(unit_id, start, end)
+
+
+def ring_ranges(ring_tokens: Iterable[int]) -> list[TokenRange]:
+    """Primary ranges of a ring given its node tokens, the wrapping one split in two.
+
+    A ring of tokens ``t0 < ... < tn`` owns ``(t_{i-1}, t_i]`` plus the wrapping
+    range ``(tn, t0]``, which becomes ``(tn, MAX]`` and ``(MIN, t0]``.
+    """
+    tokens = sorted(set(int(t) for t in ring_tokens))
+    if not tokens:
+        return [TokenRange(MIN_TOKEN, MAX_TOKEN)]
+    ranges = [TokenRange(a, b) for a, b in zip(tokens, tokens[1:], strict=False)]
+    if tokens[-1] < MAX_TOKEN:
+        ranges.append(TokenRange(tokens[-1], MAX_TOKEN))
+    if tokens[0] > MIN_TOKEN:
+        ranges.append(TokenRange(MIN_TOKEN, tokens[0]))
+    return sorted(ranges)
+
+
+def plan_ranges(
+    ring_tokens: Iterable[int],
+    splits: int,
+    partitions_per_range: dict[tuple[int, int], int] | None = None,
+) -> list[TokenRange]:
+    """Cut the ring into about ``splits`` ranges of similar weight.
+
+    Each ring range keeps its own boundaries (so each unit has one replica set)
+    and gets a share of ``splits`` in proportion to its weight: the partition
+    count from ``system.size_estimates`` where known, else its token width.
+    """
+    if splits < 1:
+        raise ValueError("splits must be at least 1")
+    base = ring_ranges(ring_tokens)
+    weights = _weights(base, partitions_per_range or {})
+    total = sum(weights)
+    planned: list[TokenRange] = []
+    for token_range, weight in zip(base, weights, strict=True):
+        share = max(1, round(splits * weight / total)) if total else 1
+        planned.extend(token_range.split(share))
+    return planned
+
+
+def _weights(base: list[TokenRange], estimates: dict[tuple[int, int], int]) -> list[float]:
+    """Weight of each range: estimated partitions when estimates cover the ring, else width."""
+    if estimates:
+        est_ranges = [
+            (TokenRange(s, e) if s < e else None, count)
+            for (s, e), count in estimates.items()
+            if count >= 0
+        ]
+        weights = []
+        for token_range in base:
+            weight = 0.0
+            for est, count in est_ranges:
+                if est is None:
+                    continue
+                overlap = min(est.end, token_range.end) - max(est.start, token_range.start)
+                if overlap > 0:
+                    weight += count * overlap / est.size
+            weights.append(weight)
+        if sum(weights) > 0:
+            # Ranges with no estimate still get a small width-based weight.
+            mean_density = sum(weights) / sum(r.size for r in base)
+            return [
+                w if w > 0 else r.size * mean_density * 0.1
+                for w, r in zip(weights, base, strict=True)
+            ]
+    return [float(r.size) for r in base]
+
+
+def make_work_units(ranges: Sequence[TokenRange]) -> list[WorkUnit]:
+    return [WorkUnit(i, r.start, r.end) for i, r in enumerate(sorted(ranges))]
+
+
+def subtract(token_range: TokenRange, done: Iterable[TokenRange]) -> list[TokenRange]:
+    """The parts of ``token_range`` not covered by ``done``."""
+    remaining = [token_range]
+    for d in sorted(done):
+        next_remaining = []
+        for r in remaining:
+            if d.end <= r.start or d.start >= r.end:
+                next_remaining.append(r)
+                continue
+            if d.start > r.start:
+                next_remaining.append(TokenRange(r.start, d.start))
+            if d.end < r.end:
+                next_remaining.append(TokenRange(d.end, r.end))
+        remaining = next_remaining
+    return remaining
+
+
+def check_exact_cover(ranges: Iterable[TokenRange]) -> list[str]:
+    """Problems (gaps, overlaps) of ``ranges`` as a cover of the whole ring; empty if exact."""
+    problems = []
+    position = MIN_TOKEN
+    for r in sorted(ranges):
+        if r.start > position:
+            problems.append(f"gap ({position}, {r.start}]")
+        elif r.start < position:
+            problems.append(f"overlap ({r.start}, {min(position, r.end)}]")
+        position = max(position, r.end)
+    if position < MAX_TOKEN:
+        problems.append(f"gap ({position}, {MAX_TOKEN}]")
+    return problems
+
+
+def merge_adjacent(ranges: Iterable[TokenRange]) -> list[list[int]]:
+    """Sorted ``[start, end]`` pairs with touching ranges merged (for checkpoint.json)."""
+    merged: list[list[int]] = []
+    for r in sorted(ranges):
+        if merged and merged[-1][1] == r.start:
+            merged[-1][1] = r.end
+        else:
+            merged.append([r.start, r.end])
+    return merged
