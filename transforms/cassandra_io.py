@@ -115,13 +115,15 @@ def parse_host(entry: str, default_port: int) -> tuple[str, int]:
 
 def _allow_null_list_elements() -> None:
     """TTL(<non-frozen collection>) is a list<int> that may hold nulls (elements
-    without TTL); the driver's Cython list decoder rejects those, its Python one does not."""
+    without TTL), and WRITETIME(<non-frozen UDT>) a list<bigint> with a null per null
+    field; the driver's Cython list decoder rejects those, its Python one does not."""
     try:
         from cassandra import cqltypes, deserializers
     except ImportError:  # pure-Python driver build: nothing to do
         return
-    list_of_int = cqltypes.lookup_casstype("ListType(Int32Type)")
-    deserializers.__dict__["Des" + list_of_int.__name__] = deserializers.GenericDeserializer
+    for type_name in ("ListType(Int32Type)", "ListType(LongType)"):
+        list_type = cqltypes.lookup_casstype(type_name)
+        deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
 
 
 def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
@@ -558,12 +560,13 @@ class _RangeReader:
                 break
             window_end = stop if window is None else min(stop, complete + window)
             skip = partial  # after a split, rows of last_token already delivered
+            query_after = complete  # fixed for the window: a paging state belongs to its query
             paging_state = None
             failures = 0
             split = False
             while True:
                 try:
-                    rows, paging_state = self._fetch(complete, window_end, paging_state)
+                    rows, paging_state = self._fetch(query_after, window_end, paging_state)
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
