@@ -109,6 +109,8 @@ def _config_to_argv(path: str) -> list[str]:
             value = ",".join(str(v) for v in value)
         if isinstance(value, dict):
             raise UsageError(f"--config: {path}: option {key!r} must be a single value")
+        if isinstance(value, str) and value.startswith("~/"):
+            value = os.path.expanduser(value)  # e.g. prism_location in run_configs/prism.yaml
         argv.append(f"{flag}={value}")
     return argv
 

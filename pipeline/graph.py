@@ -7,12 +7,16 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.launcher import ExportJob
 from transforms.cassandra_io import ReadRangesFn
-from transforms.normalize import FilterByWritetime, NormalizeWritetimes
+from transforms.normalize import FilterByWritetime
 from transforms.sinks import FinalizeFn, WriteExport
 
 
 def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
-    """Work units -> Reshuffle -> read -> normalize -> filter -> commit pieces -> finalize."""
+    """Work units -> Reshuffle -> read -> filter -> commit pieces -> finalize.
+
+    Filters and statistics use the max of a collection's per-element writetimes (spec 4),
+    so rows keep those lists until the writer, which applies ``--collection-writetime``.
+    """
     options = PipelineOptions(beam_args)
     pipeline = beam.Pipeline(options=options)
     rows = (
@@ -21,7 +25,6 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
         | "Reshuffle" >> beam.Reshuffle()
         | "ReadTokenRanges"
         >> beam.ParDo(ReadRangesFn(job.connection, job.plan, job.batch_size, job.checkpoint_rows))
-        | "NormalizeWritetimes" >> NormalizeWritetimes(job.plan, job.policy)
     )
     if job.row_filter.active:
         rows = rows | "FilterByWritetime" >> FilterByWritetime(job.plan, job.row_filter)

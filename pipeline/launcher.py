@@ -4,6 +4,7 @@ prepare the output directory, build and run the pipeline, report progress and a 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ def connection_config(settings: Settings) -> ConnectionConfig:
     hosts = tuple(h.strip() for h in str(settings["hosts"]).split(",") if h.strip())
     if not hosts:
         raise UsageError("--hosts: give at least one contact point, e.g. --hosts 10.0.0.1:9042")
+    if not 0 < settings["port"] < 65536:
+        raise UsageError(f"--port: {settings['port']} is not a port number (1-65535)")
     for host in hosts:
         try:
             parse_host(host, settings["port"])
@@ -142,7 +145,7 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
 
     where = ", ".join(config.hosts)
     try:
-        return connect(config)
+        return _connect_quietly(config)
     except NoHostAvailable as exc:
         errors = list(exc.errors.values())
         if any(isinstance(e, AuthenticationFailed) for e in errors):
@@ -167,6 +170,18 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
         raise UsageError(
             _scrub(f"cannot connect to Cassandra at {where}: {exc}", config.password)
         ) from None
+
+
+def _connect_quietly(config: ConnectionConfig) -> tuple[Any, Any]:
+    """connect() without the driver's own log tracebacks: its failure becomes one line."""
+    driver_log = logging.getLogger("cassandra")
+    previous = driver_log.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        driver_log.setLevel(logging.CRITICAL)
+    try:
+        return connect(config)
+    finally:
+        driver_log.setLevel(previous)
 
 
 def _first_reason(errors: list[Any]) -> str:
@@ -242,7 +257,7 @@ def _incremental_start(settings: Settings) -> tuple[int | None, dict[str, Any] |
     started = int(prev_manifest["started_at_micros"])
     overlap = int(float(settings["incremental_overlap"]) * 1_000_000)
     origin = {
-        "path": previous,
+        "path": previous if "://" in previous else os.path.abspath(previous),
         "started_at": prev_manifest.get("started_at"),
         "started_at_micros": started,
         "overlap_seconds": settings["incremental_overlap"],
@@ -292,9 +307,36 @@ def prepare_export(settings: Settings) -> ExportJob:
     layout = mf.Layout(output)
     _check_output_is_directory(output)
 
-    if resume:
-        return _prepare_resume(settings, layout)
-    return _prepare_new(settings, layout)
+    job = _prepare_resume(settings, layout) if resume else _prepare_new(settings, layout)
+    if job.checkpoint_rows and _local_runner_workers(settings.beam_args) > 1:
+        # FnApiRunner's ParallelBundleManager drops the residuals of self-checkpointed
+        # restrictions (defer_remainder), so the rest of every checkpointed unit would be
+        # lost (Finalize then fails on the gap). Pieces only help rebalancing: read units whole.
+        job.checkpoint_rows = 0
+        job.warnings.append(
+            "--checkpoint-rows is ignored with --direct_num_workers other than 1: Beam's local "
+            "runner loses the work a checkpoint hands back when it runs several workers"
+        )
+    return job
+
+
+def _local_runner_workers(beam_args: list[str]) -> int:
+    """Workers of the local FnApiRunner / DirectRunner; 1 for any other runner."""
+    import os
+
+    from apache_beam.options.pipeline_options import (
+        DirectOptions,
+        PipelineOptions,
+        StandardOptions,
+    )
+
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    name = str(runner).rsplit(".", 1)[-1].lower().removesuffix("runner")
+    if name not in ("fnapi", "direct", "switchingdirect"):
+        return 1
+    workers = options.view_as(DirectOptions).direct_num_workers
+    return (os.cpu_count() or 1) if workers == 0 else max(1, int(workers or 1))
 
 
 def _check_output_is_directory(output: str) -> None:
@@ -393,9 +435,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
     units = make_work_units(plan_ranges(tokens, splits, estimates))
     export_config = _export_config(settings, plan, workers)
     if settings.get("overwrite") and not mf.is_empty_dir(layout.root):
-        from apache_beam.io.filesystems import FileSystems
-
-        FileSystems.delete([layout.root])
+        mf.delete_tree(layout.root)
     started = time.time_ns() // 1000
     from transforms.cql_types import format_writetime_iso
 

@@ -159,9 +159,23 @@ def delete_files(paths: Iterable[str]) -> None:
 
 
 def is_empty_dir(path: str) -> bool:
-    if not FileSystems.exists(path):
+    """True when no file lies anywhere under ``path`` (hidden ones and subdirectories count).
+
+    An object store has no directory objects, so ``exists`` says nothing there: list the
+    prefix. ``*`` would only see files directly in ``path``, missing data/ and _manifest/.
+    """
+    if "://" not in path and not FileSystems.exists(path):
         return True
-    return not list_files(path, "*") and not list_files(path, ".*")
+    return not list_files(path, "**")
+
+
+def delete_tree(path: str) -> None:
+    """Delete everything under ``path``: a local directory, or every object under an object
+    store prefix (``FileSystems.delete`` of a bare prefix deletes nothing on GCS)."""
+    if "://" in path:
+        delete_files(list_files(path, "**"))
+    else:
+        FileSystems.delete([path])
 
 
 # --- markers -----------------------------------------------------------------------------

@@ -28,8 +28,8 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
     if policy == "list":
 
         def as_list(values: Any) -> Any:
-            if values is None:
-                return None
+            if not isinstance(values, list | tuple):
+                return values
             values = list(values)
             return values or None
 
@@ -37,8 +37,8 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
     pick = max if policy == "max" else min
 
     def collapse(values: Any) -> Any:
-        if values is None:
-            return None
+        if not isinstance(values, list | tuple):
+            return values  # null, or already one value: normalizing twice changes nothing
         present = [v for v in values if v is not None]
         return pick(present) if present else None
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import logging
 import posixpath
@@ -50,6 +49,7 @@ from transforms.manifest import (
     write_bytes_atomically,
     write_json,
 )
+from transforms.normalize import normalize_row_fn
 from transforms.stats import StatsBuilder, merge_stats, summarize
 from transforms.table_plan import OutputField, TablePlan
 
@@ -148,6 +148,107 @@ def _avro_field(field: OutputField) -> Callable[[Any], Any]:
     return lambda v: v  # writetime micros / TTL ints (or lists) as they are
 
 
+# --- CSV a column at a time ----------------------------------------------------------------
+# A batch is converted column by column (zip(*rows)): builtins such as str() run over a
+# whole column in C, text needs no conversion, and a column is scanned once for what
+# needs quoting. The text is the same as _csv_field and _CsvWriter._quote field by field.
+
+_DIGITS = frozenset("-0123456789")
+_ISO_CHARS = _DIGITS | frozenset(":.TZ")
+# Every character a non-null field of these types can hold; such a field is never empty.
+_CSV_ALPHABETS = {
+    **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
+    "double": _DIGITS | frozenset(".e+NaInfity"),
+    "boolean": frozenset("truefals"),
+    "uuid": _DIGITS | frozenset("abcdef"),
+    "timeuuid": _DIGITS | frozenset("abcdef"),
+    "timestamp": _ISO_CHARS,
+    "date": _DIGITS,
+}
+_BOOL_TEXT = {False: "false", True: "true"}
+_NON_FINITE_REPRS = ("nan", "inf", "-inf")
+
+
+def _csv_quote(delimiter: str, null: str, text: str) -> str:
+    # RFC 4180: quote when needed; an empty string is quoted so it differs from null.
+    if not text or delimiter in text or '"' in text or "\n" in text or "\r" in text or text == null:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_texts_fn(field: OutputField, sink: SinkConfig) -> tuple[Any, frozenset[str] | None]:
+    """(non-null values -> texts, the characters those texts can hold or None if any)."""
+    column_type = field.column.cql_type
+    if field.role == "value":
+        spec = cql_types._SCALARS.get(column_type.name)
+        if spec is None:  # collections, tuples, UDTs, vectors: JSON text
+            text = cql_types.csv_formatter(column_type)
+            return (lambda values: list(map(text, values))), None
+        csv_text = spec.csv
+        if csv_text is cql_types._identity:  # text, ascii
+            return (lambda values: values), None
+        if column_type.name == "double":
+
+            def doubles(values: Sequence[Any]) -> list[str]:
+                texts = list(map(repr, values))
+                if any(special in texts for special in _NON_FINITE_REPRS):
+                    return list(map(csv_text, values))
+                return texts
+
+            return doubles, _CSV_ALPHABETS["double"]
+        if column_type.name == "boolean":
+
+            def booleans(values: Sequence[Any]) -> list[str]:
+                try:
+                    return list(map(_BOOL_TEXT.__getitem__, values))
+                except (KeyError, TypeError):
+                    return list(map(csv_text, values))
+
+            return booleans, _CSV_ALPHABETS["boolean"]
+        return (lambda values: list(map(csv_text, values))), _CSV_ALPHABETS.get(column_type.name)
+    if not column_type.is_multicell:  # one integer per cell
+        if field.role == "writetime" and sink.writetime_format == "iso":
+            iso = cql_types.format_writetime_iso
+            return (lambda values: list(map(iso, values))), _ISO_CHARS
+        if field.role == "ttl" or sink.writetime_format == "micros":
+            return (lambda values: list(map(str, values))), _DIGITS
+    text = _csv_field(field, sink)  # lists of element writetimes / TTLs
+    return (lambda values: list(map(text, values))), None
+
+
+def _csv_column(field: OutputField, sink: SinkConfig) -> Callable[[Sequence[Any]], Sequence[str]]:
+    """A column's values (None for null) -> its CSV fields, quoted where needed."""
+    delimiter, null = sink.delimiter, sink.null_value
+    texts_of, alphabet = _csv_texts_fn(field, sink)
+    # A field drawn from ``alphabet`` is never empty and never holds a quote, CR or LF; it
+    # needs quoting only if it could hold the delimiter or equal a non-empty null text.
+    never_quoted = alphabet is not None and not (
+        all(ch in alphabet for ch in delimiter) or (null and all(ch in alphabet for ch in null))
+    )
+
+    def convert(column: Sequence[Any]) -> Sequence[str]:
+        has_null = None in column
+        values = [v for v in column if v is not None] if has_null else column
+        texts = texts_of(values)
+        if not never_quoted:
+            joined = "".join(texts)
+            if (
+                delimiter in joined
+                or '"' in joined
+                or "\n" in joined
+                or "\r" in joined
+                or "" in texts
+                or null in texts
+            ):
+                texts = [_csv_quote(delimiter, null, t) for t in texts]
+        if has_null:
+            found = iter(texts)
+            return [null if v is None else next(found) for v in column]
+        return texts
+
+    return convert
+
+
 def avro_schema_for(plan: TablePlan, policy: str) -> tuple[dict[str, Any], list[str]]:
     """The Avro schema of the export and the Avro field name of each output column."""
     names = cql_types.AvroNames(reserved=())
@@ -163,7 +264,7 @@ def avro_schema_for(plan: TablePlan, policy: str) -> tuple[dict[str, Any], list[
         elif field.role == "writetime":
             schema = {"type": "long", "logicalType": "timestamp-micros"}
             if multi:
-                schema = {"type": "array", "items": schema}
+                schema = {"type": "array", "items": ["null", schema]}  # UDT: null per null field
         else:
             schema = {"type": "array", "items": ["null", "int"]} if multi else "int"
         entry: dict[str, Any] = {"name": avro_name, "type": ["null", schema], "default": None}
@@ -178,6 +279,29 @@ def avro_schema_for(plan: TablePlan, policy: str) -> tuple[dict[str, Any], list[
         "fields": fields,
     }
     return schema, field_names
+
+
+def _is_identity(field: OutputField, fmt: str) -> bool:
+    """True when the field's value goes into the JSON / Avro record unchanged."""
+    if field.role == "ttl" or (field.role == "writetime" and fmt == "avro"):
+        return True
+    if field.role != "value":
+        return False
+    spec = cql_types._SCALARS.get(field.column.cql_type.name)
+    return spec is not None and getattr(spec, fmt) is cql_types._identity
+
+
+def _converted_rows(
+    rows: Sequence[tuple[Any, ...]], converters: Sequence[Callable[[Any], Any] | None]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows with each column converted (None: as it is), a column at a time."""
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+    if columns and len(columns) != len(converters):
+        raise ValueError(f"rows have {len(columns)} fields, the plan {len(converters)}")
+    for i, convert in enumerate(converters):
+        if convert is not None and columns:
+            columns[i] = list(map(convert, columns[i]))
+    return zip(*columns, strict=True)
 
 
 # --- unit writers ------------------------------------------------------------------------
@@ -195,12 +319,15 @@ class UnitWriter:
 
 class _CsvWriter(UnitWriter):
     def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig) -> None:
-        self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        # Bytes straight to the handle: Beam's CompressedFile (gzip, zstd) has no
+        # writable(), so io.TextIOWrapper cannot wrap it.
+        self._handle = handle
         self._delimiter = sink.delimiter
         self._null = sink.null_value
         fields = plan.output_fields
         self._converters = [_csv_field(f, sink) for f in fields]
-        self._text.write(self._line([f.name for f in fields]))
+        self._columns = [_csv_column(f, sink) for f in fields]
+        self._handle.write(self._line([f.name for f in fields]).encode("utf-8"))
 
     def _quote(self, text: str) -> str:
         # RFC 4180: quote when needed; an empty string is quoted so it differs from null.
@@ -221,15 +348,22 @@ class _CsvWriter(UnitWriter):
         return self._delimiter.join(null if t is None else quote(t) for t in texts) + "\r\n"
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        converters = self._converters
-        line = self._line
-        self._text.write(
-            "".join(line([c(v) for c, v in zip(converters, row, strict=True)]) for row in rows)
-        )
+        if not rows:
+            return
+        columns = self._columns
+        if set(map(len, rows)) != {len(columns)}:  # a malformed row: fail as field by field
+            converters = self._converters
+            for row in rows:
+                self._line([c(v) for c, v in zip(converters, row, strict=True)])
+        fields = [
+            convert(column)
+            for convert, column in zip(columns, zip(*rows, strict=True), strict=True)
+        ]
+        lines = map(self._delimiter.join, zip(*fields, strict=True))
+        self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
 
     def close(self) -> None:
-        self._text.flush()
-        self._text.detach().close()
+        self._handle.close()
 
 
 def _json_default(value: Any) -> Any:
@@ -245,6 +379,10 @@ class _JsonWriter(UnitWriter):
         self._handle = handle
         self._names = list(plan.field_names)
         self._converters = [_json_field(f, sink) for f in plan.output_fields]
+        self._columns = [
+            None if _is_identity(f, "json") else c
+            for f, c in zip(plan.output_fields, self._converters, strict=True)
+        ]
         self._array = array
         self._first = True
         self._encoder = json.JSONEncoder(
@@ -255,11 +393,10 @@ class _JsonWriter(UnitWriter):
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         names = self._names
-        converters = self._converters
         encode = self._encoder.encode
         lines = [
-            encode({n: c(v) for n, c, v in zip(names, converters, row, strict=True)})
-            for row in rows
+            encode(dict(zip(names, values, strict=True)))
+            for values in _converted_rows(rows, self._columns)
         ]
         if not lines:
             return
@@ -285,6 +422,10 @@ class _AvroWriter(UnitWriter):
         self._handle = handle
         self._names = field_names
         self._converters = [_avro_field(f) for f in plan.output_fields]
+        self._columns = [
+            None if _is_identity(f, "avro") else c
+            for f, c in zip(plan.output_fields, self._converters, strict=True)
+        ]
         codec = "null" if sink.avro_codec == "null" else sink.avro_codec
         self._writer = fastavro.write.Writer(
             handle, fastavro.parse_schema(schema), codec=codec, sync_interval=256 * 1024
@@ -292,10 +433,9 @@ class _AvroWriter(UnitWriter):
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         names = self._names
-        converters = self._converters
         write = self._writer.write
-        for row in rows:
-            write({n: c(v) for n, c, v in zip(names, converters, row, strict=True)})
+        for values in _converted_rows(rows, self._columns):
+            write(dict(zip(names, values, strict=True)))
 
     def close(self) -> None:
         self._writer.flush()
@@ -337,6 +477,7 @@ class WritePiecesFn(beam.DoFn):
 
     def setup(self) -> None:
         self._layout = Layout(self.output)
+        self._normalize = normalize_row_fn(self.plan, self.policy)
         self._open: dict[PieceKey, _OpenPiece] = {}
         ensure_dir(self._layout.data_dir)
 
@@ -355,11 +496,26 @@ class WritePiecesFn(beam.DoFn):
     def process(self, element: RowBatch | PieceEnd) -> Iterator[dict[str, Any]]:
         if isinstance(element, RowBatch):
             piece = self._piece(element.piece)
-            piece.writer.write_rows(element.rows)
+            # Statistics take a collection's max whatever the policy (spec 4), so they see
+            # the per-element lists; the file gets them normalized by the policy.
             piece.stats.add_rows(element.rows)
+            normalize = self._normalize
+            piece.writer.write_rows([normalize(r) for r in element.rows])
             piece.rows += len(element.rows)
             return
+        if element.piece_end <= element.piece.piece_start:
+            # An empty restriction (a runner checkpointed it before its first claim): no
+            # token, no rows. A marker (start, start] would be an invalid range that breaks
+            # every later read of the manifest, so nothing is committed.
+            self._discard(element.piece)
+            return
         yield self._commit(element)
+
+    def _discard(self, key: PieceKey) -> None:
+        piece = self._open.pop(key, None)
+        if piece is not None:
+            piece.writer.close()
+            delete_files([piece.temp_path])
 
     def _commit(self, end: PieceEnd) -> dict[str, Any]:
         key = end.piece

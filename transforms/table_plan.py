@@ -250,7 +250,8 @@ def build_table_plan(
     exported_names = {c.name: c for c in exported}
 
     multicell_ok = supports_multicell_writetime(release_version)
-    warnings: list[str] = []
+    # One warning per left-out column, naming every '*' option it is left out of.
+    left_out: dict[str, tuple[list[str], str]] = {}
 
     def eligible_set(option: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
         names = _split_names(value)
@@ -263,10 +264,7 @@ def build_table_plan(
                 if reason is None:
                     result.append(column.name)
                 elif column.cql_type.is_multicell and not multicell_ok:
-                    warnings.append(
-                        f"{option}: column {column.name!r} is left out: {reason} "
-                        f"(this cluster runs {release_version})"
-                    )
+                    left_out.setdefault(column.name, ([], reason))[0].append(f"--{option}")
             return tuple(result)
         result = []
         for raw in names:
@@ -291,6 +289,11 @@ def build_table_plan(
 
     wt = eligible_set("writetime-columns", writetime_columns)
     ttl = eligible_set("ttl-columns", ttl_columns)
+    warnings = [
+        f"column {name!r} is left out of {' and '.join(options)}: {reason} "
+        f"(this cluster runs {release_version})"
+        for name, (options, reason) in left_out.items()
+    ]
     if not writetime_suffix:
         raise PlanError("--writetime-suffix must not be empty")
     if not ttl_suffix:
