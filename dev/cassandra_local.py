@@ -296,14 +296,27 @@ if sys.platform.startswith("linux"):
     with contextlib.suppress(OSError):
         _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no dlopen in the child
 _PR_SET_PDEATHSIG = 1
+_PR_CAPBSET_DROP = 24
+_CAP_IPC_LOCK = 14
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """``preexec_fn``: the JVM gets SIGKILL when the thread that started it dies (Linux only)."""
-    if _LIBC is not None:
+def _preexec(parent_pid: int | None, lock_memory: bool) -> None:
+    """Runs in the forked child before exec (only async-signal-safe-ish prctl calls).
+
+    * ``parent_pid`` set: PR_SET_PDEATHSIG, the JVM gets SIGKILL when the thread that started it
+      dies (also on SIGKILL of Python). Not used for detached nodes.
+    * ``lock_memory`` False: drop CAP_IPC_LOCK from the bounding set, so that as root Cassandra's
+      ``mlockall`` falls back to RLIMIT_MEMLOCK and fails harmlessly instead of locking (and
+      touching) the whole heap: faster startup, RSS that reflects real use.
+    """
+    if _LIBC is None:
+        return
+    if not lock_memory:
+        _LIBC.prctl(_PR_CAPBSET_DROP, _CAP_IPC_LOCK, 0, 0, 0)  # fails harmlessly if not allowed
+    if parent_pid is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -364,20 +377,43 @@ def _cassandra_process(pid: int, marker: str) -> psutil.Process | None:
     return None
 
 
-def kill_strays(base_dir: Path) -> list[int]:
-    """SIGKILL every CassandraDaemon recorded in ``base_dir/node*/pid``; returns the pids killed.
+def _owner_token() -> str:
+    """Identifies this Python process across pid reuse: "pid create_time"."""
+    return f"{os.getpid()} {psutil.Process().create_time():.3f}"
+
+
+def _owner_alive(node_dir: Path) -> bool:
+    """Whether the process that started this node (non-detached) is still running."""
+    try:
+        pid_s, created = (node_dir / "owner").read_text().split()
+        proc = psutil.Process(int(pid_s))
+        return (
+            abs(proc.create_time() - float(created)) < 0.01
+            and proc.status() != psutil.STATUS_ZOMBIE
+        )
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
+def kill_strays(base_dir: Path, *, include_owned: bool = False) -> list[int]:
+    """SIGKILL the CassandraDaemons recorded in ``base_dir/node*/pid``; returns the pids killed.
 
     A pid is only killed if its command line names CassandraDaemon and that node's directory, so
-    a recycled pid or somebody else's node is left alone.
+    a recycled pid or somebody else's node is left alone. Nodes whose starting Python process is
+    still alive (another pytest session using the same directory) are spared unless
+    ``include_owned``; detached nodes (CLI) have no owner and are killed.
     """
     killed: list[int] = []
     base_dir = Path(base_dir)
     for pid_file in sorted(base_dir.glob("node*/pid")):
+        node_dir = pid_file.parent.resolve()
         try:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             continue
-        proc = _cassandra_process(pid, str(pid_file.parent.resolve()))
+        proc = _cassandra_process(pid, str(node_dir))
+        if proc is not None and not include_owned and _owner_alive(node_dir):
+            continue
         if proc is not None:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
@@ -420,6 +456,9 @@ def driver_cluster(
     profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=request_timeout)
     if reconnect_delay is not None:
         kwargs.setdefault("reconnection_policy", ConstantReconnectionPolicy(reconnect_delay))
+    # DDL returns once all live nodes agree on the schema; 10 s (the default) is too short on
+    # a loaded 2-core box and the next statement then hits a node that lacks the new table.
+    kwargs.setdefault("max_schema_agreement_wait", 60)
     return Cluster(
         contact_points=points,
         protocol_version=5,
@@ -441,11 +480,15 @@ def make_keyspace(session: Any, name: str, rf: int = 1, *, drop_first: bool = Tr
     """(Re)create keyspace ``name`` with SimpleStrategy replication factor ``rf``."""
     if drop_first:
         session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
-    session.execute(
+    result = session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = "
         f"{{'class': 'SimpleStrategy', 'replication_factor': {int(rf)}}}",
         timeout=120,
     )
+    if not result.response_future.is_schema_agreed:
+        agreed = session.cluster.control_connection.wait_for_schema_agreement(wait_time=120)
+        if not agreed:
+            raise RuntimeError(f"nodes did not agree on the schema after creating {name}")
     return name
 
 
@@ -557,6 +600,7 @@ class LocalCluster:
         extra_yaml: dict[str, Any] | None = None,
         version: str = DEFAULT_VERSION,
         ssl_context: ssl.SSLContext | None = None,
+        lock_memory: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
@@ -575,10 +619,12 @@ class LocalCluster:
         self.extra_yaml = dict(extra_yaml) if extra_yaml else {}
         self.version = version
         self.ssl_context = ssl_context
+        self.lock_memory = lock_memory
         self.startup_seconds: dict[int, float] = {}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._lib: Path | None = None
         self._lock = threading.RLock()
+        self._down_marks: dict[int, dict[int, int]] = {}
 
     # ---- persisted configuration (for the CLI's stop/status and for reuse checks)
 
@@ -595,6 +641,7 @@ class LocalCluster:
             "client_encryption": self.client_encryption,
             "extra_yaml": self.extra_yaml,
             "version": self.version,
+            "lock_memory": self.lock_memory,
         }
 
     @classmethod
@@ -682,6 +729,8 @@ class LocalCluster:
             "native_transport_port": NATIVE_PORT,
             "start_native_transport": True,
             "auto_snapshot": False,
+            # don't hold CQL back up to 10 s waiting for peers that are still down (restarts)
+            "block_for_peers_timeout_in_secs": 0,
             "storage_compatibility_mode": "NONE",
             "data_file_directories": [str(data / "data")],
             "commitlog_directory": str(data / "commitlog"),
@@ -833,6 +882,7 @@ class LocalCluster:
         while True:
             code = self._exit_code(i)
             if code is not None or not self.is_running(i):
+                self._forget(i)
                 raise CassandraStartError(
                     f"Cassandra node{i} ({host}) exited during startup (exit code {code}); "
                     f"log tail of {self.node_dir(i)}:\n{self.log_tail(i)}"
@@ -911,7 +961,10 @@ class LocalCluster:
             views[address] = {
                 str(r.address): (
                     int(r.generation or 0),
-                    str(r.status or "") if str(r.rpc_ready) == "true" else "rpc not ready",
+                    # a node's own row has status; rows about peers only status_with_port
+                    str(r.status_with_port or r.status or "")
+                    if str(r.rpc_ready) == "true"
+                    else "rpc not ready",
                 )
                 for r in rows
             }
@@ -952,11 +1005,15 @@ class LocalCluster:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=None if detach else _die_with_parent_fn(),
+                preexec_fn=_preexec_fn(detach, self.lock_memory),
             )
         self._procs[i] = proc
         (nd / "pid").write_text(f"{proc.pid}\n")
-        if not detach:
+        if detach:
+            with contextlib.suppress(OSError):
+                (nd / "owner").unlink()
+        else:
+            (nd / "owner").write_text(_owner_token() + "\n")
             _register_atexit(self)
         return offset
 
@@ -977,8 +1034,8 @@ class LocalCluster:
                     if self.is_running(i):
                         self._wait_ready(i, deadline, 0)
                         continue
-                    self._start_one(i, deadline, detach)
                     launched.append(i)
+                    self._start_one(i, deadline, detach)
                 if self.nodes > 1:
                     self.wait_all_up(max(5.0, deadline - time.monotonic()))
             except BaseException:
@@ -1031,22 +1088,67 @@ class LocalCluster:
 
     def _forget(self, i: int) -> None:
         self._procs.pop(i, None)
-        with contextlib.suppress(OSError):
-            (self.node_dir(i) / "pid").unlink()
+        for name in ("pid", "owner"):
+            with contextlib.suppress(OSError):
+                (self.node_dir(i) / name).unlink()
 
     def _kill(self, i: int) -> None:
         self._signal(i, signal.SIGKILL)
         self._wait_exit(i, 30)
         self._forget(i)
 
+    def _system_log(self, i: int) -> Path:
+        return self.node_dir(i) / "logs" / "system.log"
+
+    def _mark_logs(self, i: int) -> None:
+        """Remember where the other nodes' logs end, for ``wait_down_seen(i)``."""
+        self._down_marks[i] = {
+            j: (self._system_log(j).stat().st_size if self._system_log(j).exists() else 0)
+            for j in range(self.nodes)
+            if j != i and self.is_running(j)
+        }
+
     def kill_node(self, i: int) -> None:
         """SIGKILL node ``i`` and wait for it to exit (the fault test)."""
         with self._lock:
+            self._mark_logs(i)
             self._kill(i)
+
+    def wait_down_seen(self, i: int, timeout: float = 90) -> float:
+        """Wait until every other running node's failure detector marked node ``i`` DOWN.
+
+        Until then a coordinator may still pick the dead replica: point reads survive thanks to
+        speculative retry, but range reads (full scans) at QUORUM can time out. Call after
+        ``kill_node``/``stop_node``; returns the seconds waited. Reads the nodes' system.log.
+        """
+        marks = self._down_marks.get(i)
+        if marks is None:
+            self._mark_logs(i)
+            marks = self._down_marks[i]
+        needle = f"/{self.address(i)}:{STORAGE_PORT} is now DOWN"
+        began = time.monotonic()
+        pending = dict(marks)
+        while pending:
+            for j, offset in list(pending.items()):
+                if not self.is_running(j):
+                    del pending[j]
+                    continue
+                with open(self._system_log(j), "rb") as f:
+                    f.seek(offset)
+                    if needle in f.read().decode("utf-8", "replace"):
+                        del pending[j]
+            if not pending:
+                break
+            if time.monotonic() - began > timeout:
+                nodes = ", ".join(f"node{j}" for j in pending)
+                raise CassandraStartError(f"{nodes} did not mark node{i} DOWN in {timeout:.0f}s")
+            time.sleep(0.25)
+        return time.monotonic() - began
 
     def stop_node(self, i: int, timeout: float = 30) -> None:
         """SIGTERM node ``i`` (graceful drain), SIGKILL after ``timeout`` seconds."""
         with self._lock:
+            self._mark_logs(i)
             self._signal(i, signal.SIGTERM)
             if not self._wait_exit(i, timeout):
                 self._kill(i)
@@ -1082,11 +1184,11 @@ class LocalCluster:
         self.stop()
 
 
-def _die_with_parent_fn() -> Any:
+def _preexec_fn(detach: bool, lock_memory: bool) -> Any:
     if _LIBC is None:
         return None
-    parent = os.getpid()
-    return lambda: _die_with_parent(parent)
+    parent = None if detach else os.getpid()
+    return lambda: _preexec(parent, lock_memory)
 
 
 # --------------------------------------------------------------------------- other backends
@@ -1151,14 +1253,22 @@ def _fmt_mb(n: int) -> str:
 
 
 def _cli_start(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(
-        Path(args.dir),
-        nodes=args.nodes,
-        address_prefix=args.address_prefix,
-        first_host=args.first_host,
-        num_tokens=args.num_tokens,
-        heap=args.heap,
-    )
+    # Options not given on the command line come from the directory's cluster.json (so a plain
+    # `start` restarts what was there), then from the defaults.
+    stored_path = Path(args.dir) / "cluster.json"
+    stored = json.loads(stored_path.read_text()) if stored_path.exists() else {}
+    defaults = {
+        "nodes": 1,
+        "address_prefix": "127.0.0.",
+        "first_host": 1,
+        "num_tokens": 16,
+        "heap": "1G",
+    }
+    options = {
+        key: getattr(args, key) if getattr(args, key) is not None else stored.get(key, default)
+        for key, default in defaults.items()
+    }
+    cluster = LocalCluster(Path(args.dir), **options)
     already = [i for i in range(cluster.nodes) if cluster.is_running(i)]
     began = time.monotonic()
     cluster.start(timeout=args.timeout, detach=True)
@@ -1209,11 +1319,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_start = sub.add_parser("start", help="start detached nodes and wait until they are ready")
-    p_start.add_argument("--nodes", type=int, default=1)
-    p_start.add_argument("--num-tokens", type=int, default=16)
-    p_start.add_argument("--heap", default="1G")
-    p_start.add_argument("--address-prefix", default="127.0.0.")
-    p_start.add_argument("--first-host", type=int, default=1)
+    p_start.add_argument("--nodes", type=int, help="number of nodes (default 1)")
+    p_start.add_argument("--num-tokens", type=int, help="vnodes per node (default 16)")
+    p_start.add_argument("--heap", help="JVM heap per node (default 1G)")
+    p_start.add_argument(
+        "--address-prefix", help="node i listens on PREFIX{first_host+i} (default 127.0.0.)"
+    )
+    p_start.add_argument("--first-host", type=int, help="last octet of node 0 (default 1)")
     p_start.add_argument("--timeout", type=float, default=300)
     p_stop = sub.add_parser("stop", help="stop the nodes of DIR")
     p_stop.add_argument("--timeout", type=float, default=30)

@@ -135,11 +135,14 @@ def parse_settings(argv: Sequence[str]) -> Settings:
     for spec in OPTION_SPECS:
         if values.get(spec.dest) is None:
             values[spec.dest] = spec.default if not spec.flag else bool(spec.default)
-    beam_args = _check_beam_args(rest)
+    from_config = {a.split("=", 1)[0] for a in prefix}
+    beam_args = _check_beam_args(rest, from_config, known.config)
     return Settings(values=values, explicit=explicit, beam_args=beam_args)
 
 
-def _check_beam_args(rest: list[str]) -> list[str]:
+def _check_beam_args(
+    rest: list[str], from_config: set[str] | None = None, config_path: str | None = None
+) -> list[str]:
     positional = [a for a in rest if not a.startswith("-")]
     beam_parser = _beam_parser()
     try:
@@ -147,6 +150,11 @@ def _check_beam_args(rest: list[str]) -> list[str]:
     except UsageError as exc:
         raise UsageError(f"bad Beam pipeline option: {exc}") from None
     unknown_flags = [a.split("=", 1)[0] for a in unknown if a.startswith("-")]
+    if unknown_flags and unknown_flags[0] in (from_config or set()):
+        raise UsageError(
+            f"--config {config_path}: unknown option {unknown_flags[0].lstrip('-')!r} "
+            "(see cassandra-export --help)"
+        )
     if unknown_flags:
         raise UsageError(
             f"unknown option {unknown_flags[0]} (see cassandra-export --help for export "

@@ -83,7 +83,9 @@ def _workers(beam_args: list[str]) -> int:
                 value = beam_args[i + 1]
             if value is not None:
                 try:
-                    return max(1, int(value))
+                    workers = int(value)
+                    # Beam reads 0 as "one worker per CPU".
+                    return max(1, workers if workers > 0 else (os.cpu_count() or 1))
                 except ValueError:
                     raise UsageError(f"{name}: {value!r} is not an integer") from None
     return 1
@@ -491,9 +493,11 @@ def _prepare_resume(settings: Settings, layout: mf.Layout) -> ExportJob:
     for key in OUTPUT_AFFECTING:
         if key in stored:
             values[key] = stored[key]
-    for key in ("splits", "batch_size", "checkpoint_rows"):
-        if key not in settings.explicit and key in stored:
-            values[key] = stored[key]
+    # Everything else not given again (hosts, port, TLS files, consistency, batch size...)
+    # is taken from the manifest too, so `--resume OUT` alone continues the same export.
+    for key, value in stored.items():
+        if key not in settings.explicit and key in values and key not in _NOT_RECORDED:
+            values[key] = value
     merged = Settings(values=values, explicit=settings.explicit, beam_args=settings.beam_args)
     try:
         plan = TablePlan.from_json(manifest["plan"])

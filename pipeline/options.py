@@ -8,6 +8,7 @@ may use either. ``output_affecting`` options are the ones a resume must not chan
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +56,9 @@ def _non_negative_float(text: str) -> float:
 
 
 def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise ValueError("must be greater than 0")
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a finite number > 0")
     return value
 
 
@@ -437,6 +438,10 @@ class _NoExitParser(argparse.ArgumentParser):
     """An ArgumentParser that raises UsageError instead of printing and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        # "argument --fetch-size/--fetch_size: 'x' is not ..." -> "--fetch-size: 'x' is not ..."
+        match = re.match(r"argument (--[\w-]+)(?:/--[\w-]+)*: (.*)$", message, re.S)
+        if match:
+            message = f"{match.group(1)}: {match.group(2)}"
         raise UsageError(message)
 
 
@@ -445,9 +450,10 @@ def _typed(spec: OptionSpec) -> Callable[[str], Any]:
         try:
             return spec.type(text)
         except (ValueError, TypeError) as exc:
+            detail = str(exc)
+            extra = f" ({detail})" if spec.type is _delimiter and detail else ""
             raise argparse.ArgumentTypeError(
-                f"--{spec.name}: {text!r} is not {describe_type(spec)}"
-                + (f" ({exc})" if str(exc) and "invalid literal" not in str(exc) else "")
+                f"{text!r} is not {describe_type(spec)}{extra}"
             ) from None
 
     convert.__name__ = spec.dest

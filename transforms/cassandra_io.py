@@ -564,10 +564,14 @@ class _RangeReader:
             paging_state = None
             failures = 0
             split = False
+            pending = None  # the request of the page at paging_state, already sent
             while True:
                 try:
-                    rows, paging_state = self._fetch(query_after, window_end, paging_state)
+                    if pending is None:
+                        pending = self._start(query_after, window_end, paging_state)
+                    rows, next_state = self._finish(pending)
                 except Exception as exc:
+                    pending = None  # a retry asks again from the same paging_state
                     if not is_retryable(exc):
                         raise
                     failures += 1
@@ -595,6 +599,13 @@ class _RangeReader:
                     split = True
                     break
                 failures = 0
+                paging_state = next_state
+                # Prefetch: the next page is read while this one is processed.
+                pending = (
+                    None
+                    if paging_state is None
+                    else self._start(query_after, window_end, paging_state)
+                )
                 for row in rows:
                     token = row[0]
                     if token == last_token:
@@ -638,20 +649,61 @@ class _RangeReader:
     def _fetch(
         self, after: int, upto: int, paging_state: bytes | None
     ) -> tuple[list[tuple[Any, ...]], bytes | None]:
+        return self._finish(self._start(after, upto, paging_state))
+
+    def _start(self, after: int, upto: int, paging_state: bytes | None) -> Any:
+        """Send the request of one page; ``_finish`` waits for it. Never raises: an error
+        is raised by ``_finish``, where the retry logic is."""
         bound = self.fn._statement.bind((after, upto))
         bound.routing_token = upto
+        session = self.fn._session
         slots = self.fn._slots
         if slots is not None:
             slots.acquire()
+        execute_async = getattr(session, "execute_async", None)
+        if execute_async is None:  # a session without async requests: read it now
+            try:
+                return _Sent(result=session.execute(bound, paging_state=paging_state))
+            except Exception as exc:
+                return _Sent(error=exc)
+            finally:
+                if slots is not None:
+                    slots.release()
         try:
-            result = self.fn._session.execute(bound, paging_state=paging_state)
-        finally:
+            future = execute_async(bound, paging_state=paging_state)
+        except Exception as exc:
             if slots is not None:
                 slots.release()
+            return _Sent(error=exc)
+        if slots is not None:  # freed when the answer arrives, even if nobody reads it
+            future.add_callbacks(
+                _release_slot, _release_slot, callback_args=(slots,), errback_args=(slots,)
+            )
+        return future
+
+    def _finish(self, sent: Any) -> tuple[list[tuple[Any, ...]], bytes | None]:
+        result = sent.result()
         rows = result.current_rows
         self.fn.pages_counter.inc()
         self.fn._limiter.acquire(len(rows))
         return rows, result.paging_state
+
+
+def _release_slot(_result: Any, slots: threading.BoundedSemaphore) -> None:
+    slots.release()
+
+
+class _Sent:
+    """A request already answered (or failed), as a future."""
+
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self._result = result
+        self._error = error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._result
 
 
 # --- cluster metadata (at pipeline construction) --------------------------------------------

@@ -144,6 +144,18 @@ def ensure_dir(path: str) -> None:
         pass  # exists already
 
 
+def remove_empty_dir(path: str) -> None:
+    """Remove a local directory left empty (object stores have no directories)."""
+    if "://" in path:
+        return
+    import os
+
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # missing or not empty
+
+
 def list_files(directory: str, pattern: str = "*") -> list[str]:
     try:
         result = FileSystems.match([join(directory, pattern)])[0]
@@ -210,8 +222,8 @@ def completed_ranges(markers: Iterable[dict[str, Any]]) -> list[TokenRange]:
 def load_export(layout: Layout) -> dict[str, Any]:
     if not exists(layout.export_json):
         raise ManifestError(
-            f"{layout.root} holds no export manifest (_manifest/export.json); "
-            "nothing to resume there"
+            f"{layout.root} holds no export manifest (_manifest/export.json): "
+            "it is not an export directory"
         )
     manifest = read_json(layout.export_json)
     if not isinstance(manifest, dict):

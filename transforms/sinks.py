@@ -46,6 +46,7 @@ from transforms.manifest import (
     orphan_files,
     read_json,
     read_markers,
+    remove_empty_dir,
     write_bytes_atomically,
     write_json,
 )
@@ -176,7 +177,25 @@ def _csv_quote(delimiter: str, null: str, text: str) -> str:
     return text
 
 
-def _csv_texts_fn(field: OutputField, sink: SinkConfig) -> tuple[Any, frozenset[str] | None]:
+def _iso_texts(cache: dict[int, str]) -> Callable[[Sequence[int]], list[str]]:
+    """Writetimes -> RFC 3339 texts, each distinct value formatted once: the cells of a
+    row written together share one writetime, and ``cache`` is shared by the columns."""
+    iso = cql_types.format_writetime_iso
+
+    def texts(values: Sequence[int]) -> list[str]:
+        if len(cache) > 100_000:
+            cache.clear()
+        missing = set(values).difference(cache)
+        if missing:
+            cache.update(zip(missing, map(iso, missing), strict=True))
+        return list(map(cache.__getitem__, values))
+
+    return texts
+
+
+def _csv_texts_fn(
+    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str]
+) -> tuple[Any, frozenset[str] | None]:
     """(non-null values -> texts, the characters those texts can hold or None if any)."""
     column_type = field.column.cql_type
     if field.role == "value":
@@ -208,18 +227,19 @@ def _csv_texts_fn(field: OutputField, sink: SinkConfig) -> tuple[Any, frozenset[
         return (lambda values: list(map(csv_text, values))), _CSV_ALPHABETS.get(column_type.name)
     if not column_type.is_multicell:  # one integer per cell
         if field.role == "writetime" and sink.writetime_format == "iso":
-            iso = cql_types.format_writetime_iso
-            return (lambda values: list(map(iso, values))), _ISO_CHARS
+            return _iso_texts(iso_cache), _ISO_CHARS
         if field.role == "ttl" or sink.writetime_format == "micros":
             return (lambda values: list(map(str, values))), _DIGITS
     text = _csv_field(field, sink)  # lists of element writetimes / TTLs
     return (lambda values: list(map(text, values))), None
 
 
-def _csv_column(field: OutputField, sink: SinkConfig) -> Callable[[Sequence[Any]], Sequence[str]]:
+def _csv_column(
+    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str]
+) -> Callable[[Sequence[Any]], Sequence[str]]:
     """A column's values (None for null) -> its CSV fields, quoted where needed."""
     delimiter, null = sink.delimiter, sink.null_value
-    texts_of, alphabet = _csv_texts_fn(field, sink)
+    texts_of, alphabet = _csv_texts_fn(field, sink, iso_cache)
     # A field drawn from ``alphabet`` is never empty and never holds a quote, CR or LF; it
     # needs quoting only if it could hold the delimiter or equal a non-empty null text.
     never_quoted = alphabet is not None and not (
@@ -326,7 +346,8 @@ class _CsvWriter(UnitWriter):
         self._null = sink.null_value
         fields = plan.output_fields
         self._converters = [_csv_field(f, sink) for f in fields]
-        self._columns = [_csv_column(f, sink) for f in fields]
+        iso_cache: dict[int, str] = {}
+        self._columns = [_csv_column(f, sink, iso_cache) for f in fields]
         self._handle.write(self._line([f.name for f in fields]).encode("utf-8"))
 
     def _quote(self, text: str) -> str:
@@ -620,6 +641,7 @@ def finalize_export(
     if problems:
         raise FinalizeError(f"committed ranges do not cover the ring exactly: {problems[:3]}")
     delete_files(orphan_files(layout, markers))
+    remove_empty_dir(layout.temp_dir)
     checkpoint = checkpoint_body(markers, manifest["export_config"], len(units))
     write_json(layout.checkpoint_json, checkpoint)
     finished = finished_at_micros or time.time_ns() // 1000

@@ -1,0 +1,854 @@
+"""Benchmark the exporter against its peers on one table: a command, not a test.
+
+Loads ``bench.<variant>_<rows>`` once (reused while it holds that many rows), then
+runs each tool as a subprocess, one after another on that table, and measures:
+wall seconds, rows/s, CPU seconds of the whole process tree (rusage of children,
+grandchildren included: this process is made a child subreaper so orphans are
+reaped here), and the peak RSS of the tree (psutil, summed over the processes,
+polled every 0.1 s). Every tool's output rows are counted (CSV lines minus
+headers, Avro records from block headers) and checked against ``--rows``.
+
+Tools::
+
+    ours, ours-wt            cassandra-export CSV, --writetime-columns none / '*'
+    ours-avro, ours-avro-wt  the same as Avro (deflate)
+    ours-jsonl, ours-jsonl-wt  JSON lines
+    base, base-wt, base-avro, base-avro-wt   the exporter from --baseline-src DIR
+                             (a copy of transforms/ and pipeline/ to compare against)
+    raw, raw-wt              dev/raw_scan.py with --workers processes (the ceiling)
+    raw1, raw1-wt            the same with 1 process
+    dsbulk, dsbulk-ts        DSBulk unload, plain and with -timestamp
+    cqlsh                    cqlsh COPY TO (NUMPROCESSES = --workers)
+
+Usage::
+
+    python -m dev.bench --hosts 127.0.0.9:9042 --rows 1000000 [--variant narrow|wide|collections]
+        [--tools ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh]
+        [--workers 2] [--repeat 1] [--fetch-size 5000] [--jmx-port 7199]
+
+Without ``--hosts`` it uses ``CASSANDRA_CONTACT_POINTS`` or starts a local node with
+``dev.cassandra_local`` (left running). Results: a table on stdout and
+``bench/results/<variant>-<rows>-<timestamp>.json``. With ``--repeat N`` the tools run
+N rounds, interleaved (every other round in reverse order), and the median is reported.
+
+Peers are set up on first use and cached under ``~/.cache/cassandra-export``:
+DSBulk (Maven: ``dsbulk-runner`` and its workflow/connector jars, see ``DSBULK_POM``)
+and cqlsh (PyPI, ``cqlsh==CQLSH_VERSION`` in its own virtualenv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import datetime
+import glob
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+CACHE = Path(
+    os.environ.get("CASSANDRA_EXPORT_CACHE") or Path.home() / ".cache" / "cassandra-export"
+)
+JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
+KEYSPACE = "bench"
+ROWS_PER_PARTITION = 100
+BASE_TIMESTAMP = 1_700_000_000_000_000  # writetime of row (pk, ck): BASE + pk * 1000 + ck
+
+CQLSH_VERSION = "6.2.2"
+DSBULK_VERSION = "1.10.0"  # 1.11.0 is not served by the Maven registry here
+# DSBulk 1.10.0 ships java-driver 4.14.1, which cannot parse vector<...> columns that
+# other keyspaces may hold (schema metadata then fails to load): use driver 4.17.0
+# (the one of DSBulk 1.11.0) and the Netty it needs.
+DSBULK_DRIVER_VERSION = "4.17.0"
+DSBULK_NETTY_VERSION = "4.1.94.Final"
+DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
+
+ALL_TOOLS = (
+    "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt "
+    "base base-wt base-avro base-avro-wt raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh"
+).split()
+DEFAULT_TOOLS = "ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh"
+
+# --------------------------------------------------------------------------- table variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # regular columns (name, CQL type)
+    rows_per_batch: int  # rows of one partition per unlogged batch (stay under 50 KiB)
+
+    def ddl(self, table: str) -> str:
+        cols = ", ".join(f"{n} {t}" for n, t in self.columns)
+        return (
+            f"CREATE TABLE {KEYSPACE}.{table} (pk int, ck int, {cols}, PRIMARY KEY (pk, ck)) "
+            "WITH compaction = {'class': 'SizeTieredCompactionStrategy'}"
+        )
+
+
+_WIDE_TYPES = ("text", "bigint", "double", "int", "timestamp", "boolean", "uuid", "float")
+VARIANTS = {
+    "narrow": Variant(
+        "narrow",
+        (("t", "text"), ("b", "bigint"), ("d", "double"), ("ts", "timestamp"), ("f", "boolean")),
+        50,
+    ),
+    "wide": Variant(
+        "wide", tuple((f"c{i:02d}", _WIDE_TYPES[i % len(_WIDE_TYPES)]) for i in range(20)), 10
+    ),
+    "collections": Variant(
+        "collections",
+        (("v", "text"), ("l", "list<text>"), ("s", "set<int>"), ("m", "map<text, bigint>")),
+        20,
+    ),
+}
+
+
+def _value(cql_type: str, pk: int, ck: int, i: int) -> Any:
+    """Deterministic values; no text holds a newline, so CSV lines count rows."""
+    import uuid
+
+    n = pk * ROWS_PER_PARTITION + ck
+    if (n + i) % 10 == 7:
+        return None  # bound as UNSET: a null cell with no writetime
+    if cql_type == "text":
+        return f"text {pk}-{ck}-{i} " + "x" * ((n * 7 + i) % 24)
+    if cql_type == "bigint":
+        return n * 1_000_003 + i
+    if cql_type == "int":
+        return (n * 31 + i) % 2_000_000_000
+    if cql_type in ("double", "float"):
+        return n / 7.0 + i
+    if cql_type == "timestamp":
+        return datetime.datetime(2024, 1, 1) + datetime.timedelta(seconds=n, milliseconds=i)
+    if cql_type == "boolean":
+        return (n + i) % 2 == 0
+    if cql_type == "uuid":
+        return uuid.UUID(int=(n << 16) + i)
+    if cql_type == "list<text>":
+        return [f"e{n}-{j}" for j in range(3)]
+    if cql_type == "set<int>":
+        return {n + j for j in range(3)}
+    if cql_type == "map<text, bigint>":
+        return {f"k{j}": n * 10 + j for j in range(3)}
+    raise ValueError(cql_type)
+
+
+def _connect(hosts: list[str]) -> tuple[Any, Any]:
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
+
+    host, _, port = hosts[0].partition(":")
+    cluster = Cluster(
+        [h.split(":")[0] for h in hosts],
+        port=int(port or 9042),
+        protocol_version=5,
+        load_balancing_policy=RoundRobinPolicy(),
+    )
+    return cluster, cluster.connect()
+
+
+def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | None) -> str:
+    """``bench.<variant>_<rows>``, loaded unless a marker says it holds ``rows`` rows."""
+    from cassandra.concurrent import execute_concurrent
+    from cassandra.query import UNSET_VALUE
+
+    table = f"{variant.name}_{rows}"
+    cluster, session = _connect(hosts)
+    try:
+        session.default_timeout = 60
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+        session.execute(
+            f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.loaded "
+            "(name text PRIMARY KEY, rows bigint, ddl text, seconds double)"
+        )
+        ddl = variant.ddl(table)
+        marker = session.execute(
+            f"SELECT rows, ddl FROM {KEYSPACE}.loaded WHERE name = %s", (table,)
+        ).one()
+        if marker is not None and marker.rows == rows and marker.ddl == ddl:
+            print(f"table {KEYSPACE}.{table} already holds {rows:,} rows (reused)", flush=True)
+            return table
+        print(f"loading {rows:,} rows into {KEYSPACE}.{table} ...", flush=True)
+        session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.{table}")
+        session.execute(ddl)
+        names = ["pk", "ck"] + [n for n, _ in variant.columns]
+        one = (
+            f"INSERT INTO {KEYSPACE}.{table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) USING TIMESTAMP ?;"
+        )
+        per_batch = variant.rows_per_batch
+        batch = session.prepare(f"BEGIN UNLOGGED BATCH {' '.join([one] * per_batch)} APPLY BATCH")
+        single = session.prepare(one)
+        types = [t for _, t in variant.columns]
+
+        def row_values(pk: int, ck: int) -> list[Any]:
+            values: list[Any] = [pk, ck]
+            for i, t in enumerate(types):
+                v = _value(t, pk, ck, i)
+                values.append(UNSET_VALUE if v is None else v)
+            values.append(BASE_TIMESTAMP + pk * 1000 + ck)
+            return values
+
+        def statements() -> Iterator[tuple[Any, list[Any]]]:
+            for pk in range(-(-rows // ROWS_PER_PARTITION)):
+                in_partition = min(ROWS_PER_PARTITION, rows - pk * ROWS_PER_PARTITION)
+                full = in_partition - in_partition % per_batch
+                for first in range(0, full, per_batch):
+                    values: list[Any] = []
+                    for ck in range(first, first + per_batch):
+                        values += row_values(pk, ck)
+                    yield batch, values
+                for ck in range(full, in_partition):
+                    yield single, row_values(pk, ck)
+
+        started = time.monotonic()
+        for ok, result in execute_concurrent(
+            session, statements(), concurrency=64, results_generator=True
+        ):
+            if not ok:
+                raise result
+        seconds = time.monotonic() - started
+        session.execute(
+            f"INSERT INTO {KEYSPACE}.loaded (name, rows, ddl, seconds) VALUES (%s, %s, %s, %s)",
+            (table, rows, ddl, seconds),
+        )
+        print(f"loaded {rows:,} rows in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
+    finally:
+        cluster.shutdown()
+    flush(jmx_port)
+    return table
+
+
+def flush(jmx_port: int | None) -> None:
+    """nodetool flush through Cassandra's own NodeTool class, when a JMX port is given."""
+    if not jmx_port:
+        return
+    libs = sorted(glob.glob(str(CACHE / "cassandra-*" / "lib")))
+    if not libs:
+        print("flush skipped: no Cassandra classpath in the cache")
+        return
+    from dev.cassandra_local import _ADD_EXPORTS, _ADD_OPENS
+
+    cmd = [JAVA] + [f"--add-exports={m}=ALL-UNNAMED" for m in _ADD_EXPORTS]
+    cmd += [f"--add-opens={m}=ALL-UNNAMED" for m in _ADD_OPENS]
+    with tempfile.TemporaryDirectory() as logdir:
+        cmd += [f"-Dcassandra.logdir={logdir}", "-cp", libs[-1] + "/*"]
+        cmd += ["org.apache.cassandra.tools.NodeTool", "-h", "127.0.0.1", "-p", str(jmx_port)]
+        cmd += ["flush", KEYSPACE]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    status = "flushed" if done.returncode == 0 else f"flush failed: {done.stderr.strip()[-300:]}"
+    print(f"{status} (keyspace {KEYSPACE})")
+
+
+# --------------------------------------------------------------------------- peers set-up
+
+DSBULK_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.cassandra-export</groupId>
+  <artifactId>dsbulk-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencyManagement><dependencies>
+{managed}
+  </dependencies></dependencyManagement>
+  <dependencies>
+{deps}
+  </dependencies>
+</project>
+"""
+
+
+def _dep(group: str, artifact: str, version: str) -> str:
+    return (
+        f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version></dependency>"
+    )
+
+
+def ensure_dsbulk() -> tuple[Path | None, str]:
+    """DSBulk's classpath directory (resolved once with Maven), or None and why not."""
+    home = CACHE / "dsbulk"
+    lib = home / "lib"
+    if list(lib.glob(f"dsbulk-runner-{DSBULK_VERSION}.jar")) and (home / "ok").exists():
+        return lib, ""
+    home.mkdir(parents=True, exist_ok=True)
+    artifacts = "runner workflow-unload connectors-csv connectors-json executor-reactor"
+    artifacts += " batcher-reactor"
+    deps = [_dep("com.datastax.oss", f"dsbulk-{a}", DSBULK_VERSION) for a in artifacts.split()]
+    deps.append(_dep("ch.qos.logback", "logback-classic", "1.2.12"))
+    managed = [_dep("com.datastax.oss", "java-driver-core", DSBULK_DRIVER_VERSION)]
+    for a in "common buffer codec handler resolver transport transport-native-unix-common".split():
+        managed.append(_dep("io.netty", f"netty-{a}", DSBULK_NETTY_VERSION))
+    (home / "pom.xml").write_text(
+        DSBULK_POM.format(managed="\n".join(managed), deps="\n".join(deps))
+    )
+    shutil.rmtree(lib, ignore_errors=True)
+    print("resolving DSBulk with Maven (once) ...", flush=True)
+    done = subprocess.run(
+        ["mvn", "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime"]
+        + [f"-DoutputDirectory={lib}"],
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        lines = [x for x in done.stdout.splitlines() + done.stderr.splitlines() if "ERROR" in x]
+        return None, "Maven could not resolve DSBulk: " + (lines[0] if lines else "unknown")[:300]
+    (home / "ok").write_text(DSBULK_VERSION)
+    return lib, ""
+
+
+def ensure_cqlsh() -> tuple[Path | None, str]:
+    """cqlsh==CQLSH_VERSION in its own virtualenv (never in the project's)."""
+    venv = CACHE / "cqlsh-venv"
+    exe = venv / "bin" / "cqlsh"
+    if exe.exists():
+        return exe, ""
+    print(f"installing cqlsh=={CQLSH_VERSION} into {venv} (once) ...", flush=True)
+    py = shutil.which("python3") or sys.executable
+    steps = [[py, "-m", "venv", str(venv)]]
+    steps.append([str(venv / "bin" / "pip"), "install", "-q", f"cqlsh=={CQLSH_VERSION}"])
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            return None, f"cannot install cqlsh: {done.stderr.strip()[-300:]}"
+    return exe, ""
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _become_subreaper() -> bool:
+    """Orphaned grandchildren (Beam workers, spawned scanners) get reparented to us, so
+    their rusage lands in RUSAGE_CHILDREN once reaped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        return False
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@dataclass
+class Measurement:
+    rc: int
+    wall: float
+    cpu: float
+    cpu_user: float
+    cpu_sys: float
+    cpu_polled: float
+    peak_rss: int
+    processes: int
+    timed_out: bool = False
+    log: str = ""
+
+
+def run_measured(
+    cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float, log_path: Path
+) -> Measurement:
+    me = psutil.Process()
+    _reap_all()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seen: dict[int, float] = {}
+    pids: set[int] = set()
+    peak = 0
+    timed_out = False
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        main_done_at = None
+        while True:
+            total = 0
+            alive = 0
+            for child in me.children(recursive=True):
+                try:
+                    with child.oneshot():
+                        total += child.memory_info().rss
+                        times = child.cpu_times()
+                    cpu_seen[child.pid] = times.user + times.system
+                    pids.add(child.pid)
+                    alive += 1
+                except psutil.Error:
+                    continue
+            peak = max(peak, total)
+            if main_done_at is None and proc.poll() is not None:
+                main_done_at = time.monotonic()
+            if main_done_at is not None:
+                if alive == 0 or time.monotonic() - main_done_at > 15:
+                    break
+            elif time.monotonic() - started > timeout:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            time.sleep(0.1)
+        wall = (main_done_at or time.monotonic()) - started
+        for child in me.children(recursive=True):  # stragglers of this tool only
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(signal.SIGKILL)
+        time.sleep(0.2)
+        _reap_all()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    polled = sum(cpu_seen.values())
+    tail = log_path.read_text(errors="replace")[-2000:]
+    return Measurement(
+        rc=proc.returncode if proc.returncode is not None else -9,
+        wall=wall,
+        # rusage is exact when every descendant was reaped; the polled sum is a floor.
+        cpu=max(user + system, polled),
+        cpu_user=user,
+        cpu_sys=system,
+        cpu_polled=polled,
+        peak_rss=peak,
+        processes=len(pids),
+        timed_out=timed_out,
+        log=tail,
+    )
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def count_csv_rows(paths: list[str], header: bool) -> int:
+    """Lines minus one header per non-empty file (bench data holds no newlines)."""
+    total = 0
+    for path in paths:
+        lines = 0
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 22):
+                lines += chunk.count(b"\n")
+        if header and lines:
+            lines -= 1
+        total += lines
+    return total
+
+
+def count_avro_rows(paths: list[str]) -> int:
+    import fastavro
+
+    total = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            total += sum(block.num_records for block in fastavro.block_reader(handle))
+    return total
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass
+class Context:
+    hosts: list[str]
+    table: str
+    rows: int
+    workers: int
+    fetch_size: int
+    work_dir: Path
+    python: str
+    baseline_src: Path | None
+    dsbulk_lib: Path | None = None
+    dsbulk_why: str = ""
+    cqlsh: Path | None = None
+    cqlsh_why: str = ""
+    extra_ours: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Invocation:
+    cmd: list[str]
+    env: dict[str, str]
+    cwd: Path
+    out: Path
+    count: Any  # () -> rows exported
+
+
+def _ours(ctx: Context, tool: str, out: Path) -> Invocation:
+    base = tool.startswith("base")
+    fmt = "avro" if "avro" in tool else "jsonl" if "jsonl" in tool else "csv"
+    wt = tool.endswith("-wt")
+    cmd = [ctx.python, "-m", "pipeline.cli", "--hosts", ",".join(ctx.hosts)]
+    cmd += ["--table", f"{KEYSPACE}.{ctx.table}", "--output", str(out), "--overwrite"]
+    cmd += ["--format", fmt, "--writetime-columns", "*" if wt else "none"]
+    cmd += ["--fetch-size", str(ctx.fetch_size), "--progress-interval", "0"]
+    cmd += ["--runner", "FnApiRunner"]
+    if ctx.workers > 1:
+        cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
+    cmd += ctx.extra_ours
+    env = dict(os.environ)
+    cwd = REPO
+    if base:
+        if ctx.baseline_src is None:
+            raise SystemExit(f"{tool} needs --baseline-src DIR")
+        env["PYTHONPATH"] = str(ctx.baseline_src)
+        cwd = ctx.baseline_src
+    else:
+        env["PYTHONPATH"] = str(REPO)
+
+    def count() -> int:
+        files = sorted(glob.glob(str(out / "data" / f"*.{fmt}")))
+        if fmt == "avro":
+            return count_avro_rows(files)
+        return count_csv_rows(files, header=fmt == "csv")
+
+    return Invocation(cmd, env, cwd, out, count)
+
+
+def _raw(ctx: Context, tool: str, out: Path) -> Invocation:
+    processes = 1 if tool.startswith("raw1") else ctx.workers
+    cmd = [ctx.python, "-m", "dev.raw_scan", "--hosts", ",".join(ctx.hosts)]
+    cmd += ["--table", f"{KEYSPACE}.{ctx.table}", "--processes", str(processes)]
+    cmd += ["--fetch-size", str(ctx.fetch_size)]
+    cmd += ["--writetime-columns", "*" if tool.endswith("-wt") else "none"]
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def count() -> int:
+        log = (out.parent / (out.name + ".log")).read_text()
+        lines = [x for x in log.splitlines() if x.startswith("{")]
+        return int(json.loads(lines[-1])["rows"]) if lines else -1
+
+    return Invocation(cmd, env, REPO, out, count)
+
+
+def _dsbulk(ctx: Context, tool: str, out: Path) -> Invocation:
+    host, _, port = ctx.hosts[0].partition(":")
+    cmd = [JAVA, "-cp", f"{ctx.dsbulk_lib}/*", DSBULK_MAIN, "unload", "-h", host]
+    cmd += ["-port", port or "9042", "-k", KEYSPACE, "-t", ctx.table, "-url", str(out)]
+    cmd += ["-logDir", str(out) + "-logs", "--log.maxErrors", "0"]
+    cmd += ["--datastax-java-driver.basic.request.page-size", str(ctx.fetch_size)]
+    if tool == "dsbulk-ts":
+        cmd += ["-timestamp", "true"]
+    out.mkdir(parents=True, exist_ok=True)
+
+    def count() -> int:
+        return count_csv_rows(sorted(glob.glob(str(out / "*.csv"))), header=True)
+
+    return Invocation(cmd, dict(os.environ), ctx.work_dir, out, count)
+
+
+def _cqlsh(ctx: Context, tool: str, out: Path) -> Invocation:
+    host, _, port = ctx.hosts[0].partition(":")
+    target = out / "export.csv"
+    query = (
+        f"COPY {KEYSPACE}.{ctx.table} TO '{target}' WITH HEADER = true AND "
+        f"PAGESIZE = {ctx.fetch_size} AND NUMPROCESSES = {ctx.workers}"
+    )
+    cmd = [str(ctx.cqlsh), host, port or "9042", "--request-timeout", "120", "-e", query]
+    out.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def count() -> int:
+        return count_csv_rows([str(target)] if target.exists() else [], header=True)
+
+    return Invocation(cmd, env, ctx.work_dir, out, count)
+
+
+def invocation(ctx: Context, tool: str, out: Path) -> Invocation | str:
+    """The command of ``tool``, or why it is unavailable."""
+    if tool.startswith(("ours", "base")):
+        return _ours(ctx, tool, out)
+    if tool.startswith("raw"):
+        return _raw(ctx, tool, out)
+    if tool.startswith("dsbulk"):
+        return _dsbulk(ctx, tool, out) if ctx.dsbulk_lib else ctx.dsbulk_why
+    if tool == "cqlsh":
+        return _cqlsh(ctx, tool, out) if ctx.cqlsh else ctx.cqlsh_why
+    raise SystemExit(f"unknown tool {tool!r}; tools: {', '.join(ALL_TOOLS)}")
+
+
+def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool) -> dict[str, Any]:
+    out = ctx.work_dir / f"{tool}-{round_no}"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(str(out) + "-logs", ignore_errors=True)
+    inv = invocation(ctx, tool, out)
+    if isinstance(inv, str):
+        return {"tool": tool, "status": "unavailable", "why": inv}
+    label = "warm-up" if round_no < 0 else f"round {round_no + 1}"
+    print(f"  running {tool} ({label}) ...", flush=True)
+    log_path = ctx.work_dir / f"{tool}-{round_no}.log"
+    m = run_measured(inv.cmd, env=inv.env, cwd=inv.cwd, timeout=timeout, log_path=log_path)
+    result: dict[str, Any] = {
+        "tool": tool,
+        "round": round_no,
+        "status": "ok" if m.rc == 0 and not m.timed_out else "failed",
+        "rc": m.rc,
+        "wall_s": round(m.wall, 3),
+        "cpu_s": round(m.cpu, 3),
+        "cpu_user_s": round(m.cpu_user, 3),
+        "cpu_sys_s": round(m.cpu_sys, 3),
+        "cpu_polled_s": round(m.cpu_polled, 3),
+        "peak_rss_mb": round(m.peak_rss / 2**20, 1),
+        "processes": m.processes,
+        "command": " ".join(inv.cmd),
+    }
+    if result["status"] != "ok":
+        result["log_tail"] = m.log[-1500:]
+        print(f"  {tool} FAILED (rc {m.rc}); log: {log_path}\n{m.log[-800:]}", flush=True)
+    try:
+        rows = inv.count()
+    except Exception as exc:
+        rows = -1
+        result["count_error"] = str(exc)
+    result["rows"] = rows
+    result["rows_per_s"] = round(rows / m.wall, 1) if m.wall > 0 and rows > 0 else None
+    result["cpu_us_per_row"] = round(m.cpu * 1e6 / rows, 2) if rows > 0 else None
+    if rows != ctx.rows:
+        result["warning"] = f"{tool} exported {rows:,} rows, expected {ctx.rows:,}"
+        print(f"WARNING: {result['warning']}", flush=True)
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(str(out) + "-logs", ignore_errors=True)
+    return result
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def summarize(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, dict[str, Any]]:
+    """Median per tool over its successful rounds."""
+    summary: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        mine = [r for r in runs if r["tool"] == tool]
+        ok = [r for r in mine if r.get("status") == "ok"]
+        if not ok:
+            first = mine[0] if mine else {}
+            summary[tool] = {"status": first.get("status", "not run"), "why": first.get("why")}
+            continue
+        entry: dict[str, Any] = {"status": "ok", "rounds": len(ok)}
+        for key in ("wall_s", "cpu_s", "peak_rss_mb", "rows_per_s", "cpu_us_per_row"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            entry[key] = round(statistics.median(values), 3) if values else None
+        entry["rows"] = ok[0]["rows"]
+        entry["peak_rss_mb_max"] = max(r["peak_rss_mb"] for r in ok)
+        summary[tool] = entry
+    return summary
+
+
+RATIOS = (
+    # (name, numerator tool, denominator tool, metric, meaning)
+    ("ours/dsbulk", "ours", "dsbulk", "rows_per_s", "plain CSV rows/s vs DSBulk (target >= 1.0)"),
+    ("ours-wt/dsbulk-ts", "ours-wt", "dsbulk-ts", "rows_per_s", "writetime CSV vs -timestamp"),
+    ("ours/cqlsh", "ours", "cqlsh", "rows_per_s", "vs cqlsh COPY TO (target >= 3)"),
+    ("ours/raw", "ours", "raw", "rows_per_s", "of the raw scan (target >= 0.7)"),
+    ("ours-wt/raw-wt", "ours-wt", "raw-wt", "rows_per_s", "writetime CSV of writetime scan"),
+    ("ours-avro/raw", "ours-avro", "raw", "rows_per_s", "Avro of the raw scan"),
+    ("ours-wt/ours wall", "ours-wt", "ours", "wall_s", "writetime-on cost (target <= 1.3)"),
+    ("ours-wt/ours cpu", "ours-wt", "ours", "cpu_s", "writetime-on CPU cost"),
+    ("ours-avro-wt/ours-avro wall", "ours-avro-wt", "ours-avro", "wall_s", "Avro writetime cost"),
+    ("ours-avro-wt/ours-avro cpu", "ours-avro-wt", "ours-avro", "cpu_s", "Avro writetime CPU"),
+    ("dsbulk-ts/dsbulk wall", "dsbulk-ts", "dsbulk", "wall_s", "DSBulk's -timestamp cost"),
+    ("ours cpu/dsbulk cpu", "ours", "dsbulk", "cpu_s", "CPU per export vs DSBulk"),
+    ("ours/base", "ours", "base", "rows_per_s", "this tree vs --baseline-src"),
+    ("ours-wt/base-wt", "ours-wt", "base-wt", "rows_per_s", "this tree vs baseline, writetime"),
+    ("ours-avro/base-avro", "ours-avro", "base-avro", "rows_per_s", "Avro vs baseline"),
+    ("ours-avro-wt/base-avro-wt", "ours-avro-wt", "base-avro-wt", "rows_per_s", "Avro wt"),
+    ("ours cpu/base cpu", "ours", "base", "cpu_s", "CPU vs baseline"),
+    ("ours-wt cpu/base-wt cpu", "ours-wt", "base-wt", "cpu_s", "CPU vs baseline, writetime"),
+)
+
+
+def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, num, den, metric, meaning in RATIOS:
+        a, b = summary.get(num, {}), summary.get(den, {})
+        if a.get("status") == "ok" and b.get("status") == "ok" and a.get(metric) and b.get(metric):
+            out[name] = {"value": round(a[metric] / b[metric], 3), "metric": metric, "of": meaning}
+    return out
+
+
+def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], title: str) -> None:
+    print(f"\n{title}")
+    head = f"{'tool':<14}{'rows':>11}{'wall s':>9}{'rows/s':>11}{'CPU s':>9}"
+    head += f"{'CPU us/row':>12}{'peak RSS MB':>13}"
+    print(head)
+    print("-" * len(head))
+    for tool, e in summary.items():
+        if e.get("status") != "ok":
+            print(f"{tool:<14}  {e.get('status')}: {e.get('why') or ''}"[:160])
+            continue
+        print(
+            f"{tool:<14}{e['rows']:>11,}{e['wall_s']:>9.1f}{(e['rows_per_s'] or 0):>11,.0f}"
+            f"{e['cpu_s']:>9.1f}{(e['cpu_us_per_row'] or 0):>12.1f}{e['peak_rss_mb']:>13.0f}"
+        )
+    if ratio_map:
+        print("\nratios (median rounds)")
+        for name, r in ratio_map.items():
+            print(f"  {name:<30}{r['value']:>7.2f}   {r['of']}")
+
+
+def _versions(ctx: Context) -> dict[str, Any]:
+    versions: dict[str, Any] = {"python": platform.python_version()}
+    with contextlib.suppress(Exception):
+        import apache_beam
+        import cassandra
+        import fastavro
+
+        versions.update(
+            beam=apache_beam.__version__,
+            cassandra_driver=cassandra.__version__,
+            fastavro=fastavro.__version__,
+        )
+    if ctx.dsbulk_lib:
+        versions["dsbulk"] = f"{DSBULK_VERSION} (java-driver {DSBULK_DRIVER_VERSION})"
+    if ctx.cqlsh:
+        versions["cqlsh"] = CQLSH_VERSION
+    with contextlib.suppress(Exception):
+        cluster, session = _connect(ctx.hosts)
+        try:
+            versions["cassandra"] = session.execute(
+                "SELECT release_version FROM system.local"
+            ).one()[0]
+        finally:
+            cluster.shutdown()
+    return versions
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _hosts(arg: str | None) -> list[str]:
+    if arg:
+        return [h.strip() for h in arg.split(",") if h.strip()]
+    env = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
+    if env:
+        return [h.strip() for h in env.split(",") if h.strip()]
+    from dev.cassandra_local import DEFAULT_CLI_DIR, LocalCluster
+
+    print(f"no --hosts: starting (or reusing) a local node in {DEFAULT_CLI_DIR}", flush=True)
+    cluster = LocalCluster(DEFAULT_CLI_DIR)
+    cluster.start(detach=True)
+    return cluster.contact_points
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dev.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--hosts", help="host:port,... (default: CASSANDRA_CONTACT_POINTS)")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="narrow")
+    parser.add_argument("--tools", default=DEFAULT_TOOLS, help=f"any of {','.join(ALL_TOOLS)}")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--fetch-size", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds, interleaved")
+    parser.add_argument("--baseline-src", type=Path, help="dir with transforms/ and pipeline/")
+    parser.add_argument("--jmx-port", type=int, help="flush the table after loading (nodetool)")
+    parser.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
+    parser.add_argument("--work-dir", type=Path, help="outputs (default: a temp dir)")
+    parser.add_argument("--keep-output", action="store_true")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded raw scan")
+    parser.add_argument("--ours-arg", action="append", default=[], help="extra exporter option")
+    parser.add_argument("--label", default="", help="free text stored in the JSON")
+    args = parser.parse_args(argv)
+
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    for tool in tools:
+        if tool not in ALL_TOOLS:
+            parser.error(f"unknown tool {tool!r}; tools: {', '.join(ALL_TOOLS)}")
+    if any(t.startswith("base") for t in tools) and not args.baseline_src:
+        parser.error("base* tools need --baseline-src DIR")
+    hosts = _hosts(args.hosts)
+    variant = VARIANTS[args.variant]
+    table = ensure_table(hosts, variant, args.rows, args.jmx_port)
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="cassandra-export-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(
+        hosts=hosts,
+        table=table,
+        rows=args.rows,
+        workers=args.workers,
+        fetch_size=args.fetch_size,
+        work_dir=work_dir,
+        python=sys.executable,
+        baseline_src=args.baseline_src.resolve() if args.baseline_src else None,
+        extra_ours=list(args.ours_arg),
+    )
+    if any(t.startswith("dsbulk") for t in tools):
+        ctx.dsbulk_lib, ctx.dsbulk_why = ensure_dsbulk()
+    if "cqlsh" in tools:
+        ctx.cqlsh, ctx.cqlsh_why = ensure_cqlsh()
+    reaper = _become_subreaper()
+    if not reaper:
+        print("note: not a child subreaper; CPU of orphaned grandchildren may be missed")
+    if not args.no_warmup:
+        print("warm-up: one unrecorded raw scan", flush=True)
+        run_tool(ctx, "raw", -1, args.timeout, keep=False)
+    runs: list[dict[str, Any]] = []
+    started = datetime.datetime.now(datetime.UTC)
+    for round_no in range(args.repeat):
+        order = tools if round_no % 2 == 0 else list(reversed(tools))
+        for tool in order:
+            runs.append(run_tool(ctx, tool, round_no, args.timeout, args.keep_output))
+    summary = summarize(runs, tools)
+    ratio_map = ratios(summary)
+    title = (
+        f"{variant.name} table, {args.rows:,} rows, {args.workers} worker(s), "
+        f"fetch size {args.fetch_size}, {args.repeat} round(s)"
+    )
+    print_table(summary, ratio_map, title)
+    warnings = [r["warning"] for r in runs if r.get("warning")]
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "variant": variant.name,
+        "rows": args.rows,
+        "table": f"{KEYSPACE}.{table}",
+        "workers": args.workers,
+        "fetch_size": args.fetch_size,
+        "repeat": args.repeat,
+        "started_at": started.isoformat(),
+        "label": args.label,
+        "hosts": hosts,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_avg_at_end": os.getloadavg(),
+        },
+        "versions": _versions(ctx),
+        "summary": summary,
+        "ratios": ratio_map,
+        "runs": runs,
+        "warnings": warnings,
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{variant.name}-{args.rows}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nresults: {path}")
+    if not args.work_dir and not args.keep_output:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Raw driver scan: read every token range of a table and discard the rows.
+
+The ceiling for a Python reader on the same node: the exporter's exact query
+(``TablePlan.select_cql``: token, values, writetimes), the same session set-up
+(``transforms.cassandra_io.connect``: protocol 5, range-aware routing, tuple rows),
+the same fetch size and the same work units (``plan_ranges``), but no Beam, no
+formatting and no files. Each process reads units from a shared queue with the
+next page requested before the current one is counted (driver paging, one query
+in flight per process).
+
+Command line (prints one JSON line: rows, seconds, pages)::
+
+    python -m dev.raw_scan --hosts 127.0.0.9:9042 --table bench.narrow_1000000 \
+        --processes 2 --fetch-size 5000 [--writetime-columns '*']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import queue
+import sys
+import time
+from typing import Any
+
+
+def _plan(
+    hosts: tuple[str, ...], table: str, writetime_columns: str, splits: int, workers: int
+) -> Any:
+    from pipeline.launcher import _auto_splits
+    from transforms.cassandra_io import (
+        ConnectionConfig,
+        connect,
+        describe_table,
+        partitions_per_range,
+        ring_tokens,
+    )
+    from transforms.table_plan import build_table_plan
+    from transforms.token_ranges import make_work_units, plan_ranges
+
+    keyspace, _, name = table.partition(".")
+    cluster, session = connect(ConnectionConfig(hosts=hosts))
+    try:
+        described = describe_table(cluster, session, keyspace, name)
+        tokens = ring_tokens(cluster)
+        estimates = partitions_per_range(session, described.keyspace, described.table)
+    finally:
+        cluster.shutdown()
+    plan = build_table_plan(
+        keyspace=described.keyspace,
+        table=described.table,
+        column_types=described.column_types,
+        user_types=described.user_types,
+        release_version=described.release_version,
+        cluster_name=described.cluster_name,
+        columns=None,
+        writetime_columns=writetime_columns,
+        ttl_columns="none",
+    )
+    splits = splits or _auto_splits(tokens, estimates, workers)
+    units = make_work_units(plan_ranges(tokens, splits, estimates))
+    return plan.select_cql(), [(u.start, u.end) for u in units]
+
+
+def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
+    from transforms.cassandra_io import ConnectionConfig, connect
+
+    cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=fetch_size))
+    statement = session.prepare(cql)
+    statement.fetch_size = fetch_size
+    rows = pages = 0
+    try:
+        while True:
+            try:
+                start, end = units.get_nowait()
+            except queue.Empty:
+                break
+            bound = statement.bind((start, end))
+            bound.routing_token = end
+            future = session.execute_async(bound)
+            result = future.result()
+            while True:
+                page = result.current_rows
+                more = future.has_more_pages
+                if more:
+                    future.start_fetching_next_page()  # prefetch while this page is counted
+                for _row in page:
+                    pass
+                rows += len(page)
+                pages += 1
+                if not more:
+                    break
+                result = future.result()
+    finally:
+        cluster.shutdown()
+    results.put((rows, pages))
+
+
+def scan(
+    hosts: tuple[str, ...],
+    table: str,
+    processes: int = 2,
+    fetch_size: int = 5000,
+    writetime_columns: str = "none",
+    splits: int = 0,
+) -> dict[str, Any]:
+    cql, units = _plan(hosts, table, writetime_columns, splits, processes)
+    context = multiprocessing.get_context("spawn")
+    work = context.Queue()
+    for unit in units:
+        work.put(unit)
+    results = context.Queue()
+    started = time.monotonic()
+    procs = [
+        context.Process(target=_worker, args=(hosts, cql, fetch_size, work, results))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    totals = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    seconds = time.monotonic() - started
+    failed = [p.exitcode for p in procs if p.exitcode]
+    if failed:
+        raise SystemExit(f"raw scan: a worker failed with exit code {failed[0]}")
+    rows = sum(r for r, _ in totals)
+    return {
+        "rows": rows,
+        "pages": sum(p for _, p in totals),
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
+        "processes": processes,
+        "units": len(units),
+        "query": cql,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", default="127.0.0.1:9042")
+    parser.add_argument("--table", required=True, help="KEYSPACE.TABLE")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--fetch-size", type=int, default=5000)
+    parser.add_argument("--writetime-columns", default="none")
+    parser.add_argument("--splits", type=int, default=0, help="work units (0: as the exporter)")
+    args = parser.parse_args(argv)
+    hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
+    report = scan(
+        hosts, args.table, args.processes, args.fetch_size, args.writetime_columns, args.splits
+    )
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

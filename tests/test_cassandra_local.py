@@ -1,0 +1,226 @@
+"""The local Cassandra harness itself, against real nodes (no mocks)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.query import SimpleStatement
+
+import dev.cassandra_local as cl
+from dev.cassandra_local import (
+    CassandraStartError,
+    ClusterHandle,
+    LocalCluster,
+    ensure_classpath,
+    kill_strays,
+    make_keyspace,
+)
+
+WRITETIME = 1700000000123456
+
+
+def test_release_version_is_5_0(cassandra: ClusterHandle) -> None:
+    row = cassandra.session().execute("SELECT release_version FROM system.local").one()
+    assert row.release_version.startswith("5.0")
+
+
+def test_handle_describes_the_node(cassandra: ClusterHandle) -> None:
+    assert cassandra.contact_points == [f"{h}:{cassandra.port}" for h in cassandra.hosts]
+    if cassandra.cluster is not None and isinstance(cassandra.cluster, LocalCluster):
+        assert cassandra.contact_points == ["127.0.0.1:9042"]
+        assert cassandra.cluster.is_running(0)
+        assert cassandra.cluster.rss_bytes(0) > 100 * 2**20
+        # its owner (this pytest process) is alive: not a stray
+        assert kill_strays(cassandra.cluster.base_dir) == []
+        assert cassandra.cluster.is_running(0)
+
+
+def test_writetime_and_ttl_round_trip(cassandra: ClusterHandle, keyspace: str) -> None:
+    session = cassandra.session()
+    session.execute(f"CREATE TABLE IF NOT EXISTS {keyspace}.wt (k int PRIMARY KEY, v text, n int)")
+    session.execute(f"TRUNCATE {keyspace}.wt")
+    session.execute(
+        f"INSERT INTO {keyspace}.wt (k, v, n) VALUES (1, 'a', 10) USING TIMESTAMP {WRITETIME}"
+    )
+    ttl = 3600
+    session.execute(f"INSERT INTO {keyspace}.wt (k, v, n) VALUES (2, 'b', 20) USING TTL {ttl}")
+    session.execute(
+        f"UPDATE {keyspace}.wt USING TIMESTAMP {WRITETIME + 1} AND TTL {ttl} SET v = 'c' "
+        "WHERE k = 3"
+    )
+    rows = {
+        r.k: r
+        for r in session.execute(
+            f"SELECT k, v, WRITETIME(v) AS wt, TTL(v) AS ttl, WRITETIME(n) AS wtn "
+            f"FROM {keyspace}.wt"
+        )
+    }
+    assert set(rows) == {1, 2, 3}
+    assert rows[1].wt == WRITETIME
+    assert rows[1].wtn == WRITETIME
+    assert rows[1].ttl is None
+    assert ttl - 10 < rows[2].ttl <= ttl
+    assert rows[2].wt > WRITETIME  # server time, now
+    assert rows[3].wt == WRITETIME + 1
+    assert ttl - 10 < rows[3].ttl <= ttl
+    assert rows[3].wtn is None
+
+
+def test_startup_failure_reports_the_log(tmp_path: Path) -> None:
+    cluster = LocalCluster(
+        tmp_path / "bad",
+        address_prefix="127.0.3.",
+        extra_yaml={"no_such_option_xyz": 1},
+    )
+    with pytest.raises(CassandraStartError) as info:
+        cluster.start(timeout=120)
+    message = str(info.value)
+    assert "node0 (127.0.3.1) exited during startup" in message
+    assert "no_such_option_xyz" in message  # from the node's log tail
+    assert not cluster.is_running(0)
+    assert not (cluster.node_dir(0) / "pid").exists()
+
+
+def test_kill_strays_spares_processes_that_are_not_cassandra(tmp_path: Path) -> None:
+    node = tmp_path / "node0"
+    node.mkdir()
+    (node / "pid").write_text(f"{os.getpid()}\n")  # this pytest process: must survive
+    assert kill_strays(tmp_path) == []
+    assert not (node / "pid").exists()
+
+
+def test_classpath_cache_is_used_without_maven(monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = ensure_classpath()  # resolves once per machine (the fixtures did it already)
+    assert (lib.parent / ".complete").exists()
+    assert list(lib.glob("cassandra-all-*.jar"))
+
+    def no_maven(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"maven must not run again: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_maven)
+    monkeypatch.setattr(subprocess, "Popen", no_maven)
+    assert cl.subprocess.run is no_maven
+    assert ensure_classpath() == lib
+    monkeypatch.setenv("CASSANDRA_EXPORT_CACHE", str(lib.parent.parent))
+    assert ensure_classpath() == lib
+
+
+@pytest.mark.slow
+def test_classpath_resolves_falls_back_and_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh cache root: runs Maven for real. 5.0.9 is not published (yet), so the resolver
+    # falls back to 5.0.8 and records that for later calls.
+    lib = ensure_classpath("5.0.9", cache_root=tmp_path)
+    assert lib.name == "lib"
+    assert (lib.parent / ".complete").exists()
+    assert list(lib.glob("cassandra-all-5.0.*.jar"))
+    assert list(lib.glob("jamm-*.jar"))
+    if lib.parent.name != "cassandra-5.0.9":
+        assert lib.parent.name == "cassandra-5.0.8"
+        assert (tmp_path / "cassandra-5.0.9" / ".resolved-version").read_text().strip() == "5.0.8"
+
+    def no_maven(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"maven must not run again: {args}")
+
+    monkeypatch.setattr(subprocess, "run", no_maven)
+    monkeypatch.setattr(subprocess, "Popen", no_maven)
+    assert ensure_classpath("5.0.9", cache_root=tmp_path) == lib
+    monkeypatch.setenv("CASSANDRA_EXPORT_CACHE", str(tmp_path))
+    assert ensure_classpath("5.0.9") == lib
+    assert ensure_classpath(lib.parent.name.removeprefix("cassandra-")) == lib
+
+
+@pytest.mark.multinode
+def test_three_node_token_ring(cassandra3: ClusterHandle) -> None:
+    session = cassandra3.session()
+    token_map = session.cluster.metadata.token_map
+    owners = {host.address for host in token_map.token_to_host_owner.values()}
+    assert len(owners) == 3
+    assert len(token_map.ring) == 3 * 16
+    assert len(set(token_map.ring)) == 48
+    assert all(h.is_up for h in session.cluster.metadata.all_hosts())
+
+
+def _wait(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    detail: Callable[[], object] = lambda: "",
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} {detail()}")
+        time.sleep(0.5)
+
+
+@pytest.mark.multinode
+def test_kill_and_restart_a_node(cassandra3: ClusterHandle) -> None:
+    cluster = cassandra3.cluster
+    if not isinstance(cluster, LocalCluster):
+        pytest.skip("needs a local cluster to kill nodes")
+    session = cassandra3.session()
+    ks = make_keyspace(session, "cassandra_local_rf3", 3)
+    session.execute(f"CREATE TABLE {ks}.kv (k int PRIMARY KEY, v text)")
+    insert = session.prepare(f"INSERT INTO {ks}.kv (k, v) VALUES (?, ?)")
+    select = session.prepare(f"SELECT v FROM {ks}.kv WHERE k = ?")
+    insert.is_idempotent = select.is_idempotent = True
+
+    def write_read(keys: range, level: int) -> None:
+        insert.consistency_level = select.consistency_level = level
+        for k in keys:
+            session.execute(insert, (k, f"v{k}"))
+            # at ONE/ONE the replica read may not have applied the write yet (R + W <= RF)
+            _wait(
+                lambda k=k: (
+                    (row := session.execute(select, (k,)).one()) is not None and row.v == f"v{k}"
+                ),
+                10,
+                f"key {k} to be readable at {ConsistencyLevel.value_to_name[level]}",
+            )
+
+    write_read(range(0, 50), ConsistencyLevel.QUORUM)
+
+    cluster.kill_node(2)
+    assert not cluster.is_running(2)
+    write_read(range(50, 100), ConsistencyLevel.ONE)
+    write_read(range(100, 150), ConsistencyLevel.QUORUM)
+    # A range scan needs the survivors to have convicted the dead replica first (else the
+    # coordinator may still pick it and time out): that takes the failure detector ~10 s.
+    cluster.wait_down_seen(2)
+    quorum = SimpleStatement(
+        f"SELECT count(*) FROM {ks}.kv", consistency_level=ConsistencyLevel.QUORUM
+    )
+    assert session.execute(quorum, timeout=60).one()[0] == 150
+
+    cluster.start_node(2)  # returns once every node sees the restarted one NORMAL again
+    assert cluster.is_running(2)
+    _wait(
+        lambda: all(h.is_up for h in session.cluster.metadata.all_hosts()),
+        60,
+        "the driver to see 3 nodes up",
+    )
+    everyone = SimpleStatement(
+        f"SELECT count(*) FROM {ks}.kv", consistency_level=ConsistencyLevel.ALL
+    )
+
+    last: list[object] = []
+
+    def all_replicas_answer() -> bool:
+        try:
+            count = session.execute(everyone, timeout=60).one()[0]
+        except Exception as exc:  # Unavailable until every coordinator marked the node alive
+            last[:] = [exc]
+            return False
+        last[:] = [count]
+        return count == 150
+
+    _wait(all_replicas_answer, 60, "a CL ALL read over all 3 replicas", lambda: last)
+    session.execute(f"DROP KEYSPACE {ks}", timeout=120)
