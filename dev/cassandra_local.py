@@ -54,6 +54,7 @@ DEFAULT_VERSION = "5.0.8"
 NATIVE_PORT = 9042
 STORAGE_PORT = 7000
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+SEED_RACE = "Unable to contact any seeds"
 READY_LOG_LINES = ("Starting listening for CQL clients", "Startup complete")
 DEFAULT_USER = ("cassandra", "cassandra")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -705,7 +706,7 @@ class LocalCluster:
 
     # ---- files
 
-    def _write_config(self, i: int) -> Path:
+    def _write_config(self, i: int, join_fresh: bool = False) -> Path:
         nd = self.node_dir(i)
         for sub in ("data", "logs"):
             (nd / sub).mkdir(parents=True, exist_ok=True)
@@ -738,6 +739,10 @@ class LocalCluster:
             "hints_directory": str(data / "hints"),
             "cdc_raw_directory": str(data / "cdc_raw"),
         }
+        if join_fresh:
+            # Forming a new, empty cluster: nothing to stream, and skipping bootstrap avoids
+            # its "Unable to contact any seeds" race under the short ring delay.
+            conf["auto_bootstrap"] = False
         token = self._initial_token(i)
         if token is not None:
             conf["initial_token"] = str(token)
@@ -752,11 +757,14 @@ class LocalCluster:
         (nd / "logback.xml").write_text(_LOGBACK_XML.format(log_file=nd / "logs" / "system.log"))
         return yaml_path
 
+    def _has_data(self, i: int) -> bool:
+        data = self.node_dir(i) / "data" / "data"
+        return data.is_dir() and any(data.iterdir())
+
     def _check_reuse(self, i: int) -> None:
         nd = self.node_dir(i)
         ident_path = nd / "node.json"
-        has_data = (nd / "data" / "data").is_dir() and any((nd / "data" / "data").iterdir())
-        if has_data and ident_path.exists():
+        if self._has_data(i) and ident_path.exists():
             old = json.loads(ident_path.read_text())
             if old != self._identity(i):
                 raise CassandraConfigMismatch(
@@ -980,7 +988,7 @@ class LocalCluster:
 
     # ---- lifecycle
 
-    def _launch(self, i: int, detach: bool) -> int:
+    def _launch(self, i: int, detach: bool, join_fresh: bool = False) -> int:
         """Start node ``i``'s JVM; returns the system.log offset before the start."""
         nd = self.node_dir(i)
         self._check_reuse(i)
@@ -992,7 +1000,7 @@ class LocalCluster:
                     f"{host}:{port} is already in use (pid {owner}); another Cassandra node? "
                     f"Use other loopback addresses (address_prefix/first_host)."
                 )
-        yaml_path = self._write_config(i)
+        yaml_path = self._write_config(i, join_fresh)
         log = nd / "logs" / "system.log"
         offset = log.stat().st_size if log.exists() else 0
         cmd = self._command(i, yaml_path)
@@ -1029,13 +1037,14 @@ class LocalCluster:
             (self.base_dir / "cluster.json").write_text(json.dumps(self._config(), indent=1))
             deadline = time.monotonic() + timeout
             launched: list[int] = []
+            fresh = not any(self._has_data(i) for i in range(self.nodes))
             try:
                 for i in range(self.nodes):
                     if self.is_running(i):
                         self._wait_ready(i, deadline, 0)
                         continue
                     launched.append(i)
-                    self._start_one(i, deadline, detach)
+                    self._start_one(i, deadline, detach, join_fresh=fresh and i > 0)
                 if self.nodes > 1:
                     self.wait_all_up(max(5.0, deadline - time.monotonic()))
             except BaseException:
@@ -1044,12 +1053,20 @@ class LocalCluster:
                 raise
         return self
 
-    def _start_one(self, i: int, deadline: float, detach: bool) -> None:
+    def _start_one(self, i: int, deadline: float, detach: bool, join_fresh: bool = False) -> None:
         if self._lib is None:
             self._lib = ensure_classpath(self.version)
         started = time.monotonic()
-        offset = self._launch(i, detach)
-        self._wait_ready(i, deadline, offset)
+        for attempt in range(3):
+            offset = self._launch(i, detach, join_fresh)
+            try:
+                self._wait_ready(i, deadline, offset)
+                break
+            except CassandraStartError as exc:
+                # A bootstrapping node that has not heard from the seed within ring_delay (1 s
+                # here) gives up; on a loaded box that race is real. Retry it, same data dir.
+                if SEED_RACE not in str(exc) or attempt == 2 or time.monotonic() > deadline:
+                    raise
         self.startup_seconds[i] = time.monotonic() - started
 
     def start_node(self, i: int, timeout: float = 180, *, detach: bool = False) -> None:
