@@ -126,14 +126,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     contact_points = ensure_cassandra(Path(args.cassandra_dir))
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
     from transforms.cassandra_io import parse_host
 
     host, port = parse_host(contact_points[0], 9042)
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
     cluster = Cluster(
-        [host], port=port, protocol_version=5, load_balancing_policy=RoundRobinPolicy()
+        [host],
+        port=port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
     session = cluster.connect()
     try:
