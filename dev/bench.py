@@ -152,15 +152,16 @@ def _value(cql_type: str, pk: int, ck: int, i: int) -> Any:
 
 
 def _connect(hosts: list[str]) -> tuple[Any, Any]:
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
     host, _, port = hosts[0].partition(":")
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)
     cluster = Cluster(
         [h.split(":")[0] for h in hosts],
         port=int(port or 9042),
         protocol_version=5,
-        load_balancing_policy=RoundRobinPolicy(),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
     )
     return cluster, cluster.connect()
 
@@ -173,7 +174,6 @@ def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | 
     table = f"{variant.name}_{rows}"
     cluster, session = _connect(hosts)
     try:
-        session.default_timeout = 60
         session.execute(
             f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
             "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -369,6 +369,7 @@ class Measurement:
     cpu_sys: float
     cpu_polled: float
     peak_rss: int
+    peak_pss: int
     processes: int
     timed_out: bool = False
     log: str = ""
@@ -382,19 +383,21 @@ def run_measured(
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seen: dict[int, float] = {}
     pids: set[int] = set()
-    peak = 0
+    peak = peak_pss = 0
     timed_out = False
     with open(log_path, "wb") as log:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         main_done_at = None
         while True:
-            total = 0
+            total = total_pss = 0
             alive = 0
             for child in me.children(recursive=True):
                 try:
                     with child.oneshot():
-                        total += child.memory_info().rss
+                        memory = child.memory_full_info()  # pss: shared pages split
+                        total += memory.rss
+                        total_pss += getattr(memory, "pss", memory.rss)
                         times = child.cpu_times()
                     cpu_seen[child.pid] = times.user + times.system
                     pids.add(child.pid)
@@ -402,6 +405,7 @@ def run_measured(
                 except psutil.Error:
                     continue
             peak = max(peak, total)
+            peak_pss = max(peak_pss, total_pss)
             if main_done_at is None and proc.poll() is not None:
                 main_done_at = time.monotonic()
             if main_done_at is not None:
@@ -432,6 +436,7 @@ def run_measured(
         cpu_sys=system,
         cpu_polled=polled,
         peak_rss=peak,
+        peak_pss=peak_pss,
         processes=len(pids),
         timed_out=timed_out,
         log=tail,
@@ -478,6 +483,7 @@ class Context:
     work_dir: Path
     python: str
     baseline_src: Path | None
+    ours_src: Path = REPO
     dsbulk_lib: Path | None = None
     dsbulk_why: str = ""
     cqlsh: Path | None = None
@@ -514,7 +520,8 @@ def _ours(ctx: Context, tool: str, out: Path) -> Invocation:
         env["PYTHONPATH"] = str(ctx.baseline_src)
         cwd = ctx.baseline_src
     else:
-        env["PYTHONPATH"] = str(REPO)
+        env["PYTHONPATH"] = str(ctx.ours_src)
+        cwd = ctx.ours_src
 
     def count() -> int:
         files = sorted(glob.glob(str(out / "data" / f"*.{fmt}")))
@@ -610,6 +617,7 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
         "cpu_sys_s": round(m.cpu_sys, 3),
         "cpu_polled_s": round(m.cpu_polled, 3),
         "peak_rss_mb": round(m.peak_rss / 2**20, 1),
+        "peak_pss_mb": round(m.peak_pss / 2**20, 1),
         "processes": m.processes,
         "command": " ".join(inv.cmd),
     }
@@ -647,7 +655,14 @@ def summarize(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, dict[st
             summary[tool] = {"status": first.get("status", "not run"), "why": first.get("why")}
             continue
         entry: dict[str, Any] = {"status": "ok", "rounds": len(ok)}
-        for key in ("wall_s", "cpu_s", "peak_rss_mb", "rows_per_s", "cpu_us_per_row"):
+        for key in (
+            "wall_s",
+            "cpu_s",
+            "peak_rss_mb",
+            "peak_pss_mb",
+            "rows_per_s",
+            "cpu_us_per_row",
+        ):
             values = [r[key] for r in ok if r.get(key) is not None]
             entry[key] = round(statistics.median(values), 3) if values else None
         entry["rows"] = ok[0]["rows"]
@@ -691,7 +706,7 @@ def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], title: str) -> None:
     print(f"\n{title}")
     head = f"{'tool':<14}{'rows':>11}{'wall s':>9}{'rows/s':>11}{'CPU s':>9}"
-    head += f"{'CPU us/row':>12}{'peak RSS MB':>13}"
+    head += f"{'CPU us/row':>12}{'peak RSS MB':>13}{'PSS MB':>8}"
     print(head)
     print("-" * len(head))
     for tool, e in summary.items():
@@ -701,6 +716,7 @@ def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], t
         print(
             f"{tool:<14}{e['rows']:>11,}{e['wall_s']:>9.1f}{(e['rows_per_s'] or 0):>11,.0f}"
             f"{e['cpu_s']:>9.1f}{(e['cpu_us_per_row'] or 0):>12.1f}{e['peak_rss_mb']:>13.0f}"
+            f"{(e.get('peak_pss_mb') or 0):>8.0f}"
         )
     if ratio_map:
         print("\nratios (median rounds)")
@@ -764,6 +780,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-size", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=1, help="rounds, interleaved")
     parser.add_argument("--baseline-src", type=Path, help="dir with transforms/ and pipeline/")
+    parser.add_argument(
+        "--ours-src", type=Path, default=REPO, help="the exporter to run as ours* (default: repo)"
+    )
     parser.add_argument("--jmx-port", type=int, help="flush the table after loading (nodetool)")
     parser.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     parser.add_argument("--work-dir", type=Path, help="outputs (default: a temp dir)")
@@ -771,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded raw scan")
     parser.add_argument("--ours-arg", action="append", default=[], help="extra exporter option")
     parser.add_argument("--label", default="", help="free text stored in the JSON")
+    parser.add_argument("--load-only", action="store_true", help="load the table, run nothing")
     args = parser.parse_args(argv)
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -782,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     hosts = _hosts(args.hosts)
     variant = VARIANTS[args.variant]
     table = ensure_table(hosts, variant, args.rows, args.jmx_port)
+    if args.load_only:
+        return 0
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="cassandra-export-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(
@@ -793,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=work_dir,
         python=sys.executable,
         baseline_src=args.baseline_src.resolve() if args.baseline_src else None,
+        ours_src=args.ours_src.resolve(),
         extra_ours=list(args.ours_arg),
     )
     if any(t.startswith("dsbulk") for t in tools):

@@ -158,8 +158,20 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
             ) from None
         reason = _first_reason(errors)
         hint = ""
-        if "ssl" in reason.lower() or "certificate" in reason.lower():
+        if "violation of protocol" in reason.lower() and config.ssl_enabled:
+            # The node closed the TLS handshake: it wants a client certificate it trusts.
+            hint = (
+                " (TLS: the nodes closed the handshake; if they require client certificates "
+                "(require_client_auth), give --ssl-cert-file and --ssl-key-file signed by a CA "
+                "in their truststore)"
+                if not config.ssl_cert_file
+                else " (TLS: the nodes refused the client certificate of --ssl-cert-file: is "
+                "it signed by a CA in their truststore?)"
+            )
+        elif "ssl" in reason.lower() or "certificate" in reason.lower():
             hint = " (TLS: check --ssl-ca-file and the nodes' certificates)"
+        elif "connection reset" in reason.lower() and not config.ssl_enabled:
+            hint = " (if the nodes require TLS, add --ssl-ca-file CA.pem or --ssl)"
         elif "authenticat" in reason.lower():
             hint = " (the cluster requires a user and password: set CASSANDRA_USERNAME and "
             hint += "CASSANDRA_PASSWORD)"
@@ -577,6 +589,13 @@ def run(argv: list[str], out: Any = None) -> int:
     if settings["log_level"] != "DEBUG":
         for noisy in ("apache_beam", "cassandra"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Beam logs a failing DoFn with its traceback (apache_beam.runners.common, ERROR) before
+    # the runner re-raises it; the CLI reports that failure as one line. The traceback shows
+    # with --log-level DEBUG or CASSANDRA_EXPORT_DEBUG.
+    quiet = settings["log_level"] != "DEBUG" and not os.environ.get("CASSANDRA_EXPORT_DEBUG")
+    logging.getLogger("apache_beam.runners.common").setLevel(
+        logging.CRITICAL if quiet else logging.NOTSET
+    )
     job = prepare_export(settings)
     for warning in job.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -293,14 +293,40 @@ def release_session(config: ConnectionConfig) -> None:
 def is_retryable(exc: BaseException) -> bool:
     from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
     from cassandra.cluster import NoHostAvailable
-    from cassandra.protocol import ServerError
+    from cassandra.connection import ConnectionException
+    from cassandra.protocol import (
+        IsBootstrappingErrorMessage,
+        OverloadedErrorMessage,
+        ServerError,
+    )
 
     if isinstance(exc, NoHostAvailable):
         errors = list(exc.errors.values())
         return not any(_is_auth_error(e) for e in errors)
+    # ConnectionException (ConnectionShutdown...): the coordinator died or the connection
+    # broke with the request in flight; with FallthroughRetryPolicy the driver rethrows it,
+    # as it does for an overloaded or bootstrapping coordinator. Another replica can answer.
     return isinstance(
-        exc, ReadTimeout | Unavailable | OperationTimedOut | ReadFailure | ServerError
+        exc,
+        ReadTimeout
+        | Unavailable
+        | OperationTimedOut
+        | ReadFailure
+        | ServerError
+        | ConnectionException
+        | OverloadedErrorMessage
+        | IsBootstrappingErrorMessage,
     )
+
+
+def splitting_helps(exc: BaseException) -> bool:
+    """Whether a smaller token window can succeed where ``exc`` failed. Timeouts and read
+    failures (too many rows or tombstones for the timeout) can; missing replicas
+    (Unavailable), no reachable host or a broken connection cannot, whatever the window:
+    halving for those would only shrink the window for the rest of the unit."""
+    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout
+
+    return isinstance(exc, ReadTimeout | OperationTimedOut | ReadFailure)
 
 
 def _is_auth_error(exc: BaseException) -> bool:
@@ -580,7 +606,7 @@ class _RangeReader:
                         time.sleep(backoff_seconds(failures - 1))
                         continue
                     width = window_end - complete
-                    if width // 2 < self.MIN_WINDOW:
+                    if width // 2 < self.MIN_WINDOW or not splitting_helps(exc):
                         raise RangeReadError(
                             f"work unit {self.piece.unit_id}: token range "
                             f"({complete}, {window_end}] failed {failures} times: {exc}"
@@ -635,6 +661,11 @@ class _RangeReader:
                     if len(batch) >= batch_size:
                         yield RowBatch(self.piece, batch)
                         batch = []
+                # The driver keeps every answered request, and so its page, referenced from
+                # its timeout timer until the timeout would have fired (--read-timeout):
+                # empty the page once read, or a fast scan holds dozens of pages per worker.
+                if type(rows) is list:
+                    rows.clear()
                 if paging_state is None:
                     break
             if split:

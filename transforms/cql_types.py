@@ -267,13 +267,22 @@ _PLAIN_DECIMAL_EXPONENT = 1000
 
 
 @functools.lru_cache(maxsize=4096)
+def _utc_minute_prefix(epoch_minute: int) -> str:
+    """'YYYY-MM-DDTHH:MM:' of a minute within years 1-9999, by integer math. Cached per
+    minute, not per second: values written close together mostly share their minute."""
+    days, minute_of_day = divmod(epoch_minute, 1440)
+    day = datetime.date.fromordinal(_EPOCH_ORDINAL + days)
+    hour, minute = divmod(minute_of_day, 60)
+    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T{hour:02d}:{minute:02d}:"
+
+
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
+
+
 def _utc_second_prefix(epoch_second: int) -> str:
     """'YYYY-MM-DDTHH:MM:SS' of a second within years 1-9999, by integer math."""
-    days, second_of_day = divmod(epoch_second, _SECONDS_PER_DAY)
-    day = datetime.date.fromordinal(_EPOCH_ORDINAL + days)
-    hour, rest = divmod(second_of_day, 3600)
-    minute, second = divmod(rest, 60)
-    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+    minute, second = divmod(epoch_second, 60)
+    return _utc_minute_prefix(minute) + _TWO_DIGITS[second]
 
 
 def format_writetime_iso(micros: int) -> str:
@@ -281,7 +290,8 @@ def format_writetime_iso(micros: int) -> str:
     seconds, fraction = divmod(micros, 1_000_000)
     if not _MIN_SECOND <= seconds <= _MAX_SECOND:
         return str(micros)
-    return f"{_utc_second_prefix(seconds)}.{fraction:06d}Z"
+    minute, second = divmod(seconds, 60)
+    return f"{_utc_minute_prefix(minute)}{_TWO_DIGITS[second]}.{fraction:06d}Z"
 
 
 def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:
@@ -297,7 +307,8 @@ def _millis_text(millis: int) -> str:
     seconds, fraction = divmod(millis, 1000)
     if not _MIN_SECOND <= seconds <= _MAX_SECOND:
         return str(millis)
-    return f"{_utc_second_prefix(seconds)}.{fraction:03d}Z"
+    minute, second = divmod(seconds, 60)
+    return f"{_utc_minute_prefix(minute)}{_TWO_DIGITS[second]}.{fraction:03d}Z"
 
 
 def _timestamp_millis(value: int | datetime.datetime) -> int:

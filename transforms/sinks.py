@@ -27,6 +27,7 @@ import posixpath
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import apache_beam as beam
@@ -311,16 +312,40 @@ def _is_identity(field: OutputField, fmt: str) -> bool:
     return spec is not None and getattr(spec, fmt) is cql_types._identity
 
 
+def _json_column_fn(
+    field: OutputField,
+    sink: SinkConfig,
+    convert: Callable[[Any], Any],
+    iso_cache: dict[int, str],
+) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+    """A column's values -> its JSON values (None: as they are)."""
+    if _is_identity(field, "json"):
+        return None
+    multicell = field.column.cql_type.is_multicell
+    if field.role == "writetime" and sink.writetime_format == "iso" and not multicell:
+        texts = _iso_texts(iso_cache)
+
+        def writetimes(column: Sequence[Any]) -> Sequence[Any]:
+            if None in column:
+                found = iter(texts([v for v in column if v is not None]))
+                return [None if v is None else next(found) for v in column]
+            return texts(column)
+
+        return writetimes
+    return lambda column: list(map(convert, column))
+
+
 def _converted_rows(
-    rows: Sequence[tuple[Any, ...]], converters: Sequence[Callable[[Any], Any] | None]
+    rows: Sequence[tuple[Any, ...]],
+    column_fns: Sequence[Callable[[Sequence[Any]], Sequence[Any]] | None],
 ) -> Iterator[tuple[Any, ...]]:
     """Rows with each column converted (None: as it is), a column at a time."""
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    if columns and len(columns) != len(converters):
-        raise ValueError(f"rows have {len(columns)} fields, the plan {len(converters)}")
-    for i, convert in enumerate(converters):
+    if columns and len(columns) != len(column_fns):
+        raise ValueError(f"rows have {len(columns)} fields, the plan {len(column_fns)}")
+    for i, convert in enumerate(column_fns):
         if convert is not None and columns:
-            columns[i] = list(map(convert, columns[i]))
+            columns[i] = convert(columns[i])
     return zip(*columns, strict=True)
 
 
@@ -400,8 +425,9 @@ class _JsonWriter(UnitWriter):
         self._handle = handle
         self._names = list(plan.field_names)
         self._converters = [_json_field(f, sink) for f in plan.output_fields]
+        iso_cache: dict[int, str] = {}
         self._columns = [
-            None if _is_identity(f, "json") else c
+            _json_column_fn(f, sink, c, iso_cache)
             for f, c in zip(plan.output_fields, self._converters, strict=True)
         ]
         self._array = array
@@ -435,6 +461,16 @@ class _JsonWriter(UnitWriter):
         self._handle.close()
 
 
+_AVRO_PRIMITIVES = frozenset(("boolean", "int", "long", "float", "double", "bytes", "string"))
+
+
+def _avro_primitive_branch(schema: Any) -> str | None:
+    """The union branch name of a primitive (or logical) Avro type, else None."""
+    if isinstance(schema, dict):
+        schema = schema.get("type")
+    return schema if isinstance(schema, str) and schema in _AVRO_PRIMITIVES else None
+
+
 class _AvroWriter(UnitWriter):
     def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str) -> None:
         import fastavro
@@ -447,15 +483,34 @@ class _AvroWriter(UnitWriter):
             None if _is_identity(f, "avro") else c
             for f, c in zip(plan.output_fields, self._converters, strict=True)
         ]
+        # fastavro picks a union branch by validating the value against each branch,
+        # unless the value comes as (branch name, value). Columns of a primitive type
+        # (logical types included) name their branch; records, arrays and maps do not.
+        self._branches = [_avro_primitive_branch(f["type"][1]) for f in schema["fields"]]
         codec = "null" if sink.avro_codec == "null" else sink.avro_codec
         self._writer = fastavro.write.Writer(
             handle, fastavro.parse_schema(schema), codec=codec, sync_interval=256 * 1024
         )
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        if not columns:
+            return
+        if len(columns) != len(self._columns):
+            raise ValueError(f"rows have {len(columns)} fields, the plan {len(self._columns)}")
+        for i, (convert, branch) in enumerate(zip(self._columns, self._branches, strict=True)):
+            column = columns[i]
+            if convert is not None:
+                column = list(map(convert, column))
+            if branch is not None:
+                if None in column:
+                    column = [None if v is None else (branch, v) for v in column]
+                else:
+                    column = list(zip(repeat(branch), column))
+            columns[i] = column
         names = self._names
         write = self._writer.write
-        for values in _converted_rows(rows, self._columns):
+        for values in zip(*columns, strict=True):
             write(dict(zip(names, values, strict=True)))
 
     def close(self) -> None:

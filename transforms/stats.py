@@ -89,7 +89,11 @@ class StatsBuilder:
                 acc[2] = high
             hist = self.days[j]
             day_cache = self._day_cache
-            for day_key, count in Counter(map(_DAY_MICROS.__rfloordiv__, present)).items():
+            if low // _DAY_MICROS == high // _DAY_MICROS:  # all on one day: no need to count
+                days: Any = ((low // _DAY_MICROS, len(present)),)
+            else:
+                days = Counter(map(_DAY_MICROS.__rfloordiv__, present)).items()
+            for day_key, count in days:
                 day = day_cache.get(day_key)
                 if day is None:
                     day = day_cache[day_key] = day_of(day_key * _DAY_MICROS)

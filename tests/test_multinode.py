@@ -1,0 +1,408 @@
+"""Exports from a 3-node cluster that loses nodes while it reads (SPEC sections 2, 7, 9).
+
+The keyspace has replication factor 3 and 50,000 rows whose values and writetimes are
+known in advance (``dev.load_table``, written at CL ALL). A clean export at LOCAL_QUORUM
+is the reference; then, each export running as a child process (throttled so that the
+faults land mid-export, after some work units committed):
+
+* one node is SIGKILLed: the export still exits 0 with exactly the clean rows;
+* two nodes are SIGKILLed: LOCAL_QUORUM cannot be met, the export stops with exit 1 and a
+  clear line after bounded retries, the committed units stay intact, and after both nodes
+  are restarted ``--resume`` completes with exactly the clean rows;
+* a node is killed and restarted while the export runs: the driver marks it up again and
+  sends it queries (its own ``system_views.coordinator_scan_latency`` counts the table's
+  scans since its restart), and the export finishes with exactly the clean rows.
+
+Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
+must come back with its data: the resume after the double kill reads from the restarted
+nodes (this is what showed that ``-Dcassandra.unsafesystem`` made a SIGKILLed node drop
+every row of tables created since its last schema flush; dev/cassandra_local.py now runs
+multi-node clusters without it).
+
+Run: ``.venv/bin/pytest tests/test_multinode.py -x -q`` with CASSANDRA_CONTACT_POINTS unset
+(the ``cassandra3`` fixture starts 127.0.1.1-3); marked ``multinode``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import struct
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cassandra import ConsistencyLevel
+from cassandra.concurrent import execute_concurrent_with_args
+
+from dev.cassandra_local import ClusterHandle, LocalCluster, make_keyspace
+from dev.load_table import create_big_table, expected_row, value_n, value_text, writetime
+from tests import helpers
+
+pytestmark = pytest.mark.multinode
+
+PARTITIONS = 5_000
+ROWS_PER_PARTITION = 10
+TOTAL_ROWS = PARTITIONS * ROWS_PER_PARTITION
+TABLE = "big"
+
+Row = tuple[int, int, str, int, int, int]
+
+
+def _log(text: str) -> None:
+    print(f"\n[multinode] {text}", flush=True)
+
+
+# --- the cluster and the data ---------------------------------------------------------------
+
+
+@dataclass
+class Ring:
+    handle: ClusterHandle
+    cluster: LocalCluster
+    keyspace: str
+    session: Any
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(self.handle.contact_points)
+
+    def export_args(self, out: Path, *extra: str) -> list[str]:
+        return [
+            "--hosts",
+            self.hosts,
+            "--table",
+            f"{self.keyspace}.{TABLE}",
+            "--output",
+            str(out),
+            "--consistency",
+            "LOCAL_QUORUM",
+            "--splits",
+            "64",
+            "--writetime-format",
+            "micros",
+            "--progress-interval",
+            "0",
+            *extra,
+        ]
+
+    def ensure_all_up(self) -> None:
+        """Start whatever node a test left down and wait until the ring is whole."""
+        if not all(self.cluster.is_running(i) for i in range(self.cluster.nodes)):
+            self.cluster.start(timeout=240)
+
+
+def _load(session: Any, keyspace: str) -> float:
+    """The dev.load_table rows, one unlogged batch per partition, at CL ALL: every replica
+    holds every row before a node is killed."""
+    create_big_table(session, keyspace, TABLE)
+    inserts = " ".join(
+        f"INSERT INTO {keyspace}.{TABLE} (pk, ck, v, n) VALUES (?, ?, ?, ?) USING TIMESTAMP ?;"
+        for _ in range(ROWS_PER_PARTITION)
+    )
+    statement = session.prepare(f"BEGIN UNLOGGED BATCH {inserts} APPLY BATCH")
+    statement.consistency_level = ConsistencyLevel.ALL
+
+    def params(pk: int) -> list[Any]:
+        values: list[Any] = []
+        for ck in range(ROWS_PER_PARTITION):
+            values += [pk, ck, value_text(pk, ck), value_n(pk, ck), writetime(pk, ck)]
+        return values
+
+    started = time.monotonic()
+    for ok, result in execute_concurrent_with_args(
+        session,
+        statement,
+        (params(pk) for pk in range(PARTITIONS)),
+        concurrency=32,
+        results_generator=True,
+    ):
+        assert ok, result
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def ring(cassandra3: ClusterHandle) -> Iterator[Ring]:
+    if not isinstance(cassandra3.cluster, LocalCluster):
+        pytest.skip("killing nodes needs the local 3-node cluster")
+    name = f"test_multinode_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    session = cassandra3.session()
+    make_keyspace(session, name, 3)
+    ring = Ring(cassandra3, cassandra3.cluster, name, session)
+    try:
+        took = _load(session, name)
+        _log(f"loaded {TOTAL_ROWS:,} rows (RF 3, CL ALL) in {took:.1f} s")
+        yield ring
+    finally:
+        with contextlib.suppress(Exception):
+            ring.ensure_all_up()
+            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+
+
+@pytest.fixture(autouse=True)
+def _whole_ring_after(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "ring" in request.fixturenames:
+        request.getfixturevalue("ring").ensure_all_up()
+
+
+def expected_rows() -> list[Row]:
+    rows = []
+    for pk in range(PARTITIONS):
+        for ck in range(ROWS_PER_PARTITION):
+            _, _, v, n, wt = expected_row(pk, ck)
+            rows.append((pk, ck, v, n, wt, wt))
+    return sorted(rows)
+
+
+def _row(record: dict[str, str]) -> Row:
+    return (
+        int(record["pk"]),
+        int(record["ck"]),
+        record["v"],
+        int(record["n"]),
+        int(record["n_writetime"]),
+        int(record["v_writetime"]),
+    )
+
+
+def exported_rows(out: Path) -> list[Row]:
+    header, records = helpers.read_csv_parts(out)
+    assert header == ["pk", "ck", "n", "v", "n_writetime", "v_writetime"]
+    return [_row(r) for r in records]
+
+
+def _file_rows(path: Path) -> list[Row]:
+    records = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    return [_row(dict(zip(records[0], r, strict=True))) for r in records[1:]]
+
+
+def lost_and_duplicated(rows: list[Row], reference: list[Row]) -> tuple[int, int]:
+    keys = Counter(r[:2] for r in rows)
+    duplicated = sum(c - 1 for c in keys.values() if c > 1)
+    lost = len({r[:2] for r in reference} - set(keys))
+    return lost, duplicated
+
+
+def _token(pk: int) -> int:
+    return helpers.cassandra_token(struct.pack(">i", pk))
+
+
+def check_committed(out: Path, reference: list[Row]) -> list[dict[str, Any]]:
+    """Every marker's file is whole: exactly the reference rows of its token range."""
+    tokens = {pk: _token(pk) for pk in range(PARTITIONS)}
+    markers = helpers.markers(out)
+    for marker in markers:
+        path = out / "data" / marker["file"]
+        assert path.stat().st_size == marker["bytes"], marker["file"]
+        rows = _file_rows(path)
+        assert len(rows) == marker["rows"], marker["file"]
+        wanted = [r for r in reference if marker["start"] < tokens[r[0]] <= marker["end"]]
+        assert sorted(rows) == wanted, marker["file"]
+    return markers
+
+
+# --- running an export while nodes die -----------------------------------------------------
+
+
+class Export:
+    """The CLI as a child process; ``wait_markers`` waits for committed units."""
+
+    def __init__(self, argv: list[str], out: Path) -> None:
+        self.out = out
+        self.started = time.monotonic()
+        env = {k: v for k, v in os.environ.items() if k != "CASSANDRA_EXPORT_DEBUG"}
+        self.proc = subprocess.Popen(
+            helpers.cli_command() + argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(helpers.REPO),
+            env=env,
+        )
+        self.stdout = self.stderr = ""
+
+    def markers(self) -> int:
+        ranges = self.out / "_manifest" / "ranges"
+        return len(list(ranges.glob("*.json"))) if ranges.exists() else 0
+
+    def wait_markers(self, count: int, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while self.markers() < count:
+            assert self.proc.poll() is None, self.finish()
+            assert time.monotonic() < deadline, f"no {count} markers after {timeout} s"
+            time.sleep(0.05)
+        return self.markers()
+
+    def finish(self, timeout: float = 300) -> int:
+        try:
+            self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.stdout, self.stderr = self.proc.communicate()
+        self.seconds = time.monotonic() - self.started
+        return self.proc.returncode
+
+    def describe(self) -> str:
+        return f"exit {self.proc.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+    def __enter__(self) -> Export:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def stats(out: Path) -> dict[str, Any]:
+    return json.loads((out / "_manifest" / "stats.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def clean(ring: Ring, tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    with Export(ring.export_args(out), out) as run:
+        code = run.finish()
+    assert code == 0, run.describe()
+    rows = exported_rows(out)
+    assert lost_and_duplicated(rows, expected_rows()) == (0, 0)
+    assert sorted(rows) == expected_rows()
+    _log(f"clean export at LOCAL_QUORUM: {len(rows):,} rows in {run.seconds:.1f} s")
+    return sorted(rows)
+
+
+# --- the scenarios -------------------------------------------------------------------------
+
+
+def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ring.export_args(out, "--max-rows-per-second", "5000", "--read-timeout", "5")
+    with Export(argv, out) as run:
+        at_kill = run.wait_markers(8)
+        killed = time.monotonic()
+        ring.cluster.kill_node(1)
+        code = run.finish()
+    after_kill = time.monotonic() - killed
+    assert code == 0, run.describe()
+    rows = exported_rows(out)
+    lost, duplicated = lost_and_duplicated(rows, clean)
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(rows) == clean
+    summary = stats(out)
+    restart = time.monotonic()
+    ring.cluster.start_node(1)
+    _log(
+        f"node 127.0.1.2 SIGKILLed after {at_kill} units: exit 0 in {run.seconds:.1f} s "
+        f"({after_kill:.1f} s after the kill), {lost} lost / {duplicated} duplicated, "
+        f"retries {summary['retries']}, windows split {summary['ranges_split']}; "
+        f"node back in {time.monotonic() - restart:.1f} s"
+    )
+
+
+def test_two_nodes_killed_stop_the_export_then_resume(
+    ring: Ring, clean: list[Row], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = ring.export_args(out, "--max-rows-per-second", "5000")
+    argv += ["--read-timeout", "2", "--retries", "2"]
+    with Export(argv, out) as run:
+        at_kill = run.wait_markers(8)
+        killed = time.monotonic()
+        ring.cluster.kill_node(1)
+        ring.cluster.kill_node(2)
+        code = run.finish()
+    to_fail = time.monotonic() - killed
+    assert code == 1, run.describe()
+    lines = run.stderr.splitlines()
+    failure = [line for line in lines if line.startswith("cassandra-export: export failed:")]
+    assert len(failure) == 1, run.describe()
+    assert "failed 3 times" in failure[0]  # --retries 2: the third failure is the last
+    assert "Unavailable" in failure[0] or "timed out" in failure[0].lower(), failure[0]
+    assert "Traceback" not in run.stderr, run.describe()
+    assert to_fail < 90  # bounded: --retries 2, --read-timeout 2
+    splits = run.stderr.count("kept failing")
+    assert "--resume" in lines[-1]
+    assert not (out / "_SUCCESS").exists()
+    committed = check_committed(out, clean)
+    assert at_kill <= len(committed) < len(helpers.manifest_units(out))
+
+    restart = time.monotonic()
+    ring.cluster.start(timeout=240)  # both nodes, then the whole ring up
+    restarted = time.monotonic() - restart
+    resume = helpers.run_cli_subprocess(
+        ["--resume", str(out), "--hosts", ring.hosts, "--progress-interval", "0"], timeout=300
+    )
+    assert resume.code == 0, resume.describe()
+    rows = exported_rows(out)
+    lost, duplicated = lost_and_duplicated(rows, clean)
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(rows) == clean
+    after = {m["file"]: m for m in check_committed(out, clean)}
+    for marker in committed:
+        assert after[marker["file"]] == marker  # committed before the failure, kept as is
+    _log(
+        f"nodes 127.0.1.2 and .3 SIGKILLed after {at_kill} units: exit 1 after "
+        f"{to_fail:.1f} s ({splits} windows split on timeouts first) with {failure[0]!r}; "
+        f"{len(committed)} units committed and intact; "
+        f"both nodes back in {restarted:.1f} s; --resume: exit 0, {lost} lost / {duplicated} "
+        f"duplicated"
+    )
+
+
+def _scans_coordinated(ring: Ring, node: int) -> int:
+    """Scans of the table that node ``node`` coordinated since it started."""
+    address = ring.cluster.address(node)
+    host = next(h for h in ring.session.cluster.metadata.all_hosts() if h.address == address)
+    row = ring.session.execute(
+        "SELECT count FROM system_views.coordinator_scan_latency "
+        "WHERE keyspace_name = %s AND table_name = %s",
+        (ring.keyspace, TABLE),
+        host=host,
+    ).one()
+    return int(row[0]) if row else 0
+
+
+def test_a_restarted_node_is_used_again(ring: Ring, clean: list[Row], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ring.export_args(out, "--max-rows-per-second", "1200", "--read-timeout", "5")
+    argv += ["--log-level", "DEBUG"]
+    node, address = 2, ring.cluster.address(2)
+    with Export(argv, out) as run:
+        at_kill = run.wait_markers(3)
+        killed = time.monotonic()
+        ring.cluster.kill_node(node)
+        ring.cluster.start_node(node)  # returns once every node sees it NORMAL again
+        back_after = time.monotonic() - killed
+        at_restart = run.markers()
+        code = run.finish()
+    assert code == 0, run.describe()
+    units = len(helpers.manifest_units(out))
+    assert at_restart < units, "the export ended before the node came back"
+    rows = exported_rows(out)
+    lost, duplicated = lost_and_duplicated(rows, clean)
+    assert (lost, duplicated) == (0, 0)
+    assert sorted(rows) == clean
+    # The exporter's driver saw the node go down and come back...
+    assert f"Host {address}:9042 has been marked down" in run.stderr
+    assert f"Host {address}:9042 may be up" in run.stderr, run.describe()[-3000:]
+    # ... and sent it range scans after its restart (its counters start at 0 then).
+    scans = _scans_coordinated(ring, node)
+    assert scans > 0
+    summary = stats(out)
+    _log(
+        f"node {address} killed after {at_kill} units and back {back_after:.1f} s later "
+        f"(after {at_restart} of {units} units): export exit 0 in {run.seconds:.1f} s, "
+        f"{lost} lost / {duplicated} duplicated, retries {summary['retries']}; the restarted "
+        f"node coordinated {scans} scans of the table afterwards"
+    )

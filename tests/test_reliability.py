@@ -1,0 +1,773 @@
+"""Reliability of one export against a real Cassandra node (SPEC sections 2, 7 and 9).
+
+* Throttling: ``--max-rows-per-second 2000`` over 50,000 rows holds the rate within 10%
+  (measured between the first and the last committed unit); ``--max-concurrent-queries 1``
+  keeps at most one page request in flight, counted at the driver.
+* A partition of 300,000 rows and a skewed ring (a few partitions hold 95% of the rows),
+  read with a 0.3 s ``--read-timeout`` and small pages, comes out exactly. Then the same
+  table through the real reader with a session that times out every page after the first
+  of any token window wider than 2**58 (and of windows holding the big partition wider
+  than a fifth of its unit): those units are split into smaller windows, read exactly
+  once (the rows of a partition already delivered are skipped), and the splits show in
+  the markers, in stats.json, in the summary and in the Beam metric ``ranges_split``.
+  Pages failing with ConnectionShutdown / Overloaded (a coordinator died, a connection
+  broke) are retried. ``backoff_seconds`` stays in its exponential, jittered, capped
+  bounds.
+* A full disk (tests/faultfs.py: ``faultfs://``, ENOSPC after N bytes, in-process on
+  FnApiRunner): exit 1 with one clear line and no traceback, every marker's data file
+  complete, no marker for a unit that did not finish; a resume on the still full disk
+  fails the same way (CASSANDRA_EXPORT_DEBUG raises); after space is freed ``--resume``
+  completes with exactly the rows of a clean run.
+* ``ALTER TABLE ... ADD`` and writes to other keys while an export runs: exit 0, no
+  ``newcol`` anywhere, every untouched row exactly once with its original values.
+
+Every check on rows is exact: the keys read back are exactly the keys inserted, once each.
+
+Run: ``CASSANDRA_CONTACT_POINTS=127.0.0.9:9042 .venv/bin/pytest tests/test_reliability.py -x -q``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import json
+import os
+import random
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cassandra import ConsistencyLevel, ReadTimeout
+from cassandra.concurrent import execute_concurrent_with_args
+
+from dev.cassandra_local import make_keyspace
+from dev.load_table import expected_row, load_big_table
+from tests import faultfs, helpers
+from transforms import cassandra_io
+from transforms.cassandra_io import ReadRangesFn, backoff_seconds
+
+BASE_TS = 1_700_000_000_000_000
+BIG_HEADER = ["pk", "ck", "n", "v", "n_writetime", "v_writetime"]
+THROTTLE_PARTITIONS = 5_000  # x 10 rows: 50,000
+SCHEMA_PARTITIONS = 10_000  # x 10 rows: 100,000
+# The skewed table: one partition of 300,000 rows, four of 20,000, 2,000 of one row.
+SKEW = {0: 300_000, 1: 20_000, 2: 20_000, 3: 20_000, 4: 20_000}
+SKEW_SINGLES = range(100, 2_100)
+SKEW_ROWS = sum(SKEW.values()) + len(SKEW_SINGLES)
+
+
+def _log(text: str) -> None:
+    print(f"\n[reliability] {text}", flush=True)
+
+
+# --- the data ----------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    hosts: str
+    keyspace: str
+    session: Any
+
+    def args(self, table: str, out: str | Path, *extra: str) -> list[str]:
+        return [
+            "--hosts",
+            self.hosts,
+            "--table",
+            f"{self.keyspace}.{table}",
+            "--output",
+            str(out),
+            "--writetime-format",
+            "micros",
+            "--progress-interval",
+            "0",
+            *extra,
+        ]
+
+
+@pytest.fixture(scope="module")
+def db(request: pytest.FixtureRequest) -> Any:
+    return helpers.cassandra_or_external(request)
+
+
+@pytest.fixture(scope="module")
+def data(db: Any) -> Iterator[Data]:
+    """A keyspace of its own per process: two sessions on one node never share a table."""
+    name = f"test_reliability_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    session = db.session()
+    make_keyspace(session, name, 1)
+    try:
+        yield Data(",".join(db.contact_points), name, session)
+    finally:
+        with contextlib.suppress(Exception):
+            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def big50k(data: Data) -> str:
+    info = load_big_table(data.session, data.keyspace, "big50k", partitions=THROTTLE_PARTITIONS)
+    _log(f"loaded {info.rows:,} rows into big50k in {info.seconds:.1f} s")
+    return "big50k"
+
+
+def skew_value(pk: int, ck: int) -> str:
+    return f"r{pk}-{ck}"
+
+
+def skew_writetime(pk: int, ck: int) -> int:
+    return BASE_TS + pk * 1_000_000 + ck
+
+
+@pytest.fixture(scope="module")
+def skewed(data: Data) -> str:
+    """One 300,000-row partition, four of 20,000 and 2,000 single rows, loaded as unlogged
+    batches of 100 rows of one partition, 64 at a time."""
+    session = data.session
+    table = "skewed"
+    session.execute(
+        f"CREATE TABLE {data.keyspace}.{table} (pk int, ck int, v text, PRIMARY KEY (pk, ck))",
+        timeout=60,
+    )
+    one = f"INSERT INTO {data.keyspace}.{table} (pk, ck, v) VALUES (?, ?, ?) USING TIMESTAMP ?;"
+    batch = session.prepare(f"BEGIN UNLOGGED BATCH {one * 100} APPLY BATCH")
+    batch.consistency_level = ConsistencyLevel.ONE
+    single = session.prepare(one)
+
+    def batches() -> Iterator[list[Any]]:
+        for pk, rows in SKEW.items():
+            for first in range(0, rows, 100):
+                values: list[Any] = []
+                for ck in range(first, first + 100):
+                    values += [pk, ck, skew_value(pk, ck), skew_writetime(pk, ck)]
+                yield values
+
+    started = time.monotonic()
+    for statement, params in (
+        (batch, batches()),
+        (single, ([pk, 0, skew_value(pk, 0), skew_writetime(pk, 0)] for pk in SKEW_SINGLES)),
+    ):
+        for ok, result in execute_concurrent_with_args(
+            session, statement, params, concurrency=64, results_generator=True
+        ):
+            assert ok, result
+    _log(f"loaded {SKEW_ROWS:,} skewed rows in {time.monotonic() - started:.1f} s")
+    return table
+
+
+def expected_big(partitions: int) -> list[tuple[int, int, str, int, int, int]]:
+    rows = []
+    for pk in range(partitions):
+        for ck in range(10):
+            _, _, v, n, wt = expected_row(pk, ck)
+            rows.append((pk, ck, v, n, wt, wt))
+    return rows
+
+
+def big_rows_from_csv(records: list[dict[str, str]]) -> list[tuple[int, int, str, int, int, int]]:
+    return [
+        (
+            int(r["pk"]),
+            int(r["ck"]),
+            r["v"],
+            int(r["n"]),
+            int(r["n_writetime"]),
+            int(r["v_writetime"]),
+        )
+        for r in records
+    ]
+
+
+def assert_exactly(rows: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) -> None:
+    """The same keys (first two fields), each once, with the same values."""
+    keys = Counter(r[:2] for r in rows)
+    duplicated = sum(c - 1 for c in keys.values() if c > 1)
+    lost = len({e[:2] for e in expected} - set(keys))
+    assert (lost, duplicated) == (0, 0), f"{lost} rows lost, {duplicated} duplicated"
+    assert sorted(rows) == sorted(expected)
+
+
+def read_csv_bytes(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
+    records = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    header = records[0]
+    return header, [dict(zip(header, r, strict=True)) for r in records[1:]]
+
+
+def token_of(pk: int) -> int:
+    return helpers.cassandra_token(struct.pack(">i", pk))
+
+
+def committed_at(marker: dict[str, Any]) -> float:
+    text = marker["committed_at"].replace("Z", "+00:00")
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+# --- 1. throttling -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_max_rows_per_second_holds_the_rate(data: Data, big50k: str, tmp_path: Path) -> None:
+    rate = 2000
+    out = tmp_path / "out"
+    argv = data.args(big50k, out, "--max-rows-per-second", str(rate), "--fetch-size", "250")
+    argv += ["--splits", "16", "--direct_num_workers=1"]
+    started = time.monotonic()
+    result = helpers.run_cli(argv)
+    wall = time.monotonic() - started
+    assert result.code == 0, result.describe()
+    assert_exactly(big_rows_from_csv(helpers.read_csv_parts(out)[1]), expected_big(5_000))
+
+    # The reading phase, from the first committed unit to the last: units are read one
+    # after another (one worker), so the rows of every unit but the first took that long.
+    markers = sorted(helpers.markers(out), key=committed_at)
+    first, last = committed_at(markers[0]), committed_at(markers[-1])
+    rows_after_first = sum(m["rows"] for m in markers[1:])
+    measured = rows_after_first / (last - first)
+    stats = json.loads((out / "_manifest" / "stats.json").read_text())
+    _log(
+        f"--max-rows-per-second {rate}: {measured:,.0f} rows/s between the first and the last "
+        f"of {len(markers)} units ({last - first:.1f} s); whole run {stats['rows_per_second']:,}"
+        f" rows/s over {stats['duration_seconds']} s (planning and Beam start included), "
+        f"wall {wall:.1f} s"
+    )
+    assert last - first >= 20
+    assert abs(measured - rate) <= 0.10 * rate
+    assert stats["rows_per_second"] <= 1.10 * rate
+
+
+class _InFlight:
+    """Counts page requests in flight at the driver (sent, not yet answered)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.requests = 0
+
+    def sent(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.requests += 1
+            self.peak = max(self.peak, self.now)
+
+    def done(self, *_: Any) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+class _CountingSession:
+    def __init__(self, session: Any, counter: _InFlight) -> None:
+        self._session = session
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def execute_async(self, *args: Any, **kwargs: Any) -> Any:
+        self._counter.sent()
+        future = self._session.execute_async(*args, **kwargs)
+        future.add_callbacks(self._counter.done, self._counter.done)
+        return future
+
+
+def _export_counting(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> tuple[helpers.CliResult, _InFlight]:
+    counter = _InFlight()
+    real = cassandra_io.acquire_session
+    with monkeypatch.context() as patch:
+        patch.setattr(cassandra_io, "acquire_session", lambda c: _CountingSession(real(c), counter))
+        result = helpers.run_cli(argv)
+    return result, counter
+
+
+def test_max_concurrent_queries(
+    data: Data, big50k: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two worker threads in this process share one session; with the option at 1 the
+    driver never has more than one page request of theirs in flight."""
+    workers = ["--direct_num_workers=2", "--direct_running_mode=multi_threading"]
+    common = ["--fetch-size", "500", "--splits", "16", *workers]
+    peaks = {}
+    for limit in ("1", "0"):
+        out = tmp_path / f"out-{limit}"
+        argv = data.args(big50k, out, *common, "--max-concurrent-queries", limit)
+        result, counter = _export_counting(monkeypatch, argv)
+        assert result.code == 0, result.describe()
+        assert_exactly(big_rows_from_csv(helpers.read_csv_parts(out)[1]), expected_big(5_000))
+        assert counter.requests >= 100  # 50,000 rows in pages of 500
+        peaks[limit] = (counter.peak, counter.requests)
+    _log(
+        f"page requests in flight, peak (requests): --max-concurrent-queries 1: {peaks['1']}, "
+        f"unlimited: {peaks['0']}"
+    )
+    assert peaks["1"][0] == 1
+
+
+# --- 2. big partition, timeouts, window splitting -----------------------------------------
+
+
+def expected_skewed() -> list[tuple[int, int, str, int]]:
+    rows = [
+        (pk, ck, skew_value(pk, ck), skew_writetime(pk, ck))
+        for pk, count in SKEW.items()
+        for ck in range(count)
+    ]
+    rows += [(pk, 0, skew_value(pk, 0), skew_writetime(pk, 0)) for pk in SKEW_SINGLES]
+    return rows
+
+
+def skewed_rows(out: Path) -> list[tuple[int, int, str, int]]:
+    header, records = helpers.read_csv_parts(out)
+    assert header == ["pk", "ck", "v", "v_writetime"]
+    return [(int(r["pk"]), int(r["ck"]), r["v"], int(r["v_writetime"])) for r in records]
+
+
+@pytest.mark.slow
+def test_big_partition_and_skew_with_a_short_read_timeout(
+    data: Data, skewed: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = data.args(skewed, out, "--read-timeout", "0.3", "--fetch-size", "1000")
+    argv += ["--retries", "4", "--splits", "16"]
+    started = time.monotonic()
+    result = helpers.run_cli(argv)
+    took = time.monotonic() - started
+    assert result.code == 0, result.describe()
+    assert_exactly(skewed_rows(out), expected_skewed())
+    stats = json.loads((out / "_manifest" / "stats.json").read_text())
+    markers = helpers.markers(out)
+    assert stats["retries"] == sum(m["retries"] for m in markers)
+    assert stats["ranges_split"] == sum(m["windows_split"] for m in markers)
+    if stats["retries"] or stats["ranges_split"]:  # the summary says so when there were any
+        line = f"retries: {stats['retries']}, token ranges split after timeouts: "
+        assert line + str(stats["ranges_split"]) in result.stdout, result.describe()
+    biggest = max(markers, key=lambda m: m["rows"])
+    _log(
+        f"skewed table, {SKEW_ROWS:,} rows (largest unit {biggest['rows']:,} rows), "
+        f"--read-timeout 0.3 --fetch-size 1000: exact in {took:.1f} s; retries "
+        f"{stats['retries']}, windows split {stats['ranges_split']}"
+    )
+
+
+class _FailedFuture:
+    def __init__(self, error: BaseException) -> None:
+        self._error = error
+
+    def result(self) -> Any:
+        raise self._error
+
+    def add_callbacks(self, callback: Any, errback: Any, callback_args=(), errback_args=()):
+        errback(self._error, *errback_args)
+
+
+class _Window:
+    """A bound statement that remembers its token window ``(after, upto]``."""
+
+    def __init__(self, statement: Any) -> None:
+        self._statement = statement
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._statement, name)
+
+    def bind(self, values: tuple[int, int]) -> Any:
+        bound = self._statement.bind(values)
+        bound.export_window = values
+        return bound
+
+
+WIDE = 2**58  # the ring's 17+ ranges are ~2**60 wide: most units are read in 4+ windows
+INJECTED: Counter[str] = Counter()
+BIG_PARTITION_TOKEN = token_of(0)
+BIG_WINDOW = [WIDE]  # windows holding the 300,000-row partition fail above this width
+
+
+class _TimingOutSession:
+    """The real session, except that every page after the first of a token window wider
+    than 2**58 times out, as a scan over a range too heavy for the timeout would; so does a
+    window holding the 300,000-row partition wider than ``BIG_WINDOW[0]``."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def execute_async(self, bound: Any, paging_state: Any = None, **kwargs: Any) -> Any:
+        after, upto = bound.export_window
+        width = upto - after
+        in_big = after < BIG_PARTITION_TOKEN <= upto
+        if paging_state is not None and (width > WIDE or (in_big and width > BIG_WINDOW[0])):
+            INJECTED["timeouts"] += 1
+            if in_big:
+                INJECTED["timeouts_in_big_partition_window"] += 1
+            return _FailedFuture(
+                ReadTimeout("injected", consistency=6, required_responses=1, received_responses=0)
+            )
+        INJECTED["pages"] += 1
+        return self._session.execute_async(bound, paging_state=paging_state, **kwargs)
+
+
+class TimingOutReadRangesFn(ReadRangesFn):
+    """The export's reader on the real node, through :class:`_TimingOutSession`."""
+
+    def setup(self) -> None:
+        super().setup()
+        self._session_unwrapped = self._session
+        self._session = _TimingOutSession(self._session)
+        self._statement = _Window(self._statement)
+
+    def teardown(self) -> None:
+        self._session = getattr(self, "_session_unwrapped", self._session)
+        super().teardown()
+
+
+@pytest.mark.slow
+def test_a_window_that_keeps_timing_out_is_split(
+    data: Data, skewed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from pipeline import graph
+    from pipeline.config import parse_settings
+    from pipeline.launcher import prepare_export
+    from pipeline.progress import print_summary
+
+    monkeypatch.setattr(graph, "ReadRangesFn", TimingOutReadRangesFn)
+    monkeypatch.setattr(cassandra_io, "backoff_seconds", lambda attempt: 0.01)
+    INJECTED.clear()
+    out = tmp_path / "out"
+    argv = data.args(skewed, out, "--fetch-size", "500", "--retries", "2", "--splits", "8")
+    settings = parse_settings(argv)
+    job = prepare_export(settings)
+    units = job.units
+    # Windows holding the big partition fail down to a fifth of its unit: they split inside it.
+    big_unit = next(u for u in units if u.start < BIG_PARTITION_TOKEN <= u.end)
+    BIG_WINDOW[0] = (big_unit.end - big_unit.start) // 5
+    started = time.monotonic()
+    result = graph.build_pipeline(job, settings.beam_args).run()
+    result.wait_until_finish()
+    took = time.monotonic() - started
+
+    assert_exactly(skewed_rows(out), expected_skewed())
+    markers = helpers.markers(out)
+    split = sum(m["windows_split"] for m in markers)
+    retries = sum(m["retries"] for m in markers)
+    # A window wider than 2**58 with more than one page must have been split; no other.
+    for marker in markers:
+        wide = marker["end"] - marker["start"] > WIDE and marker["rows"] > 500
+        if marker["unit_id"] == big_unit.unit_id:
+            assert marker["windows_split"] >= 1, marker
+        else:
+            assert (marker["windows_split"] > 0) == wide, marker
+    wide_units = [m for m in markers if m["windows_split"]]
+    assert wide_units
+    # The 300,000-row partition was cut by a split: its rows already delivered were skipped.
+    assert INJECTED["timeouts_in_big_partition_window"] >= 1
+    assert retries == INJECTED["timeouts"]  # every injected timeout retried, none lost
+    assert retries == 3 * split  # --retries 2: the third failure splits the window
+    stats = json.loads((out / "_manifest" / "stats.json").read_text())
+    assert (stats["ranges_split"], stats["retries"]) == (split, retries)
+    counters = {
+        r.key.metric.name: r.committed
+        for r in result.metrics().query(MetricsFilter().with_namespace("cassandra_export"))[
+            "counters"
+        ]
+    }
+    assert counters["ranges_split"] == split
+    assert counters["retries"] == retries
+    assert counters["rows_read"] == SKEW_ROWS
+    summary = io.StringIO()
+    print_summary(job, took, summary)
+    assert f"retries: {retries}, token ranges split after timeouts: {split}" in summary.getvalue()
+    _log(
+        f"injected timeouts on windows wider than 2**58: {len(wide_units)} of {len(units)} "
+        f"units split, {split} window splits, {retries} retries "
+        f"({INJECTED['timeouts_in_big_partition_window']} inside the 300,000-row partition), "
+        f"{INJECTED['pages']} pages, {SKEW_ROWS:,} rows exact (0 lost, 0 duplicated) in "
+        f"{took:.1f} s"
+    )
+
+
+class _DroppingSession:
+    """The real session, except that the first attempt at every 5th page fails the way
+    the driver fails a request whose node died or whose connection broke (the driver's
+    own retry policy is off: FallthroughRetryPolicy rethrows), or the node was overloaded."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._pages = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def execute_async(self, bound: Any, paging_state: Any = None, **kwargs: Any) -> Any:
+        from cassandra.connection import ConnectionShutdown
+        from cassandra.protocol import OverloadedErrorMessage
+
+        self._pages += 1
+        if self._pages % 5 == 0:
+            INJECTED["dropped"] += 1
+            error = (
+                ConnectionShutdown("Connection to 127.0.1.2:9042 was closed")
+                if INJECTED["dropped"] % 2
+                else OverloadedErrorMessage(code=0x1001, message="Overloaded", info=None)
+            )
+            return _FailedFuture(error)
+        return self._session.execute_async(bound, paging_state=paging_state, **kwargs)
+
+
+class DroppingReadRangesFn(ReadRangesFn):
+    def setup(self) -> None:
+        super().setup()
+        self._session_unwrapped = self._session
+        self._session = _DroppingSession(self._session)
+
+    def teardown(self) -> None:
+        self._session = getattr(self, "_session_unwrapped", self._session)
+        super().teardown()
+
+
+def test_a_broken_connection_or_an_overloaded_node_is_retried(
+    data: Data, big50k: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import graph
+
+    monkeypatch.setattr(graph, "ReadRangesFn", DroppingReadRangesFn)
+    monkeypatch.setattr(cassandra_io, "backoff_seconds", lambda attempt: 0.01)
+    INJECTED.clear()
+    out = tmp_path / "out"
+    result = helpers.run_cli(data.args(big50k, out, "--fetch-size", "1000", "--splits", "8"))
+    assert result.code == 0, result.describe()
+    assert_exactly(big_rows_from_csv(helpers.read_csv_parts(out)[1]), expected_big(5_000))
+    stats = json.loads((out / "_manifest" / "stats.json").read_text())
+    assert INJECTED["dropped"] >= 10
+    assert stats["retries"] == INJECTED["dropped"] and stats["ranges_split"] == 0
+    _log(
+        f"{INJECTED['dropped']} pages failed with ConnectionShutdown / Overloaded: all retried, "
+        "50,000 rows exact"
+    )
+
+
+def test_backoff_is_exponential_jittered_and_capped() -> None:
+    random.seed(20240501)
+    for attempt in range(12):
+        bound = min(10.0, 0.2 * 2**attempt)
+        samples = [backoff_seconds(attempt) for _ in range(2000)]
+        assert all(0 <= s <= bound for s in samples)
+        # full jitter: spread over the whole interval, not clustered at the bound
+        assert min(samples) < 0.05 * bound and max(samples) > 0.95 * bound
+        assert 0.45 * bound < sum(samples) / len(samples) < 0.55 * bound
+    assert max(backoff_seconds(60) for _ in range(1000)) <= 10.0  # no overflow, the cap
+    assert backoff_seconds(3, base=1.0, cap=2.0) <= 2.0
+    worst = sum(min(10.0, 0.2 * 2**a) for a in range(6))
+    _log(f"backoff: worst case for the default 6 retries {worst:.1f} s (mean half that)")
+
+
+# --- 3. a full disk ----------------------------------------------------------------------
+
+
+def faultfs_files(root: str) -> dict[str, bytes]:
+    prefix = root + "/"
+    return {p[len(prefix) :]: faultfs.read(p) for p in faultfs.paths(prefix)}
+
+
+def check_committed(files: dict[str, bytes]) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """Every marker's data file is complete: its size, row count, rows in its token range,
+    values. Returns the markers and the rows of the committed files."""
+    markers = [
+        json.loads(data)
+        for name, data in files.items()
+        if name.startswith("_manifest/ranges/")
+        and name.endswith(".json")
+        and not name.split("/")[-1].startswith(".")
+    ]
+    rows: list[tuple] = []
+    for marker in markers:
+        data = files[f"data/{marker['file']}"]
+        assert len(data) == marker["bytes"], marker["file"]
+        header, records = read_csv_bytes(data)
+        assert header == BIG_HEADER
+        assert len(records) == marker["rows"]
+        part = big_rows_from_csv(records)
+        for row in part:
+            assert marker["start"] < token_of(row[0]) <= marker["end"], marker["file"]
+        rows += part
+    expected = {r[:2]: r for r in expected_big(THROTTLE_PARTITIONS)}
+    assert all(expected[r[:2]] == r for r in rows)
+    return markers, rows
+
+
+def check_failed(files: dict[str, bytes]) -> tuple[list[dict[str, Any]], list[tuple], list[str]]:
+    """The state a failed run leaves: no _SUCCESS, every marker's file complete, and no
+    marker for a unit whose file was cut short (left in _temporary/)."""
+    assert "_SUCCESS" not in files
+    markers, rows = check_committed(files)
+    committed_units = {m["unit_id"] for m in markers}
+    partial = [n for n in files if n.startswith("_temporary/")]
+    for name in partial:
+        assert int(name.split("part-")[1][:5]) not in committed_units, name
+    return markers, rows, partial
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_cleanly_and_resumes(
+    data: Data, big50k: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = f"faultfs://disk-{uuid.uuid4().hex[:8]}"
+    clean, full = f"{root}/clean", f"{root}/full"
+    args = ["--splits", "16", "--direct_num_workers=1"]
+    try:
+        faultfs.reset()
+        result = helpers.run_cli(data.args(big50k, clean, *args))
+        assert result.code == 0, result.describe()
+        clean_bytes = sum(len(d) for d in faultfs_files(clean).values())
+
+        # The disk has room for the clean export's files and half of another one.
+        faultfs.set_limit(clean_bytes + clean_bytes // 2)
+        result = helpers.run_cli(data.args(big50k, full, *args))
+        assert result.code == 1, result.describe()
+        assert faultfs.DISK.enospc >= 1
+        lines = result.stderr.splitlines()
+        assert "Traceback" not in result.stderr, result.describe()
+        assert lines[0].startswith("cassandra-export: export failed: OSError: [Errno 28] No space")
+        assert lines[1:] == [
+            "cassandra-export: committed work units are kept; rerun with --resume OUT to continue"
+        ], result.describe()
+
+        files = faultfs_files(full)
+        units = len(json.loads(files["_manifest/export.json"])["units"])
+        markers, rows, partial = check_failed(files)
+        assert 0 < len(markers) < units
+        failed_at = faultfs.DISK.used()
+
+        # Resuming on the still full disk fails again (its orphans deleted first free some
+        # space); CASSANDRA_EXPORT_DEBUG shows the traceback.
+        resume = ["--resume", full, "--hosts", data.hosts, "--progress-interval", "0"]
+        monkeypatch.setenv("CASSANDRA_EXPORT_DEBUG", "1")
+        with pytest.raises(Exception, match="No space left on device"):
+            helpers.run_cli(resume)
+        monkeypatch.delenv("CASSANDRA_EXPORT_DEBUG")
+        first = {m["unit_id"]: m for m in markers}
+        markers = check_failed(faultfs_files(full))[0]
+        second = {m["unit_id"]: m for m in markers}
+        assert second.items() >= first.items()  # what was committed stays as it was
+
+        # Space is freed: the resume skips the committed units and redoes the rest.
+        faultfs.set_limit(None)
+        result = helpers.run_cli(resume)
+        assert result.code == 0, result.describe()
+        files = faultfs_files(full)
+        assert "_SUCCESS" in files
+        assert not [n for n in files if n.startswith("_temporary/")]
+        resumed_markers, resumed_rows = check_committed(files)
+        assert len(resumed_markers) == units
+        before = {m["unit_id"]: m for m in markers}
+        for marker in resumed_markers:
+            if marker["unit_id"] in before:
+                assert marker == before[marker["unit_id"]]  # committed work kept as it was
+        assert_exactly(resumed_rows, expected_big(THROTTLE_PARTITIONS))
+        clean_rows = check_committed(faultfs_files(clean))[1]
+        assert sorted(resumed_rows) == sorted(clean_rows)
+        _log(
+            f"full disk at {failed_at:,} bytes: {len(first)}/{units} units committed "
+            f"({len(rows):,} rows), {len(partial)} partial file(s) without a marker; a resume on "
+            f"the full disk committed {len(second) - len(first)} more; after freeing space the "
+            f"resume redid {units - len(second)} units ({faultfs.DISK.enospc} ENOSPC in all): "
+            "0 rows lost, 0 duplicated"
+        )
+    finally:
+        faultfs.reset(root + "/")
+
+
+# --- 4. schema change and writes while exporting ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big100k(data: Data) -> str:
+    info = load_big_table(data.session, data.keyspace, "big100k", partitions=SCHEMA_PARTITIONS)
+    _log(f"loaded {info.rows:,} rows into big100k in {info.seconds:.1f} s")
+    return "big100k"
+
+
+def _touched(pk: int) -> bool:
+    return pk % 37 == 5
+
+
+@pytest.mark.slow
+def test_schema_change_and_writes_during_an_export(
+    data: Data, big100k: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    ks, session = data.keyspace, data.session
+    argv = data.args(big100k, out, "--splits", "64", "--max-rows-per-second", "15000")
+    proc = subprocess.Popen(
+        helpers.cli_command() + argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(helpers.REPO),
+        env={k: v for k, v in os.environ.items() if k != "CASSANDRA_EXPORT_DEBUG"},
+    )
+    ranges = out / "_manifest" / "ranges"
+    try:
+        deadline = time.monotonic() + 120
+        while not (ranges.exists() and any(ranges.glob("*.json"))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        session.execute(f"ALTER TABLE {ks}.{big100k} ADD newcol text", timeout=60)
+        done_at_alter = len(list(ranges.glob("*.json")))
+        update = session.prepare(
+            f"UPDATE {ks}.{big100k} SET v = ?, newcol = ? WHERE pk = ? AND ck = ?"
+        )
+        insert = session.prepare(
+            f"INSERT INTO {ks}.{big100k} (pk, ck, v, n, newcol) VALUES (?, ?, ?, ?, ?)"
+        )
+        touched = [pk for pk in range(SCHEMA_PARTITIONS) if _touched(pk)]
+        writes = 0
+        new_pk = 1_000_000
+        while proc.poll() is None:
+            pk = touched[writes % len(touched)]
+            session.execute(update, (f"changed-{writes}", "new", pk, writes % 10))
+            session.execute(insert, (new_pk, 0, "inserted", 1, "new"))
+            writes += 2
+            new_pk += 1
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stdout + stderr
+    units = len(helpers.manifest_units(out))
+    assert done_at_alter < units  # the schema changed with units still to read
+
+    header, records = helpers.read_csv_parts(out)
+    assert header == BIG_HEADER  # the planned columns, never newcol
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json"):
+            assert b"newcol" not in path.read_bytes(), path
+    keys = Counter((int(r["pk"]), int(r["ck"])) for r in records)
+    assert max(keys.values()) == 1  # no row twice, touched or not
+    untouched = [
+        r for r in big_rows_from_csv(records) if r[0] < SCHEMA_PARTITIONS and not _touched(r[0])
+    ]
+    expected = [r for r in expected_big(SCHEMA_PARTITIONS) if not _touched(r[0])]
+    assert_exactly(untouched, expected)
+    for pk in (pk for pk in range(SCHEMA_PARTITIONS) if _touched(pk)):
+        assert all((pk, ck) in keys for ck in range(10))  # updated rows: still there, once
+    inserted = sum(1 for k in keys if k[0] >= 1_000_000)
+    _log(
+        f"ALTER TABLE ADD newcol after {done_at_alter}/{units} units, then {writes} writes during "
+        f"the export: {len(expected):,} untouched rows exact (0 lost, 0 duplicated), "
+        f"{inserted} of {new_pk - 1_000_000} concurrent inserts exported, header unchanged"
+    )
