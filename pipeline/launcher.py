@@ -158,7 +158,8 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
             ) from None
         reason = _first_reason(errors)
         hint = ""
-        if "violation of protocol" in reason.lower() and config.ssl_enabled:
+        lowered = reason.lower()
+        if config.ssl_enabled and ("violation of protocol" in lowered or "alert" in lowered):
             # The node closed the TLS handshake: it wants a client certificate it trusts.
             hint = (
                 " (TLS: the nodes closed the handshake; if they require client certificates "
