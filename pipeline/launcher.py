@@ -20,11 +20,12 @@ from transforms.cassandra_io import (
     describe_table,
     parse_host,
     partitions_per_range,
+    plan_described_table,
     ring_tokens,
 )
 from transforms.normalize import WritetimeFilter, parse_time_micros
 from transforms.sinks import SinkConfig
-from transforms.table_plan import PlanError, TablePlan, build_table_plan
+from transforms.table_plan import PlanError, TablePlan
 from transforms.token_ranges import WorkUnit, make_work_units, plan_ranges
 
 _LOG = logging.getLogger("cassandra_export")
@@ -378,13 +379,8 @@ def _plan_from_cluster(settings: Settings, connection: ConnectionConfig) -> tupl
         except TableNotFound as exc:
             raise UsageError(str(exc)) from None
         try:
-            plan = build_table_plan(
-                keyspace=described.keyspace,
-                table=described.table,
-                column_types=described.column_types,
-                user_types=described.user_types,
-                release_version=described.release_version,
-                cluster_name=described.cluster_name,
+            plan = plan_described_table(
+                described,
                 columns=settings.get("columns"),
                 writetime_columns=settings.get("writetime_columns"),
                 ttl_columns=settings.get("ttl_columns"),

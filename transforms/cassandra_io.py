@@ -808,6 +808,22 @@ def describe_table(cluster: Any, session: Any, keyspace: str, table: str) -> Tab
     )
 
 
+def plan_described_table(described: TableDescription, **selection: Any) -> Any:
+    """The TablePlan of a described table; ``selection`` holds build_table_plan's choices
+    (columns, writetime_columns, ttl_columns, suffixes)."""
+    from transforms.table_plan import build_table_plan
+
+    return build_table_plan(
+        keyspace=described.keyspace,
+        table=described.table,
+        column_types=described.column_types,
+        user_types=described.user_types,
+        release_version=described.release_version,
+        cluster_name=described.cluster_name,
+        **selection,
+    )
+
+
 def ring_tokens(cluster: Any) -> list[int]:
     token_map = cluster.metadata.token_map
     if token_map is None:
@@ -881,7 +897,6 @@ class ReadCassandraWithWritetime(beam.PTransform):
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         from transforms.normalize import NormalizeWritetimes
-        from transforms.table_plan import build_table_plan
         from transforms.token_ranges import make_work_units, plan_ranges
 
         cluster, session = connect(self.connection)
@@ -891,13 +906,8 @@ class ReadCassandraWithWritetime(beam.PTransform):
             estimates = partitions_per_range(session, described.keyspace, described.table)
         finally:
             cluster.shutdown()
-        plan = build_table_plan(
-            keyspace=described.keyspace,
-            table=described.table,
-            column_types=described.column_types,
-            user_types=described.user_types,
-            release_version=described.release_version,
-            cluster_name=described.cluster_name,
+        plan = plan_described_table(
+            described,
             columns=self.columns,
             writetime_columns=self.writetime_columns,
             ttl_columns=self.ttl_columns,

@@ -115,12 +115,6 @@ def _json_field(field: OutputField, sink: SinkConfig) -> Callable[[Any], Any]:
     return lambda v: v  # TTL: int, list of int, or None
 
 
-_PLAIN_TYPES = frozenset(
-    "int bigint smallint tinyint counter varint decimal float double boolean uuid timeuuid "
-    "timestamp date time blob".split()
-)
-
-
 def _csv_field(field: OutputField, sink: SinkConfig) -> Callable[[Any], str | None]:
     """Field text, or None for null (rendered as --null-value, never quoted)."""
     if field.role == "value":
