@@ -98,20 +98,6 @@ class FaultFileSystem(memfs.MemoryFileSystem):
     def scheme(cls) -> str:
         return SCHEME
 
-    def join(self, basepath: str, *paths: str) -> str:
-        if not basepath.startswith(PREFIX):
-            raise ValueError(f"{basepath!r} is not a {PREFIX} path")
-        path = basepath
-        for part in paths:
-            path = path.rstrip("/") + "/" + part.lstrip("/")
-        return path
-
-    def split(self, path: str) -> tuple[str, str]:
-        if not path.startswith(PREFIX):
-            raise ValueError(f"{path!r} is not a {PREFIX} path")
-        head, _, tail = path[len(PREFIX) :].rpartition("/")
-        return PREFIX + head, tail
-
     def create(
         self,
         path: str,

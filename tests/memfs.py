@@ -82,20 +82,25 @@ class MemoryFileSystem(FileSystem):
     def scheme(cls) -> str:
         return SCHEME
 
+    @property
+    def _prefix(self) -> str:
+        return self.scheme() + "://"
+
     def join(self, basepath: str, *paths: str) -> str:
-        if not basepath.startswith(PREFIX):
-            raise ValueError(f"{basepath!r} is not a {PREFIX} path")
+        prefix = self._prefix
+        if not basepath.startswith(prefix):
+            raise ValueError(f"{basepath!r} is not a {prefix} path")
         path = basepath
         for part in paths:
             path = path.rstrip("/") + "/" + part.lstrip("/")
         return path
 
     def split(self, path: str) -> tuple[str, str]:
-        if not path.startswith(PREFIX):
-            raise ValueError(f"{path!r} is not a {PREFIX} path")
-        rest = path[len(PREFIX) :]
-        head, _, tail = rest.rpartition("/")
-        return PREFIX + head, tail
+        prefix = self._prefix
+        if not path.startswith(prefix):
+            raise ValueError(f"{path!r} is not a {prefix} path")
+        head, _, tail = path[len(prefix) :].rpartition("/")
+        return prefix + head, tail
 
     def mkdirs(self, path: str) -> None:
         pass  # no directories in an object store

@@ -44,10 +44,6 @@ _LOG = logging.getLogger(__name__)
 NAMESPACE = "cassandra_export"
 
 
-class ConnectionError_(Exception):
-    """Could not connect or authenticate (bad host, credentials, TLS)."""
-
-
 @dataclass(frozen=True)
 class ConnectionConfig:
     """How to reach the cluster. The password never appears in repr() or logs."""
@@ -202,11 +198,8 @@ class RangeAwarePolicy:
     """
 
     def __init__(self, child: Any) -> None:
-        from cassandra.policies import LoadBalancingPolicy
-
         self._child = child
         self._cluster_metadata = None
-        self._base = LoadBalancingPolicy
 
     def populate(self, cluster: Any, hosts: Any) -> None:
         self._cluster_metadata = cluster.metadata
@@ -754,33 +747,29 @@ class TableDescription:
     cluster_name: str
 
 
-def _resolve_identifier(name: str, available: Sequence[str]) -> str | None:
-    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
-        name = name[1:-1].replace('""', '"')
-        return name if name in available else None
-    if name in available:
-        return name
-    folded = [a for a in available if a.lower() == name.lower()]
-    return folded[0] if len(folded) == 1 else None
-
-
 def describe_table(cluster: Any, session: Any, keyspace: str, table: str) -> TableDescription:
     """Columns in table order (partition key, clustering, the rest), UDTs, version."""
     from transforms.cql_types import user_type_table
-    from transforms.table_plan import CLUSTERING, PARTITION_KEY, REGULAR, STATIC
+    from transforms.table_plan import (
+        CLUSTERING,
+        PARTITION_KEY,
+        REGULAR,
+        STATIC,
+        resolve_identifier,
+    )
 
     keyspaces = cluster.metadata.keyspaces
-    ks_name = _resolve_identifier(keyspace, list(keyspaces))
+    ks_name = resolve_identifier(keyspace, list(keyspaces))
     if ks_name is None:
         raise TableNotFound(
             f"keyspace {keyspace!r} does not exist; keyspaces: "
             + ", ".join(sorted(k for k in keyspaces if not k.startswith("system")))
         )
     ks_meta = keyspaces[ks_name]
-    table_name = _resolve_identifier(table, list(ks_meta.tables))
+    table_name = resolve_identifier(table, list(ks_meta.tables))
     if table_name is None:
         views = getattr(ks_meta, "views", {})
-        if _resolve_identifier(table, list(views)):
+        if resolve_identifier(table, list(views)):
             raise TableNotFound(f"{ks_name}.{table} is a materialized view; export its base table")
         raise TableNotFound(
             f"table {table!r} does not exist in keyspace {ks_name}; tables: "

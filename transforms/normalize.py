@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -258,8 +258,3 @@ class FilterByWritetime(beam.PTransform):
 
     def expand(self, pcoll: beam.PCollection) -> beam.PCollection:
         return pcoll | "Filter" >> beam.ParDo(FilterByWritetimeFn(self.plan, self.row_filter))
-
-
-def writetime_positions(plan: TablePlan) -> Sequence[int]:
-    n_values = len(plan.columns)
-    return range(n_values, n_values + len(plan.writetime_columns))

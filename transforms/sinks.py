@@ -44,6 +44,7 @@ from transforms.manifest import (
     completed_ranges,
     delete_files,
     ensure_dir,
+    join,
     orphan_files,
     read_json,
     read_markers,
@@ -722,13 +723,9 @@ def merge_single_file(layout: Layout, manifest: dict[str, Any], markers: list[di
         compression=config.get("compression", "none"),
     )
     ordered = sorted(markers, key=lambda m: int(m["start"]))
-    target = (
-        posixpath.join(layout.root, "export" + sink.extension)
-        if "://" in layout.root
-        else (FileSystems.join(layout.root, "export" + sink.extension))
-    )
+    target = join(layout.root, "export" + sink.extension)
     temp = target + ".tmp"
-    parts = [FileSystems.join(layout.data_dir, m["file"]) for m in ordered]
+    parts = [join(layout.data_dir, m["file"]) for m in ordered]
     if sink.format == "avro":
         import fastavro
 

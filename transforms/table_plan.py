@@ -8,7 +8,7 @@ again, so a column added during the export cannot change the output's shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,9 +196,11 @@ def _split_names(value: str | Sequence[str] | None) -> list[str] | None:
     return [v for v in items if v]
 
 
-def _resolve_name(name: str, available: Mapping[str, Any]) -> str | None:
-    """Column names as users type them: exact, else the unique case-insensitive match."""
-    if name.startswith('"') and name.endswith('"') and len(name) >= 2:
+def resolve_identifier(name: str, available: Iterable[str]) -> str | None:
+    """A keyspace, table or column name as users type it: ``"Quoted"`` exactly, else the
+    exact name, else the unique case-insensitive match."""
+    available = list(available)
+    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
         name = name[1:-1].replace('""', '"')
         return name if name in available else None
     if name in available:
@@ -237,7 +239,7 @@ def build_table_plan(
     if selected:
         chosen: set[str] = set()
         for raw in selected:
-            name = _resolve_name(raw, by_name)
+            name = resolve_identifier(raw, by_name)
             if name is None:
                 raise PlanError(
                     f"--columns: table {table_label} has no column {raw!r}; "
@@ -268,7 +270,7 @@ def build_table_plan(
             return tuple(result)
         result = []
         for raw in names:
-            name = _resolve_name(raw, by_name)
+            name = resolve_identifier(raw, by_name)
             if name is None:
                 raise PlanError(f"--{option}: table {table_label} has no column {raw!r}")
             if name not in exported_names:
