@@ -64,8 +64,9 @@ def _plan(
 
 
 def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
-    from transforms.cassandra_io import ConnectionConfig, connect
+    from transforms.cassandra_io import ConnectionConfig, connect, relax_gc
 
+    relax_gc()  # the exporter's workers run with the same collector setting
     cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=fetch_size))
     statement = session.prepare(cql)
     statement.fetch_size = fetch_size

@@ -30,6 +30,7 @@ from transforms.cql_types import (
     format_writetime_iso,
     json_converter,
     parse_cql_type,
+    timestamp_texts,
     writetime_formatter,
 )
 
@@ -1000,6 +1001,31 @@ def test_format_writetime_iso_matches_datetime_arithmetic() -> None:
             timespec="microseconds"
         )
         assert format_writetime_iso(micros) == expected + "Z"
+
+
+MIN_MILLIS = -62135596800000  # 0001-01-01T00:00:00.000Z
+MAX_MILLIS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+
+def test_timestamp_texts_match_datetime_arithmetic() -> None:
+    """The column-wise timestamp rendering against datetime, over the whole range, many
+    values sharing a day (the per-call day cache), the range edges and a datetime input."""
+    rng = random.Random(5)
+    epoch = datetime.datetime(1970, 1, 1)
+    values = [rng.randint(MIN_MILLIS, MAX_MILLIS) for _ in range(3000)]
+    values += [1_700_000_000_000 + rng.randint(-86_400_000, 86_400_000) for _ in range(2000)]
+    values += [MIN_MILLIS, MAX_MILLIS, 0, -1, 1, 999, -999, 951782400000]
+    expected = [
+        (epoch + datetime.timedelta(milliseconds=m)).isoformat(timespec="milliseconds") + "Z"
+        for m in values
+    ]
+    assert timestamp_texts(values) == expected
+    outside = [MIN_MILLIS - 1, MAX_MILLIS + 1, -(2**63), 2**63 - 1]
+    assert timestamp_texts(outside) == [str(m) for m in outside]
+    assert timestamp_texts([datetime.datetime(2023, 11, 14, 22, 13, 20, 123000)]) == [
+        "2023-11-14T22:13:20.123Z"
+    ]
+    assert timestamp_texts([]) == []
 
 
 def test_writetime_formatter() -> None:

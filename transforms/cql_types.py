@@ -37,7 +37,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -51,6 +51,7 @@ __all__ = [
     "format_writetime_iso",
     "json_converter",
     "parse_cql_type",
+    "timestamp_texts",
     "user_type_table",
     "writetime_formatter",
 ]
@@ -257,8 +258,6 @@ _EPOCH = datetime.datetime(1970, 1, 1)
 _EPOCH_ORDINAL = _EPOCH.toordinal()  # 719163
 _MAX_ORDINAL = datetime.date.max.toordinal()
 _SECONDS_PER_DAY = 86_400
-_MIN_SECOND = (1 - _EPOCH_ORDINAL) * _SECONDS_PER_DAY  # 0001-01-01T00:00:00Z
-_MAX_SECOND = (_MAX_ORDINAL - _EPOCH_ORDINAL + 1) * _SECONDS_PER_DAY - 1  # 9999-12-31T23:59:59Z
 _ONE_MICROSECOND = datetime.timedelta(microseconds=1)
 _NANOS_PER_SECOND = 1_000_000_000
 # str(int) refuses more than 4300 digits (sys.get_int_max_str_digits); Decimal does not.
@@ -266,32 +265,31 @@ _MAX_INT_STR_BITS = 14_000
 _PLAIN_DECIMAL_EXPONENT = 1000
 
 
-@functools.lru_cache(maxsize=4096)
-def _utc_minute_prefix(epoch_minute: int) -> str:
-    """'YYYY-MM-DDTHH:MM:' of a minute within years 1-9999, by integer math. Cached per
-    minute, not per second: values written close together mostly share their minute."""
-    days, minute_of_day = divmod(epoch_minute, 1440)
+_MIN_DAY = 1 - _EPOCH_ORDINAL  # 0001-01-01, in days since the epoch
+_MAX_DAY = _MAX_ORDINAL - _EPOCH_ORDINAL  # 9999-12-31
+
+
+@functools.lru_cache(maxsize=8192)
+def _utc_day_prefix(days: int) -> str:
+    """'YYYY-MM-DDT' of a day within years 1-9999 (days since the epoch). Cached: values
+    of one export mostly fall on a few thousand days."""
     day = datetime.date.fromordinal(_EPOCH_ORDINAL + days)
-    hour, minute = divmod(minute_of_day, 60)
-    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T{hour:02d}:{minute:02d}:"
+    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T"
 
 
 _TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
-
-
-def _utc_second_prefix(epoch_second: int) -> str:
-    """'YYYY-MM-DDTHH:MM:SS' of a second within years 1-9999, by integer math."""
-    minute, second = divmod(epoch_second, 60)
-    return _utc_minute_prefix(minute) + _TWO_DIGITS[second]
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))  # by minute of day
+_MILLIS_FRACTION = tuple(f".{i:03d}Z" for i in range(1000))
 
 
 def format_writetime_iso(micros: int) -> str:
     """RFC 3339 UTC with six fraction digits; outside years 1-9999 the integer as text."""
     seconds, fraction = divmod(micros, 1_000_000)
-    if not _MIN_SECOND <= seconds <= _MAX_SECOND:
+    days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
+    if not _MIN_DAY <= days <= _MAX_DAY:
         return str(micros)
-    minute, second = divmod(seconds, 60)
-    return f"{_utc_minute_prefix(minute)}{_TWO_DIGITS[second]}.{fraction:06d}Z"
+    minute, second = divmod(second_of_day, 60)
+    return f"{_utc_day_prefix(days)}{_HOUR_MINUTE[minute]}{_TWO_DIGITS[second]}.{fraction:06d}Z"
 
 
 def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:
@@ -301,14 +299,6 @@ def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:
     if fmt == "micros":
         return lambda micros: micros
     raise ValueError(f"writetime format must be 'iso' or 'micros', not {fmt!r}")
-
-
-def _millis_text(millis: int) -> str:
-    seconds, fraction = divmod(millis, 1000)
-    if not _MIN_SECOND <= seconds <= _MAX_SECOND:
-        return str(millis)
-    minute, second = divmod(seconds, 60)
-    return f"{_utc_minute_prefix(minute)}{_TWO_DIGITS[second]}.{fraction:03d}Z"
 
 
 def _timestamp_millis(value: int | datetime.datetime) -> int:
@@ -324,8 +314,30 @@ def _timestamp_millis(value: int | datetime.datetime) -> int:
     return (micros + 500) // 1000
 
 
+def timestamp_texts(values: Iterable[int | datetime.datetime]) -> list[str]:
+    """CQL timestamps (int ms or datetimes, no None) as RFC 3339 UTC with milliseconds;
+    outside years 1-9999 the milliseconds as text. A column at a time: one day lookup per
+    distinct day, the rest by table lookups (about 5x faster than value by value)."""
+    out: list[str] = []
+    append = out.append
+    day_prefix: dict[int, str] = {}
+    for value in values:
+        millis = value if type(value) is int else _timestamp_millis(value)
+        seconds, fraction = divmod(millis, 1000)
+        days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
+        prefix = day_prefix.get(days)
+        if prefix is None:
+            if not _MIN_DAY <= days <= _MAX_DAY:
+                append(str(millis))
+                continue
+            prefix = day_prefix[days] = _utc_day_prefix(days)
+        minute, second = divmod(second_of_day, 60)
+        append(prefix + _HOUR_MINUTE[minute] + _TWO_DIGITS[second] + _MILLIS_FRACTION[fraction])
+    return out
+
+
 def _timestamp_text(value: int | datetime.datetime) -> str:
-    return _millis_text(_timestamp_millis(value))
+    return timestamp_texts((value,))[0]
 
 
 def _date_text(value: Any) -> str:

@@ -47,8 +47,9 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
 
 def normalize_row_fn(
     plan: TablePlan, policy: str = "max"
-) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """A function that applies the collection writetime policy to one row."""
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """A function that applies the collection writetime policy to one row; None when the
+    plan has no collection writetimes or TTLs (rows pass unchanged)."""
     if policy not in COLLECTION_POLICIES:
         raise ValueError(f"collection writetime policy must be one of {COLLECTION_POLICIES}")
     by_name = plan.columns_by_name
@@ -61,7 +62,7 @@ def normalize_row_fn(
                 positions.append(offset + i)
         offset += len(names)
     if not positions:
-        return lambda row: row
+        return None
     collapse = _collapse(policy)
 
     def normalize(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -88,7 +89,10 @@ class NormalizeWritetimesFn(beam.DoFn):
     def process(self, element: RowBatch | PieceEnd) -> Iterator[RowBatch | PieceEnd]:
         if isinstance(element, RowBatch):
             normalize = self._normalize
-            yield RowBatch(element.piece, [normalize(r) for r in element.rows])
+            if normalize is None:
+                yield element
+            else:
+                yield RowBatch(element.piece, [normalize(r) for r in element.rows])
         else:
             yield element
 

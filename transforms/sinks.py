@@ -36,7 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import cql_types
-from transforms.cassandra_io import NAMESPACE, PieceEnd, PieceKey, RowBatch
+from transforms.cassandra_io import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.manifest import (
     Layout,
     check_exact_cover,
@@ -211,6 +211,8 @@ def _csv_texts_fn(
                 return texts
 
             return doubles, _CSV_ALPHABETS["double"]
+        if column_type.name == "timestamp":
+            return cql_types.timestamp_texts, _CSV_ALPHABETS.get(column_type.name)
         if column_type.name == "boolean":
 
             def booleans(values: Sequence[Any]) -> list[str]:
@@ -307,6 +309,20 @@ def _is_identity(field: OutputField, fmt: str) -> bool:
     return spec is not None and getattr(spec, fmt) is cql_types._identity
 
 
+def _nulls_kept(
+    texts_of: Callable[[Sequence[Any]], Sequence[Any]],
+) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """A column function for non-null values made one that passes None through."""
+
+    def convert(column: Sequence[Any]) -> Sequence[Any]:
+        if None in column:
+            found = iter(texts_of([v for v in column if v is not None]))
+            return [None if v is None else next(found) for v in column]
+        return texts_of(column)
+
+    return convert
+
+
 def _json_column_fn(
     field: OutputField,
     sink: SinkConfig,
@@ -318,15 +334,9 @@ def _json_column_fn(
         return None
     multicell = field.column.cql_type.is_multicell
     if field.role == "writetime" and sink.writetime_format == "iso" and not multicell:
-        texts = _iso_texts(iso_cache)
-
-        def writetimes(column: Sequence[Any]) -> Sequence[Any]:
-            if None in column:
-                found = iter(texts([v for v in column if v is not None]))
-                return [None if v is None else next(found) for v in column]
-            return texts(column)
-
-        return writetimes
+        return _nulls_kept(_iso_texts(iso_cache))
+    if field.role == "value" and field.column.cql_type.name == "timestamp":
+        return _nulls_kept(cql_types.timestamp_texts)
     return lambda column: list(map(convert, column))
 
 
@@ -547,6 +557,7 @@ class WritePiecesFn(beam.DoFn):
         self.ranges_done = Metrics.counter(NAMESPACE, "ranges_done")
 
     def setup(self) -> None:
+        relax_gc()
         self._layout = Layout(self.output)
         self._normalize = normalize_row_fn(self.plan, self.policy)
         self._open: dict[PieceKey, _OpenPiece] = {}
@@ -571,7 +582,8 @@ class WritePiecesFn(beam.DoFn):
             # the per-element lists; the file gets them normalized by the policy.
             piece.stats.add_rows(element.rows)
             normalize = self._normalize
-            piece.writer.write_rows([normalize(r) for r in element.rows])
+            rows = element.rows
+            piece.writer.write_rows(rows if normalize is None else [normalize(r) for r in rows])
             piece.rows += len(element.rows)
             return
         if element.piece_end <= element.piece.piece_start:
