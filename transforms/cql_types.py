@@ -54,6 +54,7 @@ __all__ = [
     "timestamp_texts",
     "user_type_table",
     "writetime_formatter",
+    "writetime_texts",
 ]
 
 AvroSchema = dict[str, Any] | str
@@ -282,14 +283,41 @@ _HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)) 
 _MILLIS_FRACTION = tuple(f".{i:03d}Z" for i in range(1000))
 
 
+_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
+_MICROS_HEAD = tuple(f".{i:03d}" for i in range(1000))  # the first three fraction digits
+
+
+def writetime_texts(values: Iterable[int]) -> list[str]:
+    """Writetimes (int microseconds, no None) as RFC 3339 UTC with six fraction digits;
+    outside years 1-9999 the integer as text. A column at a time, by table lookups."""
+    out: list[str] = []
+    append = out.append
+    day_prefix: dict[int, str] = {}
+    for micros in values:
+        seconds, fraction = divmod(micros, 1_000_000)
+        days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
+        prefix = day_prefix.get(days)
+        if prefix is None:
+            if not _MIN_DAY <= days <= _MAX_DAY:
+                append(str(micros))
+                continue
+            prefix = day_prefix[days] = _utc_day_prefix(days)
+        minute, second = divmod(second_of_day, 60)
+        head, tail = divmod(fraction, 1000)
+        append(
+            prefix
+            + _HOUR_MINUTE[minute]
+            + _TWO_DIGITS[second]
+            + _MICROS_HEAD[head]
+            + _THREE_DIGITS[tail]
+            + "Z"
+        )
+    return out
+
+
 def format_writetime_iso(micros: int) -> str:
     """RFC 3339 UTC with six fraction digits; outside years 1-9999 the integer as text."""
-    seconds, fraction = divmod(micros, 1_000_000)
-    days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
-    if not _MIN_DAY <= days <= _MAX_DAY:
-        return str(micros)
-    minute, second = divmod(second_of_day, 60)
-    return f"{_utc_day_prefix(days)}{_HOUR_MINUTE[minute]}{_TWO_DIGITS[second]}.{fraction:06d}Z"
+    return writetime_texts((micros,))[0]
 
 
 def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:

@@ -176,14 +176,14 @@ def _csv_quote(delimiter: str, null: str, text: str) -> str:
 def _iso_texts(cache: dict[int, str]) -> Callable[[Sequence[int]], list[str]]:
     """Writetimes -> RFC 3339 texts, each distinct value formatted once: the cells of a
     row written together share one writetime, and ``cache`` is shared by the columns."""
-    iso = cql_types.format_writetime_iso
+    iso_texts = cql_types.writetime_texts
 
     def texts(values: Sequence[int]) -> list[str]:
         if len(cache) > 100_000:
             cache.clear()
         missing = set(values).difference(cache)
         if missing:
-            cache.update(zip(missing, map(iso, missing), strict=True))
+            cache.update(zip(missing, iso_texts(missing), strict=True))
         return list(map(cache.__getitem__, values))
 
     return texts
