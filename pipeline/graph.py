@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.launcher import ExportJob
 from transforms.cassandra_io import ReadRangesFn
@@ -18,7 +18,7 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
     so rows keep those lists until the writer, which applies ``--collection-writetime``.
     """
     options = PipelineOptions(beam_args)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=_local_runner(options), options=options)
     rows = (
         pipeline
         | "WorkUnits" >> beam.Create(job.work_items)
@@ -35,3 +35,15 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
         | "Finalize" >> beam.ParDo(FinalizeFn(job.layout.root, job.single_file, job.stats_chart))
     )
     return pipeline
+
+
+def _local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
+    """FnApiRunner with worker processes: the quiet variant (same runner, no console noise
+    from its workers); any other runner: None, Beam picks it from ``--runner``."""
+    runner = options.view_as(StandardOptions).runner
+    mode = options.view_as(DirectOptions).direct_running_mode
+    if runner in ("FnApiRunner", "fn_api_runner") and mode == "multi_processing":
+        from pipeline.local_runner import QuietFnApiRunner
+
+        return QuietFnApiRunner()
+    return None

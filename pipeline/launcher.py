@@ -593,6 +593,9 @@ def run(argv: list[str], out: Any = None) -> int:
     logging.getLogger("apache_beam.runners.common").setLevel(
         logging.CRITICAL if quiet else logging.NOTSET
     )
+    from pipeline.local_runner import install_worker_log_filter
+
+    install_worker_log_filter(getattr(logging, settings["log_level"]), keep_beam=not quiet)
     job = prepare_export(settings)
     for warning in job.warnings:
         print(f"warning: {warning}", file=sys.stderr)

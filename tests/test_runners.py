@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import pickle
 import signal
@@ -369,6 +370,65 @@ def test_pipeline_proto_is_small(hosts: str, small_table: str, tmp_path: Path) -
     size = len(proto.SerializeToString())
     print(f"\npipeline proto: {size:,} bytes for {len(job.work_items)} work units")
     assert size < 200_000
+
+
+def test_multi_process_export_prints_only_its_own_lines(
+    hosts: str, small_table: str, tmp_path: Path
+) -> None:
+    """FnApiRunner with worker processes (run_configs/local.yaml): the workers' start-up and
+    shutdown chatter reaches neither stderr nor stdout; stdout is the summary."""
+    out = tmp_path / "out"
+    argv = ["--config", "run_configs/local.yaml"] + _export_argv(hosts, small_table, out, "csv")
+    result = helpers.run_cli_subprocess(argv, timeout=EXPORT_TIMEOUT)
+    assert result.code == 0, result.describe()
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"export complete: 100 rows of {small_table} in ")
+    files = len(list((out / "data").iterdir()))
+    assert lines[1] == f"  data:     {out / 'data'}  ({files} files, csv)"
+    assert not [line for line in lines if "INFO" in line or "Worker" in line]
+
+
+def _forwarded(location: str, message: str, severity: int, trace: str = "") -> logging.LogRecord:
+    """A record as Beam's local job service logs what a worker forwarded."""
+    from apache_beam.portability.api import beam_fn_api_pb2
+
+    from pipeline.local_runner import FORWARDED_LOGGER
+
+    entry = beam_fn_api_pb2.LogEntry(
+        severity=severity, message=message, log_location=location, trace=trace
+    )
+    level = {beam_fn_api_pb2.LogEntry.Severity.WARN: logging.WARNING}.get(severity, logging.INFO)
+    return logging.LogRecord(
+        FORWARDED_LOGGER, level, __file__, 1, "Worker: %s", (str(entry).replace("\n", " "),), None
+    )
+
+
+def test_worker_log_filter_keeps_ours_and_drops_beams() -> None:
+    from apache_beam.portability.api import beam_fn_api_pb2
+
+    from pipeline.local_runner import WorkerLogFilter
+
+    warn = beam_fn_api_pb2.LogEntry.Severity.WARN
+    info = beam_fn_api_pb2.LogEntry.Severity.INFO
+    beam_file = "/v/lib/python3.11/site-packages/apache_beam/runners/worker/sdk_worker_main.py:421"
+    ours = _forwarded("/repo/transforms/cassandra_io.py:620", 'unit 3: "range" split', warn)
+    beams = _forwarded(beam_file, "No semi_persistent_directory found", warn)
+    driver = _forwarded("/v/lib/site-packages/cassandra/policies.py:290", "Using dc1", info)
+    driver_warning = _forwarded("/v/lib/site-packages/cassandra/cluster.py:9", "host down", warn)
+    quiet = WorkerLogFilter(keep_beam=False)
+    assert quiet.filter(ours)
+    assert (ours.name, ours.getMessage()) == ("transforms.cassandra_io", 'unit 3: "range" split')
+    assert not quiet.filter(beams)
+    assert not quiet.filter(driver)
+    assert quiet.filter(driver_warning) and driver_warning.getMessage() == "host down"
+    verbose = WorkerLogFilter(keep_beam=True)
+    assert verbose.filter(_forwarded(beam_file, "No semi_persistent_directory found", warn))
+    assert verbose.filter(_forwarded("/x/site-packages/cassandra/policies.py:1", "dc", info))
+    other = logging.LogRecord("x", logging.WARNING, __file__, 1, "not forwarded %s", ("a",), None)
+    assert quiet.filter(other) and other.getMessage() == "not forwarded a"
+    with_trace = _forwarded("/repo/transforms/sinks.py:10", "failed", warn, trace="Trace line")
+    assert quiet.filter(with_trace) and with_trace.getMessage() == "failed\nTrace line"
 
 
 # --- the same export on every runner ---------------------------------------------------------
