@@ -768,12 +768,39 @@ def _hosts(arg: str | None) -> list[str]:
     return cluster.contact_points
 
 
+def markdown_report(result: dict[str, Any], name: str) -> str:
+    """One result file as Markdown: the tools' table, then the ratios."""
+    load = result.get("machine", {}).get("load_avg_at_end") or [float("nan")]
+    lines = [
+        f"**{result['variant']}, {result['rows']:,} rows**, {result['workers']} workers, "
+        f"fetch size {result['fetch_size']}, {result['repeat']} round(s), load average at end "
+        f"{load[0]:.1f} (`{name}`)",
+        "",
+        "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for tool, entry in result["summary"].items():
+        if entry.get("status") != "ok":
+            lines.append(f"| {tool} | {entry.get('status')} | | | | | |")
+            continue
+        lines.append(
+            f"| {tool} | {entry['rows_per_s']:,.0f} | {entry['wall_s']:.1f} | "
+            f"{entry['cpu_s']:.1f} | {entry['cpu_us_per_row']:.1f} | "
+            f"{entry['peak_rss_mb']:.0f} | {entry['peak_pss_mb']:.0f} |"
+        )
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {v['value']:.2f} |" for k, v in result.get("ratios", {}).items()]
+    if result.get("warnings"):
+        lines += ["", "warnings: " + "; ".join(map(str, result["warnings"]))]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dev.bench", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--hosts", help="host:port,... (default: CASSANDRA_CONTACT_POINTS)")
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="narrow")
     parser.add_argument("--tools", default=DEFAULT_TOOLS, help=f"any of {','.join(ALL_TOOLS)}")
     parser.add_argument("--workers", type=int, default=2)
@@ -791,7 +818,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-arg", action="append", default=[], help="extra exporter option")
     parser.add_argument("--label", default="", help="free text stored in the JSON")
     parser.add_argument("--load-only", action="store_true", help="load the table, run nothing")
+    parser.add_argument(
+        "--report", nargs="+", type=Path, metavar="JSON", help="print result files as Markdown"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        for path in args.report:
+            print(markdown_report(json.loads(path.read_text()), path.name))
+        return 0
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     for tool in tools:
