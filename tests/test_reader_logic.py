@@ -4,50 +4,21 @@ real reads are tested on Cassandra in the integration tests."""
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
+from tests.reader_fakes import Fn, Result, Tracker, make_table, read
 from transforms import cassandra_io
 from transforms.cassandra_io import (
     ConnectionConfig,
-    PieceKey,
     RangeReadError,
-    RowBatch,
-    _RangeReader,
     _TokenRangeRestrictionProvider,
     _TokenRestrictionCoder,
 )
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
-
-
-class _Tracker:
-    """OffsetRestrictionTracker plus defer_remainder, as Beam's tracker view offers."""
-
-    def __init__(self, restriction: OffsetRange) -> None:
-        self.inner = OffsetRestrictionTracker(restriction)
-        self.residual: OffsetRange | None = None
-
-    def current_restriction(self) -> OffsetRange:
-        return self.inner.current_restriction()
-
-    def try_claim(self, position: int) -> bool:
-        return self.inner.try_claim(position)
-
-    def defer_remainder(self) -> None:
-        split = self.inner.try_split(0)
-        if split:
-            self.residual = split[1]
-
-
-@dataclass
-class _Result:
-    current_rows: list[tuple[Any, ...]]
-    paging_state: Any
 
 
 class _FakeSession:
@@ -59,7 +30,7 @@ class _FakeSession:
         self.fail = fail or (lambda after, upto, offset: False)
         self.calls = 0
 
-    def execute(self, bound: Any, paging_state: Any = None) -> _Result:
+    def execute(self, bound: Any, paging_state: Any = None) -> Result:
         after, upto = bound.values
         offset = paging_state or 0
         self.calls += 1
@@ -68,59 +39,15 @@ class _FakeSession:
         matching = [r for r in self.rows if after < r[0] <= upto]
         page = matching[offset : offset + self.fetch_size]
         more = offset + self.fetch_size < len(matching)
-        return _Result(page, offset + self.fetch_size if more else None)
+        return Result(page, offset + self.fetch_size if more else None)
 
 
-class _Bound:
-    def __init__(self, values: tuple[int, int]) -> None:
-        self.values = values
-        self.routing_token = None
-
-
-class _Statement:
-    def bind(self, values: tuple[int, int]) -> _Bound:
-        return _Bound(values)
-
-
-class _Counter:
-    def inc(self, n: int = 1) -> None:
-        pass
-
-
-class _Limiter:
-    def acquire(self, rows: int) -> None:
-        pass
-
-
-class _Fn:
-    def __init__(
-        self, session: _FakeSession, retries: int = 2, batch_size: int = 7, checkpoint_rows: int = 0
-    ) -> None:
-        self.connection = ConnectionConfig(retries=retries)
-        self.batch_size = batch_size
-        self.checkpoint_rows = checkpoint_rows
-        self._statement = _Statement()
-        self._session = session
-        self._slots = None
-        self._limiter = _Limiter()
-        self.pages_counter = _Counter()
-
-
-def _read(fn: _Fn, start: int, end: int) -> tuple[list[tuple[Any, ...]], _Tracker, _RangeReader]:
-    tracker = _Tracker(OffsetRange(start + 1, end + 1))
-    reader = _RangeReader(fn, tracker, PieceKey(0, start, start))
-    rows: list[tuple[Any, ...]] = []
-    for batch in reader.run():
-        assert isinstance(batch, RowBatch)
-        rows.extend(batch.rows)
+def _read(
+    fn: Fn, start: int, end: int
+) -> tuple[list[tuple[Any, ...]], Tracker, cassandra_io._RangeReader]:
+    tracker = Tracker(OffsetRange(start + 1, end + 1))
+    rows, reader = read(fn, tracker)
     return rows, tracker, reader
-
-
-def _table(partitions: int, rows_per_partition: int, seed: int = 1) -> list[tuple[int, int, int]]:
-    rng = random.Random(seed)
-    tokens = sorted({rng.randint(MIN_TOKEN + 1, MAX_TOKEN) for _ in range(partitions)})
-    assert len(tokens) == partitions
-    return [(t, i, c) for i, t in enumerate(tokens) for c in range(rows_per_partition)]
 
 
 @pytest.fixture(autouse=True)
@@ -129,8 +56,8 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_reads_every_row_once_and_finishes_the_restriction() -> None:
-    table = _table(200, 3)
-    rows, tracker, reader = _read(_Fn(_FakeSession(table, fetch_size=10)), MIN_TOKEN, MAX_TOKEN)
+    table = make_table(200, 3)
+    rows, tracker, reader = _read(Fn(_FakeSession(table, fetch_size=10)), MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     tracker.inner.check_done()  # claimed past the end
     assert reader.retries == 0 and reader.windows_split == 0
@@ -138,19 +65,19 @@ def test_reads_every_row_once_and_finishes_the_restriction() -> None:
 
 def test_ring_edges_are_read() -> None:
     table = [(MIN_TOKEN + 1, 1, 0), (MAX_TOKEN, 2, 0), (0, 3, 0)]
-    rows, tracker, _ = _read(_Fn(_FakeSession(table, fetch_size=1)), MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, _ = _read(Fn(_FakeSession(table, fetch_size=1)), MIN_TOKEN, MAX_TOKEN)
     assert sorted(rows) == [(1, 0), (2, 0), (3, 0)]
     tracker.inner.check_done()
 
 
 def test_sub_range_reads_only_its_tokens() -> None:
     table = [(t, t, 0) for t in (-5, -4, 0, 3, 4, 10)]
-    rows, _, _ = _read(_Fn(_FakeSession(table, fetch_size=2)), -4, 4)
+    rows, _, _ = _read(Fn(_FakeSession(table, fetch_size=2)), -4, 4)
     assert rows == [(0, 0), (3, 0), (4, 0)]  # (-4, 4]: -4 excluded, 4 included
 
 
 def test_transient_timeouts_retry_from_the_paging_state() -> None:
-    table = _table(50, 4)
+    table = make_table(50, 4)
     failures = {"left": 3}
 
     def fail(after: int, upto: int, offset: int) -> bool:
@@ -159,7 +86,7 @@ def test_transient_timeouts_retry_from_the_paging_state() -> None:
             return True
         return False
 
-    fn = _Fn(_FakeSession(table, fetch_size=20, fail=fail), retries=5)
+    fn = Fn(_FakeSession(table, fetch_size=20, fail=fail), retries=5)
     rows, tracker, reader = _read(fn, MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     assert reader.retries == 3 and reader.windows_split == 0
@@ -167,13 +94,13 @@ def test_transient_timeouts_retry_from_the_paging_state() -> None:
 
 
 def test_a_range_that_keeps_failing_is_split_into_windows_without_duplicates() -> None:
-    table = _table(300, 5, seed=7)
+    table = make_table(300, 5, seed=7)
 
     # A wide window fails whenever it is past its first page (like a scan over tombstones).
     def fail(after: int, upto: int, offset: int) -> bool:
         return (upto - after) > 2**62 and offset >= 23
 
-    fn = _Fn(_FakeSession(table, fetch_size=23, fail=fail), retries=2)
+    fn = Fn(_FakeSession(table, fetch_size=23, fail=fail), retries=2)
     rows, tracker, reader = _read(fn, MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]  # exactly once, in token order
     assert reader.windows_split >= 1
@@ -181,15 +108,15 @@ def test_a_range_that_keeps_failing_is_split_into_windows_without_duplicates() -
 
 
 def test_a_range_failing_below_the_minimum_window_raises() -> None:
-    table = _table(10, 1)
-    fn = _Fn(_FakeSession(table, fetch_size=5, fail=lambda *a: True), retries=1)
+    table = make_table(10, 1)
+    fn = Fn(_FakeSession(table, fetch_size=5, fail=lambda *a: True), retries=1)
     with pytest.raises(RangeReadError, match="failed"):
         _read(fn, -(2**21), 2**21)
 
 
 def test_self_checkpoint_hands_back_the_rest_at_a_partition_boundary() -> None:
-    table = _table(40, 3, seed=3)
-    fn = _Fn(_FakeSession(table, fetch_size=8), checkpoint_rows=10)
+    table = make_table(40, 3, seed=3)
+    fn = Fn(_FakeSession(table, fetch_size=8), checkpoint_rows=10)
     start, end = MIN_TOKEN, MAX_TOKEN
     collected: list[tuple[Any, ...]] = []
     pieces = 0

@@ -5,33 +5,26 @@ stands in for Cassandra; the real reads are covered by the export tests."""
 
 from __future__ import annotations
 
-import random
 import threading
 from typing import Any
 
 import pytest
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
+from tests.reader_fakes import Fn, Result, Tracker, make_table, read
 from transforms import cassandra_io
-from transforms.cassandra_io import ConnectionConfig, PieceKey, RowBatch, _RangeReader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
-
-
-class _Result:
-    def __init__(self, rows: list[tuple[Any, ...]], paging_state: Any) -> None:
-        self.current_rows = rows
-        self.paging_state = paging_state
 
 
 class _Future:
     """Answered at once, like a response that arrived before anyone waited."""
 
-    def __init__(self, result: _Result | None, error: Exception | None) -> None:
+    def __init__(self, result: Result | None, error: Exception | None) -> None:
         self._result = result
         self._error = error
 
-    def result(self) -> _Result:
+    def result(self) -> Result:
         if self._error is not None:
             raise self._error
         assert self._result is not None
@@ -70,78 +63,25 @@ class _AsyncSession:
         matching = [r for r in self.rows if after < r[0] <= upto]
         page = matching[offset : offset + self.fetch_size]
         more = offset + self.fetch_size < len(matching)
-        return _Future(_Result(page, offset + self.fetch_size if more else None), None)
+        return _Future(Result(page, offset + self.fetch_size if more else None), None)
 
-    def execute(self, bound: Any, paging_state: Any = None) -> _Result:
+    def execute(self, bound: Any, paging_state: Any = None) -> Result:
         raise AssertionError("the reader should use execute_async when the session has it")
 
 
-class _Bound:
-    def __init__(self, values: tuple[int, int]) -> None:
-        self.values = values
-        self.routing_token = None
-
-
-class _Statement:
-    def bind(self, values: tuple[int, int]) -> _Bound:
-        return _Bound(values)
-
-
-class _Counter:
-    def inc(self, n: int = 1) -> None:
-        pass
-
-
-class _Limiter:
-    def acquire(self, rows: int) -> None:
-        pass
-
-
-class _Tracker:
-    def __init__(self, restriction: OffsetRange, stop_claims_after: int | None = None) -> None:
-        self.inner = OffsetRestrictionTracker(restriction)
-        self.claims = 0
-        self.stop_claims_after = stop_claims_after
-
-    def current_restriction(self) -> OffsetRange:
-        return self.inner.current_restriction()
-
-    def try_claim(self, position: int) -> bool:
-        self.claims += 1
-        if self.stop_claims_after is not None and self.claims > self.stop_claims_after:
-            return False
-        return self.inner.try_claim(position)
-
-    def defer_remainder(self) -> None:
-        self.inner.try_split(0)
-
-
-class _Fn:
-    def __init__(self, session: _AsyncSession, slots: Any = None, retries: int = 3) -> None:
-        self.connection = ConnectionConfig(retries=retries)
-        self.batch_size = 5
-        self.checkpoint_rows = 0
-        self._statement = _Statement()
-        self._session = session
-        self._slots = slots
-        self._limiter = _Limiter()
-        self.pages_counter = _Counter()
+def _fn(session: _AsyncSession, slots: Any = None) -> Fn:
+    return Fn(session, retries=3, batch_size=5, slots=slots)
 
 
 def _table(partitions: int, rows_per_partition: int) -> list[tuple[int, int, int]]:
-    rng = random.Random(3)
-    tokens = sorted({rng.randint(MIN_TOKEN + 1, MAX_TOKEN) for _ in range(partitions)})
-    return [(t, i, c) for i, t in enumerate(tokens) for c in range(rows_per_partition)]
+    return make_table(partitions, rows_per_partition, seed=3)
 
 
-def _read(fn: _Fn, tracker: _Tracker) -> list[tuple[Any, ...]]:
-    reader = _RangeReader(fn, tracker, PieceKey(0, MIN_TOKEN, MIN_TOKEN))
-    rows: list[tuple[Any, ...]] = []
-    for batch in reader.run():
-        assert isinstance(batch, RowBatch)
-        rows.extend(batch.rows)
+def _read(fn: Fn, tracker: Tracker) -> list[tuple[Any, ...]]:
+    def processed(rows: list[Any]) -> None:
         fn._session.events.append(("processed", len(rows)))
-    return rows
+
+    return read(fn, tracker, on_batch=processed)[0]
 
 
 @pytest.fixture(autouse=True)
@@ -149,14 +89,14 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cassandra_io.time, "sleep", lambda s: None)
 
 
-def _whole_ring() -> _Tracker:
-    return _Tracker(OffsetRange(MIN_TOKEN + 1, MAX_TOKEN + 1))
+def _whole_ring() -> Tracker:
+    return Tracker(OffsetRange(MIN_TOKEN + 1, MAX_TOKEN + 1))
 
 
 def test_the_next_page_is_requested_before_this_page_is_processed() -> None:
     table = _table(40, 3)
     session = _AsyncSession(table, fetch_size=10)
-    rows = _read(_Fn(session), _whole_ring())
+    rows = _read(_fn(session), _whole_ring())
     assert rows == [r[1:] for r in table]
     kinds = [kind for kind, _ in session.events]
     # Page 2 is requested before the first batch of page 1 reaches the caller.
@@ -171,7 +111,7 @@ def test_a_failed_prefetch_is_retried_from_its_paging_state() -> None:
         return offset in (20, 110) and attempt <= 2
 
     session = _AsyncSession(table, fetch_size=10, fail=fail)
-    rows = _read(_Fn(session), _whole_ring())
+    rows = _read(_fn(session), _whole_ring())
     assert rows == [r[1:] for r in table]  # every row once, in order
     assert session.attempts[(MIN_TOKEN, MAX_TOKEN, 20)] == 3
 
@@ -182,7 +122,7 @@ def test_query_slots_are_freed_by_every_answer_also_an_unread_prefetch() -> None
     session = _AsyncSession(table, fetch_size=10)
     # The runner takes the rest of the range after 7 partitions: the prefetched page
     # is never read, and its slot must still come back.
-    rows = _read(_Fn(session, slots=slots), _Tracker(OffsetRange(MIN_TOKEN + 1, MAX_TOKEN + 1), 7))
+    rows = _read(_fn(session, slots=slots), Tracker(OffsetRange(MIN_TOKEN + 1, MAX_TOKEN + 1), 7))
     assert rows == [r[1:] for r in table[:14]]
     assert slots.acquire(blocking=False)
     slots.release()
@@ -197,4 +137,4 @@ def test_errors_that_are_not_retryable_propagate() -> None:
 
     session = Broken(_table(30, 1), fetch_size=10)
     with pytest.raises(RuntimeError, match="driver bug"):
-        _read(_Fn(session, slots=threading.BoundedSemaphore(1)), _whole_ring())
+        _read(_fn(session, slots=threading.BoundedSemaphore(1)), _whole_ring())

@@ -283,36 +283,50 @@ _HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)) 
 _MILLIS_FRACTION = tuple(f".{i:03d}Z" for i in range(1000))
 
 
-_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))
-_MICROS_HEAD = tuple(f".{i:03d}" for i in range(1000))  # the first three fraction digits
+_MICROS_HEAD = tuple(f".{i:03d}" for i in range(1000))  # fraction digits 1-3 of 6
+_MICROS_TAIL = tuple(f"{i:03d}Z" for i in range(1000))  # fraction digits 4-6 of 6
 
 
-def writetime_texts(values: Iterable[int]) -> list[str]:
-    """Writetimes (int microseconds, no None) as RFC 3339 UTC with six fraction digits;
-    outside years 1-9999 the integer as text. A column at a time, by table lookups."""
+def _rfc3339_texts(values: Iterable[Any], per_second: int) -> list[str]:
+    """Integers of ``per_second`` units since the epoch (1000: milliseconds, with three
+    fraction digits; 1,000,000: microseconds, six) as RFC 3339 UTC, a column at a time:
+    one day lookup per distinct day, the rest by table lookups (3-5x faster than value by
+    value). Outside years 1-9999 the integer as text. Datetimes (timestamps nested in
+    collections) are taken as milliseconds."""
     out: list[str] = []
     append = out.append
     day_prefix: dict[int, str] = {}
-    for micros in values:
-        seconds, fraction = divmod(micros, 1_000_000)
+    micros = per_second == 1_000_000
+    for value in values:
+        if type(value) is not int:
+            value = _timestamp_millis(value)
+        seconds, fraction = divmod(value, per_second)
         days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
         prefix = day_prefix.get(days)
         if prefix is None:
             if not _MIN_DAY <= days <= _MAX_DAY:
-                append(str(micros))
+                append(str(value))
                 continue
             prefix = day_prefix[days] = _utc_day_prefix(days)
         minute, second = divmod(second_of_day, 60)
-        head, tail = divmod(fraction, 1000)
-        append(
-            prefix
-            + _HOUR_MINUTE[minute]
-            + _TWO_DIGITS[second]
-            + _MICROS_HEAD[head]
-            + _THREE_DIGITS[tail]
-            + "Z"
-        )
+        if micros:
+            head, tail = divmod(fraction, 1000)
+            append(
+                prefix
+                + _HOUR_MINUTE[minute]
+                + _TWO_DIGITS[second]
+                + _MICROS_HEAD[head]
+                + _MICROS_TAIL[tail]
+            )
+        else:
+            append(prefix + _HOUR_MINUTE[minute] + _TWO_DIGITS[second] + _MILLIS_FRACTION[fraction])
     return out
+
+
+def writetime_texts(values: Iterable[int]) -> list[str]:
+    """Writetimes (int microseconds, no None) as RFC 3339 UTC with six fraction digits;
+    outside years 1-9999 the integer as text."""
+    return _rfc3339_texts(values, 1_000_000)
 
 
 def format_writetime_iso(micros: int) -> str:
@@ -344,24 +358,8 @@ def _timestamp_millis(value: int | datetime.datetime) -> int:
 
 def timestamp_texts(values: Iterable[int | datetime.datetime]) -> list[str]:
     """CQL timestamps (int ms or datetimes, no None) as RFC 3339 UTC with milliseconds;
-    outside years 1-9999 the milliseconds as text. A column at a time: one day lookup per
-    distinct day, the rest by table lookups (about 5x faster than value by value)."""
-    out: list[str] = []
-    append = out.append
-    day_prefix: dict[int, str] = {}
-    for value in values:
-        millis = value if type(value) is int else _timestamp_millis(value)
-        seconds, fraction = divmod(millis, 1000)
-        days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
-        prefix = day_prefix.get(days)
-        if prefix is None:
-            if not _MIN_DAY <= days <= _MAX_DAY:
-                append(str(millis))
-                continue
-            prefix = day_prefix[days] = _utc_day_prefix(days)
-        minute, second = divmod(second_of_day, 60)
-        append(prefix + _HOUR_MINUTE[minute] + _TWO_DIGITS[second] + _MILLIS_FRACTION[fraction])
-    return out
+    outside years 1-9999 the milliseconds as text."""
+    return _rfc3339_texts(values, 1000)
 
 
 def _timestamp_text(value: int | datetime.datetime) -> str:
