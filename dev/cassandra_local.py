@@ -404,25 +404,13 @@ def kill_strays(base_dir: Path, *, include_owned: bool = False) -> list[int]:
     still alive (another pytest session using the same directory) are spared unless
     ``include_owned``; detached nodes (CLI) have no owner and are killed.
     """
-    killed: list[int] = []
-    base_dir = Path(base_dir)
-    for pid_file in sorted(base_dir.glob("node*/pid")):
-        node_dir = pid_file.parent.resolve()
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        proc = _cassandra_process(pid, str(node_dir))
-        if proc is not None and not include_owned and _owner_alive(node_dir):
-            continue
-        if proc is not None:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                proc.wait(timeout=30)
-                killed.append(pid)
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
-    return killed
+    from dev.strays import kill_recorded
+
+    return kill_recorded(
+        Path(base_dir).glob("node*/pid"),
+        lambda pid, node_dir: _cassandra_process(pid, str(node_dir.resolve())),
+        spare=lambda node_dir: not include_owned and _owner_alive(node_dir.resolve()),
+    )
 
 
 # --------------------------------------------------------------------------- driver helpers

@@ -79,8 +79,10 @@ def load_big_table(
     partitions: int = 20_000,
     rows_per_partition: int = 10,
     concurrency: int = 64,
+    consistency: str = "ONE",
 ) -> LoadInfo:
-    """Create ``keyspace.table`` if needed and write every row; raises on any failed write."""
+    """Create ``keyspace.table`` if needed and write every row at ``consistency`` (ALL: every
+    replica holds every row, as a test that kills nodes needs); raises on any failed write."""
     from cassandra import ConsistencyLevel
     from cassandra.concurrent import execute_concurrent_with_args
 
@@ -90,7 +92,7 @@ def load_big_table(
         for _ in range(rows_per_partition)
     )
     statement = session.prepare(f"BEGIN UNLOGGED BATCH {inserts} APPLY BATCH")
-    statement.consistency_level = ConsistencyLevel.ONE
+    statement.consistency_level = ConsistencyLevel.name_to_value[consistency]
 
     def params(pk: int) -> list[Any]:
         values: list[Any] = []

@@ -361,22 +361,10 @@ def kill_strays(run_root: Path | None = None) -> list[int]:
     A pid is killed only if its command line names the job server jar and its working
     directory is that run directory, so a recycled pid is left alone.
     """
+    from dev.strays import kill_recorded
+
     run_root = Path(run_root or flink_run_root())
-    killed = []
-    for pid_file in sorted(run_root.glob("*/pid")):
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        proc = _job_server_process(pid, pid_file.parent)
-        if proc is not None:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                proc.wait(timeout=30)
-                killed.append(pid)
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
-    return killed
+    return kill_recorded(run_root.glob("*/pid"), _job_server_process)
 
 
 _LIVE_SERVERS: weakref.WeakSet[FlinkJobServer] = weakref.WeakSet()

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -34,6 +35,7 @@ from dev.cassandra_local import (
     kill_strays,
     make_keyspace,
 )
+from tests import helpers
 
 __all__ = ["ClusterHandle", "make_keyspace"]
 
@@ -199,3 +201,29 @@ def keyspace(request: pytest.FixtureRequest, cassandra: ClusterHandle) -> Iterat
     finally:
         with contextlib.suppress(Exception):
             session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+
+
+# --- the fixtures most modules share: the node, a session, a fresh keyspace, --hosts ----------
+
+
+@pytest.fixture(scope="module")
+def db(request: pytest.FixtureRequest) -> Any:
+    """The session's node (``cassandra``), or CASSANDRA_CONTACT_POINTS."""
+    return helpers.cassandra_or_external(request)
+
+
+@pytest.fixture(scope="module")
+def session(db: Any) -> Any:
+    return db.session()
+
+
+@pytest.fixture(scope="module")
+def ks(request: pytest.FixtureRequest, session: Any) -> str:
+    """The module's fresh keyspace (``keyspace``), dropped after the module."""
+    return helpers.fresh_keyspace(request, session, keyspace_name(request.module.__name__))
+
+
+@pytest.fixture(scope="module")
+def hosts(db: Any) -> str:
+    """``--hosts`` for the CLI: the node's contact points."""
+    return helpers.hosts_arg(db)

@@ -30,16 +30,6 @@ from tests.helpers import CliResult
 
 
 @pytest.fixture(scope="module")
-def db(request: pytest.FixtureRequest) -> Any:
-    return helpers.cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(db: Any) -> Any:
-    return db.session()
-
-
-@pytest.fixture(scope="module")
 def ks(request: pytest.FixtureRequest, session: Any) -> str:
     keyspace = helpers.fresh_keyspace(request, session, "cli")
     for statement in (
@@ -60,11 +50,6 @@ def ks(request: pytest.FixtureRequest, session: Any) -> str:
     session.execute(f"INSERT INTO {keyspace}.sentinel (k) VALUES (1)")
     session.execute(f"INSERT INTO {keyspace}.x (k) VALUES (1)")
     return keyspace
-
-
-@pytest.fixture(scope="module")
-def hosts(db: Any) -> str:
-    return helpers.hosts_arg(db)
 
 
 # --- the cases -----------------------------------------------------------------------------------

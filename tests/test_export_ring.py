@@ -68,26 +68,6 @@ def owner(units: list[tuple[int, int, int]], token: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def db(request: pytest.FixtureRequest) -> Any:
-    return helpers.cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(db: Any) -> Any:
-    return db.session()
-
-
-@pytest.fixture(scope="module")
-def ks(request: pytest.FixtureRequest, session: Any) -> str:
-    return helpers.fresh_keyspace(request, session, "ring")
-
-
-@pytest.fixture(scope="module")
-def hosts(db: Any) -> str:
-    return helpers.hosts_arg(db)
-
-
-@pytest.fixture(scope="module")
 def node_tokens(session: Any) -> list[int]:
     token_map = session.cluster.metadata.token_map
     return sorted(t.value for t in token_map.ring)

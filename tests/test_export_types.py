@@ -334,26 +334,6 @@ def _assert_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -
 
 
 @pytest.fixture(scope="module")
-def db(request: pytest.FixtureRequest) -> Any:
-    return helpers.cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(db: Any) -> Any:
-    return db.session()
-
-
-@pytest.fixture(scope="module")
-def ks(request: pytest.FixtureRequest, session: Any) -> str:
-    return helpers.fresh_keyspace(request, session, "types")
-
-
-@pytest.fixture(scope="module")
-def hosts(db: Any) -> str:
-    return helpers.hosts_arg(db)
-
-
-@pytest.fixture(scope="module")
 def all_types(session: Any, ks: str) -> str:
     session.execute(f"CREATE TYPE {ks}.addr (street text, zip int, tags frozen<set<text>>)")
     columns = ", ".join(f"{name} {cql_type}" for name, cql_type, *_ in TYPES)

@@ -41,11 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassandra import ConsistencyLevel
-from cassandra.concurrent import execute_concurrent_with_args
 
 from dev.cassandra_local import ClusterHandle, LocalCluster, make_keyspace
-from dev.load_table import create_big_table, expected_row, value_n, value_text, writetime
+from dev.load_table import expected_row, load_big_table
 from tests import helpers
 
 pytestmark = pytest.mark.multinode
@@ -102,32 +100,18 @@ class Ring:
 
 
 def _load(session: Any, keyspace: str) -> float:
-    """The dev.load_table rows, one unlogged batch per partition, at CL ALL: every replica
-    holds every row before a node is killed."""
-    create_big_table(session, keyspace, TABLE)
-    inserts = " ".join(
-        f"INSERT INTO {keyspace}.{TABLE} (pk, ck, v, n) VALUES (?, ?, ?, ?) USING TIMESTAMP ?;"
-        for _ in range(ROWS_PER_PARTITION)
-    )
-    statement = session.prepare(f"BEGIN UNLOGGED BATCH {inserts} APPLY BATCH")
-    statement.consistency_level = ConsistencyLevel.ALL
-
-    def params(pk: int) -> list[Any]:
-        values: list[Any] = []
-        for ck in range(ROWS_PER_PARTITION):
-            values += [pk, ck, value_text(pk, ck), value_n(pk, ck), writetime(pk, ck)]
-        return values
-
-    started = time.monotonic()
-    for ok, result in execute_concurrent_with_args(
+    """The dev.load_table rows at CL ALL: every replica holds every row before a node is
+    killed."""
+    info = load_big_table(
         session,
-        statement,
-        (params(pk) for pk in range(PARTITIONS)),
+        keyspace,
+        TABLE,
+        partitions=PARTITIONS,
+        rows_per_partition=ROWS_PER_PARTITION,
         concurrency=32,
-        results_generator=True,
-    ):
-        assert ok, result
-    return time.monotonic() - started
+        consistency="ALL",
+    )
+    return info.seconds
 
 
 @pytest.fixture(scope="module")

@@ -96,11 +96,6 @@ class Data:
 
 
 @pytest.fixture(scope="module")
-def db(request: pytest.FixtureRequest) -> Any:
-    return helpers.cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
 def data(db: Any) -> Iterator[Data]:
     """A keyspace of its own per process: two sessions on one node never share a table."""
     name = f"test_reliability_{os.getpid()}_{uuid.uuid4().hex[:6]}"

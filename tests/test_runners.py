@@ -49,26 +49,6 @@ WALL_TIMES: dict[str, float] = {}
 # --- fixtures --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def db(request: pytest.FixtureRequest) -> Any:
-    return helpers.cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(db: Any) -> Any:
-    return db.session()
-
-
-@pytest.fixture(scope="module")
-def ks(request: pytest.FixtureRequest, session: Any) -> str:
-    return helpers.fresh_keyspace(request, session, "runners")
-
-
-@pytest.fixture(scope="module")
-def hosts(db: Any) -> str:
-    return helpers.hosts_arg(db)
-
-
 def _row(i: int) -> tuple[Any, ...]:
     """Row ``i``: every shape a runner could get wrong (nulls, quotes, empty vs null text)."""
     name = f'name {i}, "q"' if i % 97 == 0 else ("" if i % 89 == 0 else f"name-{i}")

@@ -23,10 +23,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
-    cassandra_or_external,
     export,
-    fresh_keyspace,
-    hosts_arg,
     iso_micros,
     markers,
     read_rows,
@@ -44,26 +41,6 @@ FAST = ("--splits", "8", "--format", "jsonl", "--writetime-format", "micros")
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def node(request: pytest.FixtureRequest) -> Any:
-    return cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(node: Any) -> Any:
-    return node.session()
-
-
-@pytest.fixture(scope="module")
-def ks(request: pytest.FixtureRequest, session: Any) -> str:
-    return fresh_keyspace(request, session, "wtstats")
-
-
-@pytest.fixture(scope="module")
-def hosts(node: Any) -> str:
-    return hosts_arg(node)
 
 
 class Written:

@@ -20,10 +20,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
-    cassandra_or_external,
     export,
-    fresh_keyspace,
-    hosts_arg,
     iso_micros,
     part_files,
     part_text,
@@ -40,26 +37,6 @@ FAST = ("--splits", "4")
 
 
 # --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def node(request: pytest.FixtureRequest) -> Any:
-    return cassandra_or_external(request)
-
-
-@pytest.fixture(scope="module")
-def session(node: Any) -> Any:
-    return node.session()
-
-
-@pytest.fixture(scope="module")
-def ks(request: pytest.FixtureRequest, session: Any) -> str:
-    return fresh_keyspace(request, session, "wtfeat")
-
-
-@pytest.fixture(scope="module")
-def hosts(node: Any) -> str:
-    return hosts_arg(node)
 
 
 # --- helpers -----------------------------------------------------------------------------
