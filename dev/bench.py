@@ -43,6 +43,7 @@ import contextlib
 import ctypes
 import datetime
 import glob
+import importlib.metadata
 import json
 import os
 import platform
@@ -726,16 +727,11 @@ def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], t
 
 def _versions(ctx: Context) -> dict[str, Any]:
     versions: dict[str, Any] = {"python": platform.python_version()}
-    with contextlib.suppress(Exception):
-        import apache_beam
-        import cassandra
-        import fastavro
-
-        versions.update(
-            beam=apache_beam.__version__,
-            cassandra_driver=cassandra.__version__,
-            fastavro=fastavro.__version__,
-        )
+    # From the installed metadata: importing Beam here would only print its GCP warning.
+    dists = (("beam", "apache-beam"), ("cassandra_driver", "cassandra-driver"), ("fastavro",) * 2)
+    for key, dist in dists:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[key] = importlib.metadata.version(dist)
     if ctx.dsbulk_lib:
         versions["dsbulk"] = f"{DSBULK_VERSION} (java-driver {DSBULK_DRIVER_VERSION})"
     if ctx.cqlsh:

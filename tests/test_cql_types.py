@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import csv
 import datetime
@@ -27,6 +28,7 @@ from transforms.cql_types import (
     avro_field_name,
     avro_schema,
     csv_formatter,
+    float32_texts,
     format_writetime_iso,
     json_converter,
     parse_cql_type,
@@ -412,6 +414,45 @@ def test_float32_shortest_round_trip_for_random_bit_patterns() -> None:
         for shorter in range(1, len(digits)):
             # No shorter decimal rounds back to the same float32.
             assert f32(float(f"{value:.{shorter - 1}e}")) != value
+
+
+def _float32_text_linear(value: float) -> str:
+    """The reference: the first of 1..9 significant digits that reads back, in repr layout."""
+    for digits in range(1, 10):
+        candidate = float(f"{value:.{digits - 1}e}")
+        with contextlib.suppress(OverflowError):
+            if f32(candidate) == value:
+                return repr(candidate)
+    return repr(value)
+
+
+def test_float32_text_is_the_linear_search_result() -> None:
+    """The binary search gives exactly the text of the digit-by-digit search."""
+    rng = random.Random(7)
+    to_csv = csv_formatter(CqlType("float"))
+    values = [struct.unpack(">f", struct.pack(">I", rng.getrandbits(32)))[0] for _ in range(20000)]
+    values += [f32(rng.uniform(-1e6, 1e6)) for _ in range(5000)]
+    values += [f32(round(rng.uniform(-1000, 1000), rng.randint(0, 4))) for _ in range(5000)]
+    values += [0.0, -0.0, 1.0, 0.1, f32(0.1), 3.4028234663852886e38, 1.401298464324817e-45, 1e15]
+    for value in values:
+        if math.isfinite(value):
+            assert to_csv(value) == _float32_text_linear(f32(value)), value
+
+
+def test_float32_texts_equal_the_value_by_value_texts() -> None:
+    """The column-wise (numpy) rendering equals the per-value one, also for columns that
+    hold NaN, infinities or a double no float32 can hold (those go value by value)."""
+    rng = random.Random(11)
+    to_csv = csv_formatter(CqlType("float"))
+    bits = [struct.unpack(">f", struct.pack(">I", rng.getrandbits(32)))[0] for _ in range(30000)]
+    finite = [v for v in bits if math.isfinite(v)]
+    finite += [f32(round(rng.uniform(-1e7, 1e7), rng.randint(0, 5))) for _ in range(5000)]
+    finite += [0.0, -0.0, 1e15, f32(1e15), 1e-7, f32(123456789.0), 3.4028234663852886e38]
+    assert float32_texts(finite) == [to_csv(v) for v in finite]
+    mixed = finite[:100] + [math.nan, math.inf, -math.inf, 1e300]
+    assert float32_texts(mixed) == [to_csv(v) for v in mixed]
+    assert float32_texts(mixed)[-4:] == ["NaN", "Infinity", "-Infinity", "1e+300"]
+    assert float32_texts([]) == []
 
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -346,7 +347,9 @@ def test_pipeline_proto_is_small(hosts: str, small_table: str, tmp_path: Path) -
         + ["--splits", str(SPLITS), "--format", "avro", "--runner=PrismRunner"]
     )
     job = prepare_export(settings)
-    proto = build_pipeline(job, settings.beam_args).to_runner_api()
+    pipeline = build_pipeline(job, settings.beam_args)
+    proto = pipeline.to_runner_api()
+    shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)  # Beam removes it only in run()
     size = len(proto.SerializeToString())
     print(f"\npipeline proto: {size:,} bytes for {len(job.work_items)} work units")
     assert size < 200_000
