@@ -49,6 +49,7 @@ __all__ = [
     "avro_schema",
     "csv_formatter",
     "float32_texts",
+    "json_text",
     "format_writetime_iso",
     "json_converter",
     "parse_cql_type",
@@ -614,8 +615,13 @@ def _fields(value: Sequence[Any], count: int) -> Sequence[Any]:
     return items + (None,) * (count - len(items)) if len(items) < count else items[:count]
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON (no spaces, UTF-8 kept, NaN refused). One encoder for all values:
+    json.dumps with options builds a new one per call."""
+    return _JSON_ENCODER.encode(value)
 
 
 def _json_plan(t: CqlType) -> Callable[[Any], Any]:
@@ -623,15 +629,21 @@ def _json_plan(t: CqlType) -> Callable[[Any], Any]:
     if t.name in _SCALARS:
         return _SCALARS[t.name].json
     if t.name in ("list", "set", "vector"):
-        element = _nullable(_json_plan(t.params[0]))
+        element_plan = _json_plan(t.params[0])
+        if element_plan is _identity:  # text, ints, booleans: the elements as they are
+            return list
+        element = _nullable(element_plan)
         return lambda value: [element(item) for item in value]
     if t.name == "map":
         key_json = _json_plan(t.params[0])
-        element = _nullable(_json_plan(t.params[1]))
+        value_json = _json_plan(t.params[1])
+        if t.params[0].name in ("text", "ascii") and value_json is _identity:
+            return dict  # text keys, values as they are
+        element = _nullable(value_json)
 
         def key_text(key: Any) -> str:
             converted = key_json(key)
-            return converted if isinstance(converted, str) else _json_text(converted)
+            return converted if isinstance(converted, str) else json_text(converted)
 
         return lambda value: {key_text(k): element(v) for k, v in value.items()}
     if t.name == "tuple":
@@ -664,7 +676,7 @@ def csv_formatter(t: CqlType, null_value: str = "") -> Callable[[Any], str]:
         to_json = _json_plan(t)
 
         def convert(value: Any) -> str:
-            return _json_text(to_json(value))
+            return json_text(to_json(value))
 
     return lambda value: null_value if value is None else convert(value)
 

@@ -98,11 +98,14 @@ class SinkConfig:
 
 
 def _writetime_text(fmt: str) -> Callable[[Any], Any]:
+    """A writetime, or a list of element writetimes (None where an element has none),
+    rendered per ``--writetime-format``; a list as a column when it has no None."""
     single = cql_types.writetime_formatter(fmt)
+    column = cql_types.writetime_texts if fmt == "iso" else list
 
     def convert(value: Any) -> Any:
         if isinstance(value, list):
-            return [single(v) for v in value]
+            return [single(v) for v in value] if None in value else column(value)
         return single(value)
 
     return convert
@@ -133,7 +136,7 @@ def _csv_field(field: OutputField, sink: SinkConfig) -> Callable[[Any], str | No
         if convert is not None:
             v = convert(v)
         if isinstance(v, list):
-            return json.dumps(v, separators=(",", ":"))
+            return cql_types.json_text(v)
         return str(v)
 
     return meta_text
