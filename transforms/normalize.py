@@ -39,6 +39,8 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
     def collapse(values: Any) -> Any:
         if not isinstance(values, list | tuple):
             return values  # null, or already one value: normalizing twice changes nothing
+        if values and None not in values:
+            return pick(values)
         present = [v for v in values if v is not None]
         return pick(present) if present else None
 

@@ -199,7 +199,7 @@ def _iso_texts(cache: dict[int, str]) -> Callable[[Sequence[int]], list[str]]:
 
 
 def _csv_texts_fn(
-    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str]
+    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str], lists: bool = True
 ) -> tuple[Any, frozenset[str] | None]:
     """(non-null values -> texts, the characters those texts can hold or None if any)."""
     column_type = field.column.cql_type
@@ -234,7 +234,7 @@ def _csv_texts_fn(
 
             return booleans, _CSV_ALPHABETS["boolean"]
         return (lambda values: list(map(csv_text, values))), _CSV_ALPHABETS.get(column_type.name)
-    if not column_type.is_multicell:  # one integer per cell
+    if not (column_type.is_multicell and lists):  # one integer per cell
         if field.role == "writetime" and sink.writetime_format == "iso":
             return _iso_texts(iso_cache), _ISO_CHARS
         if field.role == "ttl" or sink.writetime_format == "micros":
@@ -244,11 +244,11 @@ def _csv_texts_fn(
 
 
 def _csv_column(
-    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str]
+    field: OutputField, sink: SinkConfig, iso_cache: dict[int, str], lists: bool = True
 ) -> Callable[[Sequence[Any]], Sequence[str]]:
     """A column's values (None for null) -> its CSV fields, quoted where needed."""
     delimiter, null = sink.delimiter, sink.null_value
-    texts_of, alphabet = _csv_texts_fn(field, sink, iso_cache)
+    texts_of, alphabet = _csv_texts_fn(field, sink, iso_cache, lists)
     # A field drawn from ``alphabet`` is never empty and never holds a quote, CR or LF; it
     # needs quoting only if it could hold the delimiter or equal a non-empty null text.
     never_quoted = alphabet is not None and not (
@@ -348,11 +348,12 @@ def _json_column_fn(
     sink: SinkConfig,
     convert: Callable[[Any], Any],
     iso_cache: dict[int, str],
+    lists: bool = True,
 ) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     """A column's values -> its JSON values (None: as they are)."""
     if _is_identity(field, "json"):
         return None
-    multicell = field.column.cql_type.is_multicell
+    multicell = field.column.cql_type.is_multicell and lists
     if field.role == "writetime" and sink.writetime_format == "iso" and not multicell:
         return _nulls_kept(_iso_texts(iso_cache))
     if field.role == "value" and field.column.cql_type.name == "timestamp":
@@ -390,7 +391,9 @@ class UnitWriter:
 
 
 class _CsvWriter(UnitWriter):
-    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig) -> None:
+    def __init__(
+        self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str = "list"
+    ) -> None:
         # Bytes straight to the handle: Beam's CompressedFile (gzip, zstd) has no
         # writable(), so io.TextIOWrapper cannot wrap it.
         self._handle = handle
@@ -399,7 +402,9 @@ class _CsvWriter(UnitWriter):
         fields = plan.output_fields
         self._converters = [_csv_field(f, sink) for f in fields]
         iso_cache: dict[int, str] = {}
-        self._columns = [_csv_column(f, sink, iso_cache) for f in fields]
+        # With policy max or min a collection's writetime / TTL is one value, not a list.
+        lists = policy == "list"
+        self._columns = [_csv_column(f, sink, iso_cache, lists) for f in fields]
         self._handle.write(self._line([f.name for f in fields]).encode("utf-8"))
 
     def _quote(self, text: str) -> str:
@@ -448,13 +453,15 @@ def _json_default(value: Any) -> Any:
 
 
 class _JsonWriter(UnitWriter):
-    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, array: bool) -> None:
+    def __init__(
+        self, handle: Any, plan: TablePlan, sink: SinkConfig, array: bool, policy: str = "list"
+    ) -> None:
         self._handle = handle
         self._names = list(plan.field_names)
         self._converters = [_json_field(f, sink) for f in plan.output_fields]
         iso_cache: dict[int, str] = {}
         self._columns = [
-            _json_column_fn(f, sink, c, iso_cache)
+            _json_column_fn(f, sink, c, iso_cache, policy == "list")
             for f, c in zip(plan.output_fields, self._converters, strict=True)
         ]
         self._array = array
@@ -551,8 +558,8 @@ def open_unit_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) 
         return _AvroWriter(FileSystems.create(path, mime_type="avro/binary"), plan, sink, policy)
     handle = FileSystems.create(path, compression_type=sink.compression_type)
     if sink.format == "csv":
-        return _CsvWriter(handle, plan, sink)
-    return _JsonWriter(handle, plan, sink, array=sink.format == "json")
+        return _CsvWriter(handle, plan, sink, policy)
+    return _JsonWriter(handle, plan, sink, array=sink.format == "json", policy=policy)
 
 
 # --- the commit DoFn ---------------------------------------------------------------------

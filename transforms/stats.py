@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -33,9 +33,19 @@ def day_of(micros: int) -> str:
 
 def _latest(value: Any) -> Any:
     if isinstance(value, list):
+        if value and None not in value:
+            return max(value)
         present = [v for v in value if v is not None]
         return max(present) if present else None
     return value
+
+
+def _latest_column(column: Sequence[Any]) -> list[Any]:
+    """A column of collection writetimes / TTLs (per-element lists, or already one value)
+    -> the latest of each cell, as spec 4 has statistics see them."""
+    return [
+        (max(v) if v and None not in v else _latest(v)) if type(v) is list else v for v in column
+    ]
 
 
 class StatsBuilder:
@@ -58,8 +68,8 @@ class StatsBuilder:
         self._ttl_multicell = [by_name[n].cql_type.is_multicell for n in self.ttl_names]
 
     def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Column at a time (count, sum, min, max and a Counter run in C); the same result
-        as :meth:`add_rows_by_row`, which columns that may hold lists still use."""
+        """Column at a time (count, sum, min, max and a Counter run in C; collection cells
+        first reduced to their latest element); the same result as :meth:`add_rows_by_row`."""
         rows = rows if isinstance(rows, list | tuple) else list(rows)
         width = self.n_values + len(self.wt_names) + len(self.ttl_names)
         if not rows or set(map(len, rows)) != {width}:
@@ -74,8 +84,7 @@ class StatsBuilder:
         for j, multicell in enumerate(self._wt_multicell):
             column = columns[n_values + j]
             if multicell:
-                self._add_writetimes_by_value(j, column)
-                continue
+                column = _latest_column(column)
             present = [w for w in column if w is not None] if None in column else column
             if not present:
                 continue
@@ -102,7 +111,7 @@ class StatsBuilder:
         for k, multicell in enumerate(self._ttl_multicell):
             column = columns[ttl_start + k]
             if multicell:
-                column = [_latest(t) for t in column]
+                column = _latest_column(column)
             present = [t for t in column if t is not None] if None in column else column
             if not present:
                 continue
@@ -113,27 +122,6 @@ class StatsBuilder:
                 acc[1] = low
             if acc[2] is None or high > acc[2]:
                 acc[2] = high
-
-    def _add_writetimes_by_value(self, j: int, column: Iterable[Any]) -> None:
-        acc = self.wt[j]
-        hist = self.days[j]
-        day_cache = self._day_cache
-        for w in column:
-            if isinstance(w, list):
-                w = _latest(w)
-            if w is None:
-                continue
-            acc[0] += 1
-            acc[3] += w
-            if acc[1] is None or w < acc[1]:
-                acc[1] = w
-            if acc[2] is None or w > acc[2]:
-                acc[2] = w
-            day_key = w // _DAY_MICROS
-            day = day_cache.get(day_key)
-            if day is None:
-                day = day_cache[day_key] = day_of(w)
-            hist[day] = hist.get(day, 0) + 1
 
     def add_rows_by_row(self, rows: Iterable[tuple[Any, ...]]) -> None:
         n_values = self.n_values
