@@ -22,9 +22,10 @@ Tools::
 
 Usage::
 
-    python -m dev.bench --hosts 127.0.0.9:9042 --rows 1000000 [--variant narrow|wide|collections]
+    python -m dev.bench --hosts 127.0.0.9:9042 [--rows 2000000] [--variant narrow|wide|collections]
         [--tools ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh]
         [--workers 2] [--repeat 1] [--fetch-size 5000] [--jmx-port 7199]
+    python -m dev.bench --report bench/results/FILE.json ...   # result files as Markdown
 
 Without ``--hosts`` it uses ``CASSANDRA_CONTACT_POINTS`` or starts a local node with
 ``dev.cassandra_local`` (left running). Results: a table on stdout and
