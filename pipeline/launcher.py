@@ -593,9 +593,12 @@ def run(argv: list[str], out: Any = None) -> int:
     logging.getLogger("apache_beam.runners.common").setLevel(
         logging.CRITICAL if quiet else logging.NOTSET
     )
-    from pipeline.local_runner import install_worker_log_filter
+    from pipeline.local_runner import OneLineLogs, install_worker_log_filter
 
     install_worker_log_filter(getattr(logging, settings["log_level"]), keep_beam=not quiet)
+    if quiet:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OneLineLogs())
     job = prepare_export(settings)
     for warning in job.warnings:
         print(f"warning: {warning}", file=sys.stderr)

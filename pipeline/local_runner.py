@@ -1,4 +1,5 @@
-"""The local runner of ``--direct_running_mode=multi_processing``, without Beam's chatter.
+"""Console logging of the CLI: the local multi-process runner without Beam's chatter, and
+one line per record unless ``--log-level DEBUG``.
 
 :class:`QuietFnApiRunner` is Beam's FnApiRunner whose SDK worker processes start through
 ``pipeline.worker`` (the same worker, with no console handler of its own), and
@@ -74,8 +75,29 @@ class WorkerLogFilter(logging.Filter):
         if _DRIVER_PATH in location and record.levelno < logging.WARNING and not self.keep_beam:
             return False  # as in the runner's process: the driver says INFO only with DEBUG
         record.name = _module_of(location)
-        record.msg = entry.message + (("\n" + entry.trace) if entry.trace else "")
+        trace = ("\n" + entry.trace) if entry.trace and self.keep_beam else ""
+        record.msg = entry.message + trace  # the trace only with --log-level DEBUG
         record.args = None
+        return True
+
+
+class OneLineLogs(logging.Filter):
+    """On the console handler, unless ``--log-level DEBUG``: a record logged with an
+    exception (the driver does so for a node that drops its control connection while it
+    reconnects) is printed as one line, the exception's own text at its end, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            text = record.getMessage().rstrip().rstrip(":")
+            if error is not None:
+                lines = str(error).strip().splitlines()
+                detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+                text = f"{text}: {detail}"
+            record.msg, record.args = text, None
+            record.exc_info, record.exc_text = None, None
+        if record.stack_info:
+            record.stack_info = None
         return True
 
 

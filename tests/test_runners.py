@@ -18,6 +18,7 @@ workers, the job API's Cancel) with another job server.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import logging
 import os
@@ -411,7 +412,38 @@ def test_worker_log_filter_keeps_ours_and_drops_beams() -> None:
     other = logging.LogRecord("x", logging.WARNING, __file__, 1, "not forwarded %s", ("a",), None)
     assert quiet.filter(other) and other.getMessage() == "not forwarded a"
     with_trace = _forwarded("/repo/transforms/sinks.py:10", "failed", warn, trace="Trace line")
-    assert quiet.filter(with_trace) and with_trace.getMessage() == "failed\nTrace line"
+    assert quiet.filter(with_trace) and with_trace.getMessage() == "failed"
+    with_trace = _forwarded("/repo/transforms/sinks.py:10", "failed", warn, trace="Trace line")
+    assert verbose.filter(with_trace) and with_trace.getMessage() == "failed\nTrace line"
+
+
+def test_one_line_logs_drop_tracebacks() -> None:
+    """A record logged with an exception (the driver's control connection does) prints as
+    one line ending with the exception's first line; --log-level DEBUG does not install it."""
+    from pipeline.local_runner import OneLineLogs
+
+    try:
+        raise ConnectionResetError("[Errno 104] Connection reset by peer\nsecond line")
+    except ConnectionResetError:
+        record = logging.LogRecord(
+            "cassandra.cluster",
+            logging.WARNING,
+            __file__,
+            1,
+            "Error connecting to %s:",
+            ("127.0.1.3:9042",),
+            sys.exc_info(),
+        )
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OneLineLogs())
+    handler.handle(record)
+    assert handler.stream.getvalue() == (
+        "WARNING cassandra.cluster: Error connecting to 127.0.1.3:9042: "
+        "ConnectionResetError: [Errno 104] Connection reset by peer\n"
+    )
+    plain = logging.LogRecord("x", logging.WARNING, __file__, 1, "no %s", ("error",), None)
+    assert OneLineLogs().filter(plain) and plain.getMessage() == "no error"
 
 
 # --- the same export on every runner ---------------------------------------------------------
