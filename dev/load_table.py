@@ -51,6 +51,19 @@ def expected_row(pk: int, ck: int) -> tuple[int, int, str, int, int]:
     return (pk, ck, value_text(pk, ck), value_n(pk, ck), writetime(pk, ck))
 
 
+def loaded_rows(
+    partitions: int, rows_per_partition: int
+) -> list[tuple[int, int, str, int, int, int]]:
+    """Every row of a loaded table as an export with writetimes in micros holds it,
+    sorted: (pk, ck, v, n, n_writetime, v_writetime); both cells share the row's write."""
+    rows = []
+    for pk in range(partitions):
+        for ck in range(rows_per_partition):
+            _, _, v, n, wt = expected_row(pk, ck)
+            rows.append((pk, ck, v, n, wt, wt))
+    return sorted(rows)
+
+
 @dataclass(frozen=True)
 class LoadInfo:
     keyspace: str

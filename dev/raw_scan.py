@@ -34,9 +34,9 @@ def _plan(
         connect,
         describe_table,
         partitions_per_range,
+        plan_described_table,
         ring_tokens,
     )
-    from transforms.table_plan import build_table_plan
     from transforms.token_ranges import make_work_units, plan_ranges
 
     keyspace, _, name = table.partition(".")
@@ -47,16 +47,8 @@ def _plan(
         estimates = partitions_per_range(session, described.keyspace, described.table)
     finally:
         cluster.shutdown()
-    plan = build_table_plan(
-        keyspace=described.keyspace,
-        table=described.table,
-        column_types=described.column_types,
-        user_types=described.user_types,
-        release_version=described.release_version,
-        cluster_name=described.cluster_name,
-        columns=None,
-        writetime_columns=writetime_columns,
-        ttl_columns="none",
+    plan = plan_described_table(
+        described, columns=None, writetime_columns=writetime_columns, ttl_columns="none"
     )
     splits = splits or _auto_splits(tokens, estimates, workers)
     units = make_work_units(plan_ranges(tokens, splits, estimates))

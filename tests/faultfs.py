@@ -17,9 +17,7 @@ import io
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-from apache_beam.io.filesystem import CompressionTypes
+from typing import Any
 
 from tests import memfs
 
@@ -94,17 +92,11 @@ class _FillingWriter(io.BytesIO):
 class FaultFileSystem(memfs.MemoryFileSystem):
     """``faultfs://bucket/key`` files on a disk of :data:`DISK` ``.limit`` bytes."""
 
+    writer = _FillingWriter
+
     @classmethod
     def scheme(cls) -> str:
         return SCHEME
-
-    def create(
-        self,
-        path: str,
-        mime_type: str = "application/octet-stream",
-        compression_type: str = CompressionTypes.AUTO,
-    ) -> BinaryIO:
-        return self._open_path(_FillingWriter(path), path, compression_type)
 
 
 def read(path: str) -> bytes:

@@ -78,6 +78,8 @@ class _Reader(io.BytesIO):
 class MemoryFileSystem(FileSystem):
     """``memory://bucket/key`` objects in :data:`FILES`."""
 
+    writer: type[io.BytesIO] = _Writer  # what create() opens: a subclass may swap it
+
     @classmethod
     def scheme(cls) -> str:
         return SCHEME
@@ -126,7 +128,7 @@ class MemoryFileSystem(FileSystem):
         mime_type: str = "application/octet-stream",
         compression_type: str = CompressionTypes.AUTO,
     ) -> BinaryIO:
-        return self._open_path(_Writer(path), path, compression_type)
+        return self._open_path(self.writer(path), path, compression_type)
 
     def open(
         self,

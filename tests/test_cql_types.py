@@ -28,6 +28,7 @@ from transforms.cql_types import (
     avro_field_name,
     avro_schema,
     csv_formatter,
+    float32_json_values,
     float32_texts,
     format_writetime_iso,
     json_converter,
@@ -452,6 +453,10 @@ def test_float32_texts_equal_the_value_by_value_texts() -> None:
     mixed = finite[:100] + [math.nan, math.inf, -math.inf, 1e300]
     assert float32_texts(mixed) == [to_csv(v) for v in mixed]
     assert float32_texts(mixed)[-4:] == ["NaN", "Infinity", "-Infinity", "1e+300"]
+    to_json = json_converter(CqlType("float"))
+    assert float32_json_values(finite) == [to_json(v) for v in finite]
+    assert float32_json_values(mixed) == [to_json(v) for v in mixed]
+    assert float32_json_values(mixed)[-4:] == ["NaN", "Infinity", "-Infinity", 1e300]
     assert float32_texts([]) == []
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 
 from dev.cassandra_local import ClusterHandle, LocalCluster, make_keyspace
-from dev.load_table import expected_row, load_big_table
+from dev.load_table import load_big_table, loaded_rows
 from tests import helpers
 
 pytestmark = pytest.mark.multinode
@@ -140,12 +140,7 @@ def _whole_ring_after(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def expected_rows() -> list[Row]:
-    rows = []
-    for pk in range(PARTITIONS):
-        for ck in range(ROWS_PER_PARTITION):
-            _, _, v, n, wt = expected_row(pk, ck)
-            rows.append((pk, ck, v, n, wt, wt))
-    return sorted(rows)
+    return loaded_rows(PARTITIONS, ROWS_PER_PARTITION)
 
 
 def _row(record: dict[str, str]) -> Row:

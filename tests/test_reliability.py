@@ -412,18 +412,30 @@ class _TimingOutSession:
         return self._session.execute_async(bound, paging_state=paging_state, **kwargs)
 
 
-class TimingOutReadRangesFn(ReadRangesFn):
-    """The export's reader on the real node, through :class:`_TimingOutSession`."""
+class _WrappedSessionFn(ReadRangesFn):
+    """The export's reader on the real node, through a session wrapper that injects faults;
+    teardown hands the real session back to the shared session pool."""
+
+    wrapper: Any = None
 
     def setup(self) -> None:
         super().setup()
         self._session_unwrapped = self._session
-        self._session = _TimingOutSession(self._session)
-        self._statement = _Window(self._statement)
+        self._session = self.wrapper(self._session)
 
     def teardown(self) -> None:
         self._session = getattr(self, "_session_unwrapped", self._session)
         super().teardown()
+
+
+class TimingOutReadRangesFn(_WrappedSessionFn):
+    """The reader through :class:`_TimingOutSession`, its statement windows visible."""
+
+    wrapper = _TimingOutSession
+
+    def setup(self) -> None:
+        super().setup()
+        self._statement = _Window(self._statement)
 
 
 @pytest.mark.slow
@@ -521,15 +533,8 @@ class _DroppingSession:
         return self._session.execute_async(bound, paging_state=paging_state, **kwargs)
 
 
-class DroppingReadRangesFn(ReadRangesFn):
-    def setup(self) -> None:
-        super().setup()
-        self._session_unwrapped = self._session
-        self._session = _DroppingSession(self._session)
-
-    def teardown(self) -> None:
-        self._session = getattr(self, "_session_unwrapped", self._session)
-        super().teardown()
+class DroppingReadRangesFn(_WrappedSessionFn):
+    wrapper = _DroppingSession
 
 
 def test_a_broken_connection_or_an_overloaded_node_is_retried(

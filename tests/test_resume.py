@@ -40,7 +40,7 @@ import pytest
 from cassandra.murmur3 import murmur3
 
 from dev.cassandra_local import make_keyspace
-from dev.load_table import expected_row, load_big_table
+from dev.load_table import expected_row, load_big_table, loaded_rows
 from tests import memfs
 
 MIN_TOKEN = -(2**63)
@@ -105,12 +105,7 @@ class BigTable:
 def _expected_rows(
     partitions: int = PARTITIONS, per_partition: int = ROWS_PER_PARTITION
 ) -> list[Row]:
-    rows = []
-    for pk in range(partitions):
-        for ck in range(per_partition):
-            pk_, ck_, v, n, wt = expected_row(pk, ck)
-            rows.append((pk_, ck_, v, n, wt, wt))
-    return sorted(rows)
+    return loaded_rows(partitions, per_partition)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,7 @@ __all__ = [
     "avro_field_name",
     "avro_schema",
     "csv_formatter",
+    "float32_json_values",
     "float32_texts",
     "json_text",
     "format_writetime_iso",
@@ -494,6 +495,14 @@ def _float32_json(value: float) -> float | str:
     # The double nearest the float32's shortest text: json.dumps writes that text.
     text = _float32_text(value)
     return float(text) if math.isfinite(value) else text
+
+
+_NON_FINITE_TEXTS = frozenset(map(_non_finite_text, (math.nan, math.inf, -math.inf)))
+
+
+def float32_json_values(values: Sequence[float]) -> list[float | str]:
+    """CQL floats (no None) as :func:`_float32_json` gives each, a column at a time."""
+    return [t if t in _NON_FINITE_TEXTS else float(t) for t in float32_texts(values)]
 
 
 def _double_json(value: float) -> float | str:

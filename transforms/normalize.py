@@ -47,6 +47,11 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
     return collapse
 
 
+# A collection cell's latest element writetime (or TTL): what filters and statistics use,
+# whatever --collection-writetime the files get (spec 4). Other values pass as they are.
+latest = _collapse("max")
+
+
 def normalize_row_fn(
     plan: TablePlan, policy: str = "max"
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
@@ -195,12 +200,6 @@ class WritetimeFilter:
         check_wt = self.after is not None or self.before is not None
         want_all = self.mode == "all"
         expiring = self.ttl_expiring_before
-
-        def latest(value: Any) -> Any:
-            if isinstance(value, list):  # --collection-writetime list: filter by the max
-                present = [v for v in value if v is not None]
-                return max(present) if present else None
-            return value
 
         def keep(row: tuple[Any, ...]) -> bool:
             if check_wt:

@@ -167,7 +167,6 @@ _CSV_ALPHABETS = {
 }
 _BOOL_TEXT = {False: "false", True: "true"}
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
-_NON_FINITE_TEXTS = frozenset(("NaN", "Infinity", "-Infinity"))  # as cql_types writes them
 
 
 def _csv_quote(delimiter: str, null: str, text: str) -> str:
@@ -334,15 +333,6 @@ def _nulls_kept(
     return convert
 
 
-def _float32_json_values(values: Sequence[float]) -> list[Any]:
-    """CQL floats for JSON: the double nearest each shortest text (json writes that text);
-    NaN and the infinities as their texts, as ``cql_types`` renders them."""
-    return [
-        text if text in _NON_FINITE_TEXTS else float(text)
-        for text in cql_types.float32_texts(values)
-    ]
-
-
 def _json_column_fn(
     field: OutputField,
     sink: SinkConfig,
@@ -359,7 +349,7 @@ def _json_column_fn(
     if field.role == "value" and field.column.cql_type.name == "timestamp":
         return _nulls_kept(cql_types.timestamp_texts)
     if field.role == "value" and field.column.cql_type.name == "float":
-        return _nulls_kept(_float32_json_values)
+        return _nulls_kept(cql_types.float32_json_values)
     return lambda column: list(map(convert, column))
 
 

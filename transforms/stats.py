@@ -16,6 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from transforms.normalize import latest
 from transforms.table_plan import TablePlan
 
 _DAY_MICROS = 86_400_000_000
@@ -31,21 +32,10 @@ def day_of(micros: int) -> str:
     return f"day{days}"
 
 
-def _latest(value: Any) -> Any:
-    if isinstance(value, list):
-        if value and None not in value:
-            return max(value)
-        present = [v for v in value if v is not None]
-        return max(present) if present else None
-    return value
-
-
 def _latest_column(column: Sequence[Any]) -> list[Any]:
     """A column of collection writetimes / TTLs (per-element lists, or already one value)
     -> the latest of each cell, as spec 4 has statistics see them."""
-    return [
-        (max(v) if v and None not in v else _latest(v)) if type(v) is list else v for v in column
-    ]
+    return [latest(v) if type(v) is list else v for v in column]
 
 
 class StatsBuilder:
@@ -138,7 +128,7 @@ class StatsBuilder:
                 if w is None:
                     continue
                 if isinstance(w, list):
-                    w = _latest(w)
+                    w = latest(w)
                     if w is None:
                         continue
                 acc = self.wt[j]
@@ -157,7 +147,7 @@ class StatsBuilder:
             for k in range(len(self.ttl_names)):
                 t = row[n_values + n_wt + k]
                 if isinstance(t, list):
-                    t = _latest(t)
+                    t = latest(t)
                 if t is None:
                     continue
                 acc = self.ttl[k]
