@@ -757,10 +757,10 @@ def _hosts(arg: str | None) -> list[str]:
     env = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
     if env:
         return [h.strip() for h in env.split(",") if h.strip()]
-    from dev.cassandra_local import DEFAULT_CLI_DIR, LocalCluster
+    from dev.cassandra_local import BENCH_NODE_DIR, LocalCluster, checkout_prefix
 
-    print(f"no --hosts: starting (or reusing) a local node in {DEFAULT_CLI_DIR}", flush=True)
-    cluster = LocalCluster(DEFAULT_CLI_DIR)
+    print(f"no --hosts: starting (or reusing) a local node in {BENCH_NODE_DIR}", flush=True)
+    cluster = LocalCluster(BENCH_NODE_DIR, address_prefix=checkout_prefix(9))
     cluster.start(detach=True)
     return cluster.contact_points
 

@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import fcntl
 import glob
+import hashlib
 import json
 import os
 import re
@@ -59,6 +60,9 @@ READY_LOG_LINES = ("Starting listening for CQL clients", "Startup complete")
 DEFAULT_USER = ("cassandra", "cassandra")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CLI_DIR = REPO_ROOT / ".local" / "cassandra"
+# The test suite's and the benchmark's nodes: kept in the checkout, next to the demo's node.
+TEST_NODES_DIR = REPO_ROOT / ".local" / "test-nodes"
+BENCH_NODE_DIR = REPO_ROOT / ".local" / "bench-node"
 JDK_CANDIDATES = (
     "/usr/lib/jvm/java-17-openjdk-amd64",
     "/usr/lib/jvm/java-17-openjdk",
@@ -111,6 +115,10 @@ _LOGBACK_XML = """<configuration scan="false">
 
 class CassandraStartError(RuntimeError):
     """A node exited during startup, did not become ready in time, or could not be launched."""
+
+
+class PortInUse(CassandraStartError):
+    """A node's address and port are held by a process that is not this cluster's node."""
 
 
 class CassandraConfigMismatch(CassandraStartError):
@@ -318,6 +326,40 @@ def _preexec(parent_pid: int | None, lock_memory: bool) -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
+
+
+def checkout_octet(root: Path = REPO_ROOT) -> int:
+    """The second octet of this checkout's own loopback network ``127.<n>.0.0/16``.
+
+    Derived from the checkout's path (16..239), so the test suite and the benchmark of one
+    checkout never meet the demo's node or a user's node (both on 127.0.0.x), nor the nodes of
+    another checkout (another path, almost always another octet).
+    """
+    digest = hashlib.sha256(str(Path(root).resolve()).encode()).digest()
+    return 16 + int.from_bytes(digest[:2], "big") % 224
+
+
+def checkout_prefix(slot: int, root: Path = REPO_ROOT) -> str:
+    """``address_prefix`` of one of this checkout's clusters: ``127.<checkout>.<slot>.``."""
+    if not 0 <= slot <= 255:
+        raise ValueError(f"slot must be 0-255, got {slot}")
+    return f"127.{checkout_octet(root)}.{slot}."
+
+
+def port_holder(host: str, port: int) -> str:
+    """Who listens on host:port, in words: "pid N (command line)" or "an unknown process"."""
+    pid = _listener_pid(host, port)
+    if pid is None:
+        return "an unknown process"
+    try:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, OSError):
+        return f"pid {pid}"
+    if MAIN_CLASS in cmdline:
+        match = re.search(r"-Dcassandra\.storagedir=(\S+)", cmdline)
+        where = f" of {Path(match.group(1)).parent}" if match else ""
+        return f"pid {pid} (a Cassandra node{where})"
+    return f"pid {pid} ({cmdline[:80]})"
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -992,10 +1034,10 @@ class LocalCluster:
         host = self.address(i)
         for port in (NATIVE_PORT, STORAGE_PORT):
             if not _port_free(host, port):
-                owner = _listener_pid(host, port)
-                raise CassandraStartError(
-                    f"{host}:{port} is already in use (pid {owner}); another Cassandra node? "
-                    f"Use other loopback addresses (address_prefix/first_host)."
+                raise PortInUse(
+                    f"{host}:{port} is already in use by {port_holder(host, port)}: stop it, "
+                    f"or start this cluster on other loopback addresses "
+                    f"(address_prefix/first_host, --address-prefix)"
                 )
         yaml_path = self._write_config(i, join_fresh)
         log = nd / "logs" / "system.log"
@@ -1327,6 +1369,16 @@ def _cli_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cli_stop_strays(args: argparse.Namespace) -> int:
+    # Nodes of the test suite's clusters (any depth under the dir) whose owner has died.
+    root = Path(args.dir)
+    killed = []
+    for base in sorted({p.parent.parent for p in root.glob("**/node*/pid")}):
+        killed += kill_strays(base)
+    print(f"killed {len(killed)} stray node(s) under {root}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dev.cassandra_local", description="Local Cassandra 5.0 nodes, no Docker."
@@ -1346,8 +1398,15 @@ def main(argv: list[str] | None = None) -> int:
     p_status = sub.add_parser("status", help="show the nodes of DIR")
     for p in (p_start, p_stop, p_status):
         p.add_argument("--dir", default=str(DEFAULT_CLI_DIR), help="cluster directory")
+    p_strays = sub.add_parser("stop-strays", help="kill the test nodes whose owner has died")
+    p_strays.add_argument("--dir", default=str(TEST_NODES_DIR), help="test nodes directory")
     args = parser.parse_args(argv)
-    handlers = {"start": _cli_start, "stop": _cli_stop, "status": _cli_status}
+    handlers = {
+        "start": _cli_start,
+        "stop": _cli_stop,
+        "status": _cli_status,
+        "stop-strays": _cli_stop_strays,
+    }
     try:
         return handlers[args.command](args)
     except (CassandraStartError, FileNotFoundError, OSError, ValueError) as exc:

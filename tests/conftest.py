@@ -5,8 +5,16 @@ Backends, in order:
 * ``CASSANDRA_CONTACT_POINTS=host:port,...``: an existing cluster (multinode tests then need
   ``CASSANDRA3_CONTACT_POINTS`` too, else they are skipped; node-kill tests are skipped).
 * ``CASSANDRA_BACKEND=testcontainers``: a ``cassandra:5`` container (needs a Docker engine).
-* default: local JVMs from ``dev.cassandra_local`` under ``/tmp/cassandra-export-tests``
+* default: local JVMs from ``dev.cassandra_local`` under ``.local/test-nodes`` of this checkout
   (``CASSANDRA_TEST_ROOT`` overrides); data is kept between runs, so later sessions start faster.
+  They listen on this checkout's own loopback network, ``127.<n>.<slot>.x`` with ``n`` derived
+  from the checkout's path (``checkout_prefix``): the demo's node or a user's node on
+  127.0.0.1:9042, and the suite of another checkout, never block them.
+
+A node that cannot start (its address held by some other process, say) stops the session with
+one line instead of one error per test. Every process the session starts carries
+``CASSANDRA_EXPORT_TEST_RUN`` in its environment; at the end the session fails if one of them
+is still running (and kills it).
 
 ``--quick`` skips tests marked ``slow``, ``multinode`` or ``flink``.
 """
@@ -27,19 +35,25 @@ import psutil
 import pytest
 
 from dev.cassandra_local import (
+    TEST_NODES_DIR,
     CassandraConfigMismatch,
+    CassandraStartError,
     ClusterHandle,
     ContainerCluster,
     LocalCluster,
+    checkout_prefix,
     external_contact_points,
     kill_strays,
     make_keyspace,
 )
+from dev.strays import RUN_MARKER, kill_marked
 from tests import helpers
 
 __all__ = ["ClusterHandle", "make_keyspace"]
 
-TEST_ROOT = Path(os.environ.get("CASSANDRA_TEST_ROOT", "/tmp/cassandra-export-tests"))
+TEST_ROOT = Path(os.environ.get("CASSANDRA_TEST_ROOT", str(TEST_NODES_DIR)))
+# Address slots (third octet) of this checkout's test clusters; see checkout_prefix.
+SINGLE_SLOT, MULTI_SLOT = 0, 1
 SINGLE_DIR = TEST_ROOT / "single"
 MULTI_DIR = TEST_ROOT / "multi"
 QUICK_SKIPS = ("slow", "multinode", "flink")
@@ -71,6 +85,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # JVMs left by an earlier session that was SIGKILLed before it could stop them.
     for base in (SINGLE_DIR, MULTI_DIR):
         kill_strays(base)
+    # Marks every process this session starts (nodes, job servers, Prism, workers, CLIs).
+    os.environ.setdefault(RUN_MARKER, f"pytest-{os.getpid()}-{time.time_ns()}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a process it started outlived it (fixtures have stopped theirs by now)."""
+    left = kill_marked(os.environ[RUN_MARKER], exclude={os.getpid()})
+    if left:
+        print(
+            "\nprocesses started by this test session were still running and were killed: "
+            + "; ".join(left),
+            file=sys.__stderr__,
+            flush=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @contextlib.contextmanager
@@ -117,10 +146,15 @@ def _exclusive(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 
 def _start_local(cluster: LocalCluster) -> LocalCluster:
     try:
-        return cluster.start()
-    except CassandraConfigMismatch:
-        cluster.wipe()  # the test dir holds another configuration's data: start from scratch
-        return cluster.start()
+        try:
+            return cluster.start()
+        except CassandraConfigMismatch:
+            cluster.wipe()  # the test dir holds another configuration's data: start from scratch
+            return cluster.start()
+    except CassandraStartError as exc:
+        # One line for the whole session, not the same error once per test that needs the node.
+        first = str(exc).strip().splitlines()[0]
+        pytest.exit(f"cannot start the test cluster in {cluster.base_dir}: {first}", returncode=3)
 
 
 @contextlib.contextmanager
@@ -136,7 +170,7 @@ def _local_cluster(lock: Path, cluster: LocalCluster) -> Iterator[ClusterHandle]
 
 @pytest.fixture(scope="session")
 def cassandra() -> Iterator[ClusterHandle]:
-    """A single Cassandra node for the whole session (num_tokens 16, 127.0.0.1:9042)."""
+    """A single Cassandra node for the whole session (num_tokens 16, this checkout's 127.n.0.1)."""
     external = external_contact_points()
     if external:
         handle = ClusterHandle.for_contact_points(external)
@@ -156,14 +190,20 @@ def cassandra() -> Iterator[ClusterHandle]:
         finally:
             container.stop()
     else:
-        cluster = LocalCluster(SINGLE_DIR, nodes=1, num_tokens=16, heap="1G")
+        cluster = LocalCluster(
+            SINGLE_DIR,
+            nodes=1,
+            address_prefix=checkout_prefix(SINGLE_SLOT),
+            num_tokens=16,
+            heap="1G",
+        )
         with _local_cluster(TEST_ROOT / "single.lock", cluster) as handle:
             yield handle
 
 
 @pytest.fixture(scope="module")
 def cassandra3() -> Iterator[ClusterHandle]:
-    """A 3-node cluster (127.0.1.1-3, num_tokens 16, 1 GB heaps) for tests marked multinode."""
+    """A 3-node cluster (this checkout's 127.n.1.1-3, num_tokens 16, 1 GB heaps), marked multinode."""
     external3 = external_contact_points("CASSANDRA3_CONTACT_POINTS")
     if external3:
         handle = ClusterHandle.for_contact_points(external3)
@@ -177,7 +217,9 @@ def cassandra3() -> Iterator[ClusterHandle]:
     available = psutil.virtual_memory().available
     if available < MULTI_MIN_AVAILABLE:
         pytest.skip(f"only {available / 2**30:.1f} GB of memory available for 3 nodes")
-    cluster = LocalCluster(MULTI_DIR, nodes=3, address_prefix="127.0.1.", num_tokens=16, heap="1G")
+    cluster = LocalCluster(
+        MULTI_DIR, nodes=3, address_prefix=checkout_prefix(MULTI_SLOT), num_tokens=16, heap="1G"
+    )
     with _local_cluster(TEST_ROOT / "multi.lock", cluster) as handle:
         yield handle
 

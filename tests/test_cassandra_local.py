@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from dev.cassandra_local import (
     CassandraStartError,
     ClusterHandle,
     LocalCluster,
+    checkout_prefix,
     ensure_classpath,
     kill_strays,
     make_keyspace,
@@ -33,7 +36,7 @@ def test_release_version_is_5_0(cassandra: ClusterHandle) -> None:
 def test_handle_describes_the_node(cassandra: ClusterHandle) -> None:
     assert cassandra.contact_points == [f"{h}:{cassandra.port}" for h in cassandra.hosts]
     if cassandra.cluster is not None and isinstance(cassandra.cluster, LocalCluster):
-        assert cassandra.contact_points == ["127.0.0.1:9042"]
+        assert cassandra.contact_points == [f"{checkout_prefix(0)}1:9042"]
         assert cassandra.cluster.is_running(0)
         assert cassandra.cluster.rss_bytes(0) > 100 * 2**20
         # its owner (this pytest process) is alive: not a stray
@@ -75,13 +78,13 @@ def test_writetime_and_ttl_round_trip(cassandra: ClusterHandle, keyspace: str) -
 def test_startup_failure_reports_the_log(tmp_path: Path) -> None:
     cluster = LocalCluster(
         tmp_path / "bad",
-        address_prefix="127.0.3.",
+        address_prefix=checkout_prefix(3),
         extra_yaml={"no_such_option_xyz": 1},
     )
     with pytest.raises(CassandraStartError) as info:
         cluster.start(timeout=120)
     message = str(info.value)
-    assert "node0 (127.0.3.1) exited during startup" in message
+    assert f"node0 ({checkout_prefix(3)}1) exited during startup" in message
     assert "no_such_option_xyz" in message  # from the node's log tail
     assert not cluster.is_running(0)
     assert not (cluster.node_dir(0) / "pid").exists()
@@ -224,3 +227,78 @@ def test_kill_and_restart_a_node(cassandra3: ClusterHandle) -> None:
 
     _wait(all_replicas_answer, 60, "a CL ALL read over all 3 replicas", lambda: last)
     session.execute(f"DROP KEYSPACE {ks}", timeout=120)
+
+
+def test_checkout_networks_stay_off_the_demo_and_user_addresses(tmp_path: Path) -> None:
+    octet = checkout_prefix(0).split(".")[1]
+    assert 16 <= int(octet) <= 239  # never 127.0.x.x, where the demo's and users' nodes live
+    assert checkout_prefix(1) == f"127.{octet}.1."
+    other = tmp_path / "another-checkout"
+    assert cl.checkout_octet(other) == cl.checkout_octet(other)  # stable for one path
+    octets = {cl.checkout_octet(tmp_path / f"clone{i}") for i in range(50)}
+    assert len(octets) > 40  # other paths spread over the range
+
+
+def test_a_held_address_is_one_line_naming_the_holder(tmp_path: Path) -> None:
+    host = checkout_prefix(7) + "1"
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, cl.NATIVE_PORT))
+        holder.listen()
+        cluster = LocalCluster(tmp_path / "blocked", address_prefix=checkout_prefix(7))
+        with pytest.raises(cl.PortInUse) as info:
+            cluster.start(timeout=60)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{host}:9042 is already in use by pid {os.getpid()} (")
+    assert message.endswith(
+        "stop it, or start this cluster on other loopback addresses "
+        "(address_prefix/first_host, --address-prefix)"
+    )
+    assert not cluster.is_running(0)
+
+
+@pytest.mark.slow
+def test_suite_node_starts_and_exports_beside_a_node_on_127_0_0_1(
+    tmp_path: Path, cassandra: ClusterHandle
+) -> None:
+    """A demo's or a user's node on 127.0.0.1:9042 does not block the suite's nodes.
+
+    Starts an unrelated node on 127.0.0.1:9042 (unless something already listens there),
+    then a node the way the suite's fixture does (this checkout's network, spare slot 5),
+    and exports a table from it through the CLI."""
+    from tests import helpers
+
+    assert not cassandra.contact_points[0].startswith("127.0.0.")
+    unrelated = None
+    if cl._port_free("127.0.0.1", cl.NATIVE_PORT):
+        unrelated = LocalCluster(tmp_path / "unrelated", heap="512M", cluster_name="unrelated")
+        unrelated.start(timeout=240)
+    try:
+        assert cl._port_open("127.0.0.1", cl.NATIVE_PORT)
+        suite = LocalCluster(tmp_path / "suite", address_prefix=checkout_prefix(5), heap="512M")
+        with suite:
+            session = suite.handle().session()
+            make_keyspace(session, "beside", 1)
+            session.execute("CREATE TABLE beside.t (k int PRIMARY KEY, v text)")
+            for k in range(20):
+                session.execute(
+                    "INSERT INTO beside.t (k, v) VALUES (%s, %s) USING TIMESTAMP 1000", (k, str(k))
+                )
+            out = tmp_path / "out"
+            result = helpers.run_cli(
+                ["--hosts", suite.contact_points[0], "--table", "beside.t", "--output", str(out)]
+                + ["--format", "jsonl", "--progress-interval", "0"]
+            )
+            assert result.code == 0, result.describe()
+            rows = [
+                json.loads(line)
+                for part in sorted((out / "data").glob("part-*.jsonl"))
+                for line in part.read_text().splitlines()
+            ]
+            assert sorted((r["k"], r["v"], r["v_writetime"]) for r in rows) == [
+                (k, str(k), "1970-01-01T00:00:00.001000Z") for k in range(20)
+            ]
+    finally:
+        if unrelated is not None:
+            unrelated.stop()

@@ -20,7 +20,7 @@ every row of tables created since its last schema flush; dev/cassandra_local.py 
 multi-node clusters without it).
 
 Run: ``.venv/bin/pytest tests/test_multinode.py -x -q`` with CASSANDRA_CONTACT_POINTS unset
-(the ``cassandra3`` fixture starts 127.0.1.1-3); marked ``multinode``.
+(the ``cassandra3`` fixture starts this checkout's 127.n.1.1-3); marked ``multinode``.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path
     restart = time.monotonic()
     ring.cluster.start_node(1)
     _log(
-        f"node 127.0.1.2 SIGKILLed after {at_kill} units: exit 0 in {run.seconds:.1f} s "
+        f"node {ring.cluster.address(1)} SIGKILLed after {at_kill} units: exit 0 in {run.seconds:.1f} s "
         f"({after_kill:.1f} s after the kill), {lost} lost / {duplicated} duplicated, "
         f"retries {summary['retries']}, windows split {summary['ranges_split']}; "
         f"node back in {time.monotonic() - restart:.1f} s"
@@ -331,7 +331,7 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     for marker in committed:
         assert after[marker["file"]] == marker  # committed before the failure, kept as is
     _log(
-        f"nodes 127.0.1.2 and .3 SIGKILLed after {at_kill} units: exit 1 after "
+        f"nodes {ring.cluster.address(1)} and {ring.cluster.address(2)} SIGKILLed after {at_kill} units: exit 1 after "
         f"{to_fail:.1f} s ({splits} windows split on timeouts first) with {failure[0]!r}; "
         f"{len(committed)} units committed and intact; "
         f"both nodes back in {restarted:.1f} s; --resume: exit 0, {lost} lost / {duplicated} "

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from dev import runners
+from dev import runners, strays
 from tests import helpers
 
 N_PARTITIONS = 10_000
@@ -216,9 +216,14 @@ def exports(tmp_path_factory: pytest.TempPathFactory, hosts: str, big_table: str
             out = root / f"{runner}-{fmt}"
             argv = _runner_args(runner, request) + _export_argv(hosts, big_table, out, fmt)
             started = time.monotonic()
-            result = helpers.run_cli_subprocess(argv, timeout=EXPORT_TIMEOUT)
+            marker = f"{runner}-{fmt}-{time.time_ns()}"
+            result = helpers.run_cli_subprocess(
+                argv, timeout=EXPORT_TIMEOUT, env={strays.RUN_MARKER: marker}
+            )
             elapsed = time.monotonic() - started
             assert result.code == 0, result.describe()
+            # Nothing the CLI started (a Prism job server, workers) outlives it.
+            assert [p.cmdline() for p in strays.marked_processes(marker)] == []
             assert (out / "_SUCCESS").exists()
             WALL_TIMES[f"{runner}/{fmt}"] = round(elapsed, 1)
             print(f"\n{runner} {fmt}: {N_ROWS:,} rows in {elapsed:.1f} s wall")

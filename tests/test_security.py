@@ -44,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from dev.cassandra_local import LocalCluster, make_keyspace
+from dev.cassandra_local import TEST_NODES_DIR, LocalCluster, checkout_prefix, make_keyspace
 from tests import helpers
 from tests.helpers import CliResult
 
@@ -56,10 +56,10 @@ KEYSPACE = "secure_ks"
 TABLE = "items"
 ROWS = 300
 BASE_TS = 1_700_000_000_000_000
-AUTH_PREFIX = "127.0.2."
-TLS_PREFIX = "127.0.4."  # 127.0.3.x: test_cassandra_local
+AUTH_PREFIX = checkout_prefix(2)
+TLS_PREFIX = checkout_prefix(4)  # slot 3: test_cassandra_local
 TLS_HOST = TLS_PREFIX + "1"
-LOCK_DIR = Path(os.environ.get("CASSANDRA_TEST_ROOT", "/tmp/cassandra-export-tests"))
+LOCK_DIR = Path(os.environ.get("CASSANDRA_TEST_ROOT", str(TEST_NODES_DIR)))
 
 
 # --- nodes ---------------------------------------------------------------------------------
