@@ -89,6 +89,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ.setdefault(RUN_MARKER, f"pytest-{os.getpid()}-{time.time_ns()}")
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many tests of each marker passed, failed or were skipped: what CI really ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if outcome != "skipped" and report.when != "call" and outcome != "error":
+                continue
+            keywords = getattr(report, "keywords", {})
+            for marker in ("multinode", "slow", "flink", "prism"):
+                if marker in keywords:
+                    row = counts.setdefault(marker, {})
+                    row[outcome] = row.get(outcome, 0) + 1
+    if counts:
+        terminalreporter.write_sep("-", "tests per marker")
+        for marker, row in sorted(counts.items()):
+            text = ", ".join(f"{n} {outcome}" for outcome, n in row.items())
+            terminalreporter.write_line(f"{marker}: {text}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if a process it started outlived it (fixtures have stopped theirs by now)."""
     left = kill_marked(os.environ[RUN_MARKER], exclude={os.getpid()})
@@ -213,10 +232,12 @@ def cassandra3() -> Iterator[ClusterHandle]:
             handle.close()
         return
     if external_contact_points() or os.environ.get("CASSANDRA_BACKEND") == "testcontainers":
-        pytest.skip("multinode tests need CASSANDRA3_CONTACT_POINTS with an external cluster")
+        helpers.cannot_run(
+            "multinode tests need CASSANDRA3_CONTACT_POINTS with an external cluster"
+        )
     available = psutil.virtual_memory().available
     if available < MULTI_MIN_AVAILABLE:
-        pytest.skip(f"only {available / 2**30:.1f} GB of memory available for 3 nodes")
+        helpers.cannot_run(f"only {available / 2**30:.1f} GB of memory available for 3 nodes")
     cluster = LocalCluster(
         MULTI_DIR, nodes=3, address_prefix=checkout_prefix(MULTI_SLOT), num_tokens=16, heap="1G"
     )

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -355,6 +355,16 @@ class ExternalCassandra:
             cluster.shutdown()
 
 
+def cannot_run(reason: str) -> NoReturn:
+    """Skip a test that cannot run here; under CI (``CI=true``) fail it instead.
+
+    A reliability or multi-node test that silently skips would let CI pass without the
+    evidence it exists for."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: this test must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 def cassandra_or_external(request: pytest.FixtureRequest) -> Any:
     """conftest's ``cassandra`` fixture if it exists, else CASSANDRA_CONTACT_POINTS."""
     try:
@@ -363,7 +373,7 @@ def cassandra_or_external(request: pytest.FixtureRequest) -> Any:
         pass
     points = os.environ.get("CASSANDRA_CONTACT_POINTS")
     if not points:
-        pytest.skip("no cassandra fixture and no CASSANDRA_CONTACT_POINTS")
+        cannot_run("no cassandra fixture and no CASSANDRA_CONTACT_POINTS")
     external = ExternalCassandra([p.strip() for p in points.split(",") if p.strip()])
     request.addfinalizer(external.close)
     return external

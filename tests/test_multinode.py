@@ -117,7 +117,7 @@ def _load(session: Any, keyspace: str) -> float:
 @pytest.fixture(scope="module")
 def ring(cassandra3: ClusterHandle) -> Iterator[Ring]:
     if not isinstance(cassandra3.cluster, LocalCluster):
-        pytest.skip("killing nodes needs the local 3-node cluster")
+        helpers.cannot_run("killing nodes needs the local 3-node cluster")
     name = f"test_multinode_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     session = cassandra3.session()
     make_keyspace(session, name, 3)
