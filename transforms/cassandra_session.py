@@ -48,6 +48,7 @@ class ConnectionConfig:
         return points
 
     def session_key(self) -> tuple[Any, ...]:
+        """What makes two configs share a session: everything but per-request settings."""
         return (
             self.hosts,
             self.port,
@@ -158,6 +159,7 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
 
 
 def consistency_level(name: str) -> int:
+    """The driver's value of a consistency level name (``LOCAL_QUORUM``...)."""
     from cassandra import ConsistencyLevel
 
     return ConsistencyLevel.name_to_value[name.upper()]
@@ -242,6 +244,7 @@ def acquire_session(config: ConnectionConfig) -> Any:
 
 
 def release_session(config: ConnectionConfig) -> None:
+    """Drop one reference to the session of ``config``; the last one shuts it down."""
     key = config.session_key()
     with _SESSIONS_LOCK:
         entry = _SESSIONS.get(key)
@@ -257,6 +260,7 @@ def release_session(config: ConnectionConfig) -> None:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    """Whether another try of the same page can succeed (not an authentication error)."""
     from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
     from cassandra.cluster import NoHostAvailable
     from cassandra.connection import ConnectionException
