@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
-    from transforms.cassandra_io import parse_host
+    from transforms.cassandra_session import parse_host
 
     host, port = parse_host(contact_points[0], 9042)
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=60)

@@ -2,7 +2,7 @@
 
 The ceiling for a Python reader on the same node: the exporter's exact query
 (``TablePlan.select_cql``: token, values, writetimes), the same session set-up
-(``transforms.cassandra_io.connect``: protocol 5, range-aware routing, tuple rows),
+(``transforms.cassandra_session.connect``: protocol 5, range-aware routing, tuple rows),
 the same fetch size and the same work units (``plan_ranges``), but no Beam, no
 formatting and no files. Each process reads units from a shared queue with the
 next page requested before the current one is counted (driver paging, one query
@@ -28,16 +28,14 @@ from typing import Any
 def _plan(
     hosts: tuple[str, ...], table: str, writetime_columns: str, splits: int, workers: int
 ) -> Any:
-    from pipeline.launcher import _auto_splits
-    from transforms.cassandra_io import (
-        ConnectionConfig,
-        connect,
+    from transforms.cassandra_schema import (
         describe_table,
         partitions_per_range,
         plan_described_table,
         ring_tokens,
     )
-    from transforms.token_ranges import make_work_units, plan_ranges
+    from transforms.cassandra_session import ConnectionConfig, connect
+    from transforms.token_ranges import auto_splits, make_work_units, plan_ranges
 
     keyspace, _, name = table.partition(".")
     cluster, session = connect(ConnectionConfig(hosts=hosts))
@@ -50,13 +48,14 @@ def _plan(
     plan = plan_described_table(
         described, columns=None, writetime_columns=writetime_columns, ttl_columns="none"
     )
-    splits = splits or _auto_splits(tokens, estimates, workers)
+    splits = splits or auto_splits(tokens, estimates, workers)
     units = make_work_units(plan_ranges(tokens, splits, estimates))
     return plan.select_cql(), [(u.start, u.end) for u in units]
 
 
 def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
-    from transforms.cassandra_io import ConnectionConfig, connect, relax_gc
+    from transforms.cassandra_session import ConnectionConfig, connect
+    from transforms.elements import relax_gc
 
     relax_gc()  # the exporter's workers run with the same collector setting
     cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=fetch_size))

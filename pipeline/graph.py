@@ -5,7 +5,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipeline.launcher import ExportJob
+from pipeline.job import ExportJob
+from pipeline.local_runner import QuietFnApiRunner
 from transforms.cassandra_io import ReadRangesFn
 from transforms.normalize import FilterByWritetime
 from transforms.sinks import FinalizeFn, WriteExport
@@ -14,8 +15,8 @@ from transforms.sinks import FinalizeFn, WriteExport
 def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
     """Work units -> Reshuffle -> read -> filter -> commit pieces -> finalize.
 
-    Filters and statistics use the max of a collection's per-element writetimes (spec 4),
-    so rows keep those lists until the writer, which applies ``--collection-writetime``.
+    Filters and statistics use the latest of a collection's per-element writetimes, so
+    rows keep those lists until the writer, which applies ``--collection-writetime``.
     """
     options = PipelineOptions(beam_args)
     pipeline = beam.Pipeline(runner=_local_runner(options), options=options)
@@ -43,7 +44,5 @@ def _local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | Non
     runner = options.view_as(StandardOptions).runner
     mode = options.view_as(DirectOptions).direct_running_mode
     if runner in ("FnApiRunner", "fn_api_runner") and mode == "multi_processing":
-        from pipeline.local_runner import QuietFnApiRunner
-
         return QuietFnApiRunner()
     return None

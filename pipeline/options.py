@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY
 
 
 class UsageError(Exception):
@@ -263,8 +265,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "collection-writetime",
         "how a non-frozen collection's per-element writetimes are exported",
-        default="max",
-        choices=("max", "min", "list"),
+        default=DEFAULT_COLLECTION_POLICY,
+        choices=COLLECTION_POLICIES,
         output_affecting=True,
         group="table",
     ),
@@ -514,19 +516,3 @@ class ExportOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         add_export_arguments(parser)
-
-
-@dataclass
-class ExportConfig:
-    """The validated export settings (everything but the Beam runner options)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def output_affecting(self) -> dict[str, Any]:
-        return {k: self.values.get(k) for k in OUTPUT_AFFECTING}

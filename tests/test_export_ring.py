@@ -28,7 +28,7 @@ import pytest
 
 from tests import helpers
 from tests.helpers import MAX_TOKEN, MIN_TOKEN, cassandra_token, composite_key
-from transforms.cassandra_io import partitions_per_range
+from transforms.cassandra_schema import partitions_per_range
 from transforms.token_ranges import (
     RING_SIZE,
     TokenRange,

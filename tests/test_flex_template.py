@@ -103,7 +103,7 @@ def test_a_value_the_regex_refuses_the_parser_refuses(name: str) -> None:
 def test_every_required_option_is_a_required_parameter(tmp_path: Path) -> None:
     required = {n for n, p in PARAMETERS.items() if not p["isOptional"]}
     assert required == set(runners.REQUIRED_OPTIONS) == {"table", "output"}
-    from pipeline.launcher import prepare_export
+    from pipeline.job import prepare_export
 
     # The launcher refuses to start without each of them, before it connects anywhere.
     with pytest.raises(UsageError, match="--output"):

@@ -13,11 +13,11 @@ from cassandra import ReadTimeout
 from tests.reader_fakes import Fn, Result, Tracker, make_table, read
 from transforms import cassandra_io
 from transforms.cassandra_io import (
-    ConnectionConfig,
     RangeReadError,
     _TokenRangeRestrictionProvider,
     _TokenRestrictionCoder,
 )
+from transforms.cassandra_session import ConnectionConfig
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
 

@@ -446,7 +446,7 @@ def test_a_window_that_keeps_timing_out_is_split(
 
     from pipeline import graph
     from pipeline.config import parse_settings
-    from pipeline.launcher import prepare_export
+    from pipeline.job import prepare_export
     from pipeline.progress import print_summary
 
     monkeypatch.setattr(graph, "ReadRangesFn", TimingOutReadRangesFn)

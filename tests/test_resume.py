@@ -669,7 +669,7 @@ def _rows(pks: range) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("where", ["local", "memory"])
 def test_a_retried_bundle_commits_one_file_per_piece(tmp_path: Path, where: str) -> None:
-    from transforms.cassandra_io import PieceEnd, PieceKey, RowBatch
+    from transforms.elements import PieceEnd, PieceKey, RowBatch
     from transforms.manifest import Layout, orphan_files, read_markers
     from transforms.sinks import SinkConfig, WritePiecesFn
 
@@ -741,7 +741,7 @@ def test_a_retried_bundle_commits_one_file_per_piece(tmp_path: Path, where: str)
 
 
 def test_a_bundle_that_loses_its_piece_end_fails_and_cleans_up(tmp_path: Path) -> None:
-    from transforms.cassandra_io import PieceKey, RowBatch
+    from transforms.elements import PieceKey, RowBatch
     from transforms.sinks import SinkConfig, WritePiecesFn
 
     root = tmp_path / "out"
@@ -756,7 +756,7 @@ def test_a_bundle_that_loses_its_piece_end_fails_and_cleans_up(tmp_path: Path) -
 
 def test_an_empty_piece_commits_nothing(tmp_path: Path) -> None:
     """A runner may checkpoint a restriction before its first claim: the primary is empty."""
-    from transforms.cassandra_io import PieceEnd, PieceKey
+    from transforms.elements import PieceEnd, PieceKey
     from transforms.manifest import Layout, read_markers
     from transforms.sinks import SinkConfig, WritePiecesFn
 

@@ -300,7 +300,8 @@ def test_pickled_dofns_are_small() -> None:
     """What Beam ships to every worker: the DoFns, pickled without any connection in them."""
     from apache_beam.internal import pickler
 
-    from transforms.cassandra_io import ConnectionConfig, ReadRangesFn
+    from transforms.cassandra_io import ReadRangesFn
+    from transforms.cassandra_session import ConnectionConfig
     from transforms.sinks import SinkConfig, WritePiecesFn
 
     connection = ConnectionConfig(hosts=("10.0.0.1:9042", "10.0.0.2:9042"), password="secret")
@@ -320,8 +321,9 @@ def test_pickled_dofns_are_small() -> None:
 
 def test_one_session_per_worker_process(db: Any, hosts: str, small_table: str) -> None:
     """DoFn setup() shares the process's session; the last teardown() closes it."""
-    from transforms import cassandra_io
-    from transforms.cassandra_io import ConnectionConfig, ReadRangesFn
+    from transforms import cassandra_session
+    from transforms.cassandra_io import ReadRangesFn
+    from transforms.cassandra_session import ConnectionConfig
 
     keyspace, table = small_table.split(".")
     connection = ConnectionConfig(hosts=tuple(hosts.split(",")), consistency="ONE")
@@ -331,14 +333,14 @@ def test_one_session_per_worker_process(db: Any, hosts: str, small_table: str) -
     second.setup()
     try:
         assert first._session is second._session
-        entry = cassandra_io._SESSIONS[connection.session_key()]
+        entry = cassandra_session._SESSIONS[connection.session_key()]
         assert entry[1] is first._session and entry[2] == 2
     finally:
         first.teardown()
-        assert connection.session_key() in cassandra_io._SESSIONS
+        assert connection.session_key() in cassandra_session._SESSIONS
         session = second._session
         second.teardown()
-    assert connection.session_key() not in cassandra_io._SESSIONS
+    assert connection.session_key() not in cassandra_session._SESSIONS
     assert session.is_shutdown
 
 
@@ -346,7 +348,7 @@ def test_pipeline_proto_is_small(hosts: str, small_table: str, tmp_path: Path) -
     """The whole job as submitted to a runner (work units, plan, DoFns) stays small."""
     from pipeline.config import parse_settings
     from pipeline.graph import build_pipeline
-    from pipeline.launcher import prepare_export
+    from pipeline.job import prepare_export
 
     settings = parse_settings(
         ["--hosts", hosts, "--table", small_table, "--output", str(tmp_path / "out")]

@@ -389,11 +389,11 @@ def test_cli_on_a_4_1_cluster_warns_and_errors(
     """The launcher path with the node's release_version stubbed to 4.1.5."""
     import dataclasses
 
-    from pipeline import launcher
+    from pipeline import job
 
-    real = launcher.describe_table
+    real = job.describe_table
     monkeypatch.setattr(
-        launcher,
+        job,
         "describe_table",
         lambda *a, **k: dataclasses.replace(real(*a, **k), release_version="4.1.5"),
     )

@@ -8,11 +8,11 @@ Usage in any pipeline::
 
 ``rows`` holds one dict per Cassandra row: the exported columns, then
 ``<col>_writetime`` (microseconds; collections normalized by policy) and
-``<col>_ttl``. The export pipeline uses the lower-level :class:`ReadTokenRanges`,
+``<col>_ttl``. The export pipeline uses the lower-level :class:`ReadRangesFn`,
 which emits batches of plain tuples per work unit piece so that a whole piece can be
 committed to one file::
 
-    work units --Reshuffle--> ReadTokenRanges (splittable: one restriction per unit,
+    work units --Reshuffle--> ReadRangesFn (splittable: one restriction per unit,
     claims each partition token once) --> RowBatch..., PieceEnd  (per piece)
 
 A piece is the part of a work unit that one ``process()`` call read; it is a whole
@@ -21,16 +21,10 @@ unit unless the runner split the restriction or ``checkpoint_rows`` ran out.
 
 from __future__ import annotations
 
-import gc
-import io
 import logging
-import pickle
-import random
-import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -39,430 +33,32 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 
-from transforms.table_plan import TablePlan
+from transforms.cassandra_schema import (
+    describe_table,
+    partitions_per_range,
+    plan_described_table,
+    ring_tokens,
+)
+from transforms.cassandra_session import (
+    ConnectionConfig,
+    acquire_session,
+    backoff_seconds,
+    connect,
+    consistency_level,
+    is_retryable,
+    limiter_for,
+    query_slots,
+    release_session,
+    splitting_helps,
+)
+from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
+from transforms.normalize import NormalizeWritetimes
+from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY, TablePlan
+from transforms.token_ranges import make_work_units, plan_ranges
+
+__all__ = ["RangeReadError", "ReadCassandraWithWritetime", "ReadRangesFn"]
 
 _LOG = logging.getLogger(__name__)
-NAMESPACE = "cassandra_export"
-
-
-@dataclass(frozen=True)
-class ConnectionConfig:
-    """How to reach the cluster. The password never appears in repr() or logs."""
-
-    hosts: tuple[str, ...] = ("127.0.0.1",)
-    port: int = 9042
-    local_dc: str | None = None
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ssl_enabled: bool = False
-    ssl_ca_file: str | None = None
-    ssl_cert_file: str | None = None
-    ssl_key_file: str | None = None
-    ssl_check_hostname: bool = False
-    consistency: str = "LOCAL_QUORUM"
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    fetch_size: int = 5000
-    retries: int = 6
-    max_concurrent_queries: int = 0
-    max_rows_per_second_per_worker: float = 0.0
-
-    def contact_points(self) -> list[tuple[str, int]]:
-        """(host, port) pairs; a port given with a host wins over ``port``."""
-        points = []
-        for entry in self.hosts:
-            host, port = parse_host(entry, self.port)
-            points.append((host, port))
-        return points
-
-    def session_key(self) -> tuple[Any, ...]:
-        return (
-            self.hosts,
-            self.port,
-            self.local_dc,
-            self.username,
-            hash(self.password),
-            self.ssl_enabled,
-            self.ssl_ca_file,
-            self.ssl_cert_file,
-            self.ssl_key_file,
-            self.ssl_check_hostname,
-            self.connect_timeout,
-            self.read_timeout,
-        )
-
-
-def parse_host(entry: str, default_port: int) -> tuple[str, int]:
-    """``host``, ``host:port``, ``[v6]:port`` -> (host, port)."""
-    entry = entry.strip()
-    if not entry:
-        raise ValueError("empty host")
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-    elif entry.count(":") == 1:
-        host, port_text = entry.split(":")
-        port = int(port_text)
-    else:
-        host, port = entry, default_port
-    if not host or not (0 < port < 65536):
-        raise ValueError(f"bad host {entry!r}")
-    return host, port
-
-
-def _allow_null_list_elements() -> None:
-    """TTL(<non-frozen collection>) is a list<int> that may hold nulls (elements
-    without TTL), and WRITETIME(<non-frozen UDT>) a list<bigint> with a null per null
-    field; the driver's Cython list decoder rejects those, its Python one does not."""
-    try:
-        from cassandra import cqltypes, deserializers
-    except ImportError:  # pure-Python driver build: nothing to do
-        return
-    for type_name in ("ListType(Int32Type)", "ListType(LongType)"):
-        list_type = cqltypes.lookup_casstype(type_name)
-        deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
-
-
-def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
-    if not (config.ssl_enabled or config.ssl_ca_file or config.ssl_cert_file):
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = config.ssl_check_hostname
-    if config.ssl_ca_file:
-        context.load_verify_locations(config.ssl_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED
-    else:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if config.ssl_cert_file:
-        context.load_cert_chain(config.ssl_cert_file, config.ssl_key_file)
-    return context
-
-
-def connect(config: ConnectionConfig) -> tuple[Any, Any]:
-    """A new (Cluster, Session) with token-aware, DC-aware routing and tuple rows."""
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import (
-        DCAwareRoundRobinPolicy,
-        ExponentialReconnectionPolicy,
-        FallthroughRetryPolicy,
-    )
-    from cassandra.query import tuple_factory
-
-    _allow_null_list_elements()
-    points = config.contact_points()
-    ports = {p for _, p in points}
-    if len(ports) > 1:
-        raise ValueError("all contact points must use the same port (the driver takes one)")
-    profile = ExecutionProfile(
-        load_balancing_policy=RangeAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_dc)),
-        retry_policy=FallthroughRetryPolicy(),  # retries are ours: backoff, splitting, metrics
-        consistency_level=consistency_level(config.consistency),
-        request_timeout=config.read_timeout,
-        row_factory=tuple_factory,
-    )
-    auth = None
-    if config.username is not None or config.password is not None:
-        auth = PlainTextAuthProvider(username=config.username or "", password=config.password or "")
-    cluster = Cluster(
-        contact_points=[h for h, _ in points],
-        port=ports.pop(),
-        protocol_version=5,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        auth_provider=auth,
-        ssl_context=_ssl_context(config),
-        connect_timeout=config.connect_timeout,
-        control_connection_timeout=config.connect_timeout,
-        reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
-        idle_heartbeat_interval=10,
-    )
-    try:
-        session = cluster.connect()
-    except Exception:
-        cluster.shutdown()
-        raise
-    return cluster, session
-
-
-def consistency_level(name: str) -> int:
-    from cassandra import ConsistencyLevel
-
-    return ConsistencyLevel.name_to_value[name.upper()]
-
-
-class RangeAwarePolicy:
-    """Routes a token-range query to a replica of its range, then falls back to the child.
-
-    The driver's TokenAwarePolicy needs a partition key; a range scan has none,
-    so statements carry ``routing_token`` (the range's end token) instead.
-    """
-
-    def __init__(self, child: Any) -> None:
-        self._child = child
-        self._cluster_metadata = None
-
-    def populate(self, cluster: Any, hosts: Any) -> None:
-        self._cluster_metadata = cluster.metadata
-        self._child.populate(cluster, hosts)
-
-    def check_supported(self) -> None:
-        pass
-
-    def distance(self, host: Any) -> Any:
-        return self._child.distance(host)
-
-    def make_query_plan(self, working_keyspace: Any = None, query: Any = None) -> Iterator[Any]:
-        from cassandra.policies import HostDistance
-
-        token = getattr(query, "routing_token", None)
-        keyspace = getattr(query, "keyspace", None) or working_keyspace
-        child_plan = self._child.make_query_plan(working_keyspace, query)
-        if token is None or self._cluster_metadata is None or keyspace is None:
-            yield from child_plan
-            return
-        token_map = self._cluster_metadata.token_map
-        replicas = []
-        if token_map is not None:
-            from cassandra.metadata import Murmur3Token
-
-            try:
-                replicas = token_map.get_replicas(keyspace, Murmur3Token(token))
-            except Exception:  # metadata refresh in progress: use the child's plan
-                replicas = []
-        local = [h for h in replicas if h.is_up and self._child.distance(h) == HostDistance.LOCAL]
-        random.shuffle(local)
-        for host in local:
-            yield host
-        for host in child_plan:
-            if host not in local:
-                yield host
-
-    def on_up(self, host: Any) -> None:
-        self._child.on_up(host)
-
-    def on_down(self, host: Any) -> None:
-        self._child.on_down(host)
-
-    def on_add(self, host: Any) -> None:
-        self._child.on_add(host)
-
-    def on_remove(self, host: Any) -> None:
-        self._child.on_remove(host)
-
-
-# --- one session per worker process -------------------------------------------------------
-
-_SESSIONS: dict[tuple[Any, ...], list[Any]] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
-GC_GEN0_THRESHOLD = 20_000
-
-
-def relax_gc() -> None:
-    """Fewer cyclic garbage collections in this process while rows stream through it.
-
-    A scan allocates millions of short-lived row tuples, none of them in reference cycles;
-    with Python's default young-generation threshold (700 net allocations) the collector
-    ran about 5,700 times during a 2M-row export and took 13% of its CPU (measured). At
-    20,000 it runs a handful of times; garbage that is cyclic is still collected."""
-    gen0, gen1, gen2 = gc.get_threshold()
-    if 0 < gen0 < GC_GEN0_THRESHOLD:
-        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
-
-
-def acquire_session(config: ConnectionConfig) -> Any:
-    """The worker process's shared session for ``config`` (reference counted)."""
-    key = config.session_key()
-    with _SESSIONS_LOCK:
-        entry = _SESSIONS.get(key)
-        if entry is None:
-            cluster, session = connect(config)
-            entry = _SESSIONS[key] = [cluster, session, 0]
-        entry[2] += 1
-        return entry[1]
-
-
-def release_session(config: ConnectionConfig) -> None:
-    key = config.session_key()
-    with _SESSIONS_LOCK:
-        entry = _SESSIONS.get(key)
-        if entry is None:
-            return
-        entry[2] -= 1
-        if entry[2] <= 0:
-            del _SESSIONS[key]
-            entry[0].shutdown()
-
-
-# --- retries -------------------------------------------------------------------------------
-
-
-def is_retryable(exc: BaseException) -> bool:
-    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
-    from cassandra.cluster import NoHostAvailable
-    from cassandra.connection import ConnectionException
-    from cassandra.protocol import (
-        IsBootstrappingErrorMessage,
-        OverloadedErrorMessage,
-        ServerError,
-    )
-
-    if isinstance(exc, NoHostAvailable):
-        errors = list(exc.errors.values())
-        return not any(_is_auth_error(e) for e in errors)
-    # ConnectionException (ConnectionShutdown...): the coordinator died or the connection
-    # broke with the request in flight; with FallthroughRetryPolicy the driver rethrows it,
-    # as it does for an overloaded or bootstrapping coordinator. Another replica can answer.
-    return isinstance(
-        exc,
-        ReadTimeout
-        | Unavailable
-        | OperationTimedOut
-        | ReadFailure
-        | ServerError
-        | ConnectionException
-        | OverloadedErrorMessage
-        | IsBootstrappingErrorMessage,
-    )
-
-
-def splitting_helps(exc: BaseException) -> bool:
-    """Whether a smaller token window can succeed where ``exc`` failed. Timeouts and read
-    failures (too many rows or tombstones for the timeout) can; missing replicas
-    (Unavailable), no reachable host or a broken connection cannot, whatever the window:
-    halving for those would only shrink the window for the rest of the unit."""
-    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout
-
-    return isinstance(exc, ReadTimeout | OperationTimedOut | ReadFailure)
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    from cassandra import AuthenticationFailed, Unauthorized
-
-    return isinstance(exc, AuthenticationFailed | Unauthorized)
-
-
-def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * (2**attempt)))
-
-
-class RateLimiter:
-    """A token bucket shared by the threads of one worker process."""
-
-    def __init__(self, rows_per_second: float) -> None:
-        self.rate = rows_per_second
-        self._lock = threading.Lock()
-        self._next = time.monotonic()
-
-    def acquire(self, rows: int) -> None:
-        if self.rate <= 0 or rows <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + rows / self.rate
-            wait = start - now
-        if wait > 0:
-            time.sleep(wait)
-
-
-_LIMITERS: dict[float, RateLimiter] = {}
-_QUERY_SLOTS: dict[int, threading.BoundedSemaphore] = {}
-
-
-def _limiter(rate: float) -> RateLimiter:
-    with _SESSIONS_LOCK:
-        return _LIMITERS.setdefault(rate, RateLimiter(rate))
-
-
-def _query_slots(n: int) -> threading.BoundedSemaphore | None:
-    if n <= 0:
-        return None
-    with _SESSIONS_LOCK:
-        return _QUERY_SLOTS.setdefault(n, threading.BoundedSemaphore(n))
-
-
-# --- elements ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PieceKey:
-    """Identifies the part of a work unit read by one process() call."""
-
-    unit_id: int
-    unit_start: int
-    piece_start: int  # exclusive lower token bound of the piece
-
-    @property
-    def offset(self) -> int:
-        return self.piece_start - self.unit_start
-
-
-class PieceElement:
-    """What flows from the reader to the writer: RowBatch... then PieceEnd, per piece."""
-
-    __slots__ = ()
-
-
-@dataclass
-class RowBatch(PieceElement):
-    """Rows (tuples in plan order, token dropped) read for one piece."""
-
-    piece: PieceKey
-    rows: list[tuple[Any, ...]]
-
-
-@dataclass
-class PieceEnd(PieceElement):
-    """The last element of a piece: its final end token and what it took."""
-
-    piece: PieceKey
-    piece_end: int
-    rows_read: int
-    windows_split: int = 0
-    retries: int = 0
-
-
-class _ValuePickler(pickle.Pickler):
-    """Pickles driver values; UDT values (namedtuples of classes the driver makes on the
-    fly, which cannot be pickled by name) travel as plain tuples: they are read by position."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        cls = type(obj)
-        if cls is not tuple and isinstance(obj, tuple) and cls.__module__.startswith("cassandra"):
-            return tuple, (tuple(obj),)
-        return NotImplemented
-
-
-class PieceElementCoder(coders.Coder):
-    """Coder of reader output. Elements are encoded only where a runner does not fuse
-    reader and writer; Beam's size sampling uses ``estimate_size``, which is cheap."""
-
-    def encode(self, value: PieceElement) -> bytes:
-        buffer = io.BytesIO()
-        _ValuePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-        return buffer.getvalue()
-
-    def decode(self, encoded: bytes) -> PieceElement:
-        return pickle.loads(encoded)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def estimate_size(self, value: Any) -> int:
-        rows = getattr(value, "rows", None)
-        if rows:
-            return 32 + len(rows) * 16 * len(rows[0])
-        return 64
-
-    def to_type_hint(self) -> type:
-        return PieceElement
-
-
-beam.coders.registry.register_coder(PieceElement, PieceElementCoder)
 
 
 class _TokenRestrictionCoder(coders.Coder):
@@ -533,8 +129,8 @@ class ReadRangesFn(beam.DoFn):
         self._statement = self._session.prepare(self.plan.select_cql())
         self._statement.fetch_size = self.connection.fetch_size
         self._statement.consistency_level = consistency_level(self.connection.consistency)
-        self._limiter = _limiter(self.connection.max_rows_per_second_per_worker)
-        self._slots = _query_slots(self.connection.max_concurrent_queries)
+        self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
+        self._slots = query_slots(self.connection.max_concurrent_queries)
 
     def teardown(self) -> None:
         if getattr(self, "_session", None) is not None:
@@ -567,8 +163,25 @@ class RangeReadError(RuntimeError):
     """A token range kept failing after every retry and split."""
 
 
+# How reading one token window ended (``_RangeReader._read_window``).
+_WINDOW_READ = "read"  # every page of the window was read
+_WINDOW_SPLIT = "split"  # the window kept failing: read it again in halves
+_PIECE_STOPPED = "stopped"  # the tracker refused a claim or a checkpoint deferred the rest
+
+
 class _RangeReader:
-    """Reads one restriction: windows of the token range, pages, claims, batches."""
+    """Reads one restriction: windows of the token range, pages, claims, batches.
+
+    The restriction is read as one query per window ``(complete, window_end]``; the window
+    is the rest of the range until a window keeps failing, then it is halved. The state
+    carried from page to page and window to window:
+
+    - ``complete``: every partition with token <= complete has been read whole;
+    - ``last_token``: the partition being read (claimed), ``partial`` its rows delivered,
+      so that a window read again after a split skips them;
+    - ``window``: the window width in tokens (None: the rest of the range);
+    - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began.
+    """
 
     MIN_WINDOW = 1 << 20  # never split a failing window below this many tokens
 
@@ -579,118 +192,150 @@ class _RangeReader:
         self.rows = 0
         self.retries = 0
         self.windows_split = 0
+        self.complete = piece.piece_start
+        self.last_token: int | None = None
+        self.partial = 0
+        self.window: int | None = None
+        self.batch: list[tuple[Any, ...]] = []
+        self.since_checkpoint = 0
 
     def run(self) -> Iterator[RowBatch]:
+        """Read the restriction, window after window; then claim past its end."""
+        while True:
+            stop = self.tracker.current_restriction().stop - 1  # never cache the end
+            if self.complete >= stop:
+                break
+            window_end = stop if self.window is None else min(stop, self.complete + self.window)
+            outcome = yield from self._read_window(window_end)
+            if outcome == _PIECE_STOPPED:
+                yield from self._flush()
+                return
+            if outcome == _WINDOW_READ:
+                self.complete = window_end
+                if self.last_token is not None and self.last_token <= window_end:
+                    self.partial = 0  # that partition is complete too
+        yield from self._flush()
+        self.tracker.try_claim(self.tracker.current_restriction().stop)
+
+    def _flush(self) -> Iterator[RowBatch]:
+        if self.batch:
+            yield RowBatch(self.piece, self.batch)
+            self.batch = []
+
+    def _read_window(self, window_end: int) -> Generator[RowBatch, None, str]:
+        """Read ``(complete, window_end]`` page by page, each page prefetched while the one
+        before is processed; a failing page is retried from its paging state."""
+        skip = self.partial  # after a split, rows of last_token already delivered
+        query_after = self.complete  # fixed for the window: a paging state belongs to its query
+        paging_state = None
+        failures = 0
+        pending = None  # the request of the page at paging_state, already sent
+        while True:
+            try:
+                if pending is None:
+                    pending = self._start(query_after, window_end, paging_state)
+                rows, next_state = self._finish(pending)
+            except Exception as exc:
+                pending = None  # a retry asks again from the same paging_state
+                if not is_retryable(exc):
+                    raise
+                failures += 1
+                if self._retry_after_backoff(exc, failures, window_end):
+                    continue
+                return _WINDOW_SPLIT
+            failures = 0
+            paging_state = next_state
+            # Prefetch: the next page is read while this one is processed.
+            pending = (
+                None if paging_state is None else self._start(query_after, window_end, paging_state)
+            )
+            stopped, skip = yield from self._take_page(rows, skip)
+            if stopped:
+                return _PIECE_STOPPED
+            # The driver keeps every answered request, and so its page, referenced from
+            # its timeout timer until the timeout would have fired (--read-timeout):
+            # empty the page once read, or a fast scan holds dozens of pages per worker.
+            if type(rows) is list:
+                rows.clear()
+            if paging_state is None:
+                return _WINDOW_READ
+
+    def _retry_after_backoff(self, exc: BaseException, failures: int, window_end: int) -> bool:
+        """After a retryable failure: True once backed off for another try; False when the
+        retries are spent and the window was halved. Raises RangeReadError when it cannot
+        be halved (too narrow, or a failure that a smaller window would not avoid)."""
+        self.retries += 1
+        if failures <= self.fn.connection.retries:
+            time.sleep(backoff_seconds(failures - 1))
+            return True
+        width = window_end - self.complete
+        if width // 2 < self.MIN_WINDOW or not splitting_helps(exc):
+            raise RangeReadError(
+                f"work unit {self.piece.unit_id}: token range "
+                f"({self.complete}, {window_end}] failed {failures} times: {exc}"
+            ) from exc
+        self.window = width // 2
+        self.windows_split += 1
+        _LOG.warning(
+            "work unit %d: token range (%d, %d] kept failing (%s); "
+            "reading it in windows of %d tokens",
+            self.piece.unit_id,
+            self.complete,
+            window_end,
+            type(exc).__name__,
+            self.window,
+        )
+        return False
+
+    def _take_page(
+        self, rows: Sequence[Any], skip: int
+    ) -> Generator[RowBatch, None, tuple[bool, int]]:
+        """Claim each new partition of one page and batch its rows; returns (stopped, rows of
+        the current partition still to skip). Stops before a new partition when the tracker
+        refuses it or ``checkpoint_rows`` rows were read. The hot loop: state in locals."""
         tracker = self.tracker
-        complete = self.piece.piece_start  # every partition with token <= complete is read
-        last_token: int | None = None  # the partition being read (claimed)
-        partial = 0  # rows of last_token delivered so far
-        window: int | None = None  # None: the rest of the range in one query
-        batch: list[tuple[Any, ...]] = []
-        since_checkpoint = 0
+        piece = self.piece
         batch_size = self.fn.batch_size
         checkpoint_rows = self.fn.checkpoint_rows
-        while True:
-            stop = tracker.current_restriction().stop - 1  # never cache the end
-            if complete >= stop:
-                break
-            window_end = stop if window is None else min(stop, complete + window)
-            skip = partial  # after a split, rows of last_token already delivered
-            query_after = complete  # fixed for the window: a paging state belongs to its query
-            paging_state = None
-            failures = 0
-            split = False
-            pending = None  # the request of the page at paging_state, already sent
-            while True:
-                try:
-                    if pending is None:
-                        pending = self._start(query_after, window_end, paging_state)
-                    rows, next_state = self._finish(pending)
-                except Exception as exc:
-                    pending = None  # a retry asks again from the same paging_state
-                    if not is_retryable(exc):
-                        raise
-                    failures += 1
-                    self.retries += 1
-                    if failures <= self.fn.connection.retries:
-                        time.sleep(backoff_seconds(failures - 1))
+        batch = self.batch
+        complete, last_token, partial = self.complete, self.last_token, self.partial
+        read = 0
+        since_checkpoint = self.since_checkpoint
+        stopped = False
+        try:
+            for row in rows:
+                token = row[0]
+                if token == last_token:
+                    if skip:
+                        skip -= 1
                         continue
-                    width = window_end - complete
-                    if width // 2 < self.MIN_WINDOW or not splitting_helps(exc):
-                        raise RangeReadError(
-                            f"work unit {self.piece.unit_id}: token range "
-                            f"({complete}, {window_end}] failed {failures} times: {exc}"
-                        ) from exc
-                    window = width // 2
-                    self.windows_split += 1
-                    _LOG.warning(
-                        "work unit %d: token range (%d, %d] kept failing (%s); "
-                        "reading it in windows of %d tokens",
-                        self.piece.unit_id,
-                        complete,
-                        window_end,
-                        type(exc).__name__,
-                        window,
-                    )
-                    split = True
-                    break
-                failures = 0
-                paging_state = next_state
-                # Prefetch: the next page is read while this one is processed.
-                pending = (
-                    None
-                    if paging_state is None
-                    else self._start(query_after, window_end, paging_state)
-                )
-                for row in rows:
-                    token = row[0]
-                    if token == last_token:
-                        if skip:
-                            skip -= 1
-                            continue
-                        partial += 1
-                    else:
-                        # A new partition: the previous one is complete.
-                        if checkpoint_rows and since_checkpoint >= checkpoint_rows:
-                            tracker.defer_remainder()
-                            if batch:
-                                yield RowBatch(self.piece, batch)
-                            return
-                        if not tracker.try_claim(token):
-                            if batch:
-                                yield RowBatch(self.piece, batch)
-                            return
-                        if last_token is not None:
-                            complete = last_token
-                        last_token = token
-                        partial = 1
-                        skip = 0
-                    batch.append(row[1:])
-                    self.rows += 1
-                    since_checkpoint += 1
-                    if len(batch) >= batch_size:
-                        yield RowBatch(self.piece, batch)
-                        batch = []
-                # The driver keeps every answered request, and so its page, referenced from
-                # its timeout timer until the timeout would have fired (--read-timeout):
-                # empty the page once read, or a fast scan holds dozens of pages per worker.
-                if type(rows) is list:
-                    rows.clear()
-                if paging_state is None:
-                    break
-            if split:
-                continue
-            complete = window_end
-            if last_token is not None and last_token <= window_end:
-                partial = 0  # that partition is complete too
-        if batch:
-            yield RowBatch(self.piece, batch)
-        tracker.try_claim(tracker.current_restriction().stop)
-
-    def _fetch(
-        self, after: int, upto: int, paging_state: bytes | None
-    ) -> tuple[list[tuple[Any, ...]], bytes | None]:
-        return self._finish(self._start(after, upto, paging_state))
+                    partial += 1
+                else:
+                    # A new partition: the previous one is complete.
+                    if checkpoint_rows and since_checkpoint >= checkpoint_rows:
+                        tracker.defer_remainder()
+                        stopped = True
+                        break
+                    if not tracker.try_claim(token):
+                        stopped = True
+                        break
+                    if last_token is not None:
+                        complete = last_token
+                    last_token = token
+                    partial = 1
+                    skip = 0
+                batch.append(row[1:])
+                read += 1
+                since_checkpoint += 1
+                if len(batch) >= batch_size:
+                    yield RowBatch(piece, batch)
+                    batch = []
+        finally:
+            self.batch = batch
+            self.complete, self.last_token, self.partial = complete, last_token, partial
+            self.rows += read
+            self.since_checkpoint = since_checkpoint
+        return stopped, skip
 
     def _start(self, after: int, upto: int, paging_state: bytes | None) -> Any:
         """Send the request of one page; ``_finish`` waits for it. Never raises: an error
@@ -747,109 +392,6 @@ class _Sent:
         return self._result
 
 
-# --- cluster metadata (at pipeline construction) --------------------------------------------
-
-
-class TableNotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class TableDescription:
-    keyspace: str
-    table: str
-    column_types: tuple[tuple[str, str, str], ...]
-    user_types: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
-    release_version: str
-    cluster_name: str
-
-
-def describe_table(cluster: Any, session: Any, keyspace: str, table: str) -> TableDescription:
-    """Columns in table order (partition key, clustering, the rest), UDTs, version."""
-    from transforms.cql_types import user_type_table
-    from transforms.table_plan import (
-        CLUSTERING,
-        PARTITION_KEY,
-        REGULAR,
-        STATIC,
-        resolve_identifier,
-    )
-
-    keyspaces = cluster.metadata.keyspaces
-    ks_name = resolve_identifier(keyspace, list(keyspaces))
-    if ks_name is None:
-        raise TableNotFound(
-            f"keyspace {keyspace!r} does not exist; keyspaces: "
-            + ", ".join(sorted(k for k in keyspaces if not k.startswith("system")))
-        )
-    ks_meta = keyspaces[ks_name]
-    table_name = resolve_identifier(table, list(ks_meta.tables))
-    if table_name is None:
-        views = getattr(ks_meta, "views", {})
-        if resolve_identifier(table, list(views)):
-            raise TableNotFound(f"{ks_name}.{table} is a materialized view; export its base table")
-        raise TableNotFound(
-            f"table {table!r} does not exist in keyspace {ks_name}; tables: "
-            + (", ".join(sorted(ks_meta.tables)) or "(none)")
-        )
-    meta = ks_meta.tables[table_name]
-    pk = [c.name for c in meta.partition_key]
-    ck = [c.name for c in meta.clustering_key]
-    columns: list[tuple[str, str, str]] = []
-    columns += [(n, meta.columns[n].cql_type, PARTITION_KEY) for n in pk]
-    columns += [(n, meta.columns[n].cql_type, CLUSTERING) for n in ck]
-    keys = set(pk) | set(ck)
-    for name, column in meta.columns.items():
-        if name in keys:
-            continue
-        columns.append((name, column.cql_type, STATIC if column.is_static else REGULAR))
-    local = session.execute("SELECT release_version, cluster_name FROM system.local").one()
-    return TableDescription(
-        keyspace=ks_name,
-        table=table_name,
-        column_types=tuple(columns),
-        user_types=user_type_table(ks_meta),
-        release_version=str(local[0]),
-        cluster_name=str(local[1]),
-    )
-
-
-def plan_described_table(described: TableDescription, **selection: Any) -> Any:
-    """The TablePlan of a described table; ``selection`` holds build_table_plan's choices
-    (columns, writetime_columns, ttl_columns, suffixes)."""
-    from transforms.table_plan import build_table_plan
-
-    return build_table_plan(
-        keyspace=described.keyspace,
-        table=described.table,
-        column_types=described.column_types,
-        user_types=described.user_types,
-        release_version=described.release_version,
-        cluster_name=described.cluster_name,
-        **selection,
-    )
-
-
-def ring_tokens(cluster: Any) -> list[int]:
-    token_map = cluster.metadata.token_map
-    if token_map is None:
-        return []
-    return sorted(t.value for t in token_map.ring)
-
-
-def partitions_per_range(session: Any, keyspace: str, table: str) -> dict[tuple[int, int], int]:
-    """``system.size_estimates`` of the node we talk to (empty on a fresh node)."""
-    try:
-        rows = session.execute(
-            "SELECT range_start, range_end, partitions_count FROM system.size_estimates "
-            "WHERE keyspace_name = %s AND table_name = %s",
-            (keyspace, table),
-        )
-    except Exception:
-        return {}
-    return {(int(r[0]), int(r[1])): int(r[2]) for r in rows}
-
-
 # --- a reusable transform: rows as dicts ------------------------------------------------
 
 
@@ -880,7 +422,7 @@ class ReadCassandraWithWritetime(beam.PTransform):
         columns: str | Sequence[str] | None = None,
         writetime_columns: str | Sequence[str] | None = "*",
         ttl_columns: str | Sequence[str] | None = None,
-        collection_writetime: str = "max",
+        collection_writetime: str = DEFAULT_COLLECTION_POLICY,
         splits: int = 64,
         batch_size: int = 1000,
     ) -> None:
@@ -889,8 +431,8 @@ class ReadCassandraWithWritetime(beam.PTransform):
             raise ValueError("keyspace and table are required")
         if splits < 1:
             raise ValueError("splits must be at least 1")
-        if collection_writetime not in ("max", "min", "list"):
-            raise ValueError("collection_writetime must be max, min or list")
+        if collection_writetime not in COLLECTION_POLICIES:
+            raise ValueError(f"collection_writetime must be one of {COLLECTION_POLICIES}")
         self.connection = connection
         self.keyspace = keyspace
         self.table = table
@@ -902,9 +444,6 @@ class ReadCassandraWithWritetime(beam.PTransform):
         self.batch_size = batch_size
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        from transforms.normalize import NormalizeWritetimes
-        from transforms.token_ranges import make_work_units, plan_ranges
-
         cluster, session = connect(self.connection)
         try:
             described = describe_table(cluster, session, self.keyspace, self.table)

@@ -17,15 +17,19 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.cassandra_io import NAMESPACE, PieceElement, PieceEnd, RowBatch
-from transforms.table_plan import TablePlan
-
-COLLECTION_POLICIES = ("max", "min", "list")
+from transforms.elements import NAMESPACE, PieceElement, PieceEnd, RowBatch
+from transforms.table_plan import (
+    COLLECTION_LIST,
+    COLLECTION_MAX,
+    COLLECTION_POLICIES,
+    DEFAULT_COLLECTION_POLICY,
+    TablePlan,
+)
 
 
 def _collapse(policy: str) -> Callable[[Any], Any]:
     """Per-element writetimes/TTLs of one collection cell -> one value (or a list)."""
-    if policy == "list":
+    if policy == COLLECTION_LIST:
 
         def as_list(values: Any) -> Any:
             if not isinstance(values, list | tuple):
@@ -34,7 +38,7 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
             return values or None
 
         return as_list
-    pick = max if policy == "max" else min
+    pick = max if policy == COLLECTION_MAX else min
 
     def collapse(values: Any) -> Any:
         if not isinstance(values, list | tuple):
@@ -48,12 +52,12 @@ def _collapse(policy: str) -> Callable[[Any], Any]:
 
 
 # A collection cell's latest element writetime (or TTL): what filters and statistics use,
-# whatever --collection-writetime the files get (spec 4). Other values pass as they are.
-latest = _collapse("max")
+# whatever --collection-writetime the files get. Other values pass as they are.
+latest = _collapse(COLLECTION_MAX)
 
 
 def normalize_row_fn(
-    plan: TablePlan, policy: str = "max"
+    plan: TablePlan, policy: str = DEFAULT_COLLECTION_POLICY
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
     """A function that applies the collection writetime policy to one row; None when the
     plan has no collection writetimes or TTLs (rows pass unchanged)."""
@@ -86,7 +90,7 @@ def normalize_row_fn(
 class NormalizeWritetimesFn(beam.DoFn):
     """Collection writetimes/TTLs -> max, min or list, per ``--collection-writetime``."""
 
-    def __init__(self, plan: TablePlan, policy: str = "max") -> None:
+    def __init__(self, plan: TablePlan, policy: str = DEFAULT_COLLECTION_POLICY) -> None:
         self.plan = plan
         self.policy = policy
 
@@ -107,7 +111,7 @@ class NormalizeWritetimesFn(beam.DoFn):
 class NormalizeWritetimes(beam.PTransform):
     """Apply the collection writetime policy to a PCollection of row batches."""
 
-    def __init__(self, plan: TablePlan, policy: str = "max") -> None:
+    def __init__(self, plan: TablePlan, policy: str = DEFAULT_COLLECTION_POLICY) -> None:
         super().__init__()
         if policy not in COLLECTION_POLICIES:
             raise ValueError(f"policy must be one of {COLLECTION_POLICIES}, not {policy!r}")

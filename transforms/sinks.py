@@ -36,7 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import cql_types
-from transforms.cassandra_io import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_gc
+from transforms.elements import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.manifest import (
     Layout,
     check_exact_cover,
@@ -54,7 +54,12 @@ from transforms.manifest import (
 )
 from transforms.normalize import normalize_row_fn
 from transforms.stats import StatsBuilder, merge_stats, summarize
-from transforms.table_plan import OutputField, TablePlan
+from transforms.table_plan import (
+    COLLECTION_LIST,
+    DEFAULT_COLLECTION_POLICY,
+    OutputField,
+    TablePlan,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -286,7 +291,7 @@ def avro_schema_for(plan: TablePlan, policy: str) -> tuple[dict[str, Any], list[
     for field in plan.output_fields:
         avro_name = cql_types.avro_field_name(field.name, used)
         field_names.append(avro_name)
-        multi = field.column.cql_type.is_multicell and policy == "list"
+        multi = field.column.cql_type.is_multicell and policy == COLLECTION_LIST
         if field.role == "value":
             schema = cql_types.avro_schema(field.column.cql_type, field.name, names)
         elif field.role == "writetime":
@@ -382,7 +387,11 @@ class UnitWriter:
 
 class _CsvWriter(UnitWriter):
     def __init__(
-        self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str = "list"
+        self,
+        handle: Any,
+        plan: TablePlan,
+        sink: SinkConfig,
+        policy: str = DEFAULT_COLLECTION_POLICY,
     ) -> None:
         # Bytes straight to the handle: Beam's CompressedFile (gzip, zstd) has no
         # writable(), so io.TextIOWrapper cannot wrap it.
@@ -393,7 +402,7 @@ class _CsvWriter(UnitWriter):
         self._converters = [_csv_field(f, sink) for f in fields]
         iso_cache: dict[int, str] = {}
         # With policy max or min a collection's writetime / TTL is one value, not a list.
-        lists = policy == "list"
+        lists = policy == COLLECTION_LIST
         self._columns = [_csv_column(f, sink, iso_cache, lists) for f in fields]
         self._handle.write(self._line([f.name for f in fields]).encode("utf-8"))
 
@@ -444,14 +453,19 @@ def _json_default(value: Any) -> Any:
 
 class _JsonWriter(UnitWriter):
     def __init__(
-        self, handle: Any, plan: TablePlan, sink: SinkConfig, array: bool, policy: str = "list"
+        self,
+        handle: Any,
+        plan: TablePlan,
+        sink: SinkConfig,
+        array: bool,
+        policy: str = DEFAULT_COLLECTION_POLICY,
     ) -> None:
         self._handle = handle
         self._names = list(plan.field_names)
         self._converters = [_json_field(f, sink) for f in plan.output_fields]
         iso_cache: dict[int, str] = {}
         self._columns = [
-            _json_column_fn(f, sink, c, iso_cache, policy == "list")
+            _json_column_fn(f, sink, c, iso_cache, policy == COLLECTION_LIST)
             for f, c in zip(plan.output_fields, self._converters, strict=True)
         ]
         self._array = array
@@ -566,7 +580,13 @@ class _OpenPiece:
 class WritePiecesFn(beam.DoFn):
     """RowBatch... PieceEnd -> one committed data file and marker per piece."""
 
-    def __init__(self, plan: TablePlan, output: str, sink: SinkConfig, policy: str = "max") -> None:
+    def __init__(
+        self,
+        plan: TablePlan,
+        output: str,
+        sink: SinkConfig,
+        policy: str = DEFAULT_COLLECTION_POLICY,
+    ) -> None:
         self.plan = plan
         self.output = output
         self.sink = sink
@@ -683,7 +703,13 @@ def _now_iso() -> str:
 class WriteExport(beam.PTransform):
     """Row batches of pieces -> committed files and markers; emits one summary per piece."""
 
-    def __init__(self, plan: TablePlan, output: str, sink: SinkConfig, policy: str = "max"):
+    def __init__(
+        self,
+        plan: TablePlan,
+        output: str,
+        sink: SinkConfig,
+        policy: str = DEFAULT_COLLECTION_POLICY,
+    ):
         super().__init__()
         self.plan = plan
         self.output = output

@@ -34,7 +34,7 @@ def day_of(micros: int) -> str:
 
 def _latest_column(column: Sequence[Any]) -> list[Any]:
     """A column of collection writetimes / TTLs (per-element lists, or already one value)
-    -> the latest of each cell, as spec 4 has statistics see them."""
+    -> the latest of each cell: statistics see a collection by its latest write."""
     return [latest(v) if type(v) is list else v for v in column]
 
 

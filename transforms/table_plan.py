@@ -21,6 +21,15 @@ CLUSTERING = "clustering"
 STATIC = "static"
 REGULAR = "regular"
 
+# --collection-writetime: what a non-frozen collection's per-element writetimes (and TTLs)
+# become in the files. The one list of choices and the one default, used by the option,
+# the normalizer, the writers and ReadCassandraWithWritetime.
+COLLECTION_MAX = "max"  # the latest element write
+COLLECTION_MIN = "min"  # the earliest
+COLLECTION_LIST = "list"  # every element's, in element order
+COLLECTION_POLICIES = (COLLECTION_MAX, COLLECTION_MIN, COLLECTION_LIST)
+DEFAULT_COLLECTION_POLICY = COLLECTION_MAX
+
 # CQL keywords that must be quoted when used as identifiers (reserved words).
 _RESERVED = frozenset(
     """add allow alter and apply asc authorize batch begin by columnfamily create default delete

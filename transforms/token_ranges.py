@@ -101,6 +101,14 @@ def plan_ranges(
     return planned
 
 
+def auto_splits(tokens: list[int], estimates: dict[tuple[int, int], int], workers: int) -> int:
+    """The number of work units when ``--splits`` is 0: enough for every worker to stay
+    busy, at least one per ring range, about 100k estimated partitions each at most."""
+    estimated = sum(max(0, c) for c in estimates.values())
+    by_size = -(-estimated // 100_000) if estimated else 0
+    return max(32, 4 * workers, len(tokens) + 1, min(by_size, 4096))
+
+
 def _weights(base: list[TokenRange], estimates: dict[tuple[int, int], int]) -> list[float]:
     """Weight of each range: estimated partitions when estimates cover the ring, else width."""
     if estimates:

@@ -1,0 +1,139 @@
+"""The module graph: no import cycle among the project's modules, ``transforms`` never
+imports ``pipeline``, and the bottom modules import no other project module.
+
+Imports are read with ``ast``, every ``import`` statement wherever it is (module level,
+inside a function, under ``if TYPE_CHECKING``), so a lazy import cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("pipeline", "transforms", "dev", "tests")
+# Modules below everything else: the element protocol and the Cassandra session.
+LEAVES = ("transforms.elements", "transforms.cassandra_session")
+
+
+def project_modules(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    """Dotted module name -> file, for every .py of the packages under ``root``."""
+    modules = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules that ``name`` imports, anywhere in its file."""
+    found: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # ``from pkg import mod`` imports the module pkg.mod; ``from mod import f``, mod.
+            targets = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules]
+            targets = targets or [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_graph(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    modules = project_modules(root, packages)
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_import_cycle() -> None:
+    assert cycles(import_graph(REPO)) == []
+
+
+def test_transforms_never_imports_pipeline() -> None:
+    graph = import_graph(REPO)
+    wrong = {
+        (module, target)
+        for module, targets in graph.items()
+        if module.startswith("transforms")
+        for target in targets
+        if target.startswith("pipeline")
+    }
+    assert wrong == set()
+
+
+def test_the_bottom_modules_import_no_project_module() -> None:
+    graph = import_graph(REPO)
+    assert {leaf: graph[leaf] for leaf in LEAVES} == {leaf: set() for leaf in LEAVES}
+
+
+def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
+    """The checks above can fail: a cycle closed by a function-level import, and one by
+    ``from package import module``, are both found."""
+    pkg = tmp_path / "transforms"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from transforms.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from transforms import a\n    return a\n")
+    (pkg / "c.py").write_text("import pipeline.job\n")
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "__init__.py").write_text("")
+    (tmp_path / "pipeline" / "job.py").write_text("from . import other\n")
+    (tmp_path / "pipeline" / "other.py").write_text("from .job import x\n")
+    graph = import_graph(tmp_path, ("transforms", "pipeline"))
+    assert graph == {
+        "transforms": set(),
+        "transforms.a": {"transforms.b"},
+        "transforms.b": {"transforms.a"},
+        "transforms.c": {"pipeline.job"},
+        "pipeline": set(),
+        "pipeline.job": {"pipeline.other"},
+        "pipeline.other": {"pipeline.job"},
+    }
+    assert cycles(graph) == [["pipeline.job", "pipeline.other"], ["transforms.a", "transforms.b"]]

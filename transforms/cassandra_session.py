@@ -1,0 +1,348 @@
+"""The Cassandra session of one worker process: connection settings, TLS, routing,
+a shared reference-counted session, a shared rate limiter and query slots, and which
+driver errors are worth a retry.
+
+The reader uses it; a writer that restores rows into Cassandra shares it. It imports no
+other module of this project, so it can sit below every transform.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    """How to reach the cluster. The password never appears in repr() or logs."""
+
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    port: int = 9042
+    local_dc: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl_enabled: bool = False
+    ssl_ca_file: str | None = None
+    ssl_cert_file: str | None = None
+    ssl_key_file: str | None = None
+    ssl_check_hostname: bool = False
+    consistency: str = "LOCAL_QUORUM"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    fetch_size: int = 5000
+    retries: int = 6
+    max_concurrent_queries: int = 0
+    max_rows_per_second_per_worker: float = 0.0
+
+    def contact_points(self) -> list[tuple[str, int]]:
+        """(host, port) pairs; a port given with a host wins over ``port``."""
+        points = []
+        for entry in self.hosts:
+            host, port = parse_host(entry, self.port)
+            points.append((host, port))
+        return points
+
+    def session_key(self) -> tuple[Any, ...]:
+        """What makes two configs share a session: everything but per-request settings."""
+        return (
+            self.hosts,
+            self.port,
+            self.local_dc,
+            self.username,
+            hash(self.password),
+            self.ssl_enabled,
+            self.ssl_ca_file,
+            self.ssl_cert_file,
+            self.ssl_key_file,
+            self.ssl_check_hostname,
+            self.connect_timeout,
+            self.read_timeout,
+        )
+
+
+def parse_host(entry: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` -> (host, port)."""
+    entry = entry.strip()
+    if not entry:
+        raise ValueError("empty host")
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else default_port
+    elif entry.count(":") == 1:
+        host, port_text = entry.split(":")
+        port = int(port_text)
+    else:
+        host, port = entry, default_port
+    if not host or not (0 < port < 65536):
+        raise ValueError(f"bad host {entry!r}")
+    return host, port
+
+
+def _allow_null_list_elements() -> None:
+    """TTL(<non-frozen collection>) is a list<int> that may hold nulls (elements
+    without TTL), and WRITETIME(<non-frozen UDT>) a list<bigint> with a null per null
+    field; the driver's Cython list decoder rejects those, its Python one does not."""
+    try:
+        from cassandra import cqltypes, deserializers
+    except ImportError:  # pure-Python driver build: nothing to do
+        return
+    for type_name in ("ListType(Int32Type)", "ListType(LongType)"):
+        list_type = cqltypes.lookup_casstype(type_name)
+        deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
+
+
+def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
+    if not (config.ssl_enabled or config.ssl_ca_file or config.ssl_cert_file):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = config.ssl_check_hostname
+    if config.ssl_ca_file:
+        context.load_verify_locations(config.ssl_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.ssl_cert_file:
+        context.load_cert_chain(config.ssl_cert_file, config.ssl_key_file)
+    return context
+
+
+def connect(config: ConnectionConfig) -> tuple[Any, Any]:
+    """A new (Cluster, Session) with token-aware, DC-aware routing and tuple rows."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import (
+        DCAwareRoundRobinPolicy,
+        ExponentialReconnectionPolicy,
+        FallthroughRetryPolicy,
+    )
+    from cassandra.query import tuple_factory
+
+    _allow_null_list_elements()
+    points = config.contact_points()
+    ports = {p for _, p in points}
+    if len(ports) > 1:
+        raise ValueError("all contact points must use the same port (the driver takes one)")
+    profile = ExecutionProfile(
+        load_balancing_policy=RangeAwarePolicy(DCAwareRoundRobinPolicy(local_dc=config.local_dc)),
+        retry_policy=FallthroughRetryPolicy(),  # retries are ours: backoff, splitting, metrics
+        consistency_level=consistency_level(config.consistency),
+        request_timeout=config.read_timeout,
+        row_factory=tuple_factory,
+    )
+    auth = None
+    if config.username is not None or config.password is not None:
+        auth = PlainTextAuthProvider(username=config.username or "", password=config.password or "")
+    cluster = Cluster(
+        contact_points=[h for h, _ in points],
+        port=ports.pop(),
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        ssl_context=_ssl_context(config),
+        connect_timeout=config.connect_timeout,
+        control_connection_timeout=config.connect_timeout,
+        reconnection_policy=ExponentialReconnectionPolicy(0.5, 10.0),
+        idle_heartbeat_interval=10,
+    )
+    try:
+        session = cluster.connect()
+    except Exception:
+        cluster.shutdown()
+        raise
+    return cluster, session
+
+
+def consistency_level(name: str) -> int:
+    """The driver's value of a consistency level name (``LOCAL_QUORUM``...)."""
+    from cassandra import ConsistencyLevel
+
+    return ConsistencyLevel.name_to_value[name.upper()]
+
+
+class RangeAwarePolicy:
+    """Routes a token-range query to a replica of its range, then falls back to the child.
+
+    The driver's TokenAwarePolicy needs a partition key; a range scan has none,
+    so statements carry ``routing_token`` (the range's end token) instead.
+    """
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._cluster_metadata = None
+
+    def populate(self, cluster: Any, hosts: Any) -> None:
+        self._cluster_metadata = cluster.metadata
+        self._child.populate(cluster, hosts)
+
+    def check_supported(self) -> None:
+        pass
+
+    def distance(self, host: Any) -> Any:
+        return self._child.distance(host)
+
+    def make_query_plan(self, working_keyspace: Any = None, query: Any = None) -> Iterator[Any]:
+        from cassandra.policies import HostDistance
+
+        token = getattr(query, "routing_token", None)
+        keyspace = getattr(query, "keyspace", None) or working_keyspace
+        child_plan = self._child.make_query_plan(working_keyspace, query)
+        if token is None or self._cluster_metadata is None or keyspace is None:
+            yield from child_plan
+            return
+        token_map = self._cluster_metadata.token_map
+        replicas = []
+        if token_map is not None:
+            from cassandra.metadata import Murmur3Token
+
+            try:
+                replicas = token_map.get_replicas(keyspace, Murmur3Token(token))
+            except Exception:  # metadata refresh in progress: use the child's plan
+                replicas = []
+        local = [h for h in replicas if h.is_up and self._child.distance(h) == HostDistance.LOCAL]
+        random.shuffle(local)
+        for host in local:
+            yield host
+        for host in child_plan:
+            if host not in local:
+                yield host
+
+    def on_up(self, host: Any) -> None:
+        self._child.on_up(host)
+
+    def on_down(self, host: Any) -> None:
+        self._child.on_down(host)
+
+    def on_add(self, host: Any) -> None:
+        self._child.on_add(host)
+
+    def on_remove(self, host: Any) -> None:
+        self._child.on_remove(host)
+
+
+# --- one session per worker process -------------------------------------------------------
+
+_SESSIONS: dict[tuple[Any, ...], list[Any]] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def acquire_session(config: ConnectionConfig) -> Any:
+    """The worker process's shared session for ``config`` (reference counted)."""
+    key = config.session_key()
+    with _SESSIONS_LOCK:
+        entry = _SESSIONS.get(key)
+        if entry is None:
+            cluster, session = connect(config)
+            entry = _SESSIONS[key] = [cluster, session, 0]
+        entry[2] += 1
+        return entry[1]
+
+
+def release_session(config: ConnectionConfig) -> None:
+    """Drop one reference to the session of ``config``; the last one shuts it down."""
+    key = config.session_key()
+    with _SESSIONS_LOCK:
+        entry = _SESSIONS.get(key)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del _SESSIONS[key]
+            entry[0].shutdown()
+
+
+# --- retries -------------------------------------------------------------------------------
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether another try of the same page can succeed (not an authentication error)."""
+    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout, Unavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
+    from cassandra.protocol import (
+        IsBootstrappingErrorMessage,
+        OverloadedErrorMessage,
+        ServerError,
+    )
+
+    if isinstance(exc, NoHostAvailable):
+        errors = list(exc.errors.values())
+        return not any(_is_auth_error(e) for e in errors)
+    # ConnectionException (ConnectionShutdown...): the coordinator died or the connection
+    # broke with the request in flight; with FallthroughRetryPolicy the driver rethrows it,
+    # as it does for an overloaded or bootstrapping coordinator. Another replica can answer.
+    return isinstance(
+        exc,
+        ReadTimeout
+        | Unavailable
+        | OperationTimedOut
+        | ReadFailure
+        | ServerError
+        | ConnectionException
+        | OverloadedErrorMessage
+        | IsBootstrappingErrorMessage,
+    )
+
+
+def splitting_helps(exc: BaseException) -> bool:
+    """Whether a smaller token window can succeed where ``exc`` failed. Timeouts and read
+    failures (too many rows or tombstones for the timeout) can; missing replicas
+    (Unavailable), no reachable host or a broken connection cannot, whatever the window:
+    halving for those would only shrink the window for the rest of the unit."""
+    from cassandra import OperationTimedOut, ReadFailure, ReadTimeout
+
+    return isinstance(exc, ReadTimeout | OperationTimedOut | ReadFailure)
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    from cassandra import AuthenticationFailed, Unauthorized
+
+    return isinstance(exc, AuthenticationFailed | Unauthorized)
+
+
+def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+class RateLimiter:
+    """A token bucket shared by the threads of one worker process."""
+
+    def __init__(self, rows_per_second: float) -> None:
+        self.rate = rows_per_second
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def acquire(self, rows: int) -> None:
+        if self.rate <= 0 or rows <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + rows / self.rate
+            wait = start - now
+        if wait > 0:
+            time.sleep(wait)
+
+
+_LIMITERS: dict[float, RateLimiter] = {}
+_QUERY_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+
+
+def limiter_for(rate: float) -> RateLimiter:
+    """The worker process's rate limiter for ``rate`` rows per second (shared by its threads)."""
+    with _SESSIONS_LOCK:
+        return _LIMITERS.setdefault(rate, RateLimiter(rate))
+
+
+def query_slots(n: int) -> threading.BoundedSemaphore | None:
+    """The worker process's semaphore of ``n`` requests in flight; None when unlimited."""
+    if n <= 0:
+        return None
+    with _SESSIONS_LOCK:
+        return _QUERY_SLOTS.setdefault(n, threading.BoundedSemaphore(n))
