@@ -46,6 +46,7 @@ from transforms.cassandra_session import (
     connect,
     consistency_level,
     is_retryable,
+    leave_limiter,
     limiter_for,
     query_slots,
     release_session,
@@ -133,6 +134,9 @@ class ReadRangesFn(beam.DoFn):
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
     def teardown(self) -> None:
+        if getattr(self, "_limiter", None) is not None:
+            leave_limiter(self._limiter)
+            self._limiter = None
         if getattr(self, "_session", None) is not None:
             release_session(self.connection)
             self._session = None

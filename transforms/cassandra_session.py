@@ -311,15 +311,25 @@ def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float
 
 
 class RateLimiter:
-    """A token bucket shared by the threads of one worker process."""
+    """A token bucket shared by the threads of one worker process.
 
-    def __init__(self, rows_per_second: float) -> None:
-        self.rate = rows_per_second
+    Its rate is ``per_reader`` rows per second times the readers (DoFn instances) of this
+    process that hold it: a limit split over N workers then adds up to the same total
+    whether the workers are N processes or N threads of one process."""
+
+    def __init__(self, per_reader: float) -> None:
+        self.per_reader = per_reader
+        self.readers = 0
         self._lock = threading.Lock()
         self._next = time.monotonic()
 
+    @property
+    def rate(self) -> float:
+        """Rows per second for the whole process."""
+        return self.per_reader * max(1, self.readers)
+
     def acquire(self, rows: int) -> None:
-        if self.rate <= 0 or rows <= 0:
+        if self.per_reader <= 0 or rows <= 0:
             return
         with self._lock:
             now = time.monotonic()
@@ -334,10 +344,20 @@ _LIMITERS: dict[float, RateLimiter] = {}
 _QUERY_SLOTS: dict[int, threading.BoundedSemaphore] = {}
 
 
-def limiter_for(rate: float) -> RateLimiter:
-    """The worker process's rate limiter for ``rate`` rows per second (shared by its threads)."""
+def limiter_for(per_reader: float) -> RateLimiter:
+    """This process's rate limiter, joined by one more reader of ``per_reader`` rows/s.
+
+    Each call must be matched by :func:`leave_limiter` (in the DoFn's teardown)."""
     with _SESSIONS_LOCK:
-        return _LIMITERS.setdefault(rate, RateLimiter(rate))
+        limiter = _LIMITERS.setdefault(per_reader, RateLimiter(per_reader))
+        limiter.readers += 1
+        return limiter
+
+
+def leave_limiter(limiter: RateLimiter) -> None:
+    """One reader of ``limiter`` is gone: the process's rate drops by its share."""
+    with _SESSIONS_LOCK:
+        limiter.readers = max(0, limiter.readers - 1)
 
 
 def query_slots(n: int) -> threading.BoundedSemaphore | None:
