@@ -664,3 +664,26 @@ def test_gzip_members_are_read_whole(tmp_path: Path) -> None:
     Path(path).write_bytes(gzip.compress(body[:10]) + gzip.compress(body[10:]))
     assert [r.values["pk"] for r in read_unit_rows(path, layout)] == [0, 1, 2]
     assert json.loads(body.splitlines()[0])["pk"] == 0
+
+
+@pytest.mark.parametrize(
+    "sink",
+    [SinkConfig("csv"), SinkConfig("jsonl", "gzip"), SinkConfig("json"), SinkConfig("avro")],
+    ids=lambda s: s.extension,
+)
+def test_unit_without_rows(tmp_path: Path, sink: SinkConfig) -> None:
+    plan = small_plan()
+    path = write_unit(tmp_path / "empty", plan, sink, "list", [])
+    layout = ExportLayout.from_manifest(manifest_of(plan, sink, "list"))
+    assert list(read_unit_rows(path, layout)) == []
+
+
+def test_csv_header_only_names_checked(tmp_path: Path) -> None:
+    plan = small_plan()
+    path = write_unit(tmp_path / "empty", plan, SinkConfig("csv"), "list", [])
+    rewrite(path, lambda b: b.replace(b"pk,", b"pk2,"))
+    layout = ExportLayout.from_manifest(manifest_of(plan, SinkConfig("csv"), "list"))
+    assert error_of(path, layout) == (
+        "CSV header pk2,s,l,s_writetime,l_writetime,s_ttl,l_ttl is not the layout's "
+        "pk,s,l,s_writetime,l_writetime,s_ttl,l_ttl"
+    )

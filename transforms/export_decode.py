@@ -41,6 +41,7 @@ import datetime
 import functools
 import gzip
 import io
+import itertools
 import json
 import operator
 import re
@@ -558,41 +559,77 @@ def _field_decoder(field: LayoutField, layout: ExportLayout) -> Decoder:
     return _element_times(single) if field.per_element else single
 
 
+_INTEGER_LINES = re.compile(r"-?\d+(?:\n-?\d+)*")
+# Distinct whole seconds remembered while decoding one writetime column.
+_SECOND_CACHE_ENTRIES = 100_000
+
+
+def _integer_column(texts: Sequence[str]) -> list[int]:
+    """Integer texts -> ints: one regex pass over the column checks every text, then
+    int() runs in C; a column that fails is decoded value by value for the message."""
+    try:
+        if _INTEGER_LINES.fullmatch("\n".join(texts)):
+            return list(map(int, texts))
+    except ValueError:  # more than 4300 digits
+        pass
+    return list(map(_integer, texts))
+
+
+def _writetime_column(texts: Sequence[str]) -> list[int]:
+    """RFC 3339 writetimes (or out-of-range integers) -> micros, each whole second parsed
+    (and checked) once: the cells of a row, and rows written together, share it."""
+    seconds: dict[str, int] = {}
+    out = []
+    append = out.append
+    for text in texts:
+        fraction = text[20:26]
+        if len(text) != 27 or text[26] != "Z" or text[19] != "." or not fraction.isdigit():
+            append(_writetime_micros(text))
+            continue
+        second = text[:19]
+        base = seconds.get(second)
+        if base is None:
+            if len(seconds) > _SECOND_CACHE_ENTRIES:
+                seconds.clear()
+            base = seconds[second] = _writetime_micros(second + ".000000Z")
+        append(base + int(fraction))
+    return out
+
+
+def _float32_column(values: Sequence[Any]) -> list[float]:
+    """Float texts (or JSON numbers, 'NaN'...) -> float32 values, converted by numpy."""
+    import numpy
+
+    with numpy.errstate(over="raise"):
+        floats = numpy.asarray(list(map(float, values)), dtype=numpy.float64)
+        return floats.astype(numpy.float32).astype(numpy.float64).tolist()
+
+
+# Decoders with a faster form for a whole column of non-null values.
+_COLUMN_FORMS: dict[Decoder, Callable[[Sequence[Any]], list[Any]]] = {
+    _integer: _integer_column,
+    _writetime_micros: _writetime_column,
+    _float32: _float32_column,
+}
+
+
 def _column_decoder(decode: Decoder) -> Callable[[Sequence[Any]], list[Any]]:
     """A decoder of one field made one of a whole column (None stays None)."""
     if decode is _identity:
         return list
+    whole = _COLUMN_FORMS.get(decode) or (lambda values: list(map(decode, values)))
 
     def column(values: Sequence[Any]) -> list[Any]:
-        if None in values:
-            return [None if v is None else decode(v) for v in values]
-        return list(map(decode, values))
+        if None not in values:
+            return whole(values)
+        found = iter(whole([v for v in values if v is not None]))
+        return [None if v is None else next(found) for v in values]
 
     return column
 
 
-def _float32_column(values: Sequence[Any]) -> list[Any]:
-    """Float texts (or JSON numbers) -> float32 values, a column at a time with numpy."""
-    import numpy
-
-    present = [v for v in values if v is not None]
-    with numpy.errstate(over="raise"):
-        floats = numpy.asarray(list(map(float, present)), dtype=numpy.float64)
-        converted = floats.astype(numpy.float32).astype(numpy.float64).tolist()
-    if len(present) == len(values):
-        return converted
-    found = iter(converted)
-    return [None if v is None else next(found) for v in values]
-
-
 def _plan_columns(layout: ExportLayout) -> list[Callable[[Sequence[Any]], list[Any]]]:
-    columns = []
-    for field in layout.fields:
-        if field.role == "value" and field.cql_type.name == "float" and layout.format != "avro":
-            columns.append(_float32_column)
-        else:
-            columns.append(_column_decoder(_field_decoder(field, layout)))
-    return columns
+    return [_column_decoder(_field_decoder(field, layout)) for field in layout.fields]
 
 
 # ---------------------------------------------------------------------------
@@ -652,21 +689,54 @@ def _csv_pattern(delimiter: str) -> re.Pattern[str]:
     return re.compile(rf'"((?:[^"]|"")*)"({d}|\r\n)|([^{d}"\r\n]*)({d}|\r\n)')
 
 
-def _csv_records(path: str, text: str, delimiter: str, null: str) -> list[list[str | None]]:
-    """RFC 4180 records as the exporter writes them (CRLF after every record, header
-    included); an unquoted field equal to the null text is None, a quoted one never is."""
+def _csv_columns(path: str, text: str, layout: ExportLayout) -> list[list[Any]]:
+    """The fields of an exported CSV file, a list per output field (None for null).
+
+    RFC 4180 as the exporter writes it: CRLF after every record, the header included; an
+    unquoted field equal to the null text is null, a quoted one never is (the exporter
+    quotes an empty string, and any text equal to the null text)."""
     if not text.endswith("\r\n"):
         raise ExportFileError(path, "truncated: the last CSV record has no line end")
-    if '"' not in text:  # nothing quoted: split in C
-        records: list[list[str | None]] = []
-        for line in text[:-2].split("\r\n"):
-            if "\n" in line or "\r" in line:
-                raise ExportFileError(path, "malformed CSV: a bare line break outside quotes")
-            fields: list[str | None] = line.split(delimiter)
-            if null in fields:
-                fields = [None if f == null else f for f in fields]
-            records.append(fields)
-        return records
+    delimiter, null = layout.delimiter, layout.null_value
+    expected = list(layout.field_names)
+    width = len(expected)
+    if '"' in text:
+        records = _csv_quoted_records(path, text, delimiter, null)
+    else:  # nothing quoted: split in C, then slice the columns out of one flat list
+        body = text[:-2]
+        line_ends = body.count("\r\n")
+        if body.count("\n") != line_ends or body.count("\r") != line_ends:
+            raise ExportFileError(path, "malformed CSV: a bare line break outside quotes")
+        lines = body.split("\r\n")
+        counts = list(map(operator.methodcaller("count", delimiter), lines))
+        if counts.count(width - 1) == len(lines):
+            flat = body.replace("\r\n", delimiter).split(delimiter)
+            _check_header(path, flat[:width], expected)
+            columns = [flat[width + i :: width] for i in range(width)]
+            return [
+                [None if f == null else f for f in column] if null in column else column
+                for column in columns
+            ]
+        records = [[None if f == null else f for f in line.split(delimiter)] for line in lines]
+    _check_header(path, records[0], expected)
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != width:
+            raise ExportFileError(
+                path, f"CSV record {number} has {len(record)} fields, the header {width}"
+            )
+    return [list(column) for column in zip(*records[1:], strict=True)] or [[]] * width
+
+
+def _check_header(path: str, header: Sequence[Any], expected: list[str]) -> None:
+    if list(header) != expected:
+        raise ExportFileError(
+            path, f"CSV header {_brief(header)} is not the layout's {_brief(expected)}"
+        )
+
+
+def _csv_quoted_records(path: str, text: str, delimiter: str, null: str) -> list[list[Any]]:
+    """Records of a CSV text with quoted fields, by one regex (no field is skipped: the
+    matched lengths must add up to the whole text)."""
     records = []
     record: list[str | None] = []
     consumed = 0
@@ -685,23 +755,6 @@ def _csv_records(path: str, text: str, delimiter: str, null: str) -> list[list[s
     if consumed != len(text):
         raise ExportFileError(path, "malformed CSV: an unbalanced or stray quote")
     return records
-
-
-def _csv_rows(path: str, text: str, layout: ExportLayout) -> list[Sequence[Any]]:
-    records = _csv_records(path, text, layout.delimiter, layout.null_value)
-    header = records[0]
-    expected = list(layout.field_names)
-    if header != expected:
-        raise ExportFileError(
-            path, f"CSV header {_brief(header)} is not the layout's {_brief(expected)}"
-        )
-    width = len(expected)
-    for number, record in enumerate(records[1:], start=2):
-        if len(record) != width:
-            raise ExportFileError(
-                path, f"CSV record {number} has {len(record)} fields, the header {width}"
-            )
-    return records[1:]
 
 
 def _brief(names: Sequence[Any]) -> str:
@@ -731,19 +784,17 @@ def _json_objects(path: str, text: str, layout: ExportLayout) -> list[Any]:
         ) from None
 
 
-def _json_rows(path: str, text: str, layout: ExportLayout) -> list[Sequence[Any]]:
+def _json_columns(path: str, text: str, layout: ExportLayout) -> list[list[Any]]:
     names = layout.field_names
     expected = set(names)
-    pick = operator.itemgetter(*names)
-    rows = []
-    for number, obj in enumerate(_json_objects(path, text, layout), start=1):
+    objects = _json_objects(path, text, layout)
+    for number, obj in enumerate(objects, start=1):
         if not isinstance(obj, dict) or obj.keys() != expected:
             found = list(obj) if isinstance(obj, dict) else type(obj).__name__
             raise ExportFileError(
                 path, f"JSON row {number} has fields {found}, not the layout's {list(names)}"
             )
-        rows.append(pick(obj) if len(names) > 1 else (pick(obj),))
-    return rows
+    return [list(map(operator.itemgetter(name), objects)) for name in names]
 
 
 def _without_logical_types(schema: Any) -> Any:
@@ -773,8 +824,8 @@ _AVRO_HEADER_SCHEMA = {
 }
 
 
-def _avro_rows(path: str, data: bytes, layout: ExportLayout) -> list[Sequence[Any]]:
-    """Records as tuples in layout order. fastavro applies the *writer* schema's logical
+def _avro_columns(path: str, data: bytes, layout: ExportLayout) -> list[list[Any]]:
+    """The records' fields, a list per output field. fastavro applies the *writer* schema's logical
     types (datetimes that overflow past year 9999, dates, UUIDs), so the header is
     rewritten with a schema without them and the stored ints and strings come back."""
     import fastavro
@@ -797,10 +848,8 @@ def _avro_rows(path: str, data: bytes, layout: ExportLayout) -> list[Sequence[An
         fastavro.schemaless_writer(plain, _AVRO_HEADER_SCHEMA, {**header, "meta": meta})
         plain.write(data[stream.tell() :])
         plain.seek(0)
-        pick = operator.itemgetter(*names)
-        if len(names) == 1:
-            return [(pick(record),) for record in fastavro.reader(plain)]
-        return list(map(pick, fastavro.reader(plain)))
+        records = list(fastavro.reader(plain))
+        return [list(map(operator.itemgetter(name), records)) for name in names]
     except ExportFileError:
         raise
     except Exception as exc:  # fastavro: EOFError, ValueError, zlib.error, ...
@@ -815,14 +864,11 @@ def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
     """
     data = _read_bytes(path, "none" if layout.format == "avro" else layout.compression)
     if layout.format == "avro":
-        rows = _avro_rows(path, data, layout)
+        columns = _avro_columns(path, data, layout)
     elif layout.format == "csv":
-        rows = _csv_rows(path, _text_of(path, data), layout)
+        columns = _csv_columns(path, _text_of(path, data), layout)
     else:
-        rows = _json_rows(path, _text_of(path, data), layout)
-    if not rows:
-        return iter(())
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        columns = _json_columns(path, _text_of(path, data), layout)
     fields = layout.fields
     for index, decode in enumerate(_plan_columns(layout)):
         try:
@@ -834,14 +880,18 @@ def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
     return _rows(layout, columns)
 
 
-def _rows(layout: ExportLayout, columns: list[Sequence[Any]]) -> Iterator[DecodedRow]:
-    value_names = [f.column for f in layout.fields if f.role == "value"]
-    writetime_names = [f.column for f in layout.fields if f.role == "writetime"]
-    ttl_names = [f.column for f in layout.fields if f.role == "ttl"]
-    n_values, n_writetimes = len(value_names), len(writetime_names)
-    for row in zip(*columns, strict=True):
+def _rows(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:
+    groups = []
+    for role in ("value", "writetime", "ttl"):
+        indexes = [i for i, f in enumerate(layout.fields) if f.role == role]
+        names = [layout.fields[i].column for i in indexes]
+        # zip() of no columns yields no rows: a role without fields is empty per row
+        rows = zip(*(columns[i] for i in indexes), strict=True) if indexes else itertools.repeat(())
+        groups.append((names, rows))
+    (value_names, values), (writetime_names, writetimes), (ttl_names, ttls) = groups
+    for value, writetime, ttl in zip(values, writetimes, ttls, strict=False):  # repeat()
         yield DecodedRow(
-            dict(zip(value_names, row[:n_values], strict=True)),
-            dict(zip(writetime_names, row[n_values : n_values + n_writetimes], strict=True)),
-            dict(zip(ttl_names, row[n_values + n_writetimes :], strict=True)),
+            dict(zip(value_names, value, strict=True)),
+            dict(zip(writetime_names, writetime, strict=True)),
+            dict(zip(ttl_names, ttl, strict=True)),
         )
