@@ -341,7 +341,7 @@ def manifest_of(plan: TablePlan, sink: SinkConfig, policy: str) -> dict[str, Any
     }
 
 
-def write_unit(path: Path, plan: TablePlan, sink: SinkConfig, policy: str, rows: list) -> str:
+def write_unit(path: Path | str, plan: TablePlan, sink: SinkConfig, policy: str, rows: list) -> str:
     normalize = normalize_row_fn(plan, policy)
     rows = [normalize(r) for r in rows] if normalize else rows
     target = str(path) + sink.extension
@@ -687,3 +687,25 @@ def test_csv_header_only_names_checked(tmp_path: Path) -> None:
         "CSV header pk2,s,l,s_writetime,l_writetime,s_ttl,l_ttl is not the layout's "
         "pk,s,l,s_writetime,l_writetime,s_ttl,l_ttl"
     )
+
+
+@pytest.mark.parametrize(
+    "sink", [SinkConfig("csv", "zstd"), SinkConfig("avro")], ids=lambda s: s.extension
+)
+def test_reads_through_beam_filesystems(sink: SinkConfig) -> None:
+    """A unit on another Beam filesystem (memory://, as gs:// or s3://) reads the same."""
+    from tests import memfs
+
+    plan = small_plan()
+    rows = [(1, "a", [1, 2], 10, [10, 11], 5, [5, None])]
+    path = write_unit("memory://decode-test/part", plan, sink, "list", rows)
+    try:
+        layout = ExportLayout.from_manifest(manifest_of(plan, sink, "list"))
+        (row,) = read_unit_rows(path, layout)
+        assert (row.values, row.writetimes, row.ttls) == (
+            {"pk": 1, "s": "a", "l": [1, 2]},
+            {"s": 10, "l": [10, 11]},
+            {"s": 5, "l": [5, None]},
+        )
+    finally:
+        memfs.reset("memory://decode-test/")
