@@ -426,7 +426,7 @@ def _nullable(decode: Decoder) -> Decoder:
 def _hashable(t: CqlType) -> bool:
     """Whether decoded values of ``t`` can be dict keys."""
     if t.name in _SCALARS:
-        return True
+        return t.name != "duration"  # cassandra.util.Duration defines no hash
     return t.name == "tuple" and all(_hashable(p) for p in t.params)
 
 
