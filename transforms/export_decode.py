@@ -28,10 +28,15 @@ as the cassandra-driver binds them:
 Writetimes are integer microseconds, TTLs integer seconds; a collection's are a list
 (``None`` where an element has none) under ``--collection-writetime list``.
 
+In CSV, null and the empty string stay apart: null is the unquoted ``--null-value`` and
+the exporter quotes an empty string (and any text equal to the null text).
+
 What a file cannot tell: ``decimal`` values with a positive exponent are exported in
 plain notation (``1.5E+3`` as ``1500``), so the decoded value is numerically equal with
 scale 0. A unit file cut exactly at a row boundary reads as a shorter, valid file: compare
-the row count with the unit's marker (``_manifest/ranges/<unit>.json``, ``rows``).
+the row count with the unit's marker (``_manifest/ranges/<unit>.json``, ``rows``). Avro
+has no checksum: with ``--avro-codec null`` a damaged byte inside a block can decode as
+another valid value. A file is read whole into memory (unit files are one work unit).
 """
 
 from __future__ import annotations
