@@ -23,8 +23,8 @@ from transforms.cassandra_io import (
     plan_described_table,
     ring_tokens,
 )
+from transforms.formats import SinkConfig, check_sink
 from transforms.normalize import WritetimeFilter, parse_time_micros
-from transforms.sinks import SinkConfig
 from transforms.table_plan import PlanError, TablePlan
 from transforms.token_ranges import WorkUnit, make_work_units, plan_ranges
 
@@ -405,14 +405,18 @@ def _auto_splits(tokens: list[int], estimates: dict[tuple[int, int], int], worke
 
 def _sink(settings: Settings) -> SinkConfig:
     try:
-        return SinkConfig(
+        sink = SinkConfig(
             format=settings["format"],
             compression=settings["compression"],
             delimiter=settings["delimiter"],
             null_value=settings["null_value"],
             writetime_format=settings["writetime_format"],
             avro_codec=settings["avro_codec"],
+            parquet_codec=settings["parquet_codec"],
+            parquet_row_group_rows=settings["parquet_row_group_rows"],
         )
+        check_sink(sink)
+        return sink
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
