@@ -17,7 +17,7 @@ time                               time64(ns)
 duration                           struct<months int32, days int32, nanoseconds int64>
 inet                               string
 list, set                          list (sets in Cassandra's order)
-vector<T, n>                       fixed_size_list<T, n>
+vector<T, n>                       list<T> of n elements (see ``arrow_type``)
 map<K, V>                          map<K, V>
 tuple                              struct<f0, f1, ...>
 UDT                                struct of its fields
@@ -99,10 +99,12 @@ def arrow_type(t: CqlType) -> pa.DataType:
     scalar = _SCALAR_TYPES.get(t.name)
     if scalar is not None:
         return scalar
-    if t.name in ("list", "set"):
+    if t.name in ("list", "set", "vector"):
+        # Not fixed_size_list for vectors: pyarrow 25 cannot read back a fixed-size list
+        # column holding a null (ArrowInvalid), and Parquet itself has only LIST, which is
+        # what DuckDB, Spark and BigQuery see either way. The dimension is in the CQL type
+        # of the schema metadata.
         return pa.list_(arrow_type(t.params[0]))
-    if t.name == "vector":
-        return pa.list_(arrow_type(t.params[0]), t.dimension)
     if t.name == "map":
         return pa.map_(arrow_type(t.params[0]), arrow_type(t.params[1]))
     if t.name in ("tuple", "udt"):
@@ -300,8 +302,6 @@ def _raw_type(data_type: pa.DataType) -> pa.DataType:
         return pa.int64()
     if pa.types.is_date32(data_type):
         return pa.int32()
-    if pa.types.is_fixed_size_list(data_type):
-        return pa.list_(_raw_type(data_type.value_type), data_type.list_size)
     if pa.types.is_list(data_type):
         return pa.list_(_raw_type(data_type.value_type))
     if pa.types.is_map(data_type):
