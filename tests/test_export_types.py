@@ -1088,6 +1088,10 @@ def test_parquet_single_file_codec_and_row_groups(
     key = lambda row: row["k"]  # noqa: E731
     assert sorted(merged.read().to_pylist(), key=key) == sorted(part_rows, key=key)
     assert _chunk_compressions(out / "export.parquet") == {stored}
+    import duckdb
+
+    (counted,) = duckdb.sql(f"SELECT count(*), count(t) FROM '{out / 'export.parquet'}'").fetchall()
+    assert counted == (len(part_rows), 1 + len(AWKWARD_TEXTS))  # t: '' (k=3) and the texts
     for path in helpers.part_files(out):
         assert _chunk_compressions(path) <= {stored}
         part = pq.ParquetFile(path).metadata
@@ -1108,3 +1112,42 @@ def test_parquet_uncompressed_and_compression_refused(
         "with --parquet-codec\n"
     )
     assert helpers.tree(refused) == []
+
+
+def test_parquet_read_by_duckdb(exports: Exports, all_types: str) -> None:
+    import duckdb
+
+    out = exports(all_types, *ALL, "--format", "parquet", "--writetime-format", "iso")
+    files = helpers.part_files(out)
+    query = (
+        "SELECT pk, ck, c_int, c_bigint, c_varint, c_decimal, c_text, c_blob, c_uuid, "
+        "epoch_ms(c_timestamp), c_date, c_list, c_map, c_udt, c_vector, c_float, c_double, "
+        "epoch_us(c_int_writetime), c_int_ttl, s_static "
+        f"FROM read_parquet({files!r}) ORDER BY pk, ck"
+    )
+    rows = duckdb.sql(query).fetchall()
+    assert len(rows) == 5
+    a = rows[0]
+    assert a[:9] == (
+        1,
+        "a",
+        -(2**31),
+        2**63 - 1,
+        VARINT,
+        DECIMAL,
+        TEXT,
+        b"\x00\x01\xfe\xff",
+        UUID,
+    )
+    assert a[9] == 1_700_000_000_123 and a[10] == datetime.date(2024, 2, 29)
+    assert a[11:15] == (
+        [3, 1, 2],
+        {"a": 2, "z": 1},
+        {"street": "Main St", "zip": 12345, "tags": ["b", "home"]},
+        [1.0, -2.5, 0.25],
+    )
+    assert a[15] == FLOAT32_0_1 and a[16] == 0.30000000000000004
+    assert a[17] == WT_OF["c_int"] and a[18] == Ttl(TTL_OF["c_int"])
+    assert math.isnan(rows[1][16]) and rows[2][16] == -INF and rows[3][16] == INF
+    only_static = rows[4]
+    assert only_static[:3] == (2, None, None) and only_static[19] == "only static"
