@@ -12,15 +12,16 @@ readers hand out the integer Cassandra stores. TTLs are ``int``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from itertools import repeat
+import io
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_types
+from transforms.formats.avro_encoding import interleave, nullable_column_encoder
 from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
-from transforms.table_plan import TablePlan
+from transforms.table_plan import OutputField, TablePlan
 
 _WRITETIME_SCHEMAS: dict[str, Any] = {
     "iso": {"type": "long", "logicalType": "timestamp-micros"},
@@ -62,62 +63,74 @@ def avro_schema_for(
     return schema, field_names
 
 
-_AVRO_PRIMITIVES = frozenset(("boolean", "int", "long", "float", "double", "bytes", "string"))
+# A block is written once the batches' encoded records reach this size (fastavro's
+# sync interval of the earlier writer: the same block sizes, the same compression).
+_BLOCK_BYTES = 256 * 1024
 
 
-def _primitive_branch(schema: Any) -> str | None:
-    """The union branch name of a primitive (or logical) Avro type, else None."""
-    if isinstance(schema, dict):
-        schema = schema.get("type")
-    return schema if isinstance(schema, str) and schema in _AVRO_PRIMITIVES else None
+class _EncodedBlock:
+    """What ``fastavro.write.Writer.write_block`` takes: records already encoded."""
+
+    def __init__(self, num_records: int, data: bytes) -> None:
+        self.num_records = num_records
+        self.bytes_ = io.BytesIO(data)
 
 
 class AvroWriter:
-    """Rows of one piece -> one Avro object container file."""
+    """Rows of one piece -> one Avro object container file.
+
+    Each batch is encoded column by column (``avro_encoding``); fastavro writes the
+    header, compresses the blocks with ``--avro-codec`` and writes the sync markers."""
 
     def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str) -> None:
         import fastavro
 
-        schema, field_names = avro_schema_for(plan, policy, sink.writetime_format)
+        schema, _ = avro_schema_for(plan, policy, sink.writetime_format)
         self._handle = handle
-        self._names = field_names
-        self._columns = [
-            None
-            if field.role != "value" or cql_types.writes_unchanged(field.column.cql_type, "avro")
-            else cql_types.avro_converter(field.column.cql_type)
-            for field in plan.output_fields
+        self._encoders = [
+            nullable_column_encoder(entry["type"][1], _datum_fn(field))
+            for field, entry in zip(plan.output_fields, schema["fields"], strict=True)
         ]
-        # fastavro picks a union branch by validating the value against each branch,
-        # unless the value comes as (branch name, value). Columns of a primitive type
-        # (logical types included) name their branch; records, arrays and maps do not.
-        self._branches = [_primitive_branch(f["type"][1]) for f in schema["fields"]]
         self._writer = fastavro.write.Writer(
-            handle, fastavro.parse_schema(schema), codec=sink.avro_codec, sync_interval=256 * 1024
+            handle, fastavro.parse_schema(schema), codec=sink.avro_codec
         )
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_rows = 0
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        check_width(rows, len(self._columns))
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        for i, (convert, branch) in enumerate(zip(self._columns, self._branches, strict=True)):
-            column = columns[i]
-            if convert is not None:
-                column = list(map(convert, column))
-            if branch is not None:
-                if None in column:
-                    column = [None if v is None else (branch, v) for v in column]
-                else:
-                    column = list(zip(repeat(branch), column))
-            columns[i] = column
-        names = self._names
-        write = self._writer.write
-        for values in zip(*columns, strict=True):
-            write(dict(zip(names, values, strict=True)))
+        check_width(rows, len(self._encoders))
+        runs = [
+            run
+            for encode, column in zip(self._encoders, zip(*rows, strict=True), strict=True)
+            for run in encode(column)
+        ]
+        encoded = interleave(runs, len(rows))
+        self._pending.append(encoded)
+        self._pending_bytes += len(encoded)
+        self._pending_rows += len(rows)
+        if self._pending_bytes >= _BLOCK_BYTES:
+            self._write_block()
+
+    def _write_block(self) -> None:
+        if self._pending_rows:
+            block = _EncodedBlock(self._pending_rows, b"".join(self._pending))
+            self._writer.write_block(block)
+            self._pending, self._pending_bytes, self._pending_rows = [], 0, 0
 
     def close(self) -> None:
+        self._write_block()
         self._writer.flush()
         self._handle.close()
+
+
+def _datum_fn(field: OutputField) -> Callable[[Any], Any] | None:
+    """Non-null driver value -> Avro datum (None: the value is the datum)."""
+    if field.role != "value" or cql_types.writes_unchanged(field.column.cql_type, "avro"):
+        return None
+    return cql_types.avro_converter(field.column.cql_type)
 
 
 def open_avro_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> AvroWriter:
