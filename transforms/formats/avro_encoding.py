@@ -22,21 +22,21 @@ import pyarrow as pa
 Run = tuple[np.ndarray, np.ndarray]
 ColumnEncoder = Callable[[Sequence[Any]], list[Run]]
 
-_MAX_VARINT_BYTES = 10
+# The smallest zig-zag value needing 2, 3, ... 10 varint bytes.
+_VARINT_THRESHOLDS = np.array([1 << (7 * n) for n in range(1, 10)], np.uint64)
 
 
 def varints(values: np.ndarray) -> Run:
     """int64 values -> Avro zig-zag varints (the run of their bytes, bytes per value)."""
     zigzag = ((values << 1) ^ (values >> 63)).view(np.uint64)
-    count = np.ones(len(zigzag), np.int64)
-    for group in range(1, _MAX_VARINT_BYTES):
-        count += zigzag >= np.uint64(1 << (7 * group))
+    count = np.searchsorted(_VARINT_THRESHOLDS, zigzag, side="right").astype(np.int64) + 1
     width = int(count.max(initial=1))
     groups = np.empty((len(zigzag), width), np.uint8)
     for group in range(width):
-        seven = (zigzag >> np.uint64(7 * group)) & np.uint64(0x7F)
-        more = np.where(count > group + 1, 0x80, 0)
-        groups[:, group] = seven.astype(np.uint8) | more.astype(np.uint8)
+        seven = ((zigzag >> np.uint64(7 * group)) & np.uint64(0x7F)).astype(np.uint8)
+        groups[:, group] = seven | ((count > group + 1).astype(np.uint8) << 7)
+    if (count == width).all():  # one length (writetimes, small ints): every byte counts
+        return groups.ravel(), count
     return groups[np.arange(width) < count[:, None]], count
 
 
