@@ -61,7 +61,6 @@ from transforms.table_plan import OutputField, TablePlan
 
 SCHEMA_METADATA_KEY = b"cassandra_export"
 _MIME_TYPE = "application/vnd.apache.parquet"
-_CODECS = {"zstd": "zstd", "snappy": "snappy", "gzip": "gzip", "none": "none"}
 
 _DURATION = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
 _SCALAR_TYPES: dict[str, pa.DataType] = {
@@ -239,7 +238,7 @@ class _RowGroups:
 
 
 def _parquet_writer(handle: Any, schema: pa.Schema, sink: SinkConfig) -> pq.ParquetWriter:
-    return pq.ParquetWriter(handle, schema, compression=_CODECS[sink.parquet_codec])
+    return pq.ParquetWriter(handle, schema, compression=sink.parquet_codec)
 
 
 class ParquetWriter:
