@@ -301,6 +301,8 @@ def read_rows(out: str | Path, delimiter: str = ",") -> list[dict[str, Any]]:
         return read_json_arrays(out)
     if kind == "avro":
         return read_avro(out)[1]
+    if kind == "parquet":
+        return read_parquet(out)[1]
     raise ValueError(f"unknown part kind {kind!r}")
 
 
