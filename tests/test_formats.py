@@ -218,3 +218,18 @@ def test_parquet_values_outside_years_1_to_9999_round_trip(tmp_path: Path) -> No
         },
     ]
     assert back[0]["d"].days_from_epoch == -(2**31)
+
+
+def test_parquet_row_groups_close_early_at_32_mb(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    plan = _plan(("k", "int"), ("t", "text"))
+    path = str(tmp_path / "part.parquet")
+    writer = formats.get_format("parquet").open_writer(
+        path, plan, SinkConfig(format="parquet"), "max"
+    )
+    for k in range(40):  # one MiB of text per row, one row per batch
+        writer.write_rows([(k, "x" * 2**20)])
+    writer.close()
+    metadata = pq.ParquetFile(path).metadata
+    assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [32, 8]

@@ -215,26 +215,34 @@ def _column_fn(field: OutputField) -> Callable[[Sequence[Any]], Sequence[Any]] |
     return lambda column: [None if v is None else convert(v) for v in column]
 
 
+# A row group is written early once its buffered batches hold this much Arrow data, so a
+# worker holding several open pieces of a wide table stays lean whatever the row count.
+_ROW_GROUP_BYTES = 32 * 1024 * 1024
+
+
 class _RowGroups:
-    """Record batches buffered into row groups of ``rows`` rows."""
+    """Record batches buffered into row groups of ``rows`` rows (fewer when
+    ``_ROW_GROUP_BYTES`` of data come first)."""
 
     def __init__(self, writer: pq.ParquetWriter, rows: int) -> None:
         self._writer = writer
         self._rows = rows
         self._batches: list[pa.RecordBatch] = []
-        self._buffered = 0
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
         self._batches.append(batch)
-        self._buffered += batch.num_rows
-        if self._buffered >= self._rows:
+        self._buffered_rows += batch.num_rows
+        self._buffered_bytes += batch.nbytes
+        if self._buffered_rows >= self._rows or self._buffered_bytes >= _ROW_GROUP_BYTES:
             self.flush()
 
     def flush(self) -> None:
         if self._batches:
             table = pa.Table.from_batches(self._batches)
             self._writer.write_table(table, row_group_size=self._rows)
-            self._batches, self._buffered = [], 0
+            self._batches, self._buffered_rows, self._buffered_bytes = [], 0, 0
 
 
 def _parquet_writer(handle: Any, schema: pa.Schema, sink: SinkConfig) -> pq.ParquetWriter:
@@ -242,7 +250,8 @@ def _parquet_writer(handle: Any, schema: pa.Schema, sink: SinkConfig) -> pq.Parq
 
 
 class ParquetWriter:
-    """Rows of one piece -> one Parquet file, a row group per ``parquet_row_group_rows``."""
+    """Rows of one piece -> one Parquet file, row groups of ``parquet_row_group_rows`` rows
+    (or 32 MB of Arrow data, whichever comes first)."""
 
     def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str) -> None:
         self._handle = handle
