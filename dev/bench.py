@@ -6,13 +6,14 @@ wall seconds, rows/s, CPU seconds of the whole process tree (rusage of children,
 grandchildren included: this process is made a child subreaper so orphans are
 reaped here), and the peak RSS of the tree (psutil, summed over the processes,
 polled every 0.1 s). Every tool's output rows are counted (CSV lines minus
-headers, Avro records from block headers) and checked against ``--rows``.
+headers, Avro records from block headers, Parquet rows from footers) and checked against ``--rows``.
 
 Tools::
 
     ours, ours-wt            cassandra-export CSV, --writetime-columns none / '*'
     ours-avro, ours-avro-wt  the same as Avro (deflate)
     ours-jsonl, ours-jsonl-wt  JSON lines
+    ours-parquet, ours-parquet-wt  Parquet (zstd)
     base, base-wt, base-avro, base-avro-wt   the exporter from --baseline-src DIR
                              (a copy of transforms/ and pipeline/ to compare against)
     raw, raw-wt              dev/raw_scan.py with --workers processes (the ceiling)
@@ -83,7 +84,7 @@ DSBULK_NETTY_VERSION = "4.1.94.Final"
 DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
 
 ALL_TOOLS = (
-    "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt "
+    "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt ours-parquet ours-parquet-wt "
     "base base-wt base-avro base-avro-wt raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh"
 ).split()
 DEFAULT_TOOLS = "ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh"
@@ -462,6 +463,12 @@ def count_csv_rows(paths: list[str], header: bool) -> int:
     return total
 
 
+def count_parquet_rows(paths: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
+
+
 def count_avro_rows(paths: list[str]) -> int:
     import fastavro
 
@@ -504,7 +511,7 @@ class Invocation:
 
 def _ours(ctx: Context, tool: str, out: Path) -> Invocation:
     base = tool.startswith("base")
-    fmt = "avro" if "avro" in tool else "jsonl" if "jsonl" in tool else "csv"
+    fmt = next((f for f in ("avro", "jsonl", "parquet") if f in tool), "csv")
     wt = tool.endswith("-wt")
     cmd = [ctx.python, "-m", "pipeline.cli", "--hosts", ",".join(ctx.hosts)]
     cmd += ["--table", f"{KEYSPACE}.{ctx.table}", "--output", str(out), "--overwrite"]
@@ -529,6 +536,8 @@ def _ours(ctx: Context, tool: str, out: Path) -> Invocation:
         files = sorted(glob.glob(str(out / "data" / f"*.{fmt}")))
         if fmt == "avro":
             return count_avro_rows(files)
+        if fmt == "parquet":
+            return count_parquet_rows(files)
         return count_csv_rows(files, header=fmt == "csv")
 
     return Invocation(cmd, env, cwd, out, count)

@@ -27,8 +27,8 @@ from transforms.cassandra_schema import (
     ring_tokens,
 )
 from transforms.cassandra_session import ConnectionConfig
+from transforms.formats import SinkConfig
 from transforms.normalize import WritetimeFilter
-from transforms.sinks import SinkConfig
 from transforms.table_plan import PlanError, TablePlan
 from transforms.token_ranges import WorkUnit, auto_splits, make_work_units, plan_ranges
 

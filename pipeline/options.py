@@ -15,6 +15,14 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.formats import FORMATS as FORMAT_REGISTRY
+from transforms.formats.base import (
+    AVRO_CODECS,
+    COMPRESSIONS,
+    PARQUET_CODECS,
+    PARQUET_ROW_GROUP_ROWS,
+    WRITETIME_FORMATS,
+)
 from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY
 
 
@@ -33,7 +41,7 @@ CONSISTENCY_LEVELS = (
     "EACH_QUORUM",
     "LOCAL_ONE",
 )
-FORMATS = ("csv", "jsonl", "json", "avro")
+FORMATS = tuple(FORMAT_REGISTRY)
 
 
 def _positive_int(text: str) -> int:
@@ -307,8 +315,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "writetime-format",
         "writetimes as RFC 3339 text or integer microseconds",
-        default="iso",
-        choices=("iso", "micros"),
+        default=WRITETIME_FORMATS[0],
+        choices=WRITETIME_FORMATS,
         output_affecting=True,
         group="output",
     ),
@@ -327,15 +335,31 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "compression",
         "compression of text formats",
         default="none",
-        choices=("none", "gzip", "zstd"),
+        choices=tuple(COMPRESSIONS),
         output_affecting=True,
         group="output",
     ),
     OptionSpec(
         "avro-codec",
         "Avro block codec",
-        default="deflate",
-        choices=("deflate", "null", "zstandard"),
+        default=AVRO_CODECS[0],
+        choices=AVRO_CODECS,
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "parquet-codec",
+        "Parquet column compression",
+        default=PARQUET_CODECS[0],
+        choices=PARQUET_CODECS,
+        output_affecting=True,
+        group="output",
+    ),
+    OptionSpec(
+        "parquet-row-group-rows",
+        "rows per Parquet row group",
+        type=_positive_int,
+        default=PARQUET_ROW_GROUP_ROWS,
         output_affecting=True,
         group="output",
     ),

@@ -11,8 +11,8 @@ from pipeline.options import SPECS_BY_DEST, UsageError
 from pipeline.runners import worker_count
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig, parse_host
+from transforms.formats import SinkConfig, check_sink
 from transforms.normalize import WritetimeFilter, parse_time_micros
-from transforms.sinks import SinkConfig
 
 
 def output_directory(settings: Settings) -> str:
@@ -163,13 +163,17 @@ def check_output_is_directory(output: str) -> None:
 def sink_config(settings: Settings) -> SinkConfig:
     """The output format settings (SinkConfig validates their combination)."""
     try:
-        return SinkConfig(
+        sink = SinkConfig(
             format=settings["format"],
             compression=settings["compression"],
             delimiter=settings["delimiter"],
             null_value=settings["null_value"],
             writetime_format=settings["writetime_format"],
             avro_codec=settings["avro_codec"],
+            parquet_codec=settings["parquet_codec"],
+            parquet_row_group_rows=settings["parquet_row_group_rows"],
         )
+        check_sink(sink)
+        return sink
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -267,6 +267,26 @@ def read_avro(out: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return schema or {}, rows
 
 
+def read_parquet(out: str | Path) -> tuple[Any, list[dict[str, Any]]]:
+    """Arrow schema (the same in every part) and rows as pyarrow gives them, except that
+    time64 columns come as their integer nanoseconds (Python's time has microseconds)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = None
+    rows: list[dict[str, Any]] = []
+    for path in part_files(out):
+        table = pq.read_table(path)
+        if schema is None:
+            schema = table.schema
+        assert table.schema.equals(schema, check_metadata=True), f"{path}: schema differs"
+        for i, column in enumerate(table.schema):
+            if pa.types.is_time64(column.type):
+                table = table.set_column(i, column.name, table.column(i).cast(pa.int64()))
+        rows += table.to_pylist()
+    return schema, rows
+
+
 def read_rows(out: str | Path, delimiter: str = ",") -> list[dict[str, Any]]:
     """Rows of any format (CSV as strings), by the parts' extension."""
     files = part_files(out)
@@ -281,6 +301,8 @@ def read_rows(out: str | Path, delimiter: str = ",") -> list[dict[str, Any]]:
         return read_json_arrays(out)
     if kind == "avro":
         return read_avro(out)[1]
+    if kind == "parquet":
+        return read_parquet(out)[1]
     raise ValueError(f"unknown part kind {kind!r}")
 
 

@@ -30,8 +30,8 @@ from transforms.export_decode import (
     UdtValue,
     read_unit_rows,
 )
+from transforms.formats import SinkConfig, get_format
 from transforms.normalize import normalize_row_fn
-from transforms.sinks import SinkConfig, open_unit_writer
 from transforms.table_plan import CLUSTERING, PARTITION_KEY, REGULAR, TablePlan, build_table_plan
 
 
@@ -344,8 +344,9 @@ def manifest_of(plan: TablePlan, sink: SinkConfig, policy: str) -> dict[str, Any
 def write_unit(path: Path | str, plan: TablePlan, sink: SinkConfig, policy: str, rows: list) -> str:
     normalize = normalize_row_fn(plan, policy)
     rows = [normalize(r) for r in rows] if normalize else rows
-    target = str(path) + sink.extension
-    writer = open_unit_writer(target, plan, sink, policy)
+    fmt = get_format(sink.format)
+    target = str(path) + fmt.file_extension(sink)
+    writer = fmt.open_writer(target, plan, sink, policy)
     half = len(rows) // 2
     writer.write_rows(rows[:half])  # two batches: separators between batches too
     writer.write_rows(rows[half:])
@@ -669,7 +670,7 @@ def test_gzip_members_are_read_whole(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "sink",
     [SinkConfig("csv"), SinkConfig("jsonl", "gzip"), SinkConfig("json"), SinkConfig("avro")],
-    ids=lambda s: s.extension,
+    ids=lambda s: get_format(s.format).file_extension(s),
 )
 def test_unit_without_rows(tmp_path: Path, sink: SinkConfig) -> None:
     plan = small_plan()
@@ -690,7 +691,9 @@ def test_csv_header_only_names_checked(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "sink", [SinkConfig("csv", "zstd"), SinkConfig("avro")], ids=lambda s: s.extension
+    "sink",
+    [SinkConfig("csv", "zstd"), SinkConfig("avro")],
+    ids=lambda s: get_format(s.format).file_extension(s),
 )
 def test_reads_through_beam_filesystems(sink: SinkConfig) -> None:
     """A unit on another Beam filesystem (memory://, as gs:// or s3://) reads the same."""

@@ -266,16 +266,67 @@ def _avro_value(value: Any) -> Any:
     return IsNaN() if isinstance(value, float) and math.isnan(value) else value
 
 
+# Where pyarrow's reading of the Parquet file differs from fastavro's of the Avro file
+# (row 'a'): maps are lists of (key, value) pairs, uuids are strings.
+PARQUET_A = {
+    "c_frozen_map": [(1, "one"), (2, "two")],
+    "c_map": [("a", 2), ("z", 1)],
+    "c_nested": [("k1", [1, 2]), ("k2", [3])],
+    "c_timeuuid": TIMEUUID,
+    "c_uuid": UUID,
+}
+# The Arrow type of each column of the all-types table.
+PARQUET_TYPES = {
+    "pk": "int32",
+    "ck": "string",
+    "s_static": "string",
+    "c_ascii": "string",
+    "c_bigint": "int64",
+    "c_blob": "binary",
+    "c_boolean": "bool",
+    "c_date": "date32[day]",
+    "c_decimal": "string",
+    "c_double": "double",
+    "c_duration": "struct<months: int32, days: int32, nanoseconds: int64>",
+    "c_float": "float",
+    "c_frozen_list": "list<element: string>",
+    "c_frozen_map": "map<int32, string ('c_frozen_map')>",  # pyarrow names the entries
+    "c_frozen_set": "list<element: int32>",
+    "c_frozen_udt": "struct<street: string, zip: int32, tags: list<element: string>>",
+    "c_inet": "string",
+    "c_int": "int32",
+    "c_list": "list<element: int32>",
+    "c_map": "map<string, int32 ('c_map')>",
+    "c_nested": "map<string, list<element: int32> ('c_nested')>",
+    "c_set": "list<element: string>",
+    "c_set_blob": "list<element: binary>",
+    "c_stamps": "list<element: timestamp[ms, tz=UTC]>",
+    "c_smallint": "int16",
+    "c_text": "string",
+    "c_time": "time64[ns]",
+    "c_timestamp": "timestamp[ms, tz=UTC]",
+    "c_timeuuid": "string",
+    "c_tinyint": "int8",
+    "c_tuple": "struct<f0: int32, f1: string, f2: double>",
+    "c_udt": "struct<street: string, zip: int32, tags: list<element: string>>",
+    "c_uuid": "string",
+    "c_varchar": "string",
+    "c_varint": "string",
+    "c_vector": "list<element: float>",  # not fixed_size_list: pyarrow cannot read its nulls
+}
+
+
 def expected_rows(kind: str, writetime_format: str = "iso") -> list[dict[str, Any]]:
-    """Rows of the all-types table as ``kind`` ('csv', 'json' or 'avro') reads back."""
-    index = {"csv": 0, "json": 1, "avro": 2}[kind]
+    """Rows of the all-types table as ``kind`` ('csv', 'json', 'avro' or 'parquet') reads
+    back (Parquet: with pyarrow, see ``helpers.read_parquet``)."""
+    index = {"csv": 0, "json": 1, "avro": 2, "parquet": 2}[kind]
     null = "" if kind == "csv" else None
 
     def wt(micros: int | None) -> Any:
         if micros is None:
             return null
-        if kind == "avro":
-            return utc_micros(micros)
+        if kind in ("avro", "parquet"):
+            return micros if writetime_format == "micros" else utc_micros(micros)
         if writetime_format == "micros":
             return str(micros) if kind == "csv" else micros
         return iso_micros(micros)
@@ -297,12 +348,14 @@ def expected_rows(kind: str, writetime_format: str = "iso") -> list[dict[str, An
     static_ttl = {"s_static": TTL_STATIC_1}
     rows = []
     values_a = {t[0]: t[3 + index] for t in TYPES}
-    if kind == "avro":
+    if kind == "parquet":
+        values_a |= PARQUET_A
+    if kind in ("avro", "parquet"):
         values_a = {k: _avro_value(v) for k, v in values_a.items()}
     rows.append(row(1, "a", values_a | static_value, WT_OF | static_wt, TTL_OF | static_ttl))
     for ck, (micros, columns) in OTHER_ROWS.items():
         values = {name: spec[1 + index] for name, spec in columns.items()}
-        if kind == "avro":
+        if kind in ("avro", "parquet"):
             values = {k: _avro_value(v) for k, v in values.items()}
         rows.append(
             row(
@@ -466,6 +519,134 @@ def test_avro_every_type(exports: Exports, all_types: str) -> None:
     assert branch["c_frozen_map"]["type"] == "array"  # int keys: array of {key, value}
     assert branch["c_udt"]["type"] == "record" and branch["c_tuple"]["type"] == "record"
     _assert_rows(rows, expected_rows("avro"))
+
+
+def test_avro_writetime_micros_is_a_plain_long(exports: Exports, all_types: str) -> None:
+    out = exports(all_types, *ALL, "--format", "avro", "--writetime-format", "micros")
+    schema, rows = helpers.read_avro(out)
+    branch = {f["name"]: f["type"][1] for f in schema["fields"]}
+    assert {branch[n + "_writetime"] for n in WT_COLUMNS} == {"long"}
+    _assert_rows(rows, expected_rows("avro", "micros"))
+
+
+PARQUET_META_TYPES = {"iso": "timestamp[us, tz=UTC]", "micros": "int64"}
+
+
+@pytest.mark.parametrize("writetime_format", ["iso", "micros"])
+def test_parquet_every_type(exports: Exports, all_types: str, writetime_format: str) -> None:
+    import pyarrow.parquet as pq
+
+    out = exports(all_types, *ALL, "--format", "parquet", "--writetime-format", writetime_format)
+    files = helpers.part_files(out)
+    assert files and all(p.endswith(".parquet") for p in files)
+    schema, rows = helpers.read_parquet(out)
+    assert schema.names == (
+        DATA_COLUMNS + [n + "_writetime" for n in WT_COLUMNS] + [n + "_ttl" for n in WT_COLUMNS]
+    )
+    wt_type = PARQUET_META_TYPES[writetime_format]
+    assert {f.name: str(f.type) for f in schema} == (
+        PARQUET_TYPES
+        | {n + "_writetime": wt_type for n in WT_COLUMNS}
+        | {n + "_ttl": "int32" for n in WT_COLUMNS}
+    )
+    assert all(f.nullable for f in schema)
+    _assert_rows(rows, expected_rows("parquet", writetime_format))
+    for path in files:  # zstd by default, every column chunk
+        metadata = pq.ParquetFile(path).metadata
+        chunks = [
+            metadata.row_group(g).column(c).compression
+            for g in range(metadata.num_row_groups)
+            for c in range(metadata.num_columns)
+        ]
+        assert set(chunks) <= {"ZSTD"}
+
+
+def _normalized(value: Any) -> Any:
+    """A driver value in a form that compares by content: naive datetimes (the driver's)
+    as UTC, NaN as a marker, sets and maps as ordered pairs, UDT namedtuples as tuples."""
+    from collections.abc import Mapping
+
+    from cassandra.util import SortedSet
+
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, SortedSet):
+        return ("set", [_normalized(v) for v in value])
+    if isinstance(value, Mapping):
+        return ("map", [(_normalized(k), _normalized(v)) for k, v in value.items()])
+    if isinstance(value, tuple):
+        return tuple(_normalized(v) for v in value)
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def test_read_parquet_rows_gives_what_the_driver_gives_and_binds(
+    exports: Exports, all_types: str, session: Any, ks: str
+) -> None:
+    from decimal import Decimal
+
+    from cassandra.util import Date, Duration, OrderedMap, SortedSet, Time
+
+    from transforms.formats.parquet import read_parquet_rows
+
+    out = exports(all_types, *ALL, "--format", "parquet", "--writetime-format", "iso")
+    rows = [row for path in helpers.part_files(out) for row in read_parquet_rows(path)]
+    by_key = {(r["pk"], r["ck"]): r for r in rows}
+    source = list(session.execute(f"SELECT * FROM {all_types}"))
+    assert sorted(by_key, key=str) == sorted(((r.pk, r.ck) for r in source), key=str)
+    for src in source:
+        got = by_key[(src.pk, src.ck)]
+        assert list(got) == (  # the output columns, by their CQL names
+            DATA_COLUMNS + [n + "_writetime" for n in WT_COLUMNS] + [n + "_ttl" for n in WT_COLUMNS]
+        )
+        assert set(src._fields) == set(DATA_COLUMNS)
+        for name in src._fields:
+            assert _normalized(got[name]) == _normalized(getattr(src, name)), name
+    a = by_key[(1, "a")]
+    kinds = {
+        "c_decimal": Decimal,
+        "c_varint": int,
+        "c_uuid": uuid.UUID,
+        "c_timeuuid": uuid.UUID,
+        "c_date": Date,
+        "c_time": Time,
+        "c_duration": Duration,
+        "c_timestamp": datetime.datetime,
+        "c_set": SortedSet,
+        "c_map": OrderedMap,
+        "c_udt": tuple,
+        "c_tuple": tuple,
+        "c_blob": bytes,
+    }
+    assert {name: type(a[name]) for name in kinds} == kinds | {"c_udt": tuple}
+    assert a["c_timestamp"] == TS_A and a["c_timestamp"].tzinfo is not None
+    # Writetimes are int microseconds (the file holds timestamp(us)), TTLs int seconds.
+    assert {n: a[n + "_writetime"] for n in NAMES} == WT_OF
+    assert {n: a[n + "_ttl"] for n in NAMES} == {n: Ttl(TTL_OF[n]) for n in NAMES}
+    assert by_key[(2, None)]["s_static_ttl"] is None
+    # The driver binds every value: a copy of the table written from them reads back equal.
+    columns = [name for name, *_ in TYPES]
+    ddl = ", ".join(f"{name} {cql_type}" for name, cql_type, *_ in TYPES)
+    session.execute(
+        f"CREATE TABLE {ks}.all_types_copy (pk int, ck text, s_static text static, {ddl}, "
+        "PRIMARY KEY (pk, ck))"
+    )
+    names = ["pk", "ck", "s_static", *columns]
+    insert = session.prepare(
+        f"INSERT INTO {ks}.all_types_copy ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' * len(names))})"
+    )
+    for row in rows:
+        if row["ck"] is not None:
+            session.execute(insert, [row[n] for n in names])
+    copied = {(r.pk, r.ck): r for r in session.execute(f"SELECT * FROM {ks}.all_types_copy")}
+    assert len(copied) == 4
+    for src in source:
+        if src.ck is not None:
+            assert _normalized(tuple(copied[(src.pk, src.ck)])) == _normalized(tuple(src))
 
 
 def test_static_columns(exports: Exports, all_types: str) -> None:
@@ -804,3 +985,169 @@ def test_collection_writetime_avro(exports: Exports, collections_table: str, pol
     assert branch["fl_writetime"] == micros_type
     assert rows[1]["fl_writetime"] == utc_micros(FL_WT)
     assert rows[2]["l_writetime"] is None and rows[2]["l"] is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "writetime_format"), [("list", "iso"), ("list", "micros"), ("max", "iso")]
+)
+def test_collection_writetime_parquet(
+    exports: Exports, collections_table: str, policy: str, writetime_format: str
+) -> None:
+    out = exports(
+        collections_table,
+        "--format",
+        "parquet",
+        "--ttl-columns",
+        "*",
+        "--collection-writetime",
+        policy,
+        "--writetime-format",
+        writetime_format,
+    )
+    schema, records = helpers.read_parquet(out)
+    rows = {r["k"]: r for r in records}
+    types = {f.name: str(f.type) for f in schema}
+    single = PARQUET_META_TYPES[writetime_format]
+
+    def wt(micros: int | None) -> Any:
+        if micros is None or writetime_format == "micros":
+            return micros
+        return utc_micros(micros)
+
+    one = rows[1]
+    assert one["l"] == [10, 20, 30] and one["s"] == ["a", "b", "c"]
+    assert one["m"] == [("a", 2), ("z", 1)]
+    assert one["u"] == {"street": "S", "zip": 5, "tags": None}
+    if policy == "list":
+        for name in ("l", "s", "m", "u"):
+            assert types[name + "_writetime"] == f"list<element: {single}>"
+            assert types[name + "_ttl"] == "list<element: int32>"
+        assert one["l_writetime"] == [wt(v) for v in L_WT]
+        assert one["s_writetime"] == [wt(v) for v in S_WT]
+        assert one["m_writetime"] == [wt(v) for v in M_WT]
+        assert one["u_writetime"] == [wt(v) for v in U_WT]
+        assert one["l_ttl"] == [Ttl(TTL_L0), None, Ttl(TTL_L2)]
+        assert one["s_ttl"] == [None, None, None] and one["u_ttl"] == [None, None, None]
+    else:
+        assert types["l_writetime"] == single and types["l_ttl"] == "int32"
+        assert one["l_writetime"] == wt(max(L_WT))
+        assert one["u_writetime"] == wt(TC + 2000)
+        assert one["l_ttl"] == Ttl(TTL_L2) and one["s_ttl"] is None
+    assert types["fl_writetime"] == single and types["fl_ttl"] == "int32"
+    assert one["fl_writetime"] == wt(FL_WT) and one["fl_ttl"] is None
+    two = rows[2]
+    assert two["l"] is None and two["l_writetime"] is None and two["l_ttl"] is None
+    assert two["fl"] == [9] and two["fl_writetime"] == wt(TC + 9)
+
+
+def test_null_unset_empty_parquet(exports: Exports, edge: str) -> None:
+    _, records = helpers.read_parquet(exports(edge, "--format", "parquet"))
+    rows = {r["k"]: r for r in records}
+    assert rows[1]["t"] is None and rows[1]["t_writetime"] is None and rows[1]["i"] == 5
+    assert rows[2]["t"] is None and rows[2]["t_writetime"] is None and rows[2]["i"] == 6
+    assert rows[3]["t"] == "" and rows[3]["t_writetime"] == utc_micros(W_EMPTY)
+    assert rows[3]["b"] == b"" and rows[3]["fl"] == [] and rows[3]["l"] is None
+    assert rows[3]["m"] is None and rows[3]["m_writetime"] is None
+    for i, text in enumerate(AWKWARD_TEXTS):
+        assert rows[100 + i]["t"] == text
+
+
+def _chunk_compressions(path: str | Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    return {
+        metadata.row_group(g).column(c).compression
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    }
+
+
+@pytest.mark.parametrize(("codec", "stored"), [("snappy", "SNAPPY"), ("gzip", "GZIP")])
+def test_parquet_single_file_codec_and_row_groups(
+    exports: Exports, edge: str, codec: str, stored: str
+) -> None:
+    import pyarrow.parquet as pq
+
+    out = exports(
+        edge,
+        "--format",
+        "parquet",
+        "--single-file",
+        "--parquet-codec",
+        codec,
+        "--parquet-row-group-rows",
+        "3",
+    )
+    parts_schema, part_rows = helpers.read_parquet(out)
+    merged = pq.ParquetFile(out / "export.parquet")
+    assert merged.metadata.num_rows == len(part_rows) == 3 + len(AWKWARD_TEXTS)
+    assert merged.schema_arrow.equals(parts_schema, check_metadata=True)
+    sizes = [merged.metadata.row_group(g).num_rows for g in range(merged.metadata.num_row_groups)]
+    assert sum(sizes) == len(part_rows) and max(sizes) == 3
+    key = lambda row: row["k"]  # noqa: E731
+    assert sorted(merged.read().to_pylist(), key=key) == sorted(part_rows, key=key)
+    assert _chunk_compressions(out / "export.parquet") == {stored}
+    import duckdb
+
+    (counted,) = duckdb.sql(f"SELECT count(*), count(t) FROM '{out / 'export.parquet'}'").fetchall()
+    assert counted == (len(part_rows), 1 + len(AWKWARD_TEXTS))  # t: '' (k=3) and the texts
+    for path in helpers.part_files(out):
+        assert _chunk_compressions(path) <= {stored}
+        part = pq.ParquetFile(path).metadata
+        assert all(part.row_group(g).num_rows <= 3 for g in range(part.num_row_groups))
+
+
+def test_parquet_uncompressed_and_compression_refused(
+    exports: Exports, edge: str, hosts: str, tmp_path: Path
+) -> None:
+    out = exports(edge, "--format", "parquet", "--parquet-codec", "none")
+    assert {c for p in helpers.part_files(out) for c in _chunk_compressions(p)} == {"UNCOMPRESSED"}
+    refused = tmp_path / "refused"
+    result = helpers.export(
+        hosts, edge, refused, "--format", "parquet", "--compression", "gzip", expect_code=2
+    )
+    assert result.stderr == (
+        "cassandra-export: error: --compression applies to text formats; parquet compresses "
+        "with --parquet-codec\n"
+    )
+    assert helpers.tree(refused) == []
+
+
+def test_parquet_read_by_duckdb(exports: Exports, all_types: str) -> None:
+    import duckdb
+
+    out = exports(all_types, *ALL, "--format", "parquet", "--writetime-format", "iso")
+    files = helpers.part_files(out)
+    query = (
+        "SELECT pk, ck, c_int, c_bigint, c_varint, c_decimal, c_text, c_blob, c_uuid, "
+        "epoch_ms(c_timestamp), c_date, c_list, c_map, c_udt, c_vector, c_float, c_double, "
+        "epoch_us(c_int_writetime), c_int_ttl, s_static "
+        f"FROM read_parquet({files!r}) ORDER BY pk, ck"
+    )
+    rows = duckdb.sql(query).fetchall()
+    assert len(rows) == 5
+    a = rows[0]
+    assert a[:9] == (
+        1,
+        "a",
+        -(2**31),
+        2**63 - 1,
+        VARINT,
+        DECIMAL,
+        TEXT,
+        b"\x00\x01\xfe\xff",
+        UUID,
+    )
+    assert a[9] == 1_700_000_000_123 and a[10] == datetime.date(2024, 2, 29)
+    assert a[11:15] == (
+        [3, 1, 2],
+        {"a": 2, "z": 1},
+        {"street": "Main St", "zip": 12345, "tags": ["b", "home"]},
+        [1.0, -2.5, 0.25],
+    )
+    assert a[15] == FLOAT32_0_1 and a[16] == 0.30000000000000004
+    assert a[17] == WT_OF["c_int"] and a[18] == Ttl(TTL_OF["c_int"])
+    assert math.isnan(rows[1][16]) and rows[2][16] == -INF and rows[3][16] == INF
+    only_static = rows[4]
+    assert only_static[:3] == (2, None, None) and only_static[19] == "only static"

@@ -166,6 +166,14 @@ def test_dataflow_run_config_parses_into_beam_options() -> None:
     assert PipelineOptions(settings.beam_args).view_as(SetupOptions).setup_file == "./setup.py"
 
 
+def test_parquet_run_config_parses() -> None:
+    settings = parse_settings(["--config", str(REPO / "run_configs" / "local-parquet.yaml")])
+    assert settings["format"] == "parquet" and settings["parquet_codec"] == "zstd"
+    assert settings["parquet_row_group_rows"] == 100_000 and settings["single_file"] is True
+    assert PARAMETERS["format"]["regexes"] == ["^(csv|jsonl|json|avro|parquet)$"]
+    assert PARAMETERS["parquet_codec"]["regexes"] == ["^(zstd|snappy|gzip|none)$"]
+
+
 def test_setup_py_builds_the_sdist_beam_stages_for_workers(tmp_path: Path) -> None:
     """What ``--setup_file`` does: Beam builds an sdist; each worker installs it."""
     name = subprocess.run(

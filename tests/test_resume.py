@@ -53,7 +53,7 @@ SMALL_PARTITIONS, SMALL_ROWS_PER_PARTITION = 3, 2
 SPLITS = "64"
 CHECKPOINT_ROWS = "2000"  # units hold ~3,000 rows: many units commit in two or more pieces
 HEADER = ["pk", "ck", "n", "v", "n_writetime", "v_writetime"]
-EXTENSIONS = {"csv": ".csv", "avro": ".avro"}
+EXTENSIONS = {"csv": ".csv", "avro": ".avro", "parquet": ".parquet"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICRO = dt.timedelta(microseconds=1)
 REPO = Path(__file__).resolve().parent.parent
@@ -226,6 +226,27 @@ def parse_avro(data: bytes) -> list[Row]:
     return rows
 
 
+def parse_parquet(data: bytes) -> list[Row]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names == HEADER
+    return [
+        (
+            record["pk"],
+            record["ck"],
+            record["v"],
+            record["n"],
+            (record["n_writetime"] - EPOCH) // MICRO,
+            (record["v_writetime"] - EPOCH) // MICRO,
+        )
+        for record in table.to_pylist()
+    ]
+
+
+_PARSERS = {"csv": parse_csv, "avro": parse_avro, "parquet": parse_parquet}
+
+
 def token(pk: int) -> int:
     return murmur3(struct.pack(">i", pk))
 
@@ -253,13 +274,13 @@ class Export:
         return {(m["file"], m["start"], m["end"], m["rows"]) for m in self.markers.values()}
 
 
-_DATA_NAME = re.compile(r"^part-(\d{5}(?:\.s\d+)?)\.(csv|avro)$")
+_DATA_NAME = re.compile(r"^part-(\d{5}(?:\.s\d+)?)\.(csv|avro|parquet)$")
 
 
 def check_export(files: dict[str, bytes], fmt: str, big: BigTable, table: str = "big") -> Export:
     """Everything section 7 promises about a finished export, and the exact rows."""
     expected = big.expected if table == big.table else big.small_expected
-    parse = parse_csv if fmt == "csv" else parse_avro
+    parse = _PARSERS[fmt]
     assert "_SUCCESS" in files
     assert "_manifest/export.json" in files
     leftovers = [p for p in files if p.startswith("_temporary/") or p.endswith(".tmp")]
@@ -372,7 +393,7 @@ def pick_markers(export: Export, rng: random.Random, count: int) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["csv", "avro"])
+@pytest.mark.parametrize("fmt", ["csv", "avro", "parquet"])
 def test_kill_and_resume_repeatedly_exports_every_row_once(
     big: BigTable, tmp_path: Path, fmt: str
 ) -> None:

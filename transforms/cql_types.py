@@ -8,8 +8,10 @@ Plan a converter once per column from table metadata, then call it per value::
 
 Every converter is chosen by the column's CQL type, never by the Python type of a
 value, so a ``list<int>`` column can never decide how a ``list<text>`` one is written.
-``_SCALARS`` is the per-type table of SPEC.md section 5; collections, tuples, UDTs
-and vectors are composed from it.
+``_SCALARS`` is the per-type table of the README's type table; collections, tuples,
+UDTs and vectors are composed from it. Formats outside this module reach it only
+through the public accessors (``is_scalar``, ``writes_unchanged``, ``timestamp_millis``,
+``udt_field_names``, ``CqlType.to_json``).
 
 Renderings the spec leaves open:
 
@@ -50,14 +52,18 @@ __all__ = [
     "csv_formatter",
     "float32_json_values",
     "float32_texts",
+    "is_scalar",
     "json_text",
     "format_writetime_iso",
     "json_converter",
     "parse_cql_type",
+    "timestamp_millis",
     "timestamp_texts",
+    "udt_field_names",
     "user_type_table",
     "writetime_formatter",
     "writetime_texts",
+    "writes_unchanged",
 ]
 
 AvroSchema = dict[str, Any] | str
@@ -114,6 +120,33 @@ class CqlType:
         else:
             inner = self.name
         return f"frozen<{inner}>" if self.frozen and self.name in _FREEZABLE else inner
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole type, UDT fields included, as JSON: a file can carry it and be read
+        back without the keyspace's user types (see ``from_json``)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.params:
+            out["params"] = [p.to_json() for p in self.params]
+        if self.frozen:
+            out["frozen"] = True
+        if self.udt_name is not None:
+            out["udt_name"] = self.udt_name
+            out["field_names"] = list(self.field_names)
+        if self.dimension is not None:
+            out["dimension"] = self.dimension
+        return out
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> CqlType:
+        """The type that ``to_json`` described."""
+        return cls(
+            name=value["name"],
+            params=tuple(cls.from_json(p) for p in value.get("params", ())),
+            frozen=bool(value.get("frozen", False)),
+            udt_name=value.get("udt_name"),
+            field_names=tuple(value.get("field_names", ())),
+            dimension=value.get("dimension"),
+        )
 
 
 _TOKEN = re.compile(r'\s*(?:(?P<punct>[<>,])|"(?P<quoted>(?:[^"]|"")*)"|(?P<word>[A-Za-z0-9_.]+))')
@@ -302,7 +335,7 @@ def _rfc3339_texts(values: Iterable[Any], per_second: int) -> list[str]:
     micros = per_second == 1_000_000
     for value in values:
         if type(value) is not int:
-            value = _timestamp_millis(value)
+            value = timestamp_millis(value)
         seconds, fraction = divmod(value, per_second)
         days, second_of_day = divmod(seconds, _SECONDS_PER_DAY)
         prefix = day_prefix.get(days)
@@ -346,7 +379,9 @@ def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:
     raise ValueError(f"writetime format must be 'iso' or 'micros', not {fmt!r}")
 
 
-def _timestamp_millis(value: int | datetime.datetime) -> int:
+def timestamp_millis(value: int | datetime.datetime) -> int:
+    """A CQL timestamp as integer milliseconds since the epoch, from an int (kept) or a
+    driver datetime (naive UTC, or aware)."""
     # Top-level timestamps are selected as blobAsBigint(timestampAsBlob(c)) and arrive as
     # int ms; timestamps nested in collections arrive as the driver's naive UTC datetime.
     if isinstance(value, int):
@@ -597,7 +632,7 @@ _SCALARS: dict[str, _ScalarSpec] = {
         _timestamp_text,
         _timestamp_text,
         _avro_logical("long", "timestamp-millis"),
-        _timestamp_millis,
+        timestamp_millis,
     ),
     "date": _ScalarSpec(
         _date_text, _date_text, _avro_logical("int", "date"), lambda d: d.days_from_epoch
@@ -608,6 +643,19 @@ _SCALARS: dict[str, _ScalarSpec] = {
     "duration": _ScalarSpec(_duration_text, _duration_object, _avro_duration, _duration_object),
     "inet": _ScalarSpec(str, str, _avro_primitive("string"), str),
 }
+
+
+def is_scalar(t: CqlType) -> bool:
+    """True for a type of the per-type table; False for collections, tuples, UDTs, vectors."""
+    return t.name in _SCALARS
+
+
+def writes_unchanged(t: CqlType, fmt: str) -> bool:
+    """True when a value of ``t`` goes into ``fmt`` ('csv', 'json' or 'avro') as the driver
+    gives it (text into CSV, ints into JSON...): a writer may skip converting the column."""
+    spec = _SCALARS.get(t.name)
+    return spec is not None and getattr(spec, fmt) is _identity
+
 
 # ---------------------------------------------------------------------------
 # Planners: one converter per column, composed from the table
@@ -731,7 +779,9 @@ class AvroNames:
         return _unique(_avro_sanitize(hint), self._used)
 
 
-def _udt_avro_field_names(t: CqlType) -> tuple[str, ...]:
+def udt_field_names(t: CqlType) -> tuple[str, ...]:
+    """The UDT's field names made valid Avro names (and unique): the Avro record fields and
+    the Parquet struct fields of a UDT, so one export names them alike in both."""
     used: set[str] = set()
     return tuple(avro_field_name(name, used) for name in t.field_names)
 
@@ -780,7 +830,7 @@ def avro_schema(t: CqlType, name_hint: str, names: AvroNames) -> AvroSchema:
         record_name = names.record_name(t.udt_name or name_hint)
         fields = [
             _avro_nullable_field(field, avro_schema(p, f"{record_name}_{field}", names))
-            for field, p in zip(_udt_avro_field_names(t), t.params, strict=True)
+            for field, p in zip(udt_field_names(t), t.params, strict=True)
         ]
         return {"type": "record", "name": record_name, "fields": fields}
     raise ValueError(f"no Avro schema for CQL type {t}")
@@ -805,7 +855,7 @@ def _avro_plan(t: CqlType) -> Callable[[Any], Any]:
         if t.name == "tuple":
             field_names = tuple(f"f{i}" for i in range(len(t.params)))
         else:
-            field_names = _udt_avro_field_names(t)
+            field_names = udt_field_names(t)
         named = tuple(
             (name, _nullable(_avro_plan(p))) for name, p in zip(field_names, t.params, strict=True)
         )

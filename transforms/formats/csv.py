@@ -1,0 +1,198 @@
+"""CSV (RFC 4180): header row, CRLF line ends, UTF-8, ``--delimiter``, ``--null-value``.
+
+A batch is converted column by column (``zip(*rows)``): builtins such as ``str()`` run
+over a whole column in C, text needs no conversion, and a column is scanned once for
+what needs quoting. Null is ``--null-value`` unquoted; an empty string (or a text equal
+to the null text) is quoted, so the two never read alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import cql_types
+from transforms.formats.base import (
+    ColumnFn,
+    Format,
+    SinkConfig,
+    check_width,
+    create_text_file,
+    is_list_field,
+    writetime_column_fn,
+)
+from transforms.table_plan import OutputField, TablePlan
+
+_DIGITS = frozenset("-0123456789")
+_ISO_CHARS = _DIGITS | frozenset(":.TZ")
+# Every character a non-null field of these types can hold; such a field is never empty.
+_CSV_ALPHABETS = {
+    **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
+    "double": _DIGITS | frozenset(".e+NaInfity"),
+    "boolean": frozenset("truefals"),
+    "uuid": _DIGITS | frozenset("abcdef"),
+    "timeuuid": _DIGITS | frozenset("abcdef"),
+    "timestamp": _ISO_CHARS,
+    "date": _DIGITS,
+}
+_BOOL_TEXT = {False: "false", True: "true"}
+_NON_FINITE_REPRS = ("nan", "inf", "-inf")
+
+
+def csv_quote(delimiter: str, null: str, text: str) -> str:
+    """RFC 4180 quoting where needed; an empty string is quoted so it differs from null."""
+    if not text or delimiter in text or '"' in text or "\n" in text or "\r" in text or text == null:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[str] | None]:
+    """(non-null values -> texts, the characters those texts can hold or None if any)."""
+    name = column_type.name
+    csv_text = cql_types.csv_formatter(column_type)
+    if not cql_types.is_scalar(column_type):  # collections, tuples, UDTs, vectors: JSON text
+        return (lambda values: list(map(csv_text, values))), None
+    if cql_types.writes_unchanged(column_type, "csv"):  # text, ascii
+        return (lambda values: values), None
+    alphabet = _CSV_ALPHABETS.get(name)
+    if name == "double":
+
+        def doubles(values: Sequence[Any]) -> list[str]:
+            texts = list(map(repr, values))
+            if any(special in texts for special in _NON_FINITE_REPRS):
+                return list(map(csv_text, values))
+            return texts
+
+        return doubles, alphabet
+    if name == "timestamp":
+        return cql_types.timestamp_texts, alphabet
+    if name == "float":
+        return cql_types.float32_texts, alphabet
+    if name == "boolean":
+
+        def booleans(values: Sequence[Any]) -> list[str]:
+            try:
+                return list(map(_BOOL_TEXT.__getitem__, values))
+            except (KeyError, TypeError):
+                return list(map(csv_text, values))
+
+        return booleans, alphabet
+    return (lambda values: list(map(csv_text, values))), alphabet
+
+
+def _meta_texts(
+    field: OutputField, sink: SinkConfig, policy: str, iso_cache: dict[int, str]
+) -> tuple[ColumnFn, frozenset[str] | None]:
+    """Writetime / TTL column (non-null values) -> texts, and their alphabet."""
+    if is_list_field(field, policy):  # lists of element writetimes / TTLs: JSON arrays
+        rendered = writetime_column_fn(field, sink, policy, iso_cache)
+        if field.role == "ttl" or rendered is None:
+            return (lambda values: list(map(cql_types.json_text, values))), None
+        return (lambda values: list(map(cql_types.json_text, rendered(values)))), None
+    if field.role == "writetime":
+        rendered = writetime_column_fn(field, sink, policy, iso_cache)
+        if rendered is not None:
+            return rendered, _ISO_CHARS
+    return (lambda values: list(map(str, values))), _DIGITS
+
+
+def csv_column(
+    field: OutputField, sink: SinkConfig, policy: str, iso_cache: dict[int, str]
+) -> Callable[[Sequence[Any]], Sequence[str]]:
+    """A column's values (None for null) -> its CSV fields, quoted where needed."""
+    delimiter, null = sink.delimiter, sink.null_value
+    if field.role == "value":
+        texts_of, alphabet = _value_texts(field.column.cql_type)
+    else:
+        texts_of, alphabet = _meta_texts(field, sink, policy, iso_cache)
+    # A field drawn from ``alphabet`` is never empty and never holds a quote, CR or LF; it
+    # needs quoting only if it could hold the delimiter or equal a non-empty null text.
+    never_quoted = alphabet is not None and not (
+        all(ch in alphabet for ch in delimiter) or (null and all(ch in alphabet for ch in null))
+    )
+
+    def convert(column: Sequence[Any]) -> Sequence[str]:
+        has_null = None in column
+        values = [v for v in column if v is not None] if has_null else column
+        texts = texts_of(values)
+        if not never_quoted:
+            joined = "".join(texts)
+            if (
+                delimiter in joined
+                or '"' in joined
+                or "\n" in joined
+                or "\r" in joined
+                or "" in texts
+                or null in texts
+            ):
+                texts = [csv_quote(delimiter, null, t) for t in texts]
+        if has_null:
+            found = iter(texts)
+            return [null if v is None else next(found) for v in column]
+        return texts
+
+    return convert
+
+
+class CsvWriter:
+    """Rows of one piece -> a CSV file with its header line."""
+
+    def __init__(self, handle: Any, plan: TablePlan, sink: SinkConfig, policy: str) -> None:
+        # Bytes straight to the handle: Beam's CompressedFile (gzip, zstd) has no
+        # writable(), so io.TextIOWrapper cannot wrap it.
+        self._handle = handle
+        self._delimiter = sink.delimiter
+        iso_cache: dict[int, str] = {}
+        self._columns = [csv_column(f, sink, policy, iso_cache) for f in plan.output_fields]
+        quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
+        self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
+
+    def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        check_width(rows, len(self._columns))
+        fields = [
+            convert(column)
+            for convert, column in zip(self._columns, zip(*rows, strict=True), strict=True)
+        ]
+        lines = map(self._delimiter.join, zip(*fields, strict=True))
+        self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def open_csv_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> CsvWriter:
+    return CsvWriter(create_text_file(path, sink), plan, sink, policy)
+
+
+def _header_end(data: bytes) -> int:
+    """Offset just past the header line (header names may be quoted with newlines)."""
+    in_quotes = False
+    for i, byte in enumerate(data):
+        if byte == 0x22:
+            in_quotes = not in_quotes
+        elif byte == 0x0A and not in_quotes:
+            return i + 1
+    return len(data)
+
+
+def merge_csv(parts: Sequence[str], target: str, sink: SinkConfig) -> None:
+    """The parts into one CSV file: the first part whole, the others without their header."""
+    ctype = sink.compression_type
+    with FileSystems.create(target, compression_type=ctype) as out:
+        for index, part in enumerate(parts):
+            with FileSystems.open(part, compression_type=ctype) as handle:
+                data = handle.read()
+            out.write(data if index == 0 else data[_header_end(data) :])
+
+
+FORMAT = Format(
+    name="csv",
+    extension=".csv",
+    text_compression=True,
+    open_writer=open_csv_writer,
+    merge=merge_csv,
+)
