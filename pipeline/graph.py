@@ -8,6 +8,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from pipeline.launcher import ExportJob
 from transforms.cassandra_io import ReadRangesFn
 from transforms.normalize import FilterByWritetime
+from transforms.restore_manifest import RecordReadStartFn
 from transforms.sinks import FinalizeFn, WriteExport
 
 
@@ -23,6 +24,7 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
         pipeline
         | "WorkUnits" >> beam.Create(job.work_items)
         | "Reshuffle" >> beam.Reshuffle()
+        | "RecordReadStart" >> beam.ParDo(RecordReadStartFn(job.layout.root))
         | "ReadTokenRanges"
         >> beam.ParDo(ReadRangesFn(job.connection, job.plan, job.batch_size, job.checkpoint_rows))
     )

@@ -24,6 +24,7 @@ from transforms.cassandra_io import (
     ring_tokens,
 )
 from transforms.normalize import WritetimeFilter, parse_time_micros
+from transforms.restore_manifest import export_schema
 from transforms.sinks import SinkConfig
 from transforms.table_plan import PlanError, TablePlan
 from transforms.token_ranges import WorkUnit, make_work_units, plan_ranges
@@ -391,7 +392,8 @@ def _plan_from_cluster(settings: Settings, connection: ConnectionConfig) -> tupl
             raise UsageError(str(exc)) from None
         tokens = ring_tokens(cluster)
         estimates = partitions_per_range(session, described.keyspace, described.table)
-        return plan, (tokens, estimates)
+        schema = export_schema(cluster, described.keyspace, described.table, plan)
+        return plan, (tokens, estimates, schema)
     finally:
         cluster.shutdown()
 
@@ -432,7 +434,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
     incremental_after, origin = _incremental_start(settings)
     row_filter = _row_filter(settings, incremental_after)
     connection = connection_config(settings)
-    plan, (tokens, estimates) = _plan_from_cluster(settings, connection)
+    plan, (tokens, estimates, schema) = _plan_from_cluster(settings, connection)
     if (row_filter.after is not None or row_filter.before is not None) and not (
         plan.writetime_columns
     ):
@@ -458,6 +460,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
         "cluster": {"name": plan.cluster_name, "release_version": plan.release_version},
         "export_config": export_config,
         "plan": plan.to_json(),
+        "schema": schema,
         "units": [u.to_json() for u in units],
         "incremental_from": origin,
         "row_filter": {
