@@ -1,0 +1,70 @@
+"""The ``cassandra-restore`` command: exit 0 on success, 2 on bad input, 1 on a failed run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+logging.getLogger().addHandler(logging.NullHandler())
+
+from pipeline.cli import EXIT_FAILED, EXIT_USAGE, _one_line  # noqa: E402
+from pipeline.options import UsageError  # noqa: E402
+
+# A file the decoder rejects is bad input even when the runner reports it as a failure.
+_INPUT_ERROR = "RestoreInputError: "
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from pipeline.restore_launcher import run
+
+    password = os.environ.get("CASSANDRA_PASSWORD")
+
+    def scrub(text: str) -> str:
+        return text.replace(password, "***") if password else text
+
+    try:
+        return run(argv)
+    except UsageError as exc:
+        print(f"cassandra-restore: error: {scrub(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "cassandra-restore: interrupted; finished units are kept: rerun with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as exc:  # a failure mid-run: finished units stay, --resume continues
+        text = str(exc)
+        if _INPUT_ERROR in text:
+            line = text.rsplit(_INPUT_ERROR, 1)[1].strip().splitlines()[0][:500]
+            print(f"cassandra-restore: error: {scrub(line)}", file=sys.stderr)
+            code = EXIT_USAGE
+        else:
+            print(
+                f"cassandra-restore: restore failed: {scrub(_one_line(exc))}\n"
+                "cassandra-restore: finished units are kept; rerun with --resume to continue",
+                file=sys.stderr,
+            )
+            code = EXIT_FAILED
+        if os.environ.get("CASSANDRA_EXPORT_DEBUG"):
+            raise
+        return code
+
+
+def console_main() -> None:
+    """The console entry point: :func:`main`, then exit without interpreter teardown (see
+    ``pipeline.cli.console_main``)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    console_main()

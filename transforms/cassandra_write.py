@@ -1,0 +1,352 @@
+"""Restore writer: one export unit file -> timestamped, batched writes, then a done marker.
+
+Usage::
+
+    units | "Restore" >> beam.ParDo(RestoreUnitsFn(connection, plan, settings))
+
+Exactly once, per unit::
+
+    done marker exists?  -> skip
+    attempt marker       -> written before the first write (it makes a later try a "redo")
+    rows -> statements   -> one unlogged batch per partition (size-capped, rows never split)
+    every write acked    -> done marker (counts)
+
+Scalars, sets, maps, frozen values and UDT fields written with the same timestamp are
+idempotent; list appends are not (each append gets fresh element ids). A redone unit
+therefore reads each row's lists with their element writetimes first and appends only the
+elements the target does not hold yet; a row's list appends share one single-partition batch,
+which Cassandra applies atomically, so a crash leaves a row's lists all written or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.cassandra_io import (
+    NAMESPACE,
+    ConnectionConfig,
+    RateLimiter,
+    acquire_session,
+    backoff_seconds,
+    is_retryable,
+    release_session,
+)
+from transforms.manifest import exists, write_json
+from transforms.restore_manifest import RestoreLayout
+from transforms.restore_plan import (
+    RestorePlan,
+    RowStatementBuilder,
+    RowWrites,
+    Shape,
+    Statement,
+    TtlClock,
+    list_check_cql,
+    pack_batches,
+    statement_cql,
+)
+
+_LOG = logging.getLogger(__name__)
+
+
+class RestoreInputError(ValueError):
+    """An export file that cannot be decoded (corrupt, truncated): bad input, exit 2."""
+
+
+class RestoreWriteError(RuntimeError):
+    """A write that failed after its retries."""
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """How the writer writes."""
+
+    export_root: str
+    restore_root: str
+    max_batch_statements: int = 64
+    max_in_flight: int = 32
+    retries: int = 6
+    max_rows_per_second: float = 0.0
+
+
+@dataclass(frozen=True)
+class RestoreUnit:
+    """One committed export unit file to restore."""
+
+    stem: str
+    path: str
+    read_started_micros: int
+    redo: bool = False
+
+
+@dataclass
+class UnitCounts:
+    rows: int = 0
+    partitions: int = 0
+    cells: int = 0
+    statements: int = 0
+    batches: int = 0
+    expired_cells: int = 0
+    list_elements_present: int = 0
+    retries: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class _Sender:
+    """Bounded in-flight async writes with retries; fails on the first hopeless error."""
+
+    def __init__(self, session: Any, settings: WriteSettings, counts: UnitCounts) -> None:
+        self.session = session
+        self.settings = settings
+        self.counts = counts
+        self.pending: deque[tuple[Any, bool, Any]] = deque()
+
+    def send(self, statement: Any, appends_list: bool) -> None:
+        while len(self.pending) >= self.settings.max_in_flight:
+            self._wait_oldest()
+        self.pending.append((statement, appends_list, self.session.execute_async(statement)))
+
+    def drain(self) -> None:
+        while self.pending:
+            self._wait_oldest()
+
+    def abandon(self) -> None:
+        """Wait for writes still in flight (ignoring their outcome) before a unit fails, so a
+        retry of the unit never races its own earlier appends."""
+        while self.pending:
+            _, _, future = self.pending.popleft()
+            try:
+                future.result()
+            except Exception:
+                pass
+
+    def _wait_oldest(self) -> None:
+        statement, appends_list, future = self.pending.popleft()
+        attempt = 0
+        while True:
+            try:
+                future.result()
+                return
+            except Exception as exc:
+                if attempt >= self.settings.retries or not _safe_to_resend(exc, appends_list):
+                    raise RestoreWriteError(
+                        f"write failed after {attempt} retries: {type(exc).__name__}: {exc}"
+                    ) from None
+                attempt += 1
+                self.counts.retries += 1
+                time.sleep(backoff_seconds(attempt))
+                future = self.session.execute_async(statement)
+
+
+def _safe_to_resend(exc: BaseException, appends_list: bool) -> bool:
+    """Retry timestamped writes freely; a batch appending to a list only when the coordinator
+    certainly did not apply it (a timeout may have applied it: the unit fails and its redo
+    reads the target first)."""
+    if not is_retryable(exc):
+        return False
+    if not appends_list:
+        return True
+    from cassandra import Unavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+
+    return isinstance(
+        exc, Unavailable | NoHostAvailable | OverloadedErrorMessage | IsBootstrappingErrorMessage
+    )
+
+
+def _partitions(rows: Iterator[Any], key_names: list[str]) -> Iterator[list[Any]]:
+    """Consecutive rows sharing a partition key (an export unit holds whole partitions in
+    token order, so rows of one partition are adjacent)."""
+    current: list[Any] = []
+    current_key: tuple[Any, ...] | None = None
+    for row in rows:
+        key = tuple(row.values[n] for n in key_names)
+        if current and key != current_key:
+            yield current
+            current = []
+        current_key = key
+        current.append(row)
+    if current:
+        yield current
+
+
+class RestoreUnitsFn(beam.DoFn):
+    """RestoreUnit -> its rows written to the target, then its done marker; emits the counts."""
+
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        plan: RestorePlan,
+        manifest: dict[str, Any],
+        settings: WriteSettings,
+    ) -> None:
+        self.connection = connection
+        self.plan = plan
+        self.manifest = manifest
+        self.settings = settings
+        self.rows_written = Metrics.counter(NAMESPACE, "restore_rows")
+        self.units_done = Metrics.counter(NAMESPACE, "restore_units_done")
+
+    def setup(self) -> None:
+        from transforms.export_decode import ExportLayout
+
+        self._session = acquire_session(self.connection)
+        self._layout = RestoreLayout(self.settings.restore_root)
+        self._decode_layout = ExportLayout.from_manifest(self.manifest)
+        self._builder = RowStatementBuilder(self.plan)
+        self._prepared: dict[Shape, Any] = {}
+        self._limiter = RateLimiter(self.settings.max_rows_per_second)
+        self._list_check = None
+        self._list_types: dict[str, Any] = {}
+        if self.plan.list_columns:
+            self._list_check = self._session.prepare(list_check_cql(self.plan))
+            for i, column in enumerate(self.plan.list_columns):
+                self._list_types[column.name] = self._list_check.result_metadata[2 * i][3]
+
+    def teardown(self) -> None:
+        release_session(self.connection)
+
+    def _prepare(self, shape: Shape) -> Any:
+        prepared = self._prepared.get(shape)
+        if prepared is None:
+            prepared = self._prepared[shape] = self._session.prepare(
+                statement_cql(self.plan, shape)
+            )
+        return prepared
+
+    def process(self, unit: RestoreUnit) -> Iterator[dict[str, Any]]:
+        layout = self._layout
+        if exists(layout.done(unit.stem)):
+            return
+        redo = unit.redo or layout.has_attempt(unit.stem)
+        write_json(
+            layout.attempt(unit.stem),
+            {"stem": unit.stem, "started_at_micros": time.time_ns() // 1000, "redo": redo},
+        )
+        counts = UnitCounts()
+        sender = _Sender(self._session, self.settings, counts)
+        started = time.monotonic()
+        try:
+            for partition in _partitions(
+                self._decoded(unit), [c.name for c in self.plan.partition_key]
+            ):
+                self._write_partition(partition, unit, redo, counts, sender)
+            sender.drain()
+        except BaseException:
+            sender.abandon()
+            raise
+        marker = {
+            "stem": unit.stem,
+            "file": unit.path,
+            "redo": redo,
+            "finished_at_micros": time.time_ns() // 1000,
+            "seconds": round(time.monotonic() - started, 3),
+            **counts.to_json(),
+        }
+        write_json(layout.done(unit.stem), marker)
+        self.rows_written.inc(counts.rows)
+        self.units_done.inc()
+        yield marker
+
+    def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
+        from transforms.export_decode import read_unit_rows
+
+        try:
+            rows = iter(read_unit_rows(unit.path, self._decode_layout))
+        except OSError as exc:
+            raise RestoreInputError(f"cannot read {unit.path}: {exc}") from None
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # the decoder touches no database: any failure is the file
+                raise RestoreInputError(
+                    f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
+                ) from None
+            yield row
+
+    def _write_partition(
+        self, rows: list[Any], unit: RestoreUnit, redo: bool, counts: UnitCounts, sender: _Sender
+    ) -> None:
+        clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
+        row_writes: list[RowWrites] = []
+        for index, row in enumerate(rows):
+            present = self._present_lists(row) if redo and self._list_check is not None else None
+            writes = self._builder.row_writes(
+                row,
+                clock,
+                with_statics=index == 0,
+                marker_timestamp=unit.read_started_micros,
+                present=present,
+                element_key=self._element_key,
+            )
+            row_writes.append(writes)
+            counts.cells += writes.cells
+            counts.expired_cells += writes.expired
+            counts.list_elements_present += writes.list_elements_present
+        counts.rows += len(rows)
+        counts.partitions += 1
+        self._limiter.acquire(len(rows))
+        for batch in pack_batches(row_writes, self.settings.max_batch_statements):
+            self._send(batch, sender)
+            counts.statements += len(batch)
+            counts.batches += 1
+
+    def _bind(self, statement: Statement) -> Any:
+        return self._prepare(statement.shape).bind(statement.values)
+
+    def _send(self, batch: list[Statement], sender: _Sender) -> None:
+        from cassandra.metadata import Murmur3Token
+        from cassandra.query import BatchStatement, BatchType
+
+        appends = any(s.appends_list for s in batch)
+        first = self._bind(batch[0])
+        if len(batch) == 1:
+            request = first
+        else:
+            request = BatchStatement(batch_type=BatchType.UNLOGGED)
+            request.add(first)
+            for statement in batch[1:]:
+                request.add(self._bind(statement))
+            request.keyspace = first.keyspace
+        if first.routing_key is not None:
+            # The session's policy routes by ``routing_token`` (see RangeAwarePolicy).
+            request.routing_token = Murmur3Token.hash_fn(first.routing_key)
+        sender.send(request, appends)
+
+    def _present_lists(self, row: Any) -> dict[str, Counter] | None:
+        """Per list column, the (element key, writetime) pairs the target row holds now."""
+        if self._builder.is_static_only(row.values):
+            return None
+        keys = self._builder.key_values(row.values, "row")
+        found = self._session.execute(self._list_check.bind(keys)).one()
+        if found is None:
+            return None
+        present: dict[str, Counter] = {}
+        for i, column in enumerate(self.plan.list_columns):
+            items, stamps = found[2 * i], found[2 * i + 1]
+            if not items:
+                continue
+            present[column.name] = Counter(
+                (self._element_key(column.name, item), stamp)
+                for item, stamp in zip(items, stamps, strict=True)
+            )
+        return present
+
+    def _element_key(self, column: str, element: Any) -> bytes:
+        """An element as the bytes Cassandra stores, so values decoded from a file compare
+        equal to values read from the target whatever their Python types."""
+        list_type = self._list_types[column]
+        element_type = list_type.subtypes[0]
+        return element_type.to_binary(element, 5)
