@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 logging.getLogger().addHandler(logging.NullHandler())
 
 from pipeline.cli import EXIT_FAILED, EXIT_USAGE, _one_line  # noqa: E402
 from pipeline.options import UsageError  # noqa: E402
+from transforms.cassandra_write import RestoreInputError  # noqa: E402
 
-# A file the decoder rejects is bad input even when the runner reports it as a failure.
+# A file the decoder rejects is bad input, also when a runner re-raises it as another type.
 _INPUT_ERROR = "RestoreInputError: "
 
 
@@ -37,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a failure mid-run: finished units stay, --resume continues
         text = str(exc)
-        if _INPUT_ERROR in text:
-            line = text.rsplit(_INPUT_ERROR, 1)[1].strip().splitlines()[0][:500]
+        if isinstance(exc, RestoreInputError) or _INPUT_ERROR in text:
+            line = text.rsplit(_INPUT_ERROR, 1)[-1].strip().splitlines()[0]
+            line = re.sub(r" \[while running '[^']*'\]$", "", line)[:500]
             print(f"cassandra-restore: error: {scrub(line)}", file=sys.stderr)
             code = EXIT_USAGE
         else:

@@ -110,8 +110,15 @@ class _Sender:
         self.counts = counts
         self.pending: deque[tuple[Any, bool, Any]] = deque()
 
-    def send(self, statement: Any, appends_list: bool) -> None:
+    def make_room(self) -> None:
+        """Wait for a free request slot. Called before a partition's statements are built,
+        so the TTLs computed for them are not aged by time spent waiting here."""
         while len(self.pending) >= self.settings.max_in_flight:
+            self._wait_oldest()
+
+    def send(self, statement: Any, appends_list: bool) -> None:
+        # A large partition may overshoot the bound set by make_room, never twice over.
+        while len(self.pending) >= 2 * self.settings.max_in_flight:
             self._wait_oldest()
         self.pending.append((statement, appends_list, self.session.execute_async(statement)))
 
@@ -279,6 +286,8 @@ class RestoreUnitsFn(beam.DoFn):
     def _write_partition(
         self, rows: list[Any], unit: RestoreUnit, redo: bool, counts: UnitCounts, sender: _Sender
     ) -> None:
+        self._limiter.acquire(len(rows))
+        sender.make_room()
         clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
         row_writes: list[RowWrites] = []
         for index, row in enumerate(rows):
@@ -297,7 +306,6 @@ class RestoreUnitsFn(beam.DoFn):
             counts.list_elements_present += writes.list_elements_present
         counts.rows += len(rows)
         counts.partitions += 1
-        self._limiter.acquire(len(rows))
         for batch in pack_batches(row_writes, self.settings.max_batch_statements):
             self._send(batch, sender)
             counts.statements += len(batch)
