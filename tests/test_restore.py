@@ -475,3 +475,112 @@ def test_truncated_file(hosts: str, tgt: str, exported: Path, tmp_path: Path) ->
         f"cassandra-restore: error: {biggest} is corrupt or truncated (JSONDecodeError: "
     )
     assert result.stderr.count("\n") == 1
+
+
+# --- last write wins, re-export, counters, --timestamp --------------------------------------
+
+
+def test_last_write_wins_after_restore(session: Any, hosts: str, tgt: str, exported: Path) -> None:
+    result = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.lww", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    # Row (1, 1): v was written at 3.0 s, n at 2.0 s; a write stamped 2.5 s lies between.
+    session.execute(
+        f"UPDATE {tgt}.lww USING TIMESTAMP 2500000 SET v = 'mid', n = 99 WHERE k = 1 AND c = 1"
+    )
+    got = session.execute(
+        f"SELECT v, WRITETIME(v), n, WRITETIME(n) FROM {tgt}.lww WHERE k = 1 AND c = 1"
+    ).one()
+    assert tuple(got) == ("v2", 3_000_000, 99, 2_500_000)
+
+
+def test_export_of_the_target_equals_export_of_the_source(
+    session: Any, hosts: str, tgt: str, source: dict[str, Any], exported: Path, tmp_path: Path
+) -> None:
+    result = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.reexport", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    options = ("--format", "jsonl", "--collection-writetime", "list", "--ttl-columns", "*")
+    export(hosts, source["table"], tmp_path / "a", *options, "--splits", "6")
+    export(hosts, f"{tgt}.reexport", tmp_path / "b", *options, "--splits", "6")
+
+    def rows(out: Path) -> list[str]:
+        found = []
+        for part in sorted((out / "data").glob("part-*")):
+            for line in part.read_text().splitlines():
+                record = json.loads(line)
+                found.append(
+                    json.dumps({k: v for k, v in record.items() if not k.endswith("_ttl")})
+                )
+        return sorted(found)
+
+    first, second = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert len(first) == 206
+    assert second == first
+
+
+def test_counters_are_added_with_the_option(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    session.execute(
+        f"CREATE TABLE {ks}.visits (k int, c int, n counter, m counter, PRIMARY KEY (k, c))"
+    )
+    for k in range(20):
+        session.execute(
+            f"UPDATE {ks}.visits SET n = n + {k + 1}, m = m - {k} WHERE k = {k} AND c = 0"
+        )
+    out = tmp_path / "visits"
+    export(hosts, f"{ks}.visits", out, "--format", "jsonl", "--splits", "3")
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(out),
+        "--table",
+        f"{tgt}.visits",
+        "--create-table",
+        "--counters",
+        "add",
+    )
+    assert result.code == 0, result.describe()
+    query = "SELECT k, c, n, m FROM {}.visits"
+    assert sorted(map(tuple, session.execute(query.format(tgt)))) == sorted(
+        map(tuple, session.execute(query.format(ks)))
+    )
+    assert sorted(tuple(r) for r in session.execute(query.format(tgt)))[3] == (3, 0, 4, -3)
+
+
+def test_fixed_timestamp_and_restore_manifest_elsewhere(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    session.execute(f"CREATE TABLE {ks}.plain (k int PRIMARY KEY, v text, s set<int>)")
+    for k in range(30):
+        session.execute(f"INSERT INTO {ks}.plain (k, v, s) VALUES ({k}, 'v{k}', {{{k}, {k + 1}}})")
+    out = tmp_path / "plain"
+    export(hosts, f"{ks}.plain", out, "--format", "jsonl", "--writetime-columns", "none")
+    elsewhere = tmp_path / "restore-log"
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(out),
+        "--table",
+        f"{tgt}.plain",
+        "--create-table",
+        "--timestamp",
+        "2021-01-01T00:00:00Z",
+        "--restore-manifest",
+        str(elsewhere),
+    )
+    assert result.code == 0, result.describe()
+    stamps = {
+        (r[0], r[1], tuple(r[2]))
+        for r in session.execute(f"SELECT v, WRITETIME(v), WRITETIME(s) FROM {tgt}.plain")
+    }
+    assert stamps == {
+        (f"v{k}", 1_609_459_200_000_000, (1_609_459_200_000_000,) * 2) for k in range(30)
+    }
+    assert not (out / "_manifest" / "restore").exists()
+    assert (elsewhere / f"{tgt}.plain" / "restore.json").exists()
