@@ -37,6 +37,7 @@ from transforms.cassandra_io import (
     acquire_session,
     backoff_seconds,
     is_retryable,
+    relax_gc,
     release_session,
 )
 from transforms.manifest import exists, write_json
@@ -207,6 +208,7 @@ class RestoreUnitsFn(beam.DoFn):
     def setup(self) -> None:
         from transforms.export_decode import ExportLayout
 
+        relax_gc()
         self._session = acquire_session(self.connection)
         self._layout = RestoreLayout(self.settings.restore_root)
         self._decode_layout = ExportLayout.from_manifest(self.manifest)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from transforms.cql_types import parse_cql_type
@@ -49,6 +50,11 @@ class RestoreColumn:
     @property
     def is_key(self) -> bool:
         return self.kind in (PARTITION_KEY, CLUSTERING)
+
+    @cached_property
+    def whole(self) -> Assignment:
+        """The assignment that writes the whole value: ``c = ?``."""
+        return Assignment(self.name, SET_VALUE)
 
 
 @dataclass(frozen=True)
@@ -239,22 +245,27 @@ class RowStatementBuilder:
 
     def __init__(self, plan: RestorePlan) -> None:
         self.plan = plan
-        self.keys = plan.partition_key + plan.clustering
-        self.has_clustering = bool(plan.clustering)
+        # The plan's derived column lists, computed once: they are read for every row.
+        self.partition_names = tuple(c.name for c in plan.partition_key)
+        self.clustering_names = tuple(c.name for c in plan.clustering)
+        self.key_names = self.partition_names + self.clustering_names
+        self.data_columns = plan.data_columns
+        self.list_columns = plan.list_columns
+        self.counter_table = plan.is_counter_table
 
     def key_values(self, values: Mapping[str, Any], scope: str) -> tuple[Any, ...]:
-        keys = self.plan.partition_key if scope == PARTITION else self.keys
-        return tuple(values[c.name] for c in keys)
+        names = self.partition_names if scope == PARTITION else self.key_names
+        return tuple(values[n] for n in names)
 
     def is_static_only(self, values: Mapping[str, Any]) -> bool:
-        return self.has_clustering and any(values.get(c.name) is None for c in self.plan.clustering)
+        return any(values.get(n) is None for n in self.clustering_names)
 
     def list_elements(
         self, row: Any, clock: TtlClock
     ) -> dict[str, list[tuple[Any, int, int | None]]]:
         """List columns of ``row``: (element, timestamp, restored TTL or None if expired)."""
         found = {}
-        for column in self.plan.list_columns:
+        for column in self.list_columns:
             value = row.values.get(column.name)
             if value is None or self.is_static_only(row.values) and column.kind != STATIC:
                 continue
@@ -285,7 +296,6 @@ class RowStatementBuilder:
         """Every statement of one decoded row. ``present`` (a redone unit) holds, per list
         column, the (element key, writetime) pairs the target already has: those are not
         appended again."""
-        plan = self.plan
         values = row.values
         out = RowWrites()
         static_only = self.is_static_only(values)
@@ -293,8 +303,8 @@ class RowStatementBuilder:
         counters: list[tuple[Assignment, Any]] = []
         list_runs: list[Statement] = []
         regular_cells = 0
-        lists = self.list_elements(row, clock)
-        for column in plan.data_columns:
+        lists = self.list_elements(row, clock) if self.list_columns else {}
+        for column in self.data_columns:
             value = values.get(column.name)
             is_static = column.kind == STATIC
             if value is None or (is_static and not with_statics):
@@ -310,18 +320,11 @@ class RowStatementBuilder:
             scope = PARTITION if is_static else ROW
             stamps = self._timestamps(row, column)
             ttls = row.ttls.get(column.name) if column.has_ttl else None
-
-            def add(
-                assignment: Assignment, item: Any, stamp: Any, ttl: Any, scope: str = scope
-            ) -> None:
-                restored = clock.restored(ttl)
-                if restored is None:
-                    out.expired += 1
-                    return
-                groups.setdefault((scope, int(stamp), restored), []).append((assignment, item, 1))
-                out.cells += 1
-
-            if column.multicell == "list":
+            if column.multicell is None:
+                self._add(
+                    groups, out, scope, column.whole, bindable(column, value), stamps, ttls, clock
+                )
+            elif column.multicell == "list":
                 elements = lists[column.name]
                 if present and column.name in present and element_key is not None:
                     have = Counter(present[column.name])
@@ -366,9 +369,12 @@ class RowStatementBuilder:
                     strict=True,
                 ):
                     if item is not None and stamp is not None:
-                        add(Assignment(column.name, FIELD, name), item, stamp, ttl)
+                        assignment = Assignment(column.name, FIELD, name)
+                        self._add(groups, out, scope, assignment, item, stamp, ttl, clock)
             else:
-                add(Assignment(column.name, SET_VALUE), bindable(column, value), stamps, ttls)
+                self._add(
+                    groups, out, scope, column.whole, bindable(column, value), stamps, ttls, clock
+                )
 
         for (scope, stamp, ttl), members in groups.items():
             shape = Shape(scope, tuple(a for a, _, _ in members))
@@ -387,10 +393,29 @@ class RowStatementBuilder:
             out.statements.append(
                 Statement(shape, (*(v for _, v in counters), *keys), len(counters))
             )
-        if not static_only and regular_cells == 0 and not plan.is_counter_table:
+        if not static_only and regular_cells == 0 and not self.counter_table:
             keys = self.key_values(values, ROW)
             out.statements.append(Statement(Shape(MARKER), (*keys, marker_timestamp), 0))
         return out
+
+    @staticmethod
+    def _add(
+        groups: dict[tuple[str, int, int], list[tuple[Assignment, Any, int]]],
+        out: RowWrites,
+        scope: str,
+        assignment: Assignment,
+        item: Any,
+        stamp: Any,
+        ttl: Any,
+        clock: TtlClock,
+    ) -> None:
+        """One cell into its (scope, writetime, TTL) group, or counted as expired."""
+        restored = clock.restored(ttl)
+        if restored is None:
+            out.expired += 1
+            return
+        groups.setdefault((scope, int(stamp), restored), []).append((assignment, item, 1))
+        out.cells += 1
 
     def _list_runs(
         self,
