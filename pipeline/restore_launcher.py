@@ -83,11 +83,14 @@ def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
-def _export_units(layout: mf.Layout, manifest: dict[str, Any]) -> list[RestoreUnit]:
+def _export_units(
+    layout: mf.Layout, manifest: dict[str, Any], warnings: list[str]
+) -> list[RestoreUnit]:
     """One unit per committed export piece (its marker), with the time its read started."""
     import re
 
     starts = read_starts(layout)
+    unstamped = 0
     fallback = int(manifest["started_at_micros"])
     data_files = {posixpath.basename(p.replace("\\", "/")) for p in mf.list_files(layout.data_dir)}
     units = []
@@ -105,12 +108,19 @@ def _export_units(layout: mf.Layout, manifest: dict[str, Any]) -> list[RestoreUn
                 f"--input: {mf.join(layout.data_dir, file_name)} of committed unit "
                 f"{name[:-5]} is missing: the export is damaged"
             )
+        unstamped += unit_id not in starts
         units.append(
             RestoreUnit(
                 stem=name[: -len(".json")],
                 path=mf.join(layout.data_dir, file_name),
                 read_started_micros=starts.get(unit_id, fallback),
             )
+        )
+    if unstamped:
+        warnings.append(
+            f"{unstamped} export units record no read time (exported before restore "
+            "existed): their TTLs count from the export's start, so those cells may expire "
+            "earlier than on the source by up to the export's duration"
         )
     return units
 
@@ -262,7 +272,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
         _fixed_timestamp(settings, recorded),
     )
     warnings = _check_plan(settings, plan, policy)
-    units = _export_units(layout, manifest)
+    units = _export_units(layout, manifest, warnings)
     connection = _prepare_target(settings, plan, schema)
     done = restore_layout.done_markers() if recorded is not None else {}
     redo_all = bool(settings["overwrite"])
@@ -302,7 +312,9 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     return RestoreJob(
         export_layout=layout,
         restore_layout=restore_layout,
-        manifest=manifest,
+        # The decoder reads types from the schema block; older exports get one derived
+        # from their column plan.
+        manifest=dict(manifest, schema=schema),
         plan=plan,
         connection=connection,
         write=WriteSettings(

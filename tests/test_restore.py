@@ -584,3 +584,30 @@ def test_fixed_timestamp_and_restore_manifest_elsewhere(
     }
     assert not (out / "_manifest" / "restore").exists()
     assert (elsewhere / f"{tgt}.plain" / "restore.json").exists()
+
+
+def test_allow_partial_restores_the_committed_units_only(
+    session: Any, hosts: str, tgt: str, exported: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "partial"
+    shutil.copytree(exported, copy)
+    (copy / "_SUCCESS").unlink()
+    shutil.rmtree(copy / "_manifest" / "restore")
+    committed = markers(copy)
+    dropped = max(committed, key=lambda m: m["rows"])
+    (copy / "_manifest" / "ranges" / f"{dropped['unit_id']:05d}.json").unlink()
+    (copy / "data" / dropped["file"]).unlink()
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(copy),
+        "--table",
+        f"{tgt}.partial",
+        "--create-table",
+        "--allow-partial",
+    )
+    assert result.code == 0, result.describe()
+    rows = sum(m["rows"] for m in committed) - dropped["rows"]
+    assert result.stdout.splitlines()[0].startswith(f"restore complete: {rows:,} rows into ")
+    assert session.execute(f"SELECT COUNT(*) FROM {tgt}.partial").one()[0] == rows
