@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cassandra-restore: error: {scrub(line)}", file=sys.stderr)
             code = EXIT_USAGE
         else:
+            line = re.sub(r" \[while running '[^']*'\]$", "", _one_line(exc))
             print(
-                f"cassandra-restore: restore failed: {scrub(_one_line(exc))}\n"
+                f"cassandra-restore: restore failed: {scrub(line)}\n"
                 "cassandra-restore: finished units are kept; rerun with --resume to continue",
                 file=sys.stderr,
             )

@@ -445,9 +445,13 @@ def run(argv: list[str], out: Any = None) -> int:
     )
     quiet = settings["log_level"] != "DEBUG" and not os.environ.get("CASSANDRA_EXPORT_DEBUG")
     if quiet:
+        from pipeline.local_runner import OneLineLogs
+
         for noisy in ("apache_beam", "cassandra"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OneLineLogs())
     job = prepare_restore(settings)
     for warning in job.warnings:
         print(f"warning: {warning}", file=sys.stderr)
