@@ -293,6 +293,7 @@ def _data_columns(out: Path) -> str:
 # --- kill -9 and resume -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_kill_nine_three_times_then_resume_equals_source(
     session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
 ) -> None:
@@ -399,6 +400,15 @@ def test_unknown_target_table(hosts: str, tgt: str, exported: Path) -> None:
     assert result.stderr == (
         f"cassandra-restore: error: --table: table {tgt}.missing does not exist; add "
         "--create-table to create it from the export's schema\n"
+    )
+
+
+def test_unknown_target_keyspace(hosts: str, exported: Path) -> None:
+    result = restore("--hosts", hosts, "--input", str(exported), "--table", "no_such_ks.t")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "cassandra-restore: error: --table: keyspace no_such_ks does not exist on the target; "
+        "create it first (restore creates tables, not keyspaces)\n"
     )
 
 
