@@ -333,7 +333,7 @@ def test_kill_nine_three_times_then_resume_equals_source(
         "--table",
         f"{tgt}.bigcopy",
         "--max-rows-per-second",
-        "4000",
+        "2000",
         "--progress-interval",
         "0",
     ]
@@ -344,10 +344,15 @@ def test_kill_nine_three_times_then_resume_equals_source(
         done_before = len(list(manifest_dir.glob("0*.json"))) if manifest_dir.exists() else 0
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
-            done = len(list(manifest_dir.glob("0*.json"))) if manifest_dir.exists() else 0
-            if done >= done_before + 2:
+            done = (
+                {p.name for p in manifest_dir.glob("0*.json")} if manifest_dir.exists() else set()
+            )
+            started = {p.name for p in manifest_dir.glob("attempts/0*.json")}
+            # Kill once two more units are done and another one is being written.
+            if len(done) >= done_before + 2 and started - done:
+                time.sleep(0.08)  # a unit takes 0.2 s or more at 2,000 rows/s: kill within it
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -367,6 +372,11 @@ def test_kill_nine_three_times_then_resume_equals_source(
     assert kills == 3
     assert len(source) == rows
     assert target == source
+    # Each kill interrupted a unit after its attempt marker: those units were redone.
+    done = [json.loads(p.read_text()) for p in manifest_dir.glob("0*.json")]
+    redone = [(m["stem"], m["list_elements_present"]) for m in done if m["redo"]]
+    assert len(redone) == 3, redone
+    assert sum(present for _, present in redone) > 0, redone
 
 
 # --- bad input --------------------------------------------------------------------------------
