@@ -40,7 +40,7 @@ from transforms.normalize import parse_time_micros
 restore_jsonl_stub.install()
 
 S = 1_000_000
-COLUMNS = ("st", "v", "n", "b", "d", "ts", "fl", "fu", "l", "se", "m", "u")
+COLUMNS = ("st", "sl", "v", "n", "b", "d", "ts", "fl", "fu", "l", "se", "m", "u")
 RESTORE_RUNNER = (
     "import sys; sys.path.insert(0, '.'); "
     "import tests.restore_jsonl_stub as s; s.install(); "
@@ -90,7 +90,8 @@ def source(session: Any, ks: str) -> dict[str, Any]:
     _allow_null_list_elements()
     session.execute(f"CREATE TYPE IF NOT EXISTS {ks}.addr (street text, zip int)")
     session.execute(
-        f"CREATE TABLE {ks}.src (k int, c int, st text static, v text, n bigint, b blob, "
+        f"CREATE TABLE {ks}.src (k int, c int, st text static, sl list<text> static, v text, "
+        "n bigint, b blob, "
         "d decimal, ts timestamp, fl frozen<list<int>>, fu frozen<addr>, l list<text>, "
         "se set<int>, m map<text, int>, u addr, PRIMARY KEY (k, c))"
     )
@@ -113,6 +114,9 @@ def source(session: Any, ks: str) -> dict[str, Any]:
     run(f"UPDATE {t} USING TIMESTAMP 1500000 SET v = 'x' WHERE k = 1 AND c = 2")
     run(f"INSERT INTO {t} (k, c) VALUES (2, 1) USING TIMESTAMP 1000")
     run(f"INSERT INTO {t} (k, st) VALUES (3, 'static only') USING TIMESTAMP 4000000")
+    run(f"UPDATE {t} USING TIMESTAMP 4000000 SET sl = sl + ['p', 'q'] WHERE k = 3")
+    run(f"UPDATE {t} USING TIMESTAMP 1000000 SET sl = sl + ['x'] WHERE k = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 2000000 AND TTL 70000 SET sl = sl + ['y'] WHERE k = 1")
     for stamp, item in ((10, "a"), (20, "b"), (10, "c")):
         run(f"UPDATE {t} USING TIMESTAMP {stamp} SET l = l + ['{item}'] WHERE k = 4 AND c = 1")
     run(f"UPDATE {t} USING TIMESTAMP 10 SET se = se + {{1}} WHERE k = 4 AND c = 1")
@@ -259,8 +263,10 @@ def test_restore_again_is_a_no_op_and_overwrite_writes_no_list_element_twice(
         "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.again", "--overwrite"
     )
     assert overwrite.code == 0, overwrite.describe()
-    list_elements = sum(len(cells[8][0] or []) for cells in values.values())
+    position = COLUMNS.index("l")
+    list_elements = sum(len(cells[position][0] or []) for cells in values.values())
     assert list_elements == 4 + 3 + 200 * 3
+    list_elements += 2 + 2  # the static list sl of partitions 1 and 3
     assert summary_number(overwrite.stdout, "list elements already on the target") == list_elements
     assert snapshot(session, f"{tgt}.again")[0] == values
 
@@ -276,7 +282,7 @@ def test_policy_max_restores_whole_collections_with_one_warning(
     assert result.code == 0, result.describe()
     assert result.stderr == (
         "warning: the export kept one writetime per collection (--collection-writetime max): "
-        "l, m, se, u are restored whole at that writetime; element writetimes were not "
+        "l, m, se, sl, u are restored whole at that writetime; element writetimes were not "
         "exported\n"
         f"warning: the export has no TTL for {_data_columns(out)}: those cells are restored "
         "without a TTL\n"
@@ -436,6 +442,7 @@ def test_type_mismatch_names_every_mismatch(
     assert result.stderr == (
         f"cassandra-restore: error: the target table {tgt}.wrong does not match the export: "
         "column m is map<text, text> on the target but map<text, int> in the export; "
+        "column sl (list<text>) does not exist; "
         "column u (addr) does not exist; "
         "column v is int on the target but text in the export\n"
     )

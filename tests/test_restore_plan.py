@@ -200,6 +200,20 @@ def test_cql() -> None:
         "INSERT INTO ks.t (k, c) VALUES (?, ?) USING TIMESTAMP ? AND TTL 0"
     )
     assert list_check_cql(PLAN) == "SELECT l, WRITETIME(l) FROM ks.t WHERE k = ? AND c = ?"
+    with_static_list = build_restore_plan(
+        "ks",
+        "t",
+        [*COLUMNS, {"name": "sl", "cql_type": "list<int>", "kind": "static"}],
+        TYPES,
+        [],
+        [],
+    )
+    assert list_check_cql(with_static_list, ROW) == (
+        "SELECT l, WRITETIME(l), sl, WRITETIME(sl) FROM ks.t WHERE k = ? AND c = ?"
+    )
+    assert list_check_cql(with_static_list, PARTITION) == (
+        "SELECT sl, WRITETIME(sl) FROM ks.t WHERE k = ? LIMIT 1"
+    )
 
 
 def test_udts_in_dependency_order_and_retargeting() -> None:

@@ -43,12 +43,16 @@ from transforms.cassandra_io import (
 from transforms.manifest import exists, write_json
 from transforms.restore_manifest import RestoreLayout
 from transforms.restore_plan import (
+    PARTITION,
+    ROW,
+    RestoreColumn,
     RestorePlan,
     RowStatementBuilder,
     RowWrites,
     Shape,
     Statement,
     TtlClock,
+    list_check_columns,
     list_check_cql,
     pack_batches,
     statement_cql,
@@ -215,12 +219,17 @@ class RestoreUnitsFn(beam.DoFn):
         self._builder = RowStatementBuilder(self.plan)
         self._prepared: dict[Shape, Any] = {}
         self._limiter = RateLimiter(self.settings.max_rows_per_second)
-        self._list_check = None
+        # scope -> (prepared read of the lists a redo checks, their columns)
+        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...]]] = {}
         self._list_types: dict[str, Any] = {}
-        if self.plan.list_columns:
-            self._list_check = self._session.prepare(list_check_cql(self.plan))
-            for i, column in enumerate(self.plan.list_columns):
-                self._list_types[column.name] = self._list_check.result_metadata[2 * i][3]
+        for scope in (ROW, PARTITION):
+            columns = list_check_columns(self.plan, scope)
+            if not columns:
+                continue
+            prepared = self._session.prepare(list_check_cql(self.plan, scope))
+            self._list_checks[scope] = (prepared, columns)
+            for i, column in enumerate(columns):
+                self._list_types[column.name] = prepared.result_metadata[2 * i][3]
 
     def teardown(self) -> None:
         release_session(self.connection)
@@ -293,7 +302,7 @@ class RestoreUnitsFn(beam.DoFn):
         clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
         row_writes: list[RowWrites] = []
         for index, row in enumerate(rows):
-            present = self._present_lists(row) if redo and self._list_check is not None else None
+            present = self._present_lists(row) if redo and self._list_checks else None
             writes = self._builder.row_writes(
                 row,
                 clock,
@@ -336,15 +345,19 @@ class RestoreUnitsFn(beam.DoFn):
         sender.send(request, appends)
 
     def _present_lists(self, row: Any) -> dict[str, Counter] | None:
-        """Per list column, the (element key, writetime) pairs the target row holds now."""
-        if self._builder.is_static_only(row.values):
+        """Per list column, the (element key, writetime) pairs the target row (or, for a
+        static-only partition, its statics) holds now."""
+        scope = PARTITION if self._builder.is_static_only(row.values) else ROW
+        check = self._list_checks.get(scope)
+        if check is None:
             return None
-        keys = self._builder.key_values(row.values, "row")
-        found = self._session.execute(self._list_check.bind(keys)).one()
+        prepared, columns = check
+        keys = self._builder.key_values(row.values, scope)
+        found = self._session.execute(prepared.bind(keys)).one()
         if found is None:
             return None
         present: dict[str, Counter] = {}
-        for i, column in enumerate(self.plan.list_columns):
+        for i, column in enumerate(columns):
             items, stamps = found[2 * i], found[2 * i + 1]
             if not items:
                 continue

@@ -178,16 +178,25 @@ def statement_cql(plan: RestorePlan, shape: Shape) -> str:
     return f"UPDATE {plan.qualified_table} USING TIMESTAMP ? AND TTL ? SET {sets} WHERE {where}"
 
 
-def list_check_cql(plan: RestorePlan) -> str:
+def list_check_columns(plan: RestorePlan, scope: str) -> tuple[RestoreColumn, ...]:
+    """The list columns a redone unit reads back: all of a row's (ROW), or the static ones
+    of a static-only partition (PARTITION)."""
+    if scope == ROW:
+        return plan.list_columns
+    return tuple(c for c in plan.list_columns if c.kind == STATIC)
+
+
+def list_check_cql(plan: RestorePlan, scope: str = ROW) -> str:
     """The read a redone unit makes before appending to lists: each list with its element
-    writetimes, for one row."""
-    keys = plan.partition_key + plan.clustering
+    writetimes, for one row (ROW) or the statics of one partition (PARTITION)."""
+    keys = plan.partition_key if scope == PARTITION else plan.partition_key + plan.clustering
     where = " AND ".join(f"{quote_identifier(c.name)} = ?" for c in keys)
     selectors = []
-    for column in plan.list_columns:
+    for column in list_check_columns(plan, scope):
         name = quote_identifier(column.name)
         selectors += [name, f"WRITETIME({name})"]
-    return f"SELECT {', '.join(selectors)} FROM {plan.qualified_table} WHERE {where}"
+    limit = " LIMIT 1" if scope == PARTITION else ""
+    return f"SELECT {', '.join(selectors)} FROM {plan.qualified_table} WHERE {where}{limit}"
 
 
 # --- one row -------------------------------------------------------------------------------
