@@ -231,3 +231,15 @@ def test_udts_in_dependency_order_and_retargeting() -> None:
     assert retarget_create(
         "CREATE TABLE ks.t (k int PRIMARY KEY)", "TABLE", ("ks", "t"), ("Other", "t2")
     ) == ('CREATE TABLE "Other".t2 (k int PRIMARY KEY)')
+
+
+def test_redo_reads_lists_at_a_level_that_sees_acknowledged_writes() -> None:
+    from transforms.cassandra_write import list_check_consistency
+
+    assert [list_check_consistency(c) for c in ("LOCAL_QUORUM", "QUORUM", "one", "ALL", "TWO")] == [
+        "LOCAL_QUORUM",
+        "QUORUM",
+        "ALL",
+        "ALL",
+        "ALL",
+    ]

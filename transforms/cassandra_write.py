@@ -36,6 +36,7 @@ from transforms.cassandra_io import (
     RateLimiter,
     acquire_session,
     backoff_seconds,
+    consistency_level,
     is_retryable,
     relax_gc,
     release_session,
@@ -176,6 +177,17 @@ def _safe_to_resend(exc: BaseException, appends_list: bool) -> bool:
     )
 
 
+_QUORUM_LEVELS = ("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
+
+
+def list_check_consistency(write_consistency: str) -> str:
+    """The level a redone unit reads lists at: one that sees every acknowledged write of the
+    earlier attempt. A quorum read overlaps a quorum write; after weaker writes only ALL does
+    (a replica down then fails the unit, and a later --resume checks again)."""
+    level = write_consistency.upper()
+    return level if level in _QUORUM_LEVELS else "ALL"
+
+
 def _partitions(rows: Iterator[Any], key_names: list[str]) -> Iterator[list[Any]]:
     """Consecutive rows sharing a partition key (an export unit holds whole partitions in
     token order, so rows of one partition are adjacent)."""
@@ -219,6 +231,9 @@ class RestoreUnitsFn(beam.DoFn):
         self._builder = RowStatementBuilder(self.plan)
         self._prepared: dict[Shape, Any] = {}
         self._limiter = RateLimiter(self.settings.max_rows_per_second)
+        self._check_consistency = consistency_level(
+            list_check_consistency(self.connection.consistency)
+        )
         # scope -> (prepared read of the lists a redo checks, their columns)
         self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...]]] = {}
         self._list_types: dict[str, Any] = {}
@@ -352,8 +367,9 @@ class RestoreUnitsFn(beam.DoFn):
         if check is None:
             return None
         prepared, columns = check
-        keys = self._builder.key_values(row.values, scope)
-        found = self._session.execute(prepared.bind(keys)).one()
+        read = prepared.bind(self._builder.key_values(row.values, scope))
+        read.consistency_level = self._check_consistency
+        found = self._session.execute(read).one()
         if found is None:
             return None
         present: dict[str, Counter] = {}
