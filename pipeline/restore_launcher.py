@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.config import Settings, parse_settings
 from pipeline.launcher import connect_or_explain, connection_config
 from pipeline.options import UsageError
+from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
 from transforms import manifest as mf
 from transforms.cassandra_io import ConnectionConfig
@@ -463,9 +464,9 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
-    from pipeline.restore_graph import build_restore_pipeline
-
-    pipeline = build_restore_pipeline(job, settings.beam_args)
+    pipeline = build_restore_pipeline(
+        job.units, job.connection, job.plan, job.manifest, job.write, settings.beam_args
+    )
     reporter = None
     if settings["progress_interval"] > 0:
         reporter = RestoreProgress(job, settings["progress_interval"], sys.stderr)

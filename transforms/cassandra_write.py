@@ -2,7 +2,7 @@
 
 Usage::
 
-    units | "Restore" >> beam.ParDo(RestoreUnitsFn(connection, plan, settings))
+    units | "Restore" >> RestoreExportUnits(connection, plan, manifest, settings)
 
 Exactly once, per unit::
 
@@ -389,3 +389,32 @@ class RestoreUnitsFn(beam.DoFn):
         list_type = self._list_types[column]
         element_type = list_type.subtypes[0]
         return element_type.to_binary(element, 5)
+
+
+class RestoreExportUnits(beam.PTransform):
+    """RestoreUnits -> Reshuffle (so every runner spreads them over its workers) -> each
+    written and marked done; emits each unit's done marker."""
+
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        plan: RestorePlan,
+        manifest: dict[str, Any],
+        settings: WriteSettings,
+    ) -> None:
+        super().__init__()
+        self.connection = connection
+        self.plan = plan
+        self.manifest = manifest
+        self.settings = settings
+
+    def expand(self, units: beam.PCollection) -> beam.PCollection:
+        return (
+            units
+            | "Reshuffle" >> beam.Reshuffle()
+            | "RestoreUnits"
+            >> beam.ParDo(RestoreUnitsFn(self.connection, self.plan, self.manifest, self.settings))
+        )
+
+    def display_data(self) -> dict[str, Any]:
+        return {"target": f"{self.plan.keyspace}.{self.plan.table}"}
