@@ -243,3 +243,19 @@ def test_redo_reads_lists_at_a_level_that_sees_acknowledged_writes() -> None:
         "ALL",
         "ALL",
     ]
+
+
+def test_partition_chunks_keep_partitions_apart_and_bound_memory() -> None:
+    from transforms.cassandra_write import partition_chunks
+
+    rows = [row(k=k, c=c) for k, c in [(1, 1), (1, 2), (1, 3), (2, 1), (3, None), (3, 4)]]
+    chunks = [
+        (opens, [(r.values["k"], r.values["c"]) for r in chunk])
+        for opens, chunk in partition_chunks(iter(rows), ["k"], max_rows=2)
+    ]
+    assert chunks == [
+        (True, [(1, 1), (1, 2)]),
+        (False, [(1, 3)]),
+        (True, [(2, 1)]),
+        (True, [(3, None), (3, 4)]),
+    ]

@@ -20,7 +20,7 @@ which Cassandra applies atomically, so a crash leaves a row's lists all written 
 
 from __future__ import annotations
 
-import logging
+import gzip
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -58,8 +58,6 @@ from transforms.restore_plan import (
     pack_batches,
     statement_cql,
 )
-
-_LOG = logging.getLogger(__name__)
 
 
 class RestoreInputError(ValueError):
@@ -188,20 +186,28 @@ def list_check_consistency(write_consistency: str) -> str:
     return level if level in _QUORUM_LEVELS else "ALL"
 
 
-def _partitions(rows: Iterator[Any], key_names: list[str]) -> Iterator[list[Any]]:
-    """Consecutive rows sharing a partition key (an export unit holds whole partitions in
-    token order, so rows of one partition are adjacent)."""
+PARTITION_CHUNK_ROWS = 1000
+
+
+def partition_chunks(
+    rows: Iterator[Any], key_names: list[str], max_rows: int = PARTITION_CHUNK_ROWS
+) -> Iterator[tuple[bool, list[Any]]]:
+    """Consecutive rows of one partition, at most ``max_rows`` at a time, each chunk with
+    whether it opens its partition (an export unit holds whole partitions in token order,
+    so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
     current: list[Any] = []
     current_key: tuple[Any, ...] | None = None
+    opens = True
     for row in rows:
         key = tuple(row.values[n] for n in key_names)
-        if current and key != current_key:
-            yield current
+        if current and (key != current_key or len(current) >= max_rows):
+            yield opens, current
+            opens = key != current_key
             current = []
         current_key = key
         current.append(row)
     if current:
-        yield current
+        yield opens, current
 
 
 class RestoreUnitsFn(beam.DoFn):
@@ -270,10 +276,10 @@ class RestoreUnitsFn(beam.DoFn):
         sender = _Sender(self._session, self.settings, counts)
         started = time.monotonic()
         try:
-            for partition in _partitions(
+            for opens, rows in partition_chunks(
                 self._decoded(unit), [c.name for c in self.plan.partition_key]
             ):
-                self._write_partition(partition, unit, redo, counts, sender)
+                self._write_partition(rows, opens, unit, redo, counts, sender)
             sender.drain()
         except BaseException:
             sender.abandon()
@@ -294,24 +300,32 @@ class RestoreUnitsFn(beam.DoFn):
     def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
         from transforms.export_decode import read_unit_rows
 
-        try:
-            rows = iter(read_unit_rows(unit.path, self._decode_layout))
-        except OSError as exc:
-            raise RestoreInputError(f"cannot read {unit.path}: {exc}") from None
+        rows = iter(read_unit_rows(unit.path, self._decode_layout))
         while True:
             try:
                 row = next(rows)
             except StopIteration:
                 return
-            except Exception as exc:  # the decoder touches no database: any failure is the file
+            except OSError as exc:
+                if not isinstance(exc, gzip.BadGzipFile):
+                    raise  # storage trouble (a lost connection...): a failure, not bad input
+                raise RestoreInputError(f"{unit.path} is corrupt ({exc})") from None
+            except Exception as exc:  # the decoder touches no database: the file is bad
                 raise RestoreInputError(
                     f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
                 ) from None
             yield row
 
     def _write_partition(
-        self, rows: list[Any], unit: RestoreUnit, redo: bool, counts: UnitCounts, sender: _Sender
+        self,
+        rows: list[Any],
+        opens: bool,
+        unit: RestoreUnit,
+        redo: bool,
+        counts: UnitCounts,
+        sender: _Sender,
     ) -> None:
+        """Rows of one partition (all, or a chunk): statics with its first row only."""
         self._limiter.acquire(len(rows))
         sender.make_room()
         clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
@@ -321,7 +335,7 @@ class RestoreUnitsFn(beam.DoFn):
             writes = self._builder.row_writes(
                 row,
                 clock,
-                with_statics=index == 0,
+                with_statics=opens and index == 0,
                 marker_timestamp=unit.read_started_micros,
                 present=present,
                 element_key=self._element_key,
@@ -331,7 +345,7 @@ class RestoreUnitsFn(beam.DoFn):
             counts.expired_cells += writes.expired
             counts.list_elements_present += writes.list_elements_present
         counts.rows += len(rows)
-        counts.partitions += 1
+        counts.partitions += opens
         for batch in pack_batches(row_writes, self.settings.max_batch_statements):
             self._send(batch, sender)
             counts.statements += len(batch)
