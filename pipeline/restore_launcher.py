@@ -445,9 +445,10 @@ def run(argv: list[str], out: Any = None) -> int:
         force=True,
     )
     quiet = settings["log_level"] != "DEBUG" and not os.environ.get("CASSANDRA_EXPORT_DEBUG")
-    if quiet:
-        from pipeline.local_runner import OneLineLogs
+    from pipeline.local_runner import OneLineLogs, install_worker_log_filter
 
+    install_worker_log_filter(getattr(logging, settings["log_level"]), keep_beam=not quiet)
+    if quiet:
         for noisy in ("apache_beam", "cassandra"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
