@@ -20,6 +20,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
     install_requires=REQUIREMENTS,
-    entry_points={"console_scripts": ["cassandra-export = pipeline.cli:console_main"]},
+    entry_points={
+        "console_scripts": [
+            "cassandra-export = pipeline.cli:console_main",
+            "cassandra-restore = pipeline.restore_cli:console_main",
+        ]
+    },
     license="Apache-2.0",
 )

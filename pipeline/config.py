@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +75,7 @@ def _beam_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_to_argv(path: str) -> list[str]:
+def _config_to_argv(path: str, specs_by_dest: dict[str, Any] = SPECS_BY_DEST) -> list[str]:
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
@@ -99,7 +99,7 @@ def _config_to_argv(path: str) -> list[str]:
         if value is None:
             continue
         if isinstance(value, bool):
-            spec = SPECS_BY_DEST.get(key.replace("-", "_"))
+            spec = specs_by_dest.get(key.replace("-", "_"))
             if spec is not None and spec.flag:
                 argv.append(f"{flag}={'true' if value else 'false'}")
             elif value:
@@ -115,8 +115,13 @@ def _config_to_argv(path: str) -> list[str]:
     return argv
 
 
-def parse_settings(argv: Sequence[str]) -> Settings:
-    """Parse argv (with an optional --config file underneath) into Settings."""
+def parse_settings(
+    argv: Sequence[str],
+    specs: Sequence[Any] = OPTION_SPECS,
+    make_parser: Callable[[], argparse.ArgumentParser] = export_parser,
+) -> Settings:
+    """Parse argv (with an optional --config file underneath) into Settings; ``specs`` and
+    ``make_parser`` are the command's option table and parser (export by default)."""
     argv = list(argv)
     if any(a == "--password" or a.startswith("--password=") for a in argv):
         raise UsageError(
@@ -126,22 +131,25 @@ def parse_settings(argv: Sequence[str]) -> Settings:
     config_parser = _NoExitParser(add_help=False, allow_abbrev=False)
     config_parser.add_argument("--config", dest="config")
     known, _ = config_parser.parse_known_args(argv)
-    prefix = _config_to_argv(known.config) if known.config else []
+    prefix = _config_to_argv(known.config, {s.dest: s for s in specs}) if known.config else []
 
-    parser = export_parser()
+    parser = make_parser()
     namespace, rest = parser.parse_known_args(prefix + argv)
     values = vars(namespace)
     explicit = {k for k, v in values.items() if v is not None}
-    for spec in OPTION_SPECS:
+    for spec in specs:
         if values.get(spec.dest) is None:
             values[spec.dest] = spec.default if not spec.flag else bool(spec.default)
     from_config = {a.split("=", 1)[0] for a in prefix}
-    beam_args = _check_beam_args(rest, from_config, known.config)
+    beam_args = _check_beam_args(rest, from_config, known.config, parser.prog)
     return Settings(values=values, explicit=explicit, beam_args=beam_args)
 
 
 def _check_beam_args(
-    rest: list[str], from_config: set[str] | None = None, config_path: str | None = None
+    rest: list[str],
+    from_config: set[str] | None = None,
+    config_path: str | None = None,
+    prog: str = "cassandra-export",
 ) -> list[str]:
     positional = [a for a in rest if not a.startswith("-")]
     beam_parser = _beam_parser()
@@ -153,11 +161,11 @@ def _check_beam_args(
     if unknown_flags and unknown_flags[0] in (from_config or set()):
         raise UsageError(
             f"--config {config_path}: unknown option {unknown_flags[0].lstrip('-')!r} "
-            "(see cassandra-export --help)"
+            f"(see {prog} --help)"
         )
     if unknown_flags:
         raise UsageError(
-            f"unknown option {unknown_flags[0]} (see cassandra-export --help for export "
+            f"unknown option {unknown_flags[0]} (see {prog} --help for its own "
             "options; Beam pipeline options are passed through by their Beam names)"
         )
     if positional and unknown:

@@ -65,6 +65,7 @@ def export_record(
     config: dict[str, Any],
     row_filter: WritetimeFilter,
     incremental_from: dict[str, Any] | None,
+    schema: dict[str, Any],
 ) -> dict[str, Any]:
     """The whole ``export.json`` of a new export."""
     return {
@@ -75,6 +76,7 @@ def export_record(
         "cluster": {"name": plan.cluster_name, "release_version": plan.release_version},
         "export_config": config,
         "plan": plan.to_json(),
+        "schema": schema,
         "units": [u.to_json() for u in units],
         "incremental_from": incremental_from,
         "row_filter": {

@@ -9,6 +9,7 @@ from pipeline.job import ExportJob
 from pipeline.local_runner import QuietFnApiRunner
 from transforms.cassandra_io import ReadRangesFn
 from transforms.normalize import FilterByWritetime
+from transforms.restore_manifest import RecordReadStartFn
 from transforms.sinks import FinalizeFn, WriteExport
 
 
@@ -19,11 +20,12 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
     rows keep those lists until the writer, which applies ``--collection-writetime``.
     """
     options = PipelineOptions(beam_args)
-    pipeline = beam.Pipeline(runner=_local_runner(options), options=options)
+    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     rows = (
         pipeline
         | "WorkUnits" >> beam.Create(job.work_items)
         | "Reshuffle" >> beam.Reshuffle()
+        | "RecordReadStart" >> beam.ParDo(RecordReadStartFn(job.layout.root))
         | "ReadTokenRanges"
         >> beam.ParDo(ReadRangesFn(job.connection, job.plan, job.batch_size, job.checkpoint_rows))
     )
@@ -38,7 +40,7 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
     return pipeline
 
 
-def _local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
+def local_runner(options: PipelineOptions) -> beam.runners.PipelineRunner | None:
     """FnApiRunner with worker processes: the quiet variant (same runner, no console noise
     from its workers); any other runner: None, Beam picks it from ``--runner``."""
     runner = options.view_as(StandardOptions).runner

@@ -29,6 +29,7 @@ from transforms.cassandra_schema import (
 from transforms.cassandra_session import ConnectionConfig
 from transforms.formats import SinkConfig
 from transforms.normalize import WritetimeFilter
+from transforms.restore_manifest import export_schema
 from transforms.table_plan import PlanError, TablePlan
 from transforms.token_ranges import WorkUnit, auto_splits, make_work_units, plan_ranges
 
@@ -119,8 +120,9 @@ def _job(
 
 def _plan_from_cluster(
     settings: Settings, connection: ConnectionConfig
-) -> tuple[TablePlan, list[int], dict[tuple[int, int], int]]:
-    """The column plan from the live schema, with the ring's tokens and size estimates."""
+) -> tuple[TablePlan, list[int], dict[tuple[int, int], int], dict[str, Any]]:
+    """The column plan from the live schema, with the ring's tokens, size estimates and the
+    schema block restore needs (CQL types, UDTs, CREATE statements)."""
     keyspace, table = validation.split_table(settings)
     cluster, session = connect_or_explain(connection)
     try:
@@ -141,7 +143,8 @@ def _plan_from_cluster(
             raise UsageError(str(exc)) from None
         tokens = ring_tokens(cluster)
         estimates = partitions_per_range(session, described.keyspace, described.table)
-        return plan, tokens, estimates
+        schema = export_schema(cluster, described.keyspace, described.table, plan)
+        return plan, tokens, estimates, schema
     finally:
         cluster.shutdown()
 
@@ -161,7 +164,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
     incremental_after, origin = validation.incremental_start(settings)
     row_filter = validation.row_filter(settings, incremental_after)
     connection = validation.connection_config(settings)
-    plan, tokens, estimates = _plan_from_cluster(settings, connection)
+    plan, tokens, estimates, schema = _plan_from_cluster(settings, connection)
     if (row_filter.after is not None or row_filter.before is not None) and not (
         plan.writetime_columns
     ):
@@ -183,6 +186,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
         config=config,
         row_filter=row_filter,
         incremental_from=origin,
+        schema=schema,
     )
     try:
         mf.write_json(layout.export_json, record)

@@ -486,10 +486,16 @@ def _typed(spec: OptionSpec) -> Callable[[str], Any]:
     return convert
 
 
-def add_export_arguments(parser: argparse.ArgumentParser, *, with_defaults: bool = True) -> None:
-    """Add every export option to ``parser`` (dash and underscore spellings)."""
+def add_export_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    with_defaults: bool = True,
+    specs: Sequence[OptionSpec] = OPTION_SPECS,
+) -> None:
+    """Add every option of ``specs`` (export's by default) to ``parser``, dash and underscore
+    spellings."""
     groups: dict[str, Any] = {}
-    for spec in OPTION_SPECS:
+    for spec in specs:
         group = groups.get(spec.group)
         if group is None and hasattr(parser, "add_argument_group"):
             group = groups[spec.group] = parser.add_argument_group(f"{spec.group} options")

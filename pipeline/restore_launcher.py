@@ -1,0 +1,483 @@
+"""Launch a restore: validate the export and the target, plan the units still to do, run the
+pipeline, report progress and a summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.config import Settings, parse_settings
+from pipeline.connect_errors import connect_or_explain
+from pipeline.options import UsageError
+from pipeline.restore_graph import build_restore_pipeline
+from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
+from pipeline.validation import connection_config
+from transforms import manifest as mf
+from transforms.cassandra_session import ConnectionConfig
+from transforms.cassandra_write import RestoreUnit, WriteSettings
+from transforms.normalize import parse_time_micros
+from transforms.restore_manifest import RestoreLayout, read_starts, retarget_create
+from transforms.restore_plan import RestorePlan, build_restore_plan
+
+_MARKER_NAME = r"^\d{5,}(?:\.s\d+)?\.json$"
+
+
+@dataclass
+class RestoreJob:
+    """Everything the restore pipeline needs, resolved."""
+
+    export_layout: mf.Layout
+    restore_layout: RestoreLayout
+    manifest: dict[str, Any]
+    plan: RestorePlan
+    connection: ConnectionConfig
+    write: WriteSettings
+    units: list[RestoreUnit]
+    units_total: int
+    already_done: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"{self.plan.keyspace}.{self.plan.table}"
+
+
+def _schema(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The recorded schema; exports made before it was recorded give columns and UDTs only."""
+    schema = manifest.get("schema")
+    if schema:
+        return schema
+    plan = manifest["plan"]
+    return {
+        "keyspace": plan["keyspace"],
+        "table": plan["table"],
+        "columns": [
+            {"name": c["name"], "cql_type": c["type"], "kind": c["kind"]} for c in plan["columns"]
+        ],
+        "types": {
+            name: [list(p) for p in zip(fields, types, strict=True)]
+            for name, (fields, types) in plan.get("user_types", {}).items()
+        },
+    }
+
+
+def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
+    keyspace = settings.get("keyspace") or schema["keyspace"]
+    table = settings.get("table") or schema["table"]
+    if "." in table and not table.startswith('"'):
+        ks_part, _, table = table.partition(".")
+        if settings.get("keyspace") and settings["keyspace"] != ks_part:
+            raise UsageError(
+                f"--table {settings['table']} names keyspace {ks_part} but --keyspace is "
+                f"{settings['keyspace']}"
+            )
+        keyspace = ks_part
+    return keyspace, table
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+
+def _export_units(
+    layout: mf.Layout, manifest: dict[str, Any], warnings: list[str]
+) -> list[RestoreUnit]:
+    """One unit per committed export piece (its marker), with the time its read started."""
+    import re
+
+    starts = read_starts(layout)
+    unstamped = 0
+    fallback = int(manifest["started_at_micros"])
+    data_files = {posixpath.basename(p.replace("\\", "/")) for p in mf.list_files(layout.data_dir)}
+    units = []
+    for path in mf.list_files(layout.ranges_dir, "*.json"):
+        name = posixpath.basename(path.replace("\\", "/"))
+        if not re.match(_MARKER_NAME, name):
+            continue
+        marker = mf.read_json(path)
+        try:
+            file_name, unit_id = str(marker["file"]), int(marker["unit_id"])
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"--input: marker {path} is malformed") from None
+        if file_name not in data_files:
+            raise UsageError(
+                f"--input: {mf.join(layout.data_dir, file_name)} of committed unit "
+                f"{name[:-5]} is missing: the export is damaged"
+            )
+        unstamped += unit_id not in starts
+        units.append(
+            RestoreUnit(
+                stem=name[: -len(".json")],
+                path=mf.join(layout.data_dir, file_name),
+                read_started_micros=starts.get(unit_id, fallback),
+            )
+        )
+    if unstamped:
+        warnings.append(
+            f"{unstamped} export units record no read time (exported before restore "
+            "existed): their TTLs count from the export's start, so those cells may expire "
+            "earlier than on the source by up to the export's duration"
+        )
+    return units
+
+
+def _check_columns(
+    plan: RestorePlan, schema: dict[str, Any], table_meta: Any, target_types: dict[str, Any]
+) -> None:
+    """Every exported column must exist on the target with the same type and kind."""
+    problems = []
+    key_kinds = {c.name: "partition_key" for c in table_meta.partition_key}
+    key_kinds.update({c.name: "clustering" for c in table_meta.clustering_key})
+    for column in plan.columns:
+        target = table_meta.columns.get(column.name)
+        if target is None:
+            problems.append(f"column {column.name} ({column.cql_type}) does not exist")
+            continue
+        if str(target.cql_type) != column.cql_type:
+            problems.append(
+                f"column {column.name} is {target.cql_type} on the target but "
+                f"{column.cql_type} in the export"
+            )
+        kind = key_kinds.get(column.name, "static" if target.is_static else "regular")
+        if kind != column.kind:
+            problems.append(
+                f"column {column.name} is {kind} on the target but {column.kind} in the export"
+            )
+    exported_keys = [c.name for c in plan.columns if c.is_key]
+    target_keys = list(key_kinds)
+    if exported_keys != target_keys:
+        problems.append(
+            f"primary key columns are ({', '.join(target_keys)}) on the target but "
+            f"({', '.join(exported_keys)}) in the export"
+        )
+    for name, fields in schema.get("types", {}).items():
+        have = target_types.get(name)
+        want = [(f, t) for f, t in fields]
+        if have is not None and have != want:
+            problems.append(
+                f"type {name} has fields ({', '.join(f'{f} {t}' for f, t in have)}) on the "
+                f"target but ({', '.join(f'{f} {t}' for f, t in want)}) in the export"
+            )
+    if problems:
+        raise UsageError(
+            f"the target table {plan.keyspace}.{plan.table} does not match the export: "
+            + "; ".join(problems)
+        )
+
+
+def _prepare_target(
+    settings: Settings, plan: RestorePlan, schema: dict[str, Any]
+) -> ConnectionConfig:
+    values = dict(settings.values)
+    values.update(
+        read_timeout=settings["write_timeout"],
+        fetch_size=5000,
+        max_concurrent_queries=0,
+    )
+    connection = connection_config(Settings(values, settings.explicit, settings.beam_args))
+    cluster, session = connect_or_explain(connection)
+    try:
+        keyspaces = cluster.metadata.keyspaces
+        if plan.keyspace not in keyspaces:
+            raise UsageError(
+                f"--table: keyspace {plan.keyspace} does not exist on the target; create it "
+                "first (restore creates tables, not keyspaces)"
+            )
+        ks_meta = keyspaces[plan.keyspace]
+        if plan.table not in ks_meta.tables:
+            if not settings["create_table"]:
+                raise UsageError(
+                    f"--table: table {plan.keyspace}.{plan.table} does not exist; add "
+                    "--create-table to create it from the export's schema"
+                )
+            _create(session, plan, schema, ks_meta)
+            cluster.refresh_schema_metadata()
+            ks_meta = cluster.metadata.keyspaces[plan.keyspace]
+        target_types = {
+            name: list(zip(udt.field_names, udt.field_types, strict=True))
+            for name, udt in ks_meta.user_types.items()
+        }
+        _check_columns(plan, schema, ks_meta.tables[plan.table], target_types)
+    finally:
+        cluster.shutdown()
+    return connection
+
+
+def _create(session: Any, plan: RestorePlan, schema: dict[str, Any], ks_meta: Any) -> None:
+    if "create_table" not in schema:
+        raise UsageError(
+            "--create-table: this export was made before exports recorded their table's "
+            "schema; create the target table by hand, then restore without --create-table"
+        )
+    source = (schema["keyspace"], schema["table"])
+    for statement, name in zip(schema["create_types"], schema["types"], strict=True):
+        if name in ks_meta.user_types:
+            continue  # compared field by field afterwards
+        create = retarget_create(statement, "TYPE", (source[0], name), (plan.keyspace, name))
+        session.execute(create.replace("CREATE TYPE ", "CREATE TYPE IF NOT EXISTS ", 1), timeout=60)
+    create = retarget_create(schema["create_table"], "TABLE", source, (plan.keyspace, plan.table))
+    session.execute(create.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1), timeout=60)
+
+
+def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int | None:
+    if recorded is not None and recorded.get("fixed_timestamp_micros") is not None:
+        return int(recorded["fixed_timestamp_micros"])
+    text = settings.get("timestamp")
+    if not text:
+        return None
+    if str(text).strip().lower() == "now":
+        return time.time_ns() // 1000
+    try:
+        return parse_time_micros(text)
+    except ValueError as exc:
+        raise UsageError(f"--timestamp: {exc}") from None
+
+
+def prepare_restore(settings: Settings) -> RestoreJob:
+    """Validate the export and the target; on success the restore manifest holds restore.json."""
+    source = settings.get("input")
+    if not source:
+        raise UsageError("--input EXPORT is required: the directory cassandra-export wrote")
+    layout = mf.Layout(source)
+    try:
+        manifest = mf.load_export(layout)
+    except mf.ManifestError as exc:
+        raise UsageError(f"--input: {exc}") from None
+    if not mf.exists(layout.success) and not settings["allow_partial"]:
+        raise UsageError(
+            f"--input: the export in {source} is not finished (no _SUCCESS): finish it with "
+            f"cassandra-export --resume {source}, or restore its committed units with "
+            "--allow-partial"
+        )
+    schema = _schema(manifest)
+    keyspace, table = _target_name(settings, schema)
+    keyspace, table = _unquote(keyspace), _unquote(table)
+    export_plan = manifest["plan"]
+    policy = manifest["export_config"].get("collection_writetime", "max")
+    restore_layout = RestoreLayout.for_target(
+        source, f"{keyspace}.{table}", settings.get("restore_manifest")
+    )
+    recorded = mf.read_json(restore_layout.run_json) if mf.exists(restore_layout.run_json) else None
+    plan = build_restore_plan(
+        keyspace,
+        table,
+        schema["columns"],
+        schema.get("types", {}),
+        export_plan["writetime_columns"],
+        export_plan["ttl_columns"],
+        _fixed_timestamp(settings, recorded),
+    )
+    warnings = _check_plan(settings, plan, policy)
+    units = _export_units(layout, manifest, warnings)
+    connection = _prepare_target(settings, plan, schema)
+    done = restore_layout.done_markers() if recorded is not None else {}
+    redo_all = bool(settings["overwrite"])
+    if recorded is not None and not redo_all:
+        if len(done) < len(units) and not settings["resume"]:
+            raise UsageError(
+                f"a restore of {source} into {keyspace}.{table} was started and did not finish "
+                f"({len(done)} of {len(units)} units done): continue it with --resume, or "
+                "restore every unit again with --overwrite"
+            )
+    if redo_all:
+        mf.delete_files(mf.list_files(restore_layout.root, "*.json"))
+        done = {}
+    if recorded is None or redo_all:
+        mf.ensure_dir(restore_layout.root)
+        try:
+            mf.write_json(
+                restore_layout.run_json,
+                {
+                    "export": source if "://" in source else os.path.abspath(source),
+                    "target": f"{keyspace}.{table}",
+                    "started_at_micros": time.time_ns() // 1000,
+                    "fixed_timestamp_micros": plan.fixed_timestamp,
+                    "collection_writetime": policy,
+                },
+            )
+        except Exception as exc:
+            raise UsageError(
+                f"cannot write the restore manifest in {restore_layout.root} ({exc}); if the "
+                "export is read-only, give --restore-manifest DIR"
+            ) from None
+    todo = [
+        RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all)
+        for u in units
+        if u.stem not in done
+    ]
+    return RestoreJob(
+        export_layout=layout,
+        restore_layout=restore_layout,
+        # The decoder reads types from the schema block; older exports get one derived
+        # from their column plan.
+        manifest=dict(manifest, schema=schema),
+        plan=plan,
+        connection=connection,
+        write=WriteSettings(
+            export_root=source,
+            restore_root=restore_layout.root,
+            max_batch_statements=settings["batch_statements"],
+            max_in_flight=settings["max_in_flight"],
+            retries=settings["retries"],
+            max_rows_per_second=connection.max_rows_per_second_per_worker,
+        ),
+        units=todo,
+        units_total=len(units),
+        already_done=done,
+        warnings=warnings,
+    )
+
+
+def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]:
+    """Refuse what would restore silently wrong; warn about what the export did not keep."""
+    if plan.is_counter_table and settings.get("counters") != "add":
+        raise UsageError(
+            f"{plan.keyspace}.{plan.table} is a counter table: counters cannot be written with "
+            "a timestamp, only incremented; give --counters add to add the exported values "
+            "(a redone unit adds its rows again: see README)"
+        )
+    without = [c.name for c in plan.data_columns if not c.counter and not c.has_writetime]
+    if without and plan.fixed_timestamp is None:
+        raise UsageError(
+            "the export has no writetime for column(s) "
+            + ", ".join(without)
+            + ": give --timestamp now or --timestamp T to say which writetime they get"
+        )
+    warnings = []
+    whole = [c.name for c in plan.data_columns if c.multicell and c.has_writetime]
+    if whole and policy != "list":
+        warnings.append(
+            f"the export kept one writetime per collection (--collection-writetime {policy}): "
+            f"{', '.join(whole)} are restored whole at that writetime; element writetimes "
+            "were not exported"
+        )
+    no_ttl = [c.name for c in plan.data_columns if not c.counter and not c.has_ttl]
+    if no_ttl:
+        warnings.append(
+            f"the export has no TTL for {', '.join(no_ttl)}: those cells are restored without a TTL"
+        )
+    return warnings
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+class RestoreProgress:
+    """Every ``interval`` seconds: units done / total, rows, rows/s (from the done markers)."""
+
+    def __init__(self, job: RestoreJob, interval: float, stream: Any) -> None:
+        self.job = job
+        self.interval = interval
+        self.stream = stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="restore-progress", daemon=True)
+        self._started = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                markers = self.job.restore_layout.done_markers()
+            except Exception:  # progress must never break the restore
+                continue
+            new = [m for s, m in markers.items() if s not in self.job.already_done]
+            rows = sum(int(m["rows"]) for m in new)
+            elapsed = max(1e-9, time.monotonic() - self._started)
+            print(
+                f"progress: {len(markers)}/{self.job.units_total} units, {rows:,} rows this run, "
+                f"{rows / elapsed:,.0f} rows/s",
+                file=self.stream,
+                flush=True,
+            )
+
+
+def print_restore_summary(job: RestoreJob, elapsed: float, out: Any) -> None:
+    markers = job.restore_layout.done_markers()
+    new = [m for s, m in markers.items() if s not in job.already_done]
+
+    def total(key: str) -> int:
+        return sum(int(m.get(key, 0)) for m in new)
+
+    rows = total("rows")
+    print(
+        f"restore complete: {rows:,} rows into {job.target} in {elapsed:.1f} s "
+        f"({rows / max(elapsed, 1e-9):,.0f} rows/s)",
+        file=out,
+    )
+    print(
+        f"  units: {len(new)} restored this run, {len(job.already_done)} already done, "
+        f"{len(markers)}/{job.units_total} in all",
+        file=out,
+    )
+    print(
+        f"  cells: {total('cells'):,} written, {total('expired_cells'):,} expired since the "
+        f"export (skipped); statements: {total('statements'):,} in {total('batches'):,} batches",
+        file=out,
+    )
+    if total("list_elements_present") or total("retries"):
+        print(
+            f"  redo: {total('list_elements_present'):,} list elements already on the target "
+            f"(not written again); retries: {total('retries'):,}",
+            file=out,
+        )
+    print(f"  restore manifest: {job.restore_layout.root}", file=out)
+
+
+def run(argv: list[str], out: Any = None) -> int:
+    """Parse, validate, restore and report; returns the exit code. Raises UsageError."""
+    out = out or sys.stdout
+    settings = parse_settings(argv, RESTORE_OPTION_SPECS, restore_parser)
+    logging.basicConfig(
+        level=getattr(logging, settings["log_level"]),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    quiet = settings["log_level"] != "DEBUG" and not os.environ.get("CASSANDRA_EXPORT_DEBUG")
+    from pipeline.local_runner import OneLineLogs, install_worker_log_filter
+
+    install_worker_log_filter(getattr(logging, settings["log_level"]), keep_beam=not quiet)
+    if quiet:
+        for noisy in ("apache_beam", "cassandra"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OneLineLogs())
+    job = prepare_restore(settings)
+    for warning in job.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not job.units:
+        rows = sum(int(m.get("rows", 0)) for m in job.already_done.values())
+        print(
+            f"the restore of {job.export_layout.root} into {job.target} is already complete "
+            f"({rows:,} rows in {len(job.already_done)} units); nothing to do",
+            file=out,
+        )
+        return 0
+    pipeline = build_restore_pipeline(
+        job.units, job.connection, job.plan, job.manifest, job.write, settings.beam_args
+    )
+    reporter = None
+    if settings["progress_interval"] > 0:
+        reporter = RestoreProgress(job, settings["progress_interval"], sys.stderr)
+        reporter.start()
+    started = time.monotonic()
+    try:
+        pipeline.run().wait_until_finish()
+    finally:
+        if reporter is not None:
+            reporter.stop()
+    print_restore_summary(job, time.monotonic() - started, out)
+    return 0

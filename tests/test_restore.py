@@ -1,0 +1,629 @@
+"""cassandra-restore on a real Cassandra 5 node: the round trip (value, WRITETIME and TTL expiry
+of every cell and element equal to the source), list idempotency on redo and after kill -9,
+and bad input (exit 2, one exact line).
+
+TTL precision, stated exactly: the export records when each unit's read started (S) and its
+marker when the unit was committed (C). Restore writes TTL = S + exported TTL - now, so a
+restored expiry lies between (floor(C) - floor(S)) seconds earlier and 1 second later than the
+source's. Reading TTL() of the source and then of the target, the two reads may fall into
+different seconds: d = floor(after) - floor(before). So for every cell,
+-(span + d) <= TTL(target) - TTL(source) <= 1, where span is the largest floor(C) - floor(S)
+of the export's units.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO, CliResult, export, markers
+from transforms.cassandra_session import _allow_null_list_elements
+from transforms.normalize import parse_time_micros
+
+S = 1_000_000
+COLUMNS = ("st", "sl", "v", "n", "b", "d", "ts", "fl", "fu", "l", "se", "m", "u")
+
+
+def restore(*argv: str) -> CliResult:
+    """``cassandra-restore`` in this process (FnApiRunner), stdout and stderr captured."""
+    from pipeline.restore_cli import main
+
+    full = [*argv, "--runner=FnApiRunner", "--progress-interval", "0"]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(full)
+    return CliResult(code, out.getvalue(), err.getvalue(), full)
+
+
+def restore_process(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.restore_cli", *argv, "--runner=FnApiRunner"],
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def tgt(request: pytest.FixtureRequest, session: Any) -> str:
+    """A second keyspace, for restore targets."""
+    name = f"restore_tgt_{uuid.uuid4().hex[:8]}"
+    session.execute(
+        f"CREATE KEYSPACE {name} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+        timeout=60,
+    )
+    request.addfinalizer(lambda: session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120))
+    return name
+
+
+@pytest.fixture(scope="module")
+def source(session: Any, ks: str) -> dict[str, Any]:
+    """The source table: scalars, statics, a static-only partition, a key-only row, TTLs,
+    frozen values, non-frozen list/set/map/UDT with element writes at different times,
+    and a cell that expires between export and restore."""
+    _allow_null_list_elements()
+    session.execute(f"CREATE TYPE IF NOT EXISTS {ks}.addr (street text, zip int)")
+    session.execute(
+        f"CREATE TABLE {ks}.src (k int, c int, st text static, sl list<text> static, v text, "
+        "n bigint, b blob, "
+        "d decimal, ts timestamp, fl frozen<list<int>>, fu frozen<addr>, l list<text>, "
+        "se set<int>, m map<text, int>, u addr, PRIMARY KEY (k, c))"
+    )
+    run = session.execute
+    t = f"{ks}.src"
+    run(
+        f"INSERT INTO {t} (k, c, st, v, n, b, d, ts, fl, fu, l, se, m, u) VALUES (1, 1, 's1', "
+        "'v1', 5, 0x0102, 1.25, '2020-01-02 03:04:05.678+0000', [1, 2], {street: 'f', zip: 2}, "
+        "['a', 'b'], {1, 2}, {'x': 1}, {street: 's', zip: 1}) "
+        "USING TIMESTAMP 1000000 AND TTL 100000"
+    )
+    run(
+        f"UPDATE {t} USING TIMESTAMP 3000000 SET l = l + ['c'], se = se + {{3}}, m['y'] = 2, "
+        "u.zip = 5, v = 'v2' WHERE k = 1 AND c = 1"
+    )
+    run(
+        f"UPDATE {t} USING TIMESTAMP 2000000 AND TTL 50000 SET l = l + ['d'], n = 7 "
+        "WHERE k = 1 AND c = 1"
+    )
+    run(f"UPDATE {t} USING TIMESTAMP 1500000 SET v = 'x' WHERE k = 1 AND c = 2")
+    run(f"INSERT INTO {t} (k, c) VALUES (2, 1) USING TIMESTAMP 1000")
+    run(f"INSERT INTO {t} (k, st) VALUES (3, 'static only') USING TIMESTAMP 4000000")
+    run(f"UPDATE {t} USING TIMESTAMP 4000000 SET sl = sl + ['p', 'q'] WHERE k = 3")
+    run(f"UPDATE {t} USING TIMESTAMP 1000000 SET sl = sl + ['x'] WHERE k = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 2000000 AND TTL 70000 SET sl = sl + ['y'] WHERE k = 1")
+    for stamp, item in ((10, "a"), (20, "b"), (10, "c")):
+        run(f"UPDATE {t} USING TIMESTAMP {stamp} SET l = l + ['{item}'] WHERE k = 4 AND c = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 10 SET se = se + {{1}} WHERE k = 4 AND c = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 20 AND TTL 90000 SET se = se + {{2}} WHERE k = 4 AND c = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 10 AND TTL 80000 SET m['p'] = 1 WHERE k = 4 AND c = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 30 SET u = {{street: 'w', zip: null}} WHERE k = 4 AND c = 1")
+    expiring_written = time.time()
+    run(f"UPDATE {t} USING TIMESTAMP 5000000 AND TTL 6 SET v = 'gone' WHERE k = 5 AND c = 1")
+    run(f"UPDATE {t} USING TIMESTAMP 5000000 SET n = 1 WHERE k = 5 AND c = 1")
+    insert = session.prepare(
+        f"UPDATE {t} USING TIMESTAMP ? AND TTL ? SET v = ?, n = ?, fl = ?, l = l + ? "
+        "WHERE k = ? AND c = ?"
+    )
+    append = session.prepare(f"UPDATE {t} USING TIMESTAMP ? SET l = l + ? WHERE k = ? AND c = ?")
+    for k in range(10, 110):
+        for c in range(2):
+            stamp = 1_700_000_000_000_000 + k * 1000 + c
+            ttl = 200_000 + k if k % 3 == 0 else 0
+            session.execute(insert, (stamp, ttl, f"v{k}.{c}", k * c, [k, c], [f"e{k}"], k, c))
+            session.execute(append, (stamp + 7, [f"f{k}", f"g{k}"], k, c))
+    return {"table": t, "expiring_written": expiring_written}
+
+
+def snapshot(session: Any, table: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """(values and writetimes, TTLs) of every cell of every row, keyed by (k, c)."""
+    selectors = ", ".join(f"{c}, WRITETIME({c}), TTL({c})" for c in COLUMNS)
+    values: dict[Any, Any] = {}
+    ttls: dict[Any, Any] = {}
+    for row in session.execute(f"SELECT k, c, {selectors} FROM {table}"):
+        key = (row[0], row[1])
+        cells = row[2:]
+        values[key] = tuple(
+            (_plain(cells[3 * i]), _plain(cells[3 * i + 1])) for i in range(len(COLUMNS))
+        )
+        ttls[key] = tuple(cells[3 * i + 2] for i in range(len(COLUMNS)))
+    return values, ttls
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, int | str | bytes | float):
+        return value
+    if hasattr(value, "items"):
+        return sorted(value.items())
+    if isinstance(value, tuple):
+        return tuple(value)
+    try:
+        return list(value)
+    except TypeError:
+        return value
+
+
+def read_span(out: Path) -> int:
+    """Largest floor(committed_at) - floor(read start) of the export's units, in seconds."""
+    starts = {}
+    for path in (out / "_manifest" / "reads").glob("*.json"):
+        stamp = json.loads(path.read_text())
+        starts[stamp["unit_id"]] = stamp["read_started_at_micros"]
+    return max(
+        parse_time_micros(m["committed_at"]) // S - starts[m["unit_id"]] // S for m in markers(out)
+    )
+
+
+def compare_ttls(
+    source_ttls: dict[Any, Any], target_ttls: dict[Any, Any], span: int, d: int
+) -> list[str]:
+    problems = []
+    for key, cells in source_ttls.items():
+        for name, want, got in zip(COLUMNS, cells, target_ttls[key], strict=True):
+            pairs = zip(want, got, strict=True) if isinstance(want, list) else [(want, got)]
+            for w, g in pairs:
+                if (w is None) != (g is None):
+                    problems.append(f"{key} {name}: TTL {g} on the target, {w} on the source")
+                elif w is not None and not -(span + d) <= g - w <= 1:
+                    problems.append(f"{key} {name}: TTL {g} on the target, {w} on the source")
+    return problems
+
+
+def summary_number(text: str, label: str) -> int:
+    for line in text.splitlines():
+        if label in line:
+            before = line.split(label)[0].split()
+            return int(before[-1].replace(",", ""))
+    raise AssertionError(f"{label!r} not in {text}")
+
+
+# --- the round trip -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, hosts: str, source: dict[str, Any]) -> Path:
+    out = tmp_path_factory.mktemp("restore") / "export"
+    export(
+        hosts,
+        source["table"],
+        out,
+        "--format",
+        "jsonl",
+        "--collection-writetime",
+        "list",
+        "--ttl-columns",
+        "*",
+        "--splits",
+        "6",
+    )
+    # The TTL-6 cell must have expired before the restore starts.
+    time.sleep(max(0.0, source["expiring_written"] + 8 - time.time()))
+    return out
+
+
+def test_round_trip_every_cell(
+    session: Any, hosts: str, tgt: str, source: dict[str, Any], exported: Path
+) -> None:
+    result = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.copy", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    assert result.stderr == ""
+    assert summary_number(result.stdout, "expired since the export") == 1
+    before = time.time()
+    source_values, source_ttls = snapshot(session, source["table"])
+    target_values, target_ttls = snapshot(session, f"{tgt}.copy")
+    d = math.floor(time.time()) - math.floor(before)
+    assert target_values == source_values
+    assert len(source_values) == 206  # 200 generated rows and 6 hand-written ones
+    assert (2, 1) in target_values and (3, None) in target_values
+    assert compare_ttls(source_ttls, target_ttls, read_span(exported), d) == []
+
+
+def test_restore_again_is_a_no_op_and_overwrite_writes_no_list_element_twice(
+    session: Any, hosts: str, tgt: str, exported: Path
+) -> None:
+    first = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.again", "--create-table"
+    )
+    assert first.code == 0, first.describe()
+    values, _ = snapshot(session, f"{tgt}.again")
+    again = restore("--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.again")
+    assert again.code == 0, again.describe()
+    assert again.stdout == (
+        f"the restore of {exported} into {tgt}.again is already complete (206 rows in "
+        f"{len(markers(exported))} units); nothing to do\n"
+    )
+    overwrite = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.again", "--overwrite"
+    )
+    assert overwrite.code == 0, overwrite.describe()
+    position = COLUMNS.index("l")
+    list_elements = sum(len(cells[position][0] or []) for cells in values.values())
+    assert list_elements == 4 + 3 + 200 * 3
+    list_elements += 2 + 2  # the static list sl of partitions 1 and 3
+    assert summary_number(overwrite.stdout, "list elements already on the target") == list_elements
+    assert snapshot(session, f"{tgt}.again")[0] == values
+
+
+def test_policy_max_restores_whole_collections_with_one_warning(
+    session: Any, hosts: str, tgt: str, source: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "max"
+    export(hosts, source["table"], out, "--format", "jsonl", "--splits", "3")
+    result = restore(
+        "--hosts", hosts, "--input", str(out), "--table", f"{tgt}.maxcopy", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    assert result.stderr == (
+        "warning: the export kept one writetime per collection (--collection-writetime max): "
+        "l, m, se, sl, u are restored whole at that writetime; element writetimes were not "
+        "exported\n"
+        f"warning: the export has no TTL for {_data_columns(out)}: those cells are restored "
+        "without a TTL\n"
+    )
+    rows = session.execute(f"SELECT l, WRITETIME(l) FROM {tgt}.maxcopy WHERE k = 4 AND c = 1").one()
+    assert (rows[0], rows[1]) == (["a", "b", "c"], [20, 20, 20])
+
+
+def _data_columns(out: Path) -> str:
+    columns = json.loads((out / "_manifest" / "export.json").read_text())["schema"]["columns"]
+    return ", ".join(c["name"] for c in columns if c["kind"] in ("static", "regular"))
+
+
+# --- kill -9 and resume -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kill_nine_three_times_then_resume_equals_source(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    session.execute(f"CREATE TABLE {ks}.big (k int PRIMARY KEY, v text, l list<text>)")
+    first = session.prepare(f"UPDATE {ks}.big USING TIMESTAMP ? SET v = ?, l = l + ? WHERE k = ?")
+    second = session.prepare(f"UPDATE {ks}.big USING TIMESTAMP ? SET l = l + ? WHERE k = ?")
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    rows = 20_000
+    execute_concurrent_with_args(
+        session,
+        first,
+        [(1000 + k, f"v{k}", [f"a{k}", f"b{k}"], k) for k in range(rows)],
+        concurrency=64,
+    )
+    execute_concurrent_with_args(
+        session, second, [(5000 + k, [f"c{k}"], k) for k in range(rows)], concurrency=64
+    )
+    out = tmp_path / "big"
+    export(
+        hosts,
+        f"{ks}.big",
+        out,
+        "--format",
+        "jsonl",
+        "--collection-writetime",
+        "list",
+        "--splits",
+        "24",
+    )
+    manifest_dir = out / "_manifest" / "restore" / f"{tgt}.bigcopy"
+    argv = [
+        "--hosts",
+        hosts,
+        "--input",
+        str(out),
+        "--table",
+        f"{tgt}.bigcopy",
+        "--max-rows-per-second",
+        "2000",
+        "--progress-interval",
+        "0",
+    ]
+    kills = 0
+    for attempt in range(3):
+        extra = ["--create-table"] if attempt == 0 else ["--resume"]
+        proc = restore_process(*argv, *extra)
+        done_before = len(list(manifest_dir.glob("0*.json"))) if manifest_dir.exists() else 0
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            done = (
+                {p.name for p in manifest_dir.glob("0*.json")} if manifest_dir.exists() else set()
+            )
+            started = {p.name for p in manifest_dir.glob("attempts/0*.json")}
+            # Kill once two more units are done and another one is being written.
+            if len(done) >= done_before + 2 and started - done:
+                time.sleep(0.08)  # a unit takes 0.2 s or more at 2,000 rows/s: kill within it
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, proc.communicate()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        kills += 1
+    finished_before = len(list(manifest_dir.glob("0*.json")))
+    assert 0 < finished_before < 24
+    final = restore(*argv, "--resume")
+    assert final.code == 0, final.describe()
+    source = {
+        r[0]: (r[1], list(r[2]), list(r[3]))
+        for r in session.execute(f"SELECT k, v, l, WRITETIME(l) FROM {ks}.big")
+    }
+    target = {
+        r[0]: (r[1], list(r[2]), list(r[3]))
+        for r in session.execute(f"SELECT k, v, l, WRITETIME(l) FROM {tgt}.bigcopy")
+    }
+    assert kills == 3
+    assert len(source) == rows
+    assert target == source
+    # Each kill interrupted a unit after its attempt marker: those units were redone.
+    done = [json.loads(p.read_text()) for p in manifest_dir.glob("0*.json")]
+    redone = [(m["stem"], m["list_elements_present"]) for m in done if m["redo"]]
+    assert len(redone) == 3, redone
+    assert sum(present for _, present in redone) > 0, redone
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_not_an_export(hosts: str, tmp_path: Path) -> None:
+    result = restore("--hosts", hosts, "--input", str(tmp_path))
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cassandra-restore: error: --input: {tmp_path} holds no export manifest "
+        "(_manifest/export.json): it is not an export directory\n"
+    )
+
+
+def test_unfinished_export(hosts: str, exported: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "unfinished"
+    shutil.copytree(exported, copy)
+    (copy / "_SUCCESS").unlink()
+    result = restore("--hosts", hosts, "--input", str(copy))
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cassandra-restore: error: --input: the export in {copy} is not finished (no "
+        f"_SUCCESS): finish it with cassandra-export --resume {copy}, or restore its "
+        "committed units with --allow-partial\n"
+    )
+
+
+def test_unknown_target_table(hosts: str, tgt: str, exported: Path) -> None:
+    result = restore("--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.missing")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cassandra-restore: error: --table: table {tgt}.missing does not exist; add "
+        "--create-table to create it from the export's schema\n"
+    )
+
+
+def test_unknown_target_keyspace(hosts: str, exported: Path) -> None:
+    result = restore("--hosts", hosts, "--input", str(exported), "--table", "no_such_ks.t")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "cassandra-restore: error: --table: keyspace no_such_ks does not exist on the target; "
+        "create it first (restore creates tables, not keyspaces)\n"
+    )
+
+
+def test_type_mismatch_names_every_mismatch(
+    session: Any, hosts: str, tgt: str, exported: Path
+) -> None:
+    session.execute(f"CREATE TYPE IF NOT EXISTS {tgt}.addr (street text, zip int)")
+    session.execute(
+        f"CREATE TABLE {tgt}.wrong (k int, c int, st text static, v int, n bigint, b blob, "
+        "d decimal, ts timestamp, fl frozen<list<int>>, fu frozen<addr>, l list<text>, "
+        "se set<int>, m map<text, text>, PRIMARY KEY (k, c))"
+    )
+    result = restore("--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.wrong")
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cassandra-restore: error: the target table {tgt}.wrong does not match the export: "
+        "column m is map<text, text> on the target but map<text, int> in the export; "
+        "column sl (list<text>) does not exist; "
+        "column u (addr) does not exist; "
+        "column v is int on the target but text in the export\n"
+    )
+
+
+def test_export_without_writetimes_needs_timestamp(
+    hosts: str, source: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "nowt"
+    export(
+        hosts,
+        source["table"],
+        out,
+        "--format",
+        "jsonl",
+        "--writetime-columns",
+        "none",
+        "--splits",
+        "2",
+    )
+    result = restore("--hosts", hosts, "--input", str(out))
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "cassandra-restore: error: the export has no writetime for column(s) "
+        f"{_data_columns(out)}: give --timestamp now or --timestamp T to say which writetime "
+        "they get\n"
+    )
+
+
+def test_counter_table_needs_counters_option(
+    session: Any, hosts: str, ks: str, tmp_path: Path
+) -> None:
+    session.execute(f"CREATE TABLE {ks}.hits (k int PRIMARY KEY, n counter)")
+    session.execute(f"UPDATE {ks}.hits SET n = n + 3 WHERE k = 1")
+    out = tmp_path / "hits"
+    export(hosts, f"{ks}.hits", out, "--format", "jsonl", "--splits", "2")
+    result = restore("--hosts", hosts, "--input", str(out))
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"cassandra-restore: error: {ks}.hits is a counter table: counters cannot be written "
+        "with a timestamp, only incremented; give --counters add to add the exported values "
+        "(a redone unit adds its rows again: see README)\n"
+    )
+
+
+def test_truncated_file(hosts: str, tgt: str, exported: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "truncated"
+    shutil.copytree(exported, copy)
+    biggest = max((copy / "data").glob("part-*"), key=lambda p: p.stat().st_size)
+    data = biggest.read_bytes()
+    biggest.write_bytes(data[: len(data) // 2])
+    result = restore(
+        "--hosts", hosts, "--input", str(copy), "--table", f"{tgt}.trunc", "--create-table"
+    )
+    assert (result.code, result.stdout) == (2, ""), result.describe()
+    assert result.stderr.startswith(
+        f"cassandra-restore: error: {biggest} is corrupt or truncated (JSONDecodeError: "
+    )
+    assert result.stderr.count("\n") == 1
+
+
+# --- last write wins, re-export, counters, --timestamp --------------------------------------
+
+
+def test_last_write_wins_after_restore(session: Any, hosts: str, tgt: str, exported: Path) -> None:
+    result = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.lww", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    # Row (1, 1): v was written at 3.0 s, n at 2.0 s; a write stamped 2.5 s lies between.
+    session.execute(
+        f"UPDATE {tgt}.lww USING TIMESTAMP 2500000 SET v = 'mid', n = 99 WHERE k = 1 AND c = 1"
+    )
+    got = session.execute(
+        f"SELECT v, WRITETIME(v), n, WRITETIME(n) FROM {tgt}.lww WHERE k = 1 AND c = 1"
+    ).one()
+    assert tuple(got) == ("v2", 3_000_000, 99, 2_500_000)
+
+
+def test_export_of_the_target_equals_export_of_the_source(
+    session: Any, hosts: str, tgt: str, source: dict[str, Any], exported: Path, tmp_path: Path
+) -> None:
+    result = restore(
+        "--hosts", hosts, "--input", str(exported), "--table", f"{tgt}.reexport", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    options = ("--format", "jsonl", "--collection-writetime", "list", "--ttl-columns", "*")
+    export(hosts, source["table"], tmp_path / "a", *options, "--splits", "6")
+    export(hosts, f"{tgt}.reexport", tmp_path / "b", *options, "--splits", "6")
+
+    def rows(out: Path) -> list[str]:
+        found = []
+        for part in sorted((out / "data").glob("part-*")):
+            for line in part.read_text().splitlines():
+                record = json.loads(line)
+                found.append(
+                    json.dumps({k: v for k, v in record.items() if not k.endswith("_ttl")})
+                )
+        return sorted(found)
+
+    first, second = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert len(first) == 206
+    assert second == first
+
+
+def test_counters_are_added_with_the_option(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    session.execute(
+        f"CREATE TABLE {ks}.visits (k int, c int, n counter, m counter, PRIMARY KEY (k, c))"
+    )
+    for k in range(20):
+        session.execute(
+            f"UPDATE {ks}.visits SET n = n + {k + 1}, m = m - {k} WHERE k = {k} AND c = 0"
+        )
+    out = tmp_path / "visits"
+    export(hosts, f"{ks}.visits", out, "--format", "jsonl", "--splits", "3")
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(out),
+        "--table",
+        f"{tgt}.visits",
+        "--create-table",
+        "--counters",
+        "add",
+    )
+    assert result.code == 0, result.describe()
+    query = "SELECT k, c, n, m FROM {}.visits"
+    assert sorted(map(tuple, session.execute(query.format(tgt)))) == sorted(
+        map(tuple, session.execute(query.format(ks)))
+    )
+    assert sorted(tuple(r) for r in session.execute(query.format(tgt)))[3] == (3, 0, 4, -3)
+
+
+def test_fixed_timestamp_and_restore_manifest_elsewhere(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    session.execute(f"CREATE TABLE {ks}.plain (k int PRIMARY KEY, v text, s set<int>)")
+    for k in range(30):
+        session.execute(f"INSERT INTO {ks}.plain (k, v, s) VALUES ({k}, 'v{k}', {{{k}, {k + 1}}})")
+    out = tmp_path / "plain"
+    export(hosts, f"{ks}.plain", out, "--format", "jsonl", "--writetime-columns", "none")
+    elsewhere = tmp_path / "restore-log"
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(out),
+        "--table",
+        f"{tgt}.plain",
+        "--create-table",
+        "--timestamp",
+        "2021-01-01T00:00:00Z",
+        "--restore-manifest",
+        str(elsewhere),
+    )
+    assert result.code == 0, result.describe()
+    stamps = {
+        (r[0], r[1], tuple(r[2]))
+        for r in session.execute(f"SELECT v, WRITETIME(v), WRITETIME(s) FROM {tgt}.plain")
+    }
+    assert stamps == {
+        (f"v{k}", 1_609_459_200_000_000, (1_609_459_200_000_000,) * 2) for k in range(30)
+    }
+    assert not (out / "_manifest" / "restore").exists()
+    assert (elsewhere / f"{tgt}.plain" / "restore.json").exists()
+
+
+def test_allow_partial_restores_the_committed_units_only(
+    session: Any, hosts: str, tgt: str, exported: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "partial"
+    shutil.copytree(exported, copy)
+    (copy / "_SUCCESS").unlink()
+    shutil.rmtree(copy / "_manifest" / "restore")
+    committed = markers(copy)
+    dropped = max(committed, key=lambda m: m["rows"])
+    (copy / "_manifest" / "ranges" / f"{dropped['unit_id']:05d}.json").unlink()
+    (copy / "data" / dropped["file"]).unlink()
+    result = restore(
+        "--hosts",
+        hosts,
+        "--input",
+        str(copy),
+        "--table",
+        f"{tgt}.partial",
+        "--create-table",
+        "--allow-partial",
+    )
+    assert result.code == 0, result.describe()
+    rows = sum(m["rows"] for m in committed) - dropped["rows"]
+    assert result.stdout.splitlines()[0].startswith(f"restore complete: {rows:,} rows into ")
+    assert session.execute(f"SELECT COUNT(*) FROM {tgt}.partial").one()[0] == rows

@@ -1,0 +1,261 @@
+"""Restore's pure logic: decoded rows -> timestamped statements, batches and CQL (no node)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.restore_manifest import retarget_create, udts_in_dependency_order
+from transforms.restore_plan import (
+    ADD,
+    FIELD,
+    MARKER,
+    PARTITION,
+    ROW,
+    SET_VALUE,
+    Assignment,
+    RowStatementBuilder,
+    Shape,
+    TtlClock,
+    build_restore_plan,
+    list_check_cql,
+    pack_batches,
+    statement_cql,
+)
+
+COLUMNS = [
+    {"name": "k", "cql_type": "int", "kind": "partition_key"},
+    {"name": "c", "cql_type": "int", "kind": "clustering"},
+    {"name": "st", "cql_type": "text", "kind": "static"},
+    {"name": "v", "cql_type": "text", "kind": "regular"},
+    {"name": "l", "cql_type": "list<text>", "kind": "regular"},
+    {"name": "s", "cql_type": "set<int>", "kind": "regular"},
+    {"name": "m", "cql_type": "map<text, int>", "kind": "regular"},
+    {"name": "u", "cql_type": "addr", "kind": "regular"},
+    {"name": "fu", "cql_type": "frozen<addr>", "kind": "regular"},
+]
+TYPES = {"addr": [["street", "text"], ["zip", "int"]]}
+DATA = ["st", "v", "l", "s", "m", "u", "fu"]
+PLAN = build_restore_plan("ks", "t", COLUMNS, TYPES, DATA, DATA)
+BUILDER = RowStatementBuilder(PLAN)
+CLOCK = TtlClock(read_started_s=1000, now_s=1000)
+
+
+@dataclass
+class Row:
+    values: dict[str, Any]
+    writetimes: dict[str, Any] = field(default_factory=dict)
+    ttls: dict[str, Any] = field(default_factory=dict)
+
+
+def row(**cells: Any) -> Row:
+    """Row(k=1, c=2, v=("x", 10, None)): each data cell as (value, writetime, ttl)."""
+    values = {n: None for n in ["k", "c", *DATA]}
+    result = Row(values)
+    for name, cell in cells.items():
+        if name in ("k", "c"):
+            values[name] = cell
+        else:
+            values[name], result.writetimes[name], result.ttls[name] = cell
+    return result
+
+
+def shapes_and_values(writes: Any) -> list[tuple[Shape, tuple[Any, ...]]]:
+    return [(s.shape, s.values) for s in writes.statements]
+
+
+def test_cells_grouped_by_writetime_and_ttl() -> None:
+    writes = BUILDER.row_writes(
+        row(
+            k=1, c=2, v=("x", 10, None), fu=({"street": "a", "zip": 1}, 10, None), st=("s", 10, 50)
+        ),
+        CLOCK,
+        with_statics=True,
+        marker_timestamp=99,
+    )
+    assert shapes_and_values(writes) == [
+        (Shape(PARTITION, (Assignment("st", SET_VALUE),)), (10, 50, "s", 1)),
+        (
+            Shape(ROW, (Assignment("v", SET_VALUE), Assignment("fu", SET_VALUE))),
+            (10, 0, "x", ("a", 1), 1, 2),
+        ),
+    ]
+    assert (writes.cells, writes.expired) == (3, 0)
+
+
+def test_statics_only_with_the_first_row_and_static_only_partition() -> None:
+    later = BUILDER.row_writes(
+        row(k=1, c=3, v=("y", 5, None), st=("s", 10, None)),
+        CLOCK,
+        with_statics=False,
+        marker_timestamp=1,
+    )
+    assert shapes_and_values(later) == [
+        (Shape(ROW, (Assignment("v", SET_VALUE),)), (5, 0, "y", 1, 3))
+    ]
+    static_only = BUILDER.row_writes(
+        row(k=7, c=None, st=("only", 4, None)), CLOCK, with_statics=True, marker_timestamp=1
+    )
+    assert shapes_and_values(static_only) == [
+        (Shape(PARTITION, (Assignment("st", SET_VALUE),)), (4, 0, "only", 7))
+    ]
+
+
+def test_key_only_row_gets_a_marker_at_the_read_start() -> None:
+    writes = BUILDER.row_writes(row(k=2, c=1), CLOCK, with_statics=True, marker_timestamp=777)
+    assert shapes_and_values(writes) == [(Shape(MARKER), (2, 1, 777))]
+
+
+def test_per_element_collections() -> None:
+    writes = BUILDER.row_writes(
+        row(
+            k=1,
+            c=1,
+            l=(["a", "b", "c", "d"], [10, 10, 20, 10], [None, None, 30, None]),
+            s=([1, 2, 3], [10, 20, 10], [None, None, None]),
+            m=({"x": 1, "y": 2}, [20, 10], [30, None]),
+            u=({"street": "w", "zip": None}, [10, None], [None, None]),
+        ),
+        CLOCK,
+        with_statics=True,
+        marker_timestamp=1,
+    )
+    assert shapes_and_values(writes) == [
+        (
+            Shape(
+                ROW, (Assignment("s", ADD), Assignment("m", ADD), Assignment("u", FIELD, "street"))
+            ),
+            (10, 0, [1, 3], {"y": 2}, "w", 1, 1),
+        ),
+        (Shape(ROW, (Assignment("s", ADD),)), (20, 0, [2], 1, 1)),
+        (Shape(ROW, (Assignment("m", ADD),)), (20, 30, {"x": 1}, 1, 1)),
+        (Shape(ROW, (Assignment("l", ADD),)), (10, 0, ["a", "b"], 1, 1)),
+        (Shape(ROW, (Assignment("l", ADD),)), (20, 30, ["c"], 1, 1)),
+        (Shape(ROW, (Assignment("l", ADD),)), (10, 0, ["d"], 1, 1)),
+    ]
+    assert [s.appends_list for s in writes.statements] == [False] * 3 + [True] * 3
+    assert writes.cells == 4 + 3 + 2 + 1
+
+
+def test_ttl_keeps_the_expiry_instant_and_expired_cells_are_skipped() -> None:
+    clock = TtlClock(read_started_s=1000, now_s=1040)
+    assert [clock.restored(t) for t in (None, 100, 41, 40, 3)] == [0, 60, 1, None, None]
+    writes = BUILDER.row_writes(
+        row(k=1, c=1, v=("x", 10, 40), l=(["a", "b"], [10, 10], [100, 30]), s=([1], [5], [200])),
+        clock,
+        with_statics=True,
+        marker_timestamp=1,
+    )
+    assert shapes_and_values(writes) == [
+        (Shape(ROW, (Assignment("s", ADD),)), (5, 160, [1], 1, 1)),
+        (Shape(ROW, (Assignment("l", ADD),)), (10, 60, ["a"], 1, 1)),
+    ]
+    assert (writes.cells, writes.expired) == (2, 2)
+
+
+def test_redo_skips_list_elements_the_target_holds() -> None:
+    present = {"l": Counter([(b"a", 10), (b"b", 10)])}
+    writes = BUILDER.row_writes(
+        row(k=1, c=1, l=(["a", "b", "a"], [10, 10, 10], [None, None, None])),
+        CLOCK,
+        with_statics=True,
+        marker_timestamp=1,
+        present=present,
+        element_key=lambda _column, element: element.encode(),
+    )
+    assert shapes_and_values(writes) == [
+        (Shape(ROW, (Assignment("l", ADD),)), (10, 0, ["a"], 1, 1))
+    ]
+    assert writes.list_elements_present == 2
+
+
+def test_batches_never_split_a_row() -> None:
+    rows = [
+        BUILDER.row_writes(
+            row(k=1, c=c, l=(["a", "b"], [c, c + 100], [None, None])),
+            CLOCK,
+            with_statics=False,
+            marker_timestamp=1,
+        )
+        for c in range(3)
+    ]
+    assert [len(r.statements) for r in rows] == [2, 2, 2]
+    assert [len(b) for b in pack_batches(rows, 3)] == [2, 2, 2]
+    assert [len(b) for b in pack_batches(rows, 4)] == [4, 2]
+    assert [len(b) for b in pack_batches(rows, 1)] == [2, 2, 2]
+
+
+def test_cql() -> None:
+    shape = Shape(
+        ROW, (Assignment("v", SET_VALUE), Assignment("l", ADD), Assignment("u", FIELD, "zip"))
+    )
+    assert statement_cql(PLAN, shape) == (
+        "UPDATE ks.t USING TIMESTAMP ? AND TTL ? SET v = ?, l = l + ?, u.zip = ? WHERE k = ? AND c = ?"
+    )
+    assert statement_cql(PLAN, Shape(PARTITION, (Assignment("st", SET_VALUE),))) == (
+        "UPDATE ks.t USING TIMESTAMP ? AND TTL ? SET st = ? WHERE k = ?"
+    )
+    assert statement_cql(PLAN, Shape(MARKER)) == (
+        "INSERT INTO ks.t (k, c) VALUES (?, ?) USING TIMESTAMP ? AND TTL 0"
+    )
+    assert list_check_cql(PLAN) == "SELECT l, WRITETIME(l) FROM ks.t WHERE k = ? AND c = ?"
+    with_static_list = build_restore_plan(
+        "ks",
+        "t",
+        [*COLUMNS, {"name": "sl", "cql_type": "list<int>", "kind": "static"}],
+        TYPES,
+        [],
+        [],
+    )
+    assert list_check_cql(with_static_list, ROW) == (
+        "SELECT l, WRITETIME(l), sl, WRITETIME(sl) FROM ks.t WHERE k = ? AND c = ?"
+    )
+    assert list_check_cql(with_static_list, PARTITION) == (
+        "SELECT sl, WRITETIME(sl) FROM ks.t WHERE k = ? LIMIT 1"
+    )
+
+
+def test_udts_in_dependency_order_and_retargeting() -> None:
+    udts = {
+        "outer": ["frozen<inner>", "text"],
+        "inner": ["frozen<leaf>"],
+        "leaf": ["int"],
+        "unused": ["int"],
+    }
+    assert udts_in_dependency_order(["int", "list<frozen<outer>>"], udts) == [
+        "leaf",
+        "inner",
+        "outer",
+    ]
+    assert retarget_create(
+        "CREATE TABLE ks.t (k int PRIMARY KEY)", "TABLE", ("ks", "t"), ("Other", "t2")
+    ) == ('CREATE TABLE "Other".t2 (k int PRIMARY KEY)')
+
+
+def test_redo_reads_lists_at_a_level_that_sees_acknowledged_writes() -> None:
+    from transforms.cassandra_write import list_check_consistency
+
+    assert [list_check_consistency(c) for c in ("LOCAL_QUORUM", "QUORUM", "one", "ALL", "TWO")] == [
+        "LOCAL_QUORUM",
+        "QUORUM",
+        "ALL",
+        "ALL",
+        "ALL",
+    ]
+
+
+def test_partition_chunks_keep_partitions_apart_and_bound_memory() -> None:
+    from transforms.cassandra_write import partition_chunks
+
+    rows = [row(k=k, c=c) for k, c in [(1, 1), (1, 2), (1, 3), (2, 1), (3, None), (3, 4)]]
+    chunks = [
+        (opens, [(r.values["k"], r.values["c"]) for r in chunk])
+        for opens, chunk in partition_chunks(iter(rows), ["k"], max_rows=2)
+    ]
+    assert chunks == [
+        (True, [(1, 1), (1, 2)]),
+        (False, [(1, 3)]),
+        (True, [(2, 1)]),
+        (True, [(3, None), (3, 4)]),
+    ]

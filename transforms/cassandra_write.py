@@ -1,0 +1,430 @@
+"""Restore writer: one export unit file -> timestamped, batched writes, then a done marker.
+
+Usage::
+
+    units | "Restore" >> RestoreExportUnits(connection, plan, manifest, settings)
+
+Exactly once, per unit::
+
+    done marker exists?  -> skip
+    attempt marker       -> written before the first write (it makes a later try a "redo")
+    rows -> statements   -> one unlogged batch per partition (size-capped, rows never split)
+    every write acked    -> done marker (counts)
+
+Scalars, sets, maps, frozen values and UDT fields written with the same timestamp are
+idempotent; list appends are not (each append gets fresh element ids). A redone unit
+therefore reads each row's lists with their element writetimes first and appends only the
+elements the target does not hold yet; a row's list appends share one single-partition batch,
+which Cassandra applies atomically, so a crash leaves a row's lists all written or not at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.cassandra_session import (
+    ConnectionConfig,
+    RateLimiter,
+    acquire_session,
+    backoff_seconds,
+    consistency_level,
+    is_retryable,
+    release_session,
+)
+from transforms.elements import NAMESPACE, relax_gc
+from transforms.export_decode import ExportLayout, read_unit_rows
+from transforms.manifest import exists, write_json
+from transforms.restore_manifest import RestoreLayout
+from transforms.restore_plan import (
+    PARTITION,
+    ROW,
+    RestoreColumn,
+    RestorePlan,
+    RowStatementBuilder,
+    RowWrites,
+    Shape,
+    Statement,
+    TtlClock,
+    list_check_columns,
+    list_check_cql,
+    pack_batches,
+    statement_cql,
+)
+
+
+class RestoreInputError(ValueError):
+    """An export file that cannot be decoded (corrupt, truncated): bad input, exit 2."""
+
+
+class RestoreWriteError(RuntimeError):
+    """A write that failed after its retries."""
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """How the writer writes."""
+
+    export_root: str
+    restore_root: str
+    max_batch_statements: int = 64
+    max_in_flight: int = 32
+    retries: int = 6
+    max_rows_per_second: float = 0.0
+
+
+@dataclass(frozen=True)
+class RestoreUnit:
+    """One committed export unit file to restore."""
+
+    stem: str
+    path: str
+    read_started_micros: int
+    redo: bool = False
+
+
+@dataclass
+class UnitCounts:
+    rows: int = 0
+    partitions: int = 0
+    cells: int = 0
+    statements: int = 0
+    batches: int = 0
+    expired_cells: int = 0
+    list_elements_present: int = 0
+    retries: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class _Sender:
+    """Bounded in-flight async writes with retries; fails on the first hopeless error."""
+
+    def __init__(self, session: Any, settings: WriteSettings, counts: UnitCounts) -> None:
+        self.session = session
+        self.settings = settings
+        self.counts = counts
+        self.pending: deque[tuple[Any, bool, Any]] = deque()
+
+    def make_room(self) -> None:
+        """Wait for a free request slot. Called before a partition's statements are built,
+        so the TTLs computed for them are not aged by time spent waiting here."""
+        while len(self.pending) >= self.settings.max_in_flight:
+            self._wait_oldest()
+
+    def send(self, statement: Any, appends_list: bool) -> None:
+        # A large partition may overshoot the bound set by make_room, never twice over.
+        while len(self.pending) >= 2 * self.settings.max_in_flight:
+            self._wait_oldest()
+        self.pending.append((statement, appends_list, self.session.execute_async(statement)))
+
+    def drain(self) -> None:
+        while self.pending:
+            self._wait_oldest()
+
+    def abandon(self) -> None:
+        """Wait for writes still in flight (ignoring their outcome) before a unit fails, so a
+        retry of the unit never races its own earlier appends."""
+        while self.pending:
+            _, _, future = self.pending.popleft()
+            try:
+                future.result()
+            except Exception:
+                pass
+
+    def _wait_oldest(self) -> None:
+        statement, appends_list, future = self.pending.popleft()
+        attempt = 0
+        while True:
+            try:
+                future.result()
+                return
+            except Exception as exc:
+                if attempt >= self.settings.retries or not _safe_to_resend(exc, appends_list):
+                    raise RestoreWriteError(
+                        f"write failed after {attempt} retries: {type(exc).__name__}: {exc}"
+                    ) from None
+                attempt += 1
+                self.counts.retries += 1
+                time.sleep(backoff_seconds(attempt))
+                future = self.session.execute_async(statement)
+
+
+def _safe_to_resend(exc: BaseException, appends_list: bool) -> bool:
+    """Retry timestamped writes freely; a batch appending to a list only when the coordinator
+    certainly did not apply it (a timeout may have applied it: the unit fails and its redo
+    reads the target first)."""
+    if not is_retryable(exc):
+        return False
+    if not appends_list:
+        return True
+    from cassandra import Unavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+
+    return isinstance(
+        exc, Unavailable | NoHostAvailable | OverloadedErrorMessage | IsBootstrappingErrorMessage
+    )
+
+
+_QUORUM_LEVELS = ("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
+
+
+def list_check_consistency(write_consistency: str) -> str:
+    """The level a redone unit reads lists at: one that sees every acknowledged write of the
+    earlier attempt. A quorum read overlaps a quorum write; after weaker writes only ALL does
+    (a replica down then fails the unit, and a later --resume checks again)."""
+    level = write_consistency.upper()
+    return level if level in _QUORUM_LEVELS else "ALL"
+
+
+PARTITION_CHUNK_ROWS = 1000
+
+
+def partition_chunks(
+    rows: Iterator[Any], key_names: list[str], max_rows: int = PARTITION_CHUNK_ROWS
+) -> Iterator[tuple[bool, list[Any]]]:
+    """Consecutive rows of one partition, at most ``max_rows`` at a time, each chunk with
+    whether it opens its partition (an export unit holds whole partitions in token order,
+    so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
+    current: list[Any] = []
+    current_key: tuple[Any, ...] | None = None
+    opens = True
+    for row in rows:
+        key = tuple(row.values[n] for n in key_names)
+        if current and (key != current_key or len(current) >= max_rows):
+            yield opens, current
+            opens = key != current_key
+            current = []
+        current_key = key
+        current.append(row)
+    if current:
+        yield opens, current
+
+
+class RestoreUnitsFn(beam.DoFn):
+    """RestoreUnit -> its rows written to the target, then its done marker; emits the counts."""
+
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        plan: RestorePlan,
+        manifest: dict[str, Any],
+        settings: WriteSettings,
+    ) -> None:
+        self.connection = connection
+        self.plan = plan
+        self.manifest = manifest
+        self.settings = settings
+        self.rows_written = Metrics.counter(NAMESPACE, "restore_rows")
+        self.units_done = Metrics.counter(NAMESPACE, "restore_units_done")
+
+    def setup(self) -> None:
+        relax_gc()
+        self._session = acquire_session(self.connection)
+        self._layout = RestoreLayout(self.settings.restore_root)
+        self._decode_layout = ExportLayout.from_manifest(self.manifest)
+        self._builder = RowStatementBuilder(self.plan)
+        self._prepared: dict[Shape, Any] = {}
+        self._limiter = RateLimiter(self.settings.max_rows_per_second)
+        self._check_consistency = consistency_level(
+            list_check_consistency(self.connection.consistency)
+        )
+        # scope -> (prepared read of the lists a redo checks, their columns)
+        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...]]] = {}
+        self._list_types: dict[str, Any] = {}
+        for scope in (ROW, PARTITION):
+            columns = list_check_columns(self.plan, scope)
+            if not columns:
+                continue
+            prepared = self._session.prepare(list_check_cql(self.plan, scope))
+            self._list_checks[scope] = (prepared, columns)
+            for i, column in enumerate(columns):
+                self._list_types[column.name] = prepared.result_metadata[2 * i][3]
+
+    def teardown(self) -> None:
+        release_session(self.connection)
+
+    def _prepare(self, shape: Shape) -> Any:
+        prepared = self._prepared.get(shape)
+        if prepared is None:
+            prepared = self._prepared[shape] = self._session.prepare(
+                statement_cql(self.plan, shape)
+            )
+        return prepared
+
+    def process(self, unit: RestoreUnit) -> Iterator[dict[str, Any]]:
+        layout = self._layout
+        if exists(layout.done(unit.stem)):
+            return
+        redo = unit.redo or layout.has_attempt(unit.stem)
+        write_json(
+            layout.attempt(unit.stem),
+            {"stem": unit.stem, "started_at_micros": time.time_ns() // 1000, "redo": redo},
+        )
+        counts = UnitCounts()
+        sender = _Sender(self._session, self.settings, counts)
+        started = time.monotonic()
+        try:
+            for opens, rows in partition_chunks(
+                self._decoded(unit), [c.name for c in self.plan.partition_key]
+            ):
+                self._write_partition(rows, opens, unit, redo, counts, sender)
+            sender.drain()
+        except BaseException:
+            sender.abandon()
+            raise
+        marker = {
+            "stem": unit.stem,
+            "file": unit.path,
+            "redo": redo,
+            "finished_at_micros": time.time_ns() // 1000,
+            "seconds": round(time.monotonic() - started, 3),
+            **counts.to_json(),
+        }
+        write_json(layout.done(unit.stem), marker)
+        self.rows_written.inc(counts.rows)
+        self.units_done.inc()
+        yield marker
+
+    def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
+        rows = iter(read_unit_rows(unit.path, self._decode_layout))
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except OSError as exc:
+                if not isinstance(exc, gzip.BadGzipFile):
+                    raise  # storage trouble (a lost connection...): a failure, not bad input
+                raise RestoreInputError(f"{unit.path} is corrupt ({exc})") from None
+            except Exception as exc:  # the decoder touches no database: the file is bad
+                raise RestoreInputError(
+                    f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
+                ) from None
+            yield row
+
+    def _write_partition(
+        self,
+        rows: list[Any],
+        opens: bool,
+        unit: RestoreUnit,
+        redo: bool,
+        counts: UnitCounts,
+        sender: _Sender,
+    ) -> None:
+        """Rows of one partition (all, or a chunk): statics with its first row only."""
+        self._limiter.acquire(len(rows))
+        sender.make_room()
+        clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
+        row_writes: list[RowWrites] = []
+        for index, row in enumerate(rows):
+            present = self._present_lists(row) if redo and self._list_checks else None
+            writes = self._builder.row_writes(
+                row,
+                clock,
+                with_statics=opens and index == 0,
+                marker_timestamp=unit.read_started_micros,
+                present=present,
+                element_key=self._element_key,
+            )
+            row_writes.append(writes)
+            counts.cells += writes.cells
+            counts.expired_cells += writes.expired
+            counts.list_elements_present += writes.list_elements_present
+        counts.rows += len(rows)
+        counts.partitions += opens
+        for batch in pack_batches(row_writes, self.settings.max_batch_statements):
+            self._send(batch, sender)
+            counts.statements += len(batch)
+            counts.batches += 1
+
+    def _bind(self, statement: Statement) -> Any:
+        return self._prepare(statement.shape).bind(statement.values)
+
+    def _send(self, batch: list[Statement], sender: _Sender) -> None:
+        from cassandra.metadata import Murmur3Token
+        from cassandra.query import BatchStatement, BatchType
+
+        appends = any(s.appends_list for s in batch)
+        first = self._bind(batch[0])
+        if len(batch) == 1:
+            request = first
+        else:
+            request = BatchStatement(batch_type=BatchType.UNLOGGED)
+            request.add(first)
+            for statement in batch[1:]:
+                request.add(self._bind(statement))
+            request.keyspace = first.keyspace
+        if first.routing_key is not None:
+            # The session's policy routes by ``routing_token`` (see RangeAwarePolicy).
+            request.routing_token = Murmur3Token.hash_fn(first.routing_key)
+        sender.send(request, appends)
+
+    def _present_lists(self, row: Any) -> dict[str, Counter] | None:
+        """Per list column, the (element key, writetime) pairs the target row (or, for a
+        static-only partition, its statics) holds now."""
+        scope = PARTITION if self._builder.is_static_only(row.values) else ROW
+        check = self._list_checks.get(scope)
+        if check is None:
+            return None
+        prepared, columns = check
+        read = prepared.bind(self._builder.key_values(row.values, scope))
+        read.consistency_level = self._check_consistency
+        found = self._session.execute(read).one()
+        if found is None:
+            return None
+        present: dict[str, Counter] = {}
+        for i, column in enumerate(columns):
+            items, stamps = found[2 * i], found[2 * i + 1]
+            if not items:
+                continue
+            present[column.name] = Counter(
+                (self._element_key(column.name, item), stamp)
+                for item, stamp in zip(items, stamps, strict=True)
+            )
+        return present
+
+    def _element_key(self, column: str, element: Any) -> bytes:
+        """An element as the bytes Cassandra stores, so values decoded from a file compare
+        equal to values read from the target whatever their Python types."""
+        list_type = self._list_types[column]
+        element_type = list_type.subtypes[0]
+        return element_type.to_binary(element, 5)
+
+
+class RestoreExportUnits(beam.PTransform):
+    """RestoreUnits -> Reshuffle (so every runner spreads them over its workers) -> each
+    written and marked done; emits each unit's done marker."""
+
+    def __init__(
+        self,
+        connection: ConnectionConfig,
+        plan: RestorePlan,
+        manifest: dict[str, Any],
+        settings: WriteSettings,
+    ) -> None:
+        super().__init__()
+        self.connection = connection
+        self.plan = plan
+        self.manifest = manifest
+        self.settings = settings
+
+    def expand(self, units: beam.PCollection) -> beam.PCollection:
+        return (
+            units
+            | "Reshuffle" >> beam.Reshuffle()
+            | "RestoreUnits"
+            >> beam.ParDo(RestoreUnitsFn(self.connection, self.plan, self.manifest, self.settings))
+        )
+
+    def display_data(self) -> dict[str, Any]:
+        return {"target": f"{self.plan.keyspace}.{self.plan.table}"}
