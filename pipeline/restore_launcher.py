@@ -116,6 +116,7 @@ def _export_units(
                 stem=name[: -len(".json")],
                 path=mf.join(layout.data_dir, file_name),
                 read_started_micros=starts.get(unit_id, fallback),
+                expected_rows=int(marker["rows"]) if "rows" in marker else None,
             )
         )
     if unstamped:
@@ -307,7 +308,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
                 "export is read-only, give --restore-manifest DIR"
             ) from None
     todo = [
-        RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all)
+        RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all, u.expected_rows)
         for u in units
         if u.stem not in done
     ]

@@ -40,7 +40,7 @@ from transforms.cassandra_session import (
     release_session,
 )
 from transforms.elements import NAMESPACE, relax_gc
-from transforms.export_decode import ExportLayout, read_unit_rows
+from transforms.export_decode import ExportFileError, ExportLayout, read_unit_rows
 from transforms.manifest import exists, write_json
 from transforms.restore_manifest import RestoreLayout
 from transforms.restore_plan import (
@@ -88,6 +88,9 @@ class RestoreUnit:
     path: str
     read_started_micros: int
     redo: bool = False
+    # Rows its export marker records: a file cut at a row boundary still parses, so the
+    # count is what tells it is truncated. None for markers that record none.
+    expected_rows: int | None = None
 
 
 @dataclass
@@ -296,21 +299,25 @@ class RestoreUnitsFn(beam.DoFn):
         yield marker
 
     def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
-        rows = iter(read_unit_rows(unit.path, self._decode_layout))
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
-                return
-            except OSError as exc:
-                if not isinstance(exc, gzip.BadGzipFile):
-                    raise  # storage trouble (a lost connection...): a failure, not bad input
-                raise RestoreInputError(f"{unit.path} is corrupt ({exc})") from None
-            except Exception as exc:  # the decoder touches no database: the file is bad
-                raise RestoreInputError(
-                    f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
-                ) from None
-            yield row
+        """The unit's rows, decoded and checked whole before the first one is written."""
+        try:
+            rows = list(read_unit_rows(unit.path, self._decode_layout))
+        except ExportFileError as exc:
+            raise RestoreInputError(str(exc)) from None
+        except OSError as exc:
+            if not isinstance(exc, gzip.BadGzipFile):
+                raise  # storage trouble (a lost connection...): a failure, not bad input
+            raise RestoreInputError(f"{unit.path} is corrupt ({exc})") from None
+        except Exception as exc:  # the decoder touches no database: the file is bad
+            raise RestoreInputError(
+                f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
+            ) from None
+        if unit.expected_rows is not None and len(rows) != unit.expected_rows:
+            raise RestoreInputError(
+                f"{unit.path}: holds {len(rows)} rows but its export marker records "
+                f"{unit.expected_rows}: the file is truncated or was replaced"
+            )
+        return iter(rows)
 
     def _write_partition(
         self,

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from transforms.cql_types import CqlType, avro_field_name, parse_cql_type
+from transforms.cql_types import CqlType, avro_field_name, parse_cql_type, udt_field_names
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
@@ -68,7 +68,7 @@ __all__ = [
     "read_unit_rows",
 ]
 
-_FORMATS = ("csv", "jsonl", "json", "avro")
+_FORMATS = ("csv", "jsonl", "json", "avro", "parquet")
 _COMPRESSIONS = ("none", "gzip", "zstd")
 _POLICIES = ("max", "min", "list")
 _WRITETIME_FORMATS = ("iso", "micros")
@@ -867,7 +867,9 @@ def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
     The file is read and checked whole before the first row is yielded, so a truncated
     or corrupt file raises :class:`ExportFileError` before any of its rows are used.
     """
-    data = _read_bytes(path, "none" if layout.format == "avro" else layout.compression)
+    data = _read_bytes(path, "none" if layout.format in ("avro", "parquet") else layout.compression)
+    if layout.format == "parquet":
+        return _parquet_rows(path, data, layout)
     if layout.format == "avro":
         columns = _avro_columns(path, data, layout)
     elif layout.format == "csv":
@@ -883,6 +885,40 @@ def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
                 path, f"field {fields[index].name!r}: bad value ({_first_line(exc)})"
             ) from None
     return _rows(layout, columns)
+
+
+def _parquet_rows(path: str, data: bytes, layout: ExportLayout) -> Iterator[DecodedRow]:
+    """A Parquet unit, decoded whole (so a corrupt file fails before any row is used) by the
+    Parquet format's own reader, which knows each column's CQL type from the file."""
+    from transforms.formats.parquet import read_parquet_rows
+
+    try:
+        rows = list(read_parquet_rows(io.BytesIO(data), sets_in_file_order=True))
+    except Exception as exc:  # pyarrow's errors have no common base class
+        raise ExportFileError(path, f"not a readable Parquet file ({_first_line(exc)})") from None
+    expected = list(layout.field_names)
+    if rows and list(rows[0]) != expected:
+        raise ExportFileError(
+            path, f"columns {_brief(list(rows[0]))} do not match the export's {_brief(expected)}"
+        )
+    by_role: dict[str, list[LayoutField]] = {"value": [], "writetime": [], "ttl": []}
+    for field in layout.fields:
+        by_role[field.role].append(field)
+    return (
+        DecodedRow(
+            {f.column: _udt_of(f.cql_type, row[f.name]) for f in by_role["value"]},
+            {f.column: row[f.name] for f in by_role["writetime"]},
+            {f.column: row[f.name] for f in by_role["ttl"]},
+        )
+        for row in rows
+    )
+
+
+def _udt_of(t: CqlType, value: Any) -> Any:
+    # Parquet's reader gives UDTs as tuples in field order; the other formats as UdtValue.
+    if value is None or t.name != "udt":
+        return value
+    return UdtValue(zip(udt_field_names(t), value, strict=True))
 
 
 def _rows(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:

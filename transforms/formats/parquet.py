@@ -333,9 +333,10 @@ def _timestamp(millis: int) -> datetime.datetime | int:
         return millis
 
 
-def _from_arrow(t: CqlType) -> Convert | None:
+def _from_arrow(t: CqlType, sets_in_file_order: bool = False) -> Convert | None:
     """Non-null raw Python value of ``t`` (``_raw_type`` then to_pylist) -> the driver's
-    value; None where it already is one."""
+    value; None where it already is one. ``sets_in_file_order``: sets as lists in the order
+    the file holds them (Cassandra's), so they line up with per-element writetime lists."""
     name = t.name
     simple: dict[str, Convert] = {
         "varint": int,
@@ -352,35 +353,40 @@ def _from_arrow(t: CqlType) -> Convert | None:
     if name in _SCALAR_TYPES:
         return None
     if name in ("list", "set", "vector"):
-        element = _nullable(_from_arrow(t.params[0]))
-        if name == "set":
+        element = _nullable(_from_arrow(t.params[0], sets_in_file_order))
+        if name == "set" and not sets_in_file_order:
             return lambda value: SortedSet(element(item) for item in value)
         return lambda value: [element(item) for item in value]
     if name == "map":
-        key, item = _nullable(_from_arrow(t.params[0])), _nullable(_from_arrow(t.params[1]))
+        key = _nullable(_from_arrow(t.params[0], sets_in_file_order))
+        item = _nullable(_from_arrow(t.params[1], sets_in_file_order))
         return lambda value: OrderedMap([(key(k), item(v)) for k, v in value])
     if name in ("tuple", "udt"):
         named = tuple(
-            (n, _nullable(_from_arrow(p)))
+            (n, _nullable(_from_arrow(p, sets_in_file_order)))
             for n, p in zip(_struct_field_names(t), t.params, strict=True)
         )
         return lambda value: tuple(part(value[n]) for n, part in named)
     raise ValueError(f"no Parquet reading for CQL type {t}")
 
 
-def _column_reader(described: dict[str, Any]) -> Convert | None:
+def _column_reader(described: dict[str, Any], sets_in_file_order: bool) -> Convert | None:
     if described["role"] != "value":
         return None  # writetimes as int microseconds, TTLs as int seconds (lists as lists)
-    return _from_arrow(CqlType.from_json(described["cql_type"]))
+    return _from_arrow(CqlType.from_json(described["cql_type"]), sets_in_file_order)
 
 
-def read_parquet_rows(file: Any, batch_rows: int = 10_000) -> Iterator[dict[str, Any]]:
+def read_parquet_rows(
+    file: Any, batch_rows: int = 10_000, *, sets_in_file_order: bool = False
+) -> Iterator[dict[str, Any]]:
     """The rows of an exported Parquet file as values the Cassandra driver binds.
 
     Args:
         file: a path (local, gs://, ... through Beam's FileSystems) or a binary file
             object of a Parquet file written by this exporter (a part or the merged file).
         batch_rows: rows decoded at a time (memory stays flat whatever the file's size).
+        sets_in_file_order: sets as lists in the file's (Cassandra's) order instead of
+            ``SortedSet``, so they line up with per-element writetime lists (restore).
 
     Yields:
         One dict per row, keyed by the export's output column names (the CQL names, not
@@ -397,14 +403,14 @@ def read_parquet_rows(file: Any, batch_rows: int = 10_000) -> Iterator[dict[str,
     """
     if isinstance(file, str):
         with FileSystems.open(file, mime_type=_MIME_TYPE) as handle:
-            yield from read_parquet_rows(handle, batch_rows)
+            yield from read_parquet_rows(handle, batch_rows, sets_in_file_order=sets_in_file_order)
         return
     source = pq.ParquetFile(file)
     schema = source.schema_arrow
     description = json.loads(schema.metadata[SCHEMA_METADATA_KEY])
     columns = description["columns"]
     names = [c["name"] for c in columns]
-    readers = [_column_reader(c) for c in columns]
+    readers = [_column_reader(c, sets_in_file_order) for c in columns]
     raw_types = [_raw_type(f.type) for f in schema]
     for batch in source.iter_batches(batch_size=batch_rows):
         values = []
