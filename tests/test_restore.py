@@ -34,6 +34,7 @@ from transforms.cassandra_session import _allow_null_list_elements
 from transforms.normalize import parse_time_micros
 
 S = 1_000_000
+EXPIRING_TTL = 20  # seconds: long enough for the export to read the cell on a busy machine
 COLUMNS = ("st", "sl", "v", "n", "b", "d", "ts", "fl", "fu", "l", "se", "m", "u")
 
 
@@ -112,8 +113,6 @@ def source(session: Any, ks: str) -> dict[str, Any]:
     run(f"UPDATE {t} USING TIMESTAMP 20 AND TTL 90000 SET se = se + {{2}} WHERE k = 4 AND c = 1")
     run(f"UPDATE {t} USING TIMESTAMP 10 AND TTL 80000 SET m['p'] = 1 WHERE k = 4 AND c = 1")
     run(f"UPDATE {t} USING TIMESTAMP 30 SET u = {{street: 'w', zip: null}} WHERE k = 4 AND c = 1")
-    expiring_written = time.time()
-    run(f"UPDATE {t} USING TIMESTAMP 5000000 AND TTL 6 SET v = 'gone' WHERE k = 5 AND c = 1")
     run(f"UPDATE {t} USING TIMESTAMP 5000000 SET n = 1 WHERE k = 5 AND c = 1")
     insert = session.prepare(
         f"UPDATE {t} USING TIMESTAMP ? AND TTL ? SET v = ?, n = ?, fl = ?, l = l + ? "
@@ -126,7 +125,7 @@ def source(session: Any, ks: str) -> dict[str, Any]:
             ttl = 200_000 + k if k % 3 == 0 else 0
             session.execute(insert, (stamp, ttl, f"v{k}.{c}", k * c, [k, c], [f"e{k}"], k, c))
             session.execute(append, (stamp + 7, [f"f{k}", f"g{k}"], k, c))
-    return {"table": t, "expiring_written": expiring_written}
+    return {"table": t}
 
 
 def snapshot(session: Any, table: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
@@ -195,8 +194,16 @@ def summary_number(text: str, label: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, hosts: str, source: dict[str, Any]) -> Path:
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, session: Any, hosts: str, source: dict[str, Any]
+) -> Path:
     out = tmp_path_factory.mktemp("restore") / "export"
+    # A cell that is exported, then expires before the restore starts (counted there).
+    expiring = time.time()
+    session.execute(
+        f"UPDATE {source['table']} USING TIMESTAMP 5000000 AND TTL {EXPIRING_TTL} "
+        "SET v = 'gone' WHERE k = 5 AND c = 1"
+    )
     export(
         hosts,
         source["table"],
@@ -210,8 +217,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory, hosts: str, source: dict[
         "--splits",
         "6",
     )
-    # The TTL-6 cell must have expired before the restore starts.
-    time.sleep(max(0.0, source["expiring_written"] + 8 - time.time()))
+    exported_text = "".join(p.read_text() for p in (out / "data").glob("part-*.jsonl"))
+    assert exported_text.count('"gone"') == 1, "the expiring cell expired before the export"
+    time.sleep(max(0.0, expiring + EXPIRING_TTL + 2 - time.time()))
     return out
 
 
