@@ -534,9 +534,13 @@ def test_killed_export_resumes_exactly_on_fnapi(
     except Exception:
         if runner != "flink":
             raise
-        request.getfixturevalue("flink_job_server").restart()  # the sure way to end its job
-        cancelled, states = [], {}
+        # Cancel over the job API failed: restarting the server is the sure way to end its
+        # job, and the restarted server must then hold no job at all.
+        server = request.getfixturevalue("flink_job_server").restart()
+        cancelled, states = [], runners.job_states(server.endpoint)
+        assert states == {}, f"the restarted Flink job server still lists jobs: {states}"
     print(f"\ncancelled {cancelled}; jobs now {states}")
+    assert states or runner == "flink", "the job server lists no job at all"
     assert all(state in ("CANCELLED", "FAILED", "DONE") for state in states.values())
     committed = len(_committed_markers(out))
     print(f"\nkilled {runner} run (pids {killed}) with {committed} of {_work_units(out)} units")
