@@ -1,6 +1,6 @@
 """Parquet: one file per piece, typed columns built a batch at a time with pyarrow.
 
-Types by CQL type (the Parquet column of the README's type table):
+Types by CQL type (the Parquet column of the type table in docs/export.md):
 
 =================================  ==================================================
 text, ascii, varchar               string
