@@ -67,6 +67,7 @@ def test_the_reader_shows_table_connection_and_selection() -> None:
         connection=CONNECTION,
         keyspace="shop",
         table="orders",
+        columns=["id", "status"],
         ttl_columns=["status"],
         splits=8,
     )
@@ -74,12 +75,21 @@ def test_the_reader_shows_table_connection_and_selection() -> None:
         **SHOWN_CONNECTION,
         "keyspace": "shop",
         "table": "orders",
-        "columns": "*",
+        "columns": "id,status",
         "writetime_columns": "*",
-        "ttl_columns": "['status']",
+        "ttl_columns": "status",
         "collection_writetime": "max",
         "splits": 8,
         "batch_size": 1000,
+    }
+
+
+def test_the_reader_spells_default_selections_as_the_cli() -> None:
+    read = ReadCassandraWithWritetime(connection=ConnectionConfig(), keyspace="k", table="t")
+    assert {k: v for k, v in shown(read).items() if k.endswith("columns")} == {
+        "columns": "*",
+        "writetime_columns": "*",
+        "ttl_columns": "none",
     }
 
 

@@ -429,6 +429,13 @@ class _BatchesToDictsFn(beam.DoFn):
                 yield dict(zip(names, row, strict=True))
 
 
+def _selection_text(selection: str | Sequence[str] | None, if_none: str) -> str:
+    """A column selection as the CLI spells it: ``*``, ``none`` or ``a,b``."""
+    if selection is None:
+        return if_none
+    return selection if isinstance(selection, str) else ",".join(selection)
+
+
 class ReadCassandraWithWritetime(beam.PTransform):
     """Read a table as dicts with ``<col>_writetime`` (micros) and ``<col>_ttl`` keys.
 
@@ -525,9 +532,9 @@ class ReadCassandraWithWritetime(beam.PTransform):
             **self.connection.display_data(),
             "keyspace": self.keyspace,
             "table": self.table,
-            "columns": str(self.columns or "*"),
-            "writetime_columns": str(self.writetime_columns),
-            "ttl_columns": str(self.ttl_columns),
+            "columns": _selection_text(self.columns, "*"),
+            "writetime_columns": _selection_text(self.writetime_columns, "none"),
+            "ttl_columns": _selection_text(self.ttl_columns, "none"),
             "collection_writetime": self.collection_writetime,
             "splits": self.splits,
             "batch_size": self.batch_size,
