@@ -12,7 +12,7 @@ REQUIREMENTS = [
 ]
 
 setup(
-    name="cassandra-writetime-export",
+    name="cassandra-export",
     version="0.1.0",
     description="Export Cassandra tables with WRITETIME() and TTL of every cell, as a Beam pipeline",
     long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",

@@ -46,7 +46,7 @@ def export_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Credentials: CASSANDRA_USERNAME / CASSANDRA_PASSWORD or --credentials-file. "
-            "Runner default: FnApiRunner (local). See README.md for every option."
+            "Runner default: FnApiRunner (local). See docs/export.md for every option."
         ),
         allow_abbrev=False,
     )

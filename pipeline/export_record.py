@@ -16,7 +16,7 @@ from transforms.table_plan import TablePlan
 from transforms.token_ranges import WorkUnit
 
 # The installed distribution (setup.py's name); its metadata holds the one version string.
-DISTRIBUTION = "cassandra-writetime-export"
+DISTRIBUTION = "cassandra-export"
 
 # Options recorded in export.json but free to differ on resume.
 NOT_RECORDED = frozenset(

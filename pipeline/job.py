@@ -31,7 +31,13 @@ from transforms.formats import SinkConfig
 from transforms.normalize import WritetimeFilter
 from transforms.restore_manifest import export_schema
 from transforms.table_plan import PlanError, TablePlan
-from transforms.token_ranges import WorkUnit, auto_splits, make_work_units, plan_ranges
+from transforms.token_ranges import (
+    WorkUnit,
+    auto_splits,
+    check_exact_cover,
+    make_work_units,
+    plan_ranges,
+)
 
 
 @dataclass
@@ -232,7 +238,7 @@ def _prepare_resume(settings: Settings, layout: mf.Layout) -> ExportJob:
     finally:
         cluster.shutdown()
     covered = mf.completed_ranges(markers)
-    problems = [p for p in mf.check_exact_cover(covered) if p.startswith("overlap")]
+    problems = [p for p in check_exact_cover(covered) if p.startswith("overlap")]
     if problems:
         raise UsageError(
             f"--resume: the committed ranges in {layout.ranges_dir} overlap ({problems[0]}); "

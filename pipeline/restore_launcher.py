@@ -341,7 +341,7 @@ def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]
         raise UsageError(
             f"{plan.keyspace}.{plan.table} is a counter table: counters cannot be written with "
             "a timestamp, only incremented; give --counters add to add the exported values "
-            "(a redone unit adds its rows again: see README)"
+            "(a redone unit adds its rows again: see docs/restore.md)"
         )
     without = [c.name for c in plan.data_columns if not c.counter and not c.has_writetime]
     if without and plan.fixed_timestamp is None:

@@ -110,7 +110,7 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "counters",
-        "restore a counter table by adding the exported values (not idempotent: see README)",
+        "restore a counter table by adding the exported values (not idempotent: see docs/restore.md)",
         choices=("add",),
         group="restore",
     ),
@@ -152,7 +152,7 @@ def restore_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Credentials: CASSANDRA_USERNAME / CASSANDRA_PASSWORD or --credentials-file. "
-            "Runner default: FnApiRunner (local). See README.md, section Restore."
+            "Runner default: FnApiRunner (local). See docs/restore.md."
         ),
         allow_abbrev=False,
     )

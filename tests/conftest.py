@@ -17,6 +17,11 @@ one line instead of one error per test. Every process the session starts carries
 is still running (and kills it).
 
 ``--quick`` skips tests marked ``slow``, ``multinode`` or ``flink``.
+
+Every test that needs a Cassandra node gets the ``cassandra`` marker here, from the fixtures
+it uses (``NODE_FIXTURES``, directly or through other fixtures), so ``pytest -m "not
+cassandra"`` runs the pure tests alone, in seconds. A test that starts a node by itself,
+with no such fixture, carries ``@pytest.mark.cassandra`` in its module.
 """
 
 from __future__ import annotations
@@ -57,6 +62,12 @@ SINGLE_SLOT, MULTI_SLOT = 0, 1
 SINGLE_DIR = TEST_ROOT / "single"
 MULTI_DIR = TEST_ROOT / "multi"
 QUICK_SKIPS = ("slow", "multinode", "flink")
+# Fixtures that start or reach a Cassandra node; a test using one (even through another
+# fixture) is marked ``cassandra``. auth_node, tls_node, mtls_node: test_security's own nodes.
+NODE_FIXTURES = frozenset(
+    {"cassandra", "cassandra3", "db", "session", "ks", "hosts", "keyspace"}
+    | {"auth_node", "tls_node", "mtls_node"}
+)
 # Free memory wanted before starting the 3-node cluster (3 JVMs with a 1 GB heap each).
 MULTI_MIN_AVAILABLE = 5 * 2**30
 # How long a session waits for another pytest session that is using the same local cluster.
@@ -73,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if NODE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cassandra)
     if not config.getoption("--quick"):
         return
     for item in items:

@@ -137,3 +137,82 @@ def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
         "pipeline.other": {"pipeline.job"},
     }
     assert cycles(graph) == [["pipeline.job", "pipeline.other"], ["transforms.a", "transforms.b"]]
+
+
+def public_interface_problems(root: Path) -> list[str]:
+    """What breaks the rule that each ``transforms`` module's ``__all__`` is its interface.
+
+    Every module (package ``__init__`` files with code included) declares ``__all__``; it
+    names only public names the module defines or imports; and every name that another
+    module of ``pipeline``, ``transforms`` or ``dev`` imports from it is listed there (tests
+    may reach private names)."""
+    modules = project_modules(root, ("transforms",))
+    exported: dict[str, set[str]] = {}
+    problems = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        if not tree.body and path.name == "__init__.py":
+            continue  # an empty package marker
+        bound = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)
+        }
+        bound |= {
+            node.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        }
+        bound |= {
+            (alias.asname or alias.name).split(".")[0]
+            for node in tree.body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        declared = [
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ]
+        if not declared:
+            problems.append(f"{name}: no __all__")
+            continue
+        exported[name] = set(ast.literal_eval(declared[0]))
+        problems += [f"{name}: __all__ names private {n}" for n in exported[name] if n[0] == "_"]
+        problems += [f"{name}: __all__ names undefined {n}" for n in exported[name] - bound]
+    for package in ("pipeline", "transforms", "dev"):
+        for user, path in project_modules(root, (package,)).items():
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.ImportFrom) or node.module not in exported:
+                    continue
+                for alias in node.names:
+                    if alias.name not in exported[node.module] and (
+                        f"{node.module}.{alias.name}" not in modules
+                    ):
+                        problems.append(
+                            f"{user} imports {node.module}.{alias.name}, not in __all__"
+                        )
+    return sorted(problems)
+
+
+def test_every_transforms_module_declares_its_public_names() -> None:
+    assert public_interface_problems(REPO) == []
+
+
+def test_the_interface_check_finds_what_it_must(tmp_path: Path) -> None:
+    pkg = tmp_path / "transforms"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text(
+        '__all__ = ["f", "_g", "h"]\n\ndef f(): ...\n\ndef _g(): ...\nk = 1\n'
+    )
+    (pkg / "b.py").write_text("from transforms.a import f, k\n")
+    assert public_interface_problems(tmp_path) == [
+        "transforms.a: __all__ names private _g",
+        "transforms.a: __all__ names undefined h",
+        "transforms.b imports transforms.a.k, not in __all__",
+        "transforms.b: no __all__",
+    ]

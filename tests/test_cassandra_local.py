@@ -77,6 +77,7 @@ def test_writetime_and_ttl_round_trip(cassandra: ClusterHandle, keyspace: str) -
     assert rows[3].wtn is None
 
 
+@pytest.mark.cassandra  # starts a node JVM (which fails on a bad option)
 def test_startup_failure_reports_the_log(tmp_path: Path) -> None:
     cluster = LocalCluster(
         tmp_path / "bad",

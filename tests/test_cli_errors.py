@@ -1,4 +1,5 @@
-"""Bad input and hostile input (SPEC 9): one clear line, exit code 2, nothing written.
+"""Bad input and hostile input (docs/export.md, errors and exit codes): one clear line, exit
+code 2, nothing written.
 
 Every case runs ``cassandra-export`` as a child process, as a user would. Each must exit 2
 with stderr being exactly one line that starts ``cassandra-export: error:`` and names what

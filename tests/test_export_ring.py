@@ -1,4 +1,5 @@
-"""Every partition exactly once (SPEC 2): ring edges, sub-range boundaries, composite keys,
+"""Every partition exactly once (docs/export.md, how it reads): ring edges, sub-range
+boundaries, composite keys,
 several --splits values and formats, multi-process workers; and the token ring math.
 
 Keys at chosen tokens. Searching keys for a token by hashing candidates cannot reach the

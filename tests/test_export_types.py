@@ -1,9 +1,11 @@
-"""Core export against a real Cassandra node: every CQL type in every format (SPEC 3-5).
+"""Core export against a real Cassandra node: every CQL type in every format
+(docs/export.md: columns, types).
 
 Rows are written with explicit ``USING TIMESTAMP`` (each column of the main row at its own
 microsecond, so a column mix-up cannot go unnoticed) and ``USING TTL``; each export is read
 back with the csv / json modules and fastavro and compared field by field with literal
-expected values written from SPEC section 5, never with the exporter's own converters.
+expected values written from the type tables of docs/export.md, never with the exporter's own
+converters.
 
 The one tolerance: a TTL is the seconds a cell has left, so it shrinks while the test runs.
 A cell written with TTL ``n`` must export a value in ``[n - 60, n]``; everything else,
@@ -378,7 +380,7 @@ def _assert_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -
     actual = _sorted_rows(actual)
     assert len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=True):
-        assert list(got) == list(want)  # column order, SPEC 3
+        assert list(got) == list(want)  # column order, docs/export.md
         for name in want:
             assert got[name] == want[name], f"row {want['pk']}/{want['ck']} column {name}"
 
@@ -765,7 +767,7 @@ def test_null_unset_empty_json(exports: Exports, edge: str) -> None:
     assert rows[2] == nulls | {"k": 2, "i": 6, "i_writetime": iso_micros(W_NULL)}
     empty = iso_micros(W_EMPTY)
     # An empty string and an empty blob or frozen list are values; an empty non-frozen
-    # collection is no cell at all in Cassandra: null, with a null writetime (SPEC 4).
+    # collection is no cell at all in Cassandra: null, with a null writetime (docs/export.md).
     assert rows[3] == nulls | {
         "k": 3,
         "t": "",
@@ -843,7 +845,7 @@ def test_parse_csv_raw_matches_python_csv() -> None:
     assert [[v for v, _ in r] for r in raw] == list(csv.reader(io.StringIO(text, newline="")))
 
 
-# --- non-frozen collection writetimes (SPEC 4) -------------------------------------------------
+# --- non-frozen collection writetimes (docs/export.md) ------------------------------------
 
 TC = 1_700_000_000_000_000
 TTL_L0, TTL_L2 = 5_000, 7_000

@@ -184,7 +184,7 @@ def test_setup_py_builds_the_sdist_beam_stages_for_workers(tmp_path: Path) -> No
         timeout=120,
         check=True,
     ).stdout.split()[-1]
-    assert name == "cassandra-writetime-export"
+    assert name == "cassandra-export"
     from apache_beam.runners.portability.stager import Stager
 
     sdist = Stager._build_setup_package(str(REPO / "setup.py"), str(tmp_path))

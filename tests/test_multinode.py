@@ -1,4 +1,5 @@
-"""Exports from a 3-node cluster that loses nodes while it reads (SPEC sections 2, 7, 9).
+"""Exports from a 3-node cluster that loses nodes while it reads (docs/export.md: reading,
+resume, errors).
 
 The keyspace has replication factor 3 and 50,000 rows whose values and writetimes are
 known in advance (``dev.load_table``, written at CL ALL). A clean export at LOCAL_QUORUM

@@ -1,4 +1,5 @@
-"""Reliability of one export against a real Cassandra node (SPEC sections 2, 7 and 9).
+"""Reliability of one export against a real Cassandra node (docs/export.md: reading, resume,
+errors).
 
 * Throttling: ``--max-rows-per-second 2000`` over 50,000 rows holds the rate within 10%
   (measured between the first and the last committed unit); ``--max-concurrent-queries 1``

@@ -481,7 +481,7 @@ def test_counter_table_needs_counters_option(
     assert result.stderr == (
         f"cassandra-restore: error: {ks}.hits is a counter table: counters cannot be written "
         "with a timestamp, only incremented; give --counters add to add the exported values "
-        "(a redone unit adds its rows again: see README)\n"
+        "(a redone unit adds its rows again: see docs/restore.md)\n"
     )
 
 

@@ -1,4 +1,4 @@
-"""Exactly-once resume (SPEC section 7), against a real Cassandra node.
+"""Exactly-once resume (docs/export.md, resume), against a real Cassandra node.
 
 A 200,000-row table (``dev.load_table``: every value and writetime known in advance) is
 exported, killed with SIGKILL at random points and resumed, damaged between a data

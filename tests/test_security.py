@@ -1,4 +1,5 @@
-"""Authentication and TLS against real Cassandra 5.0 nodes (SPEC sections 2 and 9).
+"""Authentication and TLS against real Cassandra 5.0 nodes (docs/export.md: connection options,
+errors).
 
 Each class starts its own node (class-scoped, so at most one extra JVM runs at a time):
 

@@ -115,6 +115,16 @@ class ReadRangesFn(beam.DoFn):
         batch_size: int = 1000,
         checkpoint_rows: int = 0,
     ) -> None:
+        """Read the columns of ``plan`` through ``connection``.
+
+        Args:
+            connection: the cluster, credentials and per-request settings (consistency,
+                fetch size, retries, rate limit).
+            plan: the columns read, with their writetimes and TTLs, planned at launch.
+            batch_size: rows per emitted ``RowBatch``.
+            checkpoint_rows: hand back the rest of a unit after this many rows (0: never),
+                so a runner can rebalance.
+        """
         self.connection = connection
         self.plan = plan
         self.batch_size = batch_size
@@ -132,6 +142,15 @@ class ReadRangesFn(beam.DoFn):
         self._statement.consistency_level = consistency_level(self.connection.consistency)
         self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
         self._slots = query_slots(self.connection.max_concurrent_queries)
+
+    def display_data(self) -> dict[str, Any]:
+        return {
+            **self.connection.display_data(),
+            "table": f"{self.plan.keyspace}.{self.plan.table}",
+            "fetch_size": self.connection.fetch_size,
+            "batch_size": self.batch_size,
+            "checkpoint_rows": self.checkpoint_rows,
+        }
 
     def teardown(self) -> None:
         if getattr(self, "_limiter", None) is not None:
@@ -410,11 +429,29 @@ class _BatchesToDictsFn(beam.DoFn):
                 yield dict(zip(names, row, strict=True))
 
 
+def _selection_text(selection: str | Sequence[str] | None, if_none: str) -> str:
+    """A column selection as the CLI spells it: ``*``, ``none`` or ``a,b``."""
+    if selection is None:
+        return if_none
+    return selection if isinstance(selection, str) else ",".join(selection)
+
+
 class ReadCassandraWithWritetime(beam.PTransform):
     """Read a table as dicts with ``<col>_writetime`` (micros) and ``<col>_ttl`` keys.
 
-    The table is described and the ring planned when the transform is applied;
-    collections' per-element writetimes are normalized by ``collection_writetime``.
+    Usage::
+
+        rows = pipeline | ReadCassandraWithWritetime(
+            connection=ConnectionConfig(hosts=("10.0.0.5",)),
+            keyspace="shop",
+            table="orders",
+            ttl_columns=["status"],
+        )
+
+    The table is described and the ring planned when the transform is applied (so the
+    launching machine must reach the cluster); collections' per-element writetimes are
+    normalized by ``collection_writetime``. Work units are reshuffled before the read, so
+    every runner spreads them over its workers.
     """
 
     def __init__(
@@ -430,6 +467,24 @@ class ReadCassandraWithWritetime(beam.PTransform):
         splits: int = 64,
         batch_size: int = 1000,
     ) -> None:
+        """Check the arguments; nothing is read before the transform is applied.
+
+        Args:
+            connection: the cluster and credentials (``ConnectionConfig``).
+            keyspace: the table's keyspace, matched exactly (or ``"Quoted"``).
+            table: the table's name.
+            columns: the columns read (``None`` or ``"*"``: all); key columns are always read.
+            writetime_columns: ``"*"`` (every eligible column), a list of names, or
+                ``None``/``"none"``.
+            ttl_columns: as ``writetime_columns``; ``None`` reads no TTL.
+            collection_writetime: ``"max"``, ``"min"`` or ``"list"``: what a non-frozen
+                collection's per-element writetimes become.
+            splits: the number of work units (token sub-ranges), at least 1.
+            batch_size: rows per element between the reader and the dict conversion.
+
+        Raises:
+            ValueError: naming the argument that is missing or out of range.
+        """
         super().__init__()
         if not keyspace or not table:
             raise ValueError("keyspace and table are required")
@@ -474,9 +529,13 @@ class ReadCassandraWithWritetime(beam.PTransform):
 
     def display_data(self) -> dict[str, Any]:
         return {
+            **self.connection.display_data(),
             "keyspace": self.keyspace,
             "table": self.table,
-            "hosts": ",".join(self.connection.hosts),
-            "writetime_columns": str(self.writetime_columns),
+            "columns": _selection_text(self.columns, "*"),
+            "writetime_columns": _selection_text(self.writetime_columns, "none"),
+            "ttl_columns": _selection_text(self.ttl_columns, "none"),
             "collection_writetime": self.collection_writetime,
+            "splits": self.splits,
+            "batch_size": self.batch_size,
         }

@@ -17,6 +17,15 @@ from transforms.table_plan import (
     resolve_identifier,
 )
 
+__all__ = [
+    "describe_table",
+    "partitions_per_range",
+    "plan_described_table",
+    "ring_tokens",
+    "TableDescription",
+    "TableNotFound",
+]
+
 
 class TableNotFound(LookupError):
     """The keyspace or table to export does not exist (the message lists what does)."""

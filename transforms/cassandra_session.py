@@ -16,6 +16,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "acquire_session",
+    "backoff_seconds",
+    "connect",
+    "ConnectionConfig",
+    "consistency_level",
+    "is_retryable",
+    "leave_limiter",
+    "limiter_for",
+    "parse_host",
+    "query_slots",
+    "RangeAwarePolicy",
+    "RateLimiter",
+    "release_session",
+    "splitting_helps",
+]
+
 
 @dataclass(frozen=True)
 class ConnectionConfig:
@@ -46,6 +63,17 @@ class ConnectionConfig:
             host, port = parse_host(entry, self.port)
             points.append((host, port))
         return points
+
+    def display_data(self) -> dict[str, Any]:
+        """What a runner's UI may show of the connection: never the password, nor key files."""
+        return {
+            "hosts": ",".join(self.hosts),
+            "port": self.port,
+            "local_dc": self.local_dc or "",
+            "username": self.username or "",
+            "ssl": self.ssl_enabled,
+            "consistency": self.consistency,
+        }
 
     def session_key(self) -> tuple[Any, ...]:
         """What makes two configs share a session: everything but per-request settings."""

@@ -59,6 +59,19 @@ from transforms.restore_plan import (
     statement_cql,
 )
 
+__all__ = [
+    "list_check_consistency",
+    "PARTITION_CHUNK_ROWS",
+    "partition_chunks",
+    "RestoreExportUnits",
+    "RestoreInputError",
+    "RestoreUnit",
+    "RestoreUnitsFn",
+    "RestoreWriteError",
+    "UnitCounts",
+    "WriteSettings",
+]
+
 
 class RestoreInputError(ValueError):
     """An export file that cannot be decoded (corrupt, truncated): bad input, exit 2."""
@@ -229,6 +242,9 @@ class RestoreUnitsFn(beam.DoFn):
         self.settings = settings
         self.rows_written = Metrics.counter(NAMESPACE, "restore_rows")
         self.units_done = Metrics.counter(NAMESPACE, "restore_units_done")
+
+    def display_data(self) -> dict[str, Any]:
+        return _restore_display_data(self.connection, self.plan, self.settings)
 
     def setup(self) -> None:
         relax_gc()
@@ -409,8 +425,28 @@ class RestoreUnitsFn(beam.DoFn):
 
 
 class RestoreExportUnits(beam.PTransform):
-    """RestoreUnits -> Reshuffle (so every runner spreads them over its workers) -> each
-    written and marked done; emits each unit's done marker."""
+    """Write export unit files back to a table, each cell with its writetime and TTL.
+
+    Usage (the units and the plan come from the export's manifest and the target)::
+
+        done = (
+            pipeline
+            | beam.Create(units)  # RestoreUnit per committed export unit file
+            | RestoreExportUnits(connection, plan, manifest, settings)
+        )
+
+    Exactly once, per unit::
+
+        RestoreUnit --Reshuffle--> RestoreUnitsFn
+          write attempts/<unit>.json             (before the unit's first write)
+          UPDATE ... USING TIMESTAMP t AND TTL n (unlogged batches of one partition)
+          write <unit>.json                      (after every write was acknowledged)
+
+    The ``Reshuffle`` spreads the units over the workers on every runner. Writes with the
+    source's timestamps are idempotent, so a retried bundle rewrites the same cells; list
+    appends are not, so a unit with an attempt marker is redone by first reading the
+    target's lists and appending only the elements it lacks.
+    """
 
     def __init__(
         self,
@@ -419,6 +455,15 @@ class RestoreExportUnits(beam.PTransform):
         manifest: dict[str, Any],
         settings: WriteSettings,
     ) -> None:
+        """Keep the resolved restore; nothing is read or written before the pipeline runs.
+
+        Args:
+            connection: the target cluster, credentials and write consistency.
+            plan: the target table and how each exported column is written back.
+            manifest: the export's ``export.json`` (columns, format, schema).
+            settings: the export and restore manifest roots, batch size, requests in
+                flight, retries and write rate.
+        """
         super().__init__()
         self.connection = connection
         self.plan = plan
@@ -434,4 +479,17 @@ class RestoreExportUnits(beam.PTransform):
         )
 
     def display_data(self) -> dict[str, Any]:
-        return {"target": f"{self.plan.keyspace}.{self.plan.table}"}
+        return _restore_display_data(self.connection, self.plan, self.settings)
+
+
+def _restore_display_data(
+    connection: ConnectionConfig, plan: RestorePlan, settings: WriteSettings
+) -> dict[str, Any]:
+    return {
+        **connection.display_data(),
+        "target": f"{plan.keyspace}.{plan.table}",
+        "input": settings.export_root,
+        "restore_manifest": settings.restore_root,
+        "batch_statements": settings.max_batch_statements,
+        "max_in_flight": settings.max_in_flight,
+    }

@@ -8,12 +8,12 @@ Plan a converter once per column from table metadata, then call it per value::
 
 Every converter is chosen by the column's CQL type, never by the Python type of a
 value, so a ``list<int>`` column can never decide how a ``list<text>`` one is written.
-``_SCALARS`` is the per-type table of the README's type table; collections, tuples,
+``_SCALARS`` is the type table of docs/export.md; collections, tuples,
 UDTs and vectors are composed from it. Formats outside this module reach it only
 through the public accessors (``is_scalar``, ``writes_unchanged``, ``timestamp_millis``,
 ``udt_field_names``, ``CqlType.to_json``).
 
-Renderings the spec leaves open:
+Renderings chosen where several were possible:
 
 - timestamps, dates and writetimes outside years 1-9999 are written as their integer
   (milliseconds, days since 1970-01-01, microseconds), as a string in JSON;
@@ -570,7 +570,7 @@ def _identity(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# The per-type table (SPEC.md section 5)
+# The per-type table (docs/export.md, "How each CQL type is written")
 # ---------------------------------------------------------------------------
 
 

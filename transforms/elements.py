@@ -16,6 +16,17 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.coders import coders
 
+__all__ = [
+    "GC_GEN0_THRESHOLD",
+    "NAMESPACE",
+    "PieceElement",
+    "PieceElementCoder",
+    "PieceEnd",
+    "PieceKey",
+    "relax_gc",
+    "RowBatch",
+]
+
 NAMESPACE = "cassandra_export"
 
 GC_GEN0_THRESHOLD = 20_000

@@ -64,6 +64,7 @@ __all__ = [
     "DecodedRow",
     "ExportFileError",
     "ExportLayout",
+    "LayoutField",
     "UdtValue",
     "read_unit_rows",
 ]

@@ -29,6 +29,30 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.token_ranges import TokenRange, WorkUnit, check_exact_cover
 
+__all__ = [
+    "checkpoint_body",
+    "completed_ranges",
+    "delete_files",
+    "delete_tree",
+    "ensure_dir",
+    "exists",
+    "is_empty_dir",
+    "join",
+    "Layout",
+    "list_files",
+    "load_export",
+    "MANIFEST_VERSION",
+    "ManifestError",
+    "orphan_files",
+    "read_json",
+    "read_markers",
+    "remaining_work",
+    "remove_empty_dir",
+    "SUPPORTED_VERSIONS",
+    "write_bytes_atomically",
+    "write_json",
+]
+
 MANIFEST_VERSION = "1.0"
 SUPPORTED_VERSIONS = ("1.0",)
 

@@ -26,6 +26,17 @@ from transforms.table_plan import (
     TablePlan,
 )
 
+__all__ = [
+    "FilterByWritetime",
+    "FilterByWritetimeFn",
+    "latest",
+    "normalize_row_fn",
+    "NormalizeWritetimes",
+    "NormalizeWritetimesFn",
+    "parse_time_micros",
+    "WritetimeFilter",
+]
+
 
 def _collapse(policy: str) -> Callable[[Any], Any]:
     """Per-element writetimes/TTLs of one collection cell -> one value (or a list)."""
@@ -109,9 +120,28 @@ class NormalizeWritetimesFn(beam.DoFn):
 
 
 class NormalizeWritetimes(beam.PTransform):
-    """Apply the collection writetime policy to a PCollection of row batches."""
+    """Apply the collection writetime policy to a PCollection of row batches.
+
+    Usage::
+
+        batches | NormalizeWritetimes(plan, "min")
+
+    On Cassandra 5 a non-frozen collection's writetime and TTL arrive as one value per
+    element; this turns each into the one value (or the list) the policy asks for. Piece
+    ends pass through unchanged.
+    """
 
     def __init__(self, plan: TablePlan, policy: str = DEFAULT_COLLECTION_POLICY) -> None:
+        """Check the policy.
+
+        Args:
+            plan: the columns of the batches, with their writetime and TTL columns.
+            policy: ``"max"`` (the latest element write), ``"min"`` (the earliest) or
+                ``"list"`` (every element's, in element order).
+
+        Raises:
+            ValueError: ``policy`` is none of those.
+        """
         super().__init__()
         if policy not in COLLECTION_POLICIES:
             raise ValueError(f"policy must be one of {COLLECTION_POLICIES}, not {policy!r}")
@@ -252,9 +282,27 @@ class FilterByWritetimeFn(beam.DoFn):
 
 
 class FilterByWritetime(beam.PTransform):
-    """Keep rows whose writetimes fall in the filter's bounds."""
+    """Keep rows whose writetimes fall in the filter's bounds.
+
+    Usage::
+
+        batches | FilterByWritetime(plan, WritetimeFilter(after=1700000000000000))
+
+    CQL cannot filter on ``WRITETIME()``, so this runs on the workers, before any
+    formatting; dropped rows are counted in the ``rows_filtered_out`` metric.
+    """
 
     def __init__(self, plan: TablePlan, row_filter: WritetimeFilter) -> None:
+        """Check that the filter can apply to ``plan``.
+
+        Args:
+            plan: the columns of the batches, with their writetime and TTL columns.
+            row_filter: inclusive bounds in microseconds, ``any`` or ``all``, and an
+                optional TTL expiry bound.
+
+        Raises:
+            ValueError: writetime bounds given while ``plan`` reads no writetime.
+        """
         super().__init__()
         if (
             row_filter.active

@@ -30,6 +30,17 @@ import apache_beam as beam
 from transforms.manifest import Layout, exists, join, list_files, read_json, write_json
 from transforms.table_plan import TablePlan, quote_identifier
 
+__all__ = [
+    "export_schema",
+    "read_start_path",
+    "read_starts",
+    "RecordReadStartFn",
+    "RestoreLayout",
+    "retarget_create",
+    "SCHEMA_VERSION",
+    "udts_in_dependency_order",
+]
+
 SCHEMA_VERSION = 1
 
 

@@ -24,6 +24,31 @@ from typing import Any
 from transforms.cql_types import parse_cql_type
 from transforms.table_plan import CLUSTERING, PARTITION_KEY, STATIC, quote_identifier
 
+__all__ = [
+    "ADD",
+    "Assignment",
+    "bindable",
+    "build_restore_plan",
+    "COUNTER",
+    "FIELD",
+    "list_check_columns",
+    "list_check_cql",
+    "MARKER",
+    "pack_batches",
+    "PARTITION",
+    "RestoreColumn",
+    "RestorePlan",
+    "ROW",
+    "RowStatementBuilder",
+    "RowWrites",
+    "SET_VALUE",
+    "Shape",
+    "Statement",
+    "statement_cql",
+    "TtlClock",
+    "udt_field_values",
+]
+
 SET_VALUE = "set"  # c = ?
 ADD = "add"  # c = c + ?   (set union, map merge, list append, counter increment)
 FIELD = "field"  # c.f = ?

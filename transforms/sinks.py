@@ -34,7 +34,6 @@ from transforms.elements import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_g
 from transforms.formats import SinkConfig, UnitWriter, check_sink, get_format
 from transforms.manifest import (
     Layout,
-    check_exact_cover,
     checkpoint_body,
     completed_ranges,
     delete_files,
@@ -50,10 +49,20 @@ from transforms.manifest import (
 from transforms.normalize import normalize_row_fn
 from transforms.stats import StatsBuilder, merge_stats, summarize
 from transforms.table_plan import DEFAULT_COLLECTION_POLICY, TablePlan
+from transforms.token_ranges import check_exact_cover
 
 _LOG = logging.getLogger(__name__)
 
-__all__ = ["FinalizeFn", "SinkConfig", "WriteExport", "WritePiecesFn", "finalize_export"]
+__all__ = [
+    "FinalizeError",
+    "FinalizeFn",
+    "SinkConfig",
+    "WriteExport",
+    "WritePiecesFn",
+    "finalize_export",
+    "merge_single_file",
+    "read_stats",
+]
 
 
 # --- the commit DoFn ---------------------------------------------------------------------
@@ -77,6 +86,15 @@ class WritePiecesFn(beam.DoFn):
         sink: SinkConfig,
         policy: str = DEFAULT_COLLECTION_POLICY,
     ) -> None:
+        """Write the pieces of ``plan``'s table under ``output`` as ``sink`` says.
+
+        Args:
+            plan: the columns, in output order, with their CQL types.
+            output: the export directory (local path, ``gs://``, ``s3://``).
+            sink: format and its options (compression, delimiter, codecs...).
+            policy: ``"max"``, ``"min"`` or ``"list"``: what a collection's per-element
+                writetimes become in the file.
+        """
         self.plan = plan
         self.output = output
         self.sink = sink
@@ -93,6 +111,9 @@ class WritePiecesFn(beam.DoFn):
         self._open: dict[PieceKey, _OpenPiece] = {}
         ensure_dir(self._layout.data_dir)
 
+    def display_data(self) -> dict[str, Any]:
+        return _sink_display_data(self.plan, self.output, self.sink, self.policy)
+
     def start_bundle(self) -> None:
         self._open = {}
 
@@ -108,7 +129,7 @@ class WritePiecesFn(beam.DoFn):
     def process(self, element: RowBatch | PieceEnd) -> Iterator[dict[str, Any]]:
         if isinstance(element, RowBatch):
             piece = self._piece(element.piece)
-            # Statistics take a collection's max whatever the policy (spec 4), so they see
+            # Statistics take a collection's max whatever the policy (docs/export.md), so they see
             # the per-element lists; the file gets them normalized by the policy.
             piece.stats.add_rows(element.rows)
             normalize = self._normalize
@@ -191,8 +212,41 @@ def _now_iso() -> str:
     return cql_types.format_writetime_iso(time.time_ns() // 1000)
 
 
+def _sink_display_data(
+    plan: TablePlan, output: str, sink: SinkConfig, policy: str
+) -> dict[str, Any]:
+    return {
+        "table": f"{plan.keyspace}.{plan.table}",
+        "output": output,
+        "format": sink.format,
+        "compression": sink.compression,
+        "writetime_format": sink.writetime_format,
+        "collection_writetime": policy,
+    }
+
+
 class WriteExport(beam.PTransform):
-    """Row batches of pieces -> committed files and markers; emits one summary per piece."""
+    """Row batches of pieces -> committed files and markers; emits ``{unit_id, start, end, rows}`` per committed piece.
+
+    Usage (after ``ReadRangesFn``, which emits ``RowBatch``... ``PieceEnd`` per piece)::
+
+        markers = batches | WriteExport(plan, "gs://bucket/orders", SinkConfig(format="avro"))
+
+    Exactly once: every piece commits by a rename, then its marker::
+
+        ReadRangesFn --(fused, no shuffle)--> WritePiecesFn
+          RowBatch  -> append to OUT/_temporary/part-<unit>-<random>.<ext>
+          RowBatch  -> ...
+          PieceEnd  -> close -> rename to OUT/data/part-<unit>[.s<offset>].<ext>
+                             -> write OUT/_manifest/ranges/<unit>[...].json  (the marker)
+
+    The final name depends only on where the piece starts, so a bundle the runner
+    retries renames onto the same name and replaces the earlier attempt; the reader is
+    fused with the writer (no ``Reshuffle`` between them), so a retry re-reads the same
+    token range into the same piece. The marker is written after the rename: a data file
+    without a marker belongs to an attempt that never committed, and the ``FinalizeFn``
+    step (and ``--resume``) deletes it. A resume reads only the ranges no marker covers.
+    """
 
     def __init__(
         self,
@@ -200,7 +254,20 @@ class WriteExport(beam.PTransform):
         output: str,
         sink: SinkConfig,
         policy: str = DEFAULT_COLLECTION_POLICY,
-    ):
+    ) -> None:
+        """Check that the format can honour every option of ``sink``.
+
+        Args:
+            plan: the columns, in output order, with their CQL types (``TablePlan``).
+            output: the export directory (local path, ``gs://``, ``s3://``).
+            sink: format and its options (``SinkConfig``).
+            policy: ``"max"``, ``"min"`` or ``"list"``: what a collection's per-element
+                writetimes become in the file.
+
+        Raises:
+            ValueError: an option the format cannot honour (say ``--compression`` with
+                Avro), here rather than on a worker.
+        """
         super().__init__()
         check_sink(sink)  # an option the format cannot honour fails here, not on a worker
         self.plan = plan
@@ -212,6 +279,9 @@ class WriteExport(beam.PTransform):
         return pcoll | "CommitPieces" >> beam.ParDo(
             WritePiecesFn(self.plan, self.output, self.sink, self.policy)
         )
+
+    def display_data(self) -> dict[str, Any]:
+        return _sink_display_data(self.plan, self.output, self.sink, self.policy)
 
 
 # --- finalization ------------------------------------------------------------------------

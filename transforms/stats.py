@@ -19,6 +19,8 @@ import apache_beam as beam
 from transforms.normalize import latest
 from transforms.table_plan import TablePlan
 
+__all__ = ["day_of", "empty_stats", "merge_stats", "StatsBuilder", "summarize", "WritetimeStatsFn"]
+
 _DAY_MICROS = 86_400_000_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 

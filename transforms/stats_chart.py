@@ -17,6 +17,8 @@ from typing import Any
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+__all__ = ["day_label", "day_number", "draw_stats_chart", "render_stats_chart"]
+
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _MAX_ORDINAL = dt.date.max.toordinal()
 

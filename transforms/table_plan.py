@@ -14,6 +14,26 @@ from typing import Any
 
 from transforms.cql_types import CqlType, parse_cql_type
 
+__all__ = [
+    "build_table_plan",
+    "CLUSTERING",
+    "COLLECTION_LIST",
+    "COLLECTION_MAX",
+    "COLLECTION_MIN",
+    "COLLECTION_POLICIES",
+    "ColumnPlan",
+    "DEFAULT_COLLECTION_POLICY",
+    "OutputField",
+    "PARTITION_KEY",
+    "PlanError",
+    "quote_identifier",
+    "REGULAR",
+    "resolve_identifier",
+    "STATIC",
+    "supports_multicell_writetime",
+    "TablePlan",
+]
+
 _LOG = logging.getLogger(__name__)
 
 PARTITION_KEY = "partition_key"

@@ -10,6 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+__all__ = [
+    "auto_splits",
+    "check_exact_cover",
+    "make_work_units",
+    "MAX_TOKEN",
+    "merge_adjacent",
+    "MIN_TOKEN",
+    "plan_ranges",
+    "ring_ranges",
+    "RING_SIZE",
+    "subtract",
+    "TokenRange",
+    "WorkUnit",
+]
+
 MIN_TOKEN = -(2**63)
 MAX_TOKEN = 2**63 - 1
 RING_SIZE = MAX_TOKEN - MIN_TOKEN  # number of tokens in (MIN_TOKEN, MAX_TOKEN]

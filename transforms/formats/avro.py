@@ -23,6 +23,15 @@ from transforms.formats.avro_encoding import interleave, nullable_column_encoder
 from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
 from transforms.table_plan import OutputField, TablePlan
 
+__all__ = [
+    "avro_schema_for",
+    "AvroWriter",
+    "FORMAT",
+    "merge_avro",
+    "open_avro_writer",
+    "read_avro_rows",
+]
+
 _WRITETIME_SCHEMAS: dict[str, Any] = {
     "iso": {"type": "long", "logicalType": "timestamp-micros"},
     "micros": "long",

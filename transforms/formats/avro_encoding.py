@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+__all__ = ["ColumnEncoder", "interleave", "nullable_column_encoder", "Run", "varints"]
+
 # One column's encoded values: all bytes in row order, and how many belong to each row.
 Run = tuple[np.ndarray, np.ndarray]
 ColumnEncoder = Callable[[Sequence[Any]], list[Run]]

@@ -25,6 +25,29 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import cql_types
 from transforms.table_plan import COLLECTION_LIST, OutputField, TablePlan
 
+__all__ = [
+    "AVRO_CODECS",
+    "check_width",
+    "ColumnFn",
+    "COMPRESSIONS",
+    "converted_columns",
+    "create_text_file",
+    "Format",
+    "is_list_field",
+    "iso_texts",
+    "MergeParts",
+    "nulls_kept",
+    "OpenWriter",
+    "PARQUET_CODECS",
+    "PARQUET_ROW_GROUP_ROWS",
+    "read_whole",
+    "ReadRows",
+    "SinkConfig",
+    "UnitWriter",
+    "writetime_column_fn",
+    "WRITETIME_FORMATS",
+]
+
 # One source of truth for each enumeration of the sink settings; the first is the default.
 WRITETIME_FORMATS = ("iso", "micros")
 # --compression: Beam's compression type and the file name suffix it adds.

@@ -25,6 +25,8 @@ from transforms.formats.base import (
 )
 from transforms.table_plan import OutputField, TablePlan
 
+__all__ = ["csv_column", "csv_quote", "CsvWriter", "FORMAT", "merge_csv", "open_csv_writer"]
+
 _DIGITS = frozenset("-0123456789")
 _ISO_CHARS = _DIGITS | frozenset(":.TZ")
 # Every character a non-null field of these types can hold; such a field is never empty.

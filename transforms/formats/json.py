@@ -10,6 +10,8 @@ from transforms.formats.base import Format, SinkConfig, create_text_file
 from transforms.formats.jsonl import JsonWriter
 from transforms.table_plan import TablePlan
 
+__all__ = ["FORMAT", "merge_json", "open_json_writer"]
+
 
 def open_json_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> JsonWriter:
     return JsonWriter(create_text_file(path, sink), plan, sink, policy, array=True)

@@ -26,6 +26,8 @@ from transforms.formats.base import (
 )
 from transforms.table_plan import OutputField, TablePlan
 
+__all__ = ["FORMAT", "json_column_fn", "JsonWriter", "merge_jsonl", "open_jsonl_writer"]
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):

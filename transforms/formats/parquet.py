@@ -1,6 +1,6 @@
 """Parquet: one file per piece, typed columns built a batch at a time with pyarrow.
 
-Types by CQL type (the Parquet column of the README's type table):
+Types by CQL type (the Parquet column of the type table in docs/export.md):
 
 =================================  ==================================================
 text, ascii, varchar               string
@@ -58,6 +58,18 @@ from transforms import cql_types
 from transforms.cql_types import CqlType
 from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
 from transforms.table_plan import OutputField, TablePlan
+
+__all__ = [
+    "arrow_type",
+    "Convert",
+    "FORMAT",
+    "merge_parquet",
+    "open_parquet_writer",
+    "parquet_schema",
+    "ParquetWriter",
+    "read_parquet_rows",
+    "SCHEMA_METADATA_KEY",
+]
 
 SCHEMA_METADATA_KEY = b"cassandra_export"
 _MIME_TYPE = "application/vnd.apache.parquet"
