@@ -12,6 +12,8 @@ want="$(cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -d'
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # The distribution was called cassandra-writetime-export before: drop that install.
+  .venv/bin/python -m pip uninstall -q -y cassandra-writetime-export >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
