@@ -20,7 +20,7 @@ is still running (and kills it).
 ``PINNED_VERSIONS``) for the version matrix (tests marked ``versions``); the terminal summary
 prints each release's pass counts, node start time and RSS, and the matrix's wall time.
 
-``--quick`` skips tests marked ``slow``, ``multinode`` or ``flink``.
+``--quick`` skips tests marked ``slow``, ``multinode``, ``flink`` or ``versions``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ VERSION_SLOTS = {"4.0": 10, "4.1": 11, "5.0": 12}
 VERSION_HEAP = "512M"
 SINGLE_DIR = TEST_ROOT / "single"
 MULTI_DIR = TEST_ROOT / "multi"
-QUICK_SKIPS = ("slow", "multinode", "flink")
+QUICK_SKIPS = ("slow", "multinode", "flink", "versions")
 # Free memory wanted before starting the 3-node cluster (3 JVMs with a 1 GB heap each).
 MULTI_MIN_AVAILABLE = 5 * 2**30
 # How long a session waits for another pytest session that is using the same local cluster.
