@@ -37,6 +37,7 @@ import pytest
 from dev.cassandra_local import PINNED_VERSIONS, ClusterHandle, LocalCluster, make_keyspace
 from dev.load_table import load_big_table
 from tests import helpers
+from tests import test_writetime_features as features
 from tests.conftest import VersionNodes
 from tests.test_export_ring import (  # noqa: F401 - fixtures and a test, run on every release
     edge_keys,
@@ -67,10 +68,9 @@ from tests.test_resume import (
     snapshot_local,
     start_cli,
 )
-from tests.test_writetime_features import (  # noqa: F401 - fixture and tests, every release
+from tests.test_writetime_features import (  # noqa: F401 - fixture and test, every release
     events_table,
     test_incremental_chain,
-    test_writetime_filter_row_sets,
 )
 
 pytestmark = pytest.mark.versions
@@ -222,6 +222,31 @@ def test_multicell_column_named(
         "non-frozen collection or UDT, which needs Cassandra 5.0 or later\n"
     )
     assert helpers.tree(out) == []
+
+
+# --- writetime filters ------------------------------------------------------------------------
+
+# Four of test_writetime_features' nine cases keep the matrix short: 'any' and 'all', each
+# bound alone and both, and a filter on one column; the time formats are release-independent.
+FILTER_CASES = [
+    case
+    for case in features.FILTER_CASES
+    if case[0] in ("after-rfc3339-z", "before-micros-all", "both-micros-all", "filter-on-b-only")
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "options", "expected"), FILTER_CASES, ids=[c[0] for c in FILTER_CASES]
+)
+def test_writetime_filters(
+    events_table: str,  # noqa: F811 - the imported fixture
+    hosts: str,
+    tmp_path: Path,
+    case: str,
+    options: list[str],
+    expected: set[tuple[int, int]] | None,
+) -> None:
+    features.test_writetime_filter_row_sets(events_table, hosts, tmp_path, case, options, expected)
 
 
 # --- resume after kill -9 ---------------------------------------------------------------------
