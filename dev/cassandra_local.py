@@ -26,8 +26,9 @@ Command line (nodes keep running after the command returns)::
     python -m dev.cassandra_local stop [--dir DIR]
 
 Environment: ``CASSANDRA_EXPORT_CACHE`` (classpath cache root), ``CASSANDRA_JAVA`` (a java 11/17
-binary for 5.0), ``CASSANDRA_JAVA11`` (a java 11 binary for 4.x), ``CASSANDRA_CONTACT_POINTS`` (use an external cluster, see ``external_contact_points``),
-``CASSANDRA_BACKEND=testcontainers`` (see ``ContainerCluster``).
+binary for 5.0), ``CASSANDRA_JAVA11`` (a java 11 binary for 4.x), ``CASSANDRA_CONTACT_POINTS``
+(use an external cluster, see ``external_contact_points``), ``CASSANDRA_BACKEND=testcontainers``
+(see ``ContainerCluster``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ JDK_CANDIDATES = (
     "/usr/lib/jvm/java-17-openjdk",
     "/usr/lib/jvm/java-11-openjdk-amd64",
 )
-# How many earlier 5.0.x patch releases ensure_classpath tries when a version does not resolve.
+# How many earlier patch releases ensure_classpath tries when a version does not resolve.
 MAX_FALLBACKS = 4
 
 # From Cassandra 5.0's conf/jvm17-server.options (5.0 on Java 17).
