@@ -205,13 +205,13 @@ def _exclusive(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _start_local(cluster: LocalCluster) -> LocalCluster:
+def _start_local(cluster: LocalCluster, timeout: float = 180) -> LocalCluster:
     try:
         try:
-            return cluster.start()
+            return cluster.start(timeout)
         except CassandraConfigMismatch:
             cluster.wipe()  # the test dir holds another configuration's data: start from scratch
-            return cluster.start()
+            return cluster.start(timeout)
     except CassandraStartError as exc:
         # One line for the whole session, not the same error once per test that needs the node.
         first = str(exc).strip().splitlines()[0]
@@ -219,11 +219,14 @@ def _start_local(cluster: LocalCluster) -> LocalCluster:
 
 
 @contextlib.contextmanager
-def _local_cluster(lock: Path, cluster: LocalCluster) -> Iterator[ClusterHandle]:
-    """Start ``cluster`` under ``lock``; always stop it (and close sessions) at the end."""
+def _local_cluster(
+    lock: Path, cluster: LocalCluster, timeout: float = 180
+) -> Iterator[ClusterHandle]:
+    """Start ``cluster`` under ``lock`` (``timeout`` s for all its nodes); always stop it (and
+    close sessions) at the end."""
     with _exclusive(lock), contextlib.ExitStack() as cleanup:
         cleanup.callback(cluster.stop)  # runs last, also when start() or a test fails
-        _start_local(cluster)
+        _start_local(cluster, timeout)
         handle = cluster.handle()
         cleanup.callback(handle.close)
         yield handle

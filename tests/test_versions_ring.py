@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.versions, pytest.mark.multinode]
 # A slot of its own, beside the single nodes' 10, 11, 12 (conftest.VERSION_SLOTS).
 RING_SLOT = 13
 RING_VERSION = PINNED_VERSIONS["4.1"]
+RING_START_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module", params=[RING_VERSION], ids=[f"cassandra-{RING_VERSION}-3-nodes"])
@@ -57,7 +58,9 @@ def db(cassandra_version: VersionNodes) -> Iterator[ClusterHandle]:
         heap="512M",
         version=RING_VERSION,
     )
-    with _local_cluster(TEST_ROOT / f"ring{RING_VERSION}.lock", cluster) as handle:
+    # Three first starts in a row: on a loaded 2-core box one took over 180 s (a 55 s JVM pause).
+    lock = TEST_ROOT / f"ring{RING_VERSION}.lock"
+    with _local_cluster(lock, cluster, timeout=RING_START_TIMEOUT) as handle:
         yield handle
 
 
