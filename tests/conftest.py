@@ -16,7 +16,11 @@ one line instead of one error per test. Every process the session starts carries
 ``CASSANDRA_EXPORT_TEST_RUN`` in its environment; at the end the session fails if one of them
 is still running (and kills it).
 
-``--quick`` skips tests marked ``slow``, ``multinode`` or ``flink``.
+``cassandra_version(version)`` starts a single node of any pinned release (4.0, 4.1, 5.0:
+``PINNED_VERSIONS``) for the version matrix (tests marked ``versions``); the terminal summary
+prints each release's pass counts, node start time and RSS, and the matrix's wall time.
+
+``--quick`` skips tests marked ``slow``, ``multinode``, ``flink`` or ``versions``.
 
 Every test that needs a Cassandra node gets the ``cassandra`` marker here, from the fixtures
 it uses (``NODE_FIXTURES``, directly or through other fixtures), so ``pytest -m "not
@@ -40,6 +44,7 @@ import psutil
 import pytest
 
 from dev.cassandra_local import (
+    PINNED_VERSIONS,
     TEST_NODES_DIR,
     CassandraConfigMismatch,
     CassandraStartError,
@@ -59,14 +64,19 @@ __all__ = ["ClusterHandle", "make_keyspace"]
 TEST_ROOT = Path(os.environ.get("CASSANDRA_TEST_ROOT", str(TEST_NODES_DIR)))
 # Address slots (third octet) of this checkout's test clusters; see checkout_prefix.
 SINGLE_SLOT, MULTI_SLOT = 0, 1
+# The version matrix's nodes: one slot per release line, so that two of them (4.1 and 5.0 for
+# an upgrade test) can run at once.
+VERSION_SLOTS = {"4.0": 10, "4.1": 11, "5.0": 12}
+VERSION_HEAP = "512M"
 SINGLE_DIR = TEST_ROOT / "single"
 MULTI_DIR = TEST_ROOT / "multi"
-QUICK_SKIPS = ("slow", "multinode", "flink")
+QUICK_SKIPS = ("slow", "multinode", "flink", "versions")
 # Fixtures that start or reach a Cassandra node; a test using one (even through another
-# fixture) is marked ``cassandra``. auth_node, tls_node, mtls_node: test_security's own nodes.
+# fixture) is marked ``cassandra``. auth_node, tls_node, mtls_node: test_security's own nodes;
+# cassandra_version: the version matrix's nodes.
 NODE_FIXTURES = frozenset(
     {"cassandra", "cassandra3", "db", "session", "ks", "hosts", "keyspace"}
-    | {"auth_node", "tls_node", "mtls_node"}
+    | {"auth_node", "tls_node", "mtls_node", "cassandra_version"}
 )
 # Free memory wanted before starting the 3-node cluster (3 JVMs with a 1 GB heap each).
 MULTI_MIN_AVAILABLE = 5 * 2**30
@@ -97,29 +107,62 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # JVMs left by an earlier session that was SIGKILLed before it could stop them.
-    for base in (SINGLE_DIR, MULTI_DIR):
+    for base in (SINGLE_DIR, MULTI_DIR, *(TEST_ROOT / f"v{v}" for v in PINNED_VERSIONS.values())):
         kill_strays(base)
     # Marks every process this session starts (nodes, job servers, Prism, workers, CLIs).
     os.environ.setdefault(RUN_MARKER, f"pytest-{os.getpid()}-{time.time_ns()}")
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How many tests of each marker passed, failed or were skipped: what CI really ran."""
-    counts: dict[str, dict[str, int]] = {}
+_MATRIX_SECONDS: list[float] = []  # setup + call + teardown of every `versions` test
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "versions" in report.keywords:
+        _MATRIX_SECONDS.append(report.duration)
+
+
+def _counted(terminalreporter: Any) -> Iterator[tuple[str, Any]]:
+    """(outcome, report) once per test: the call's outcome, or the setup's error or skip."""
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
             if outcome != "skipped" and report.when != "call" and outcome != "error":
                 continue
-            keywords = getattr(report, "keywords", {})
-            for marker in ("multinode", "slow", "flink", "prism"):
-                if marker in keywords:
-                    row = counts.setdefault(marker, {})
-                    row[outcome] = row.get(outcome, 0) + 1
+            yield outcome, report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many tests of each marker passed, failed or were skipped: what CI really ran; for
+    the version matrix also per release, with node start times, RSS and wall time."""
+    counts: dict[str, dict[str, int]] = {}
+    per_version: dict[str, dict[str, int]] = {}
+    for outcome, report in _counted(terminalreporter):
+        keywords = getattr(report, "keywords", {})
+        for marker in ("multinode", "slow", "flink", "prism", "versions"):
+            if marker in keywords:
+                row = counts.setdefault(marker, {})
+                row[outcome] = row.get(outcome, 0) + 1
+        found = re.search(r"cassandra-(\d+\.\d+\.\d+)", report.nodeid)
+        if "versions" in keywords and found:
+            row = per_version.setdefault(found.group(1), {})
+            row[outcome] = row.get(outcome, 0) + 1
     if counts:
         terminalreporter.write_sep("-", "tests per marker")
         for marker, row in sorted(counts.items()):
             text = ", ".join(f"{n} {outcome}" for outcome, n in row.items())
             terminalreporter.write_line(f"{marker}: {text}")
+    if per_version:
+        terminalreporter.write_sep("-", "version matrix")
+        for version in sorted(per_version, key=lambda v: tuple(map(int, v.split(".")))):
+            text = ", ".join(f"{n} {o}" for o, n in per_version[version].items())
+            node = VersionNodes.measured.get(version)
+            started = (
+                f"; node start {node['start_s']:.1f} s, RSS {node['rss_start_mb']} MB "
+                f"after start, {node['rss_end_mb']} MB at stop"
+                if node
+                else ""
+            )
+            terminalreporter.write_line(f"Cassandra {version}: {text}{started}")
+        terminalreporter.write_line(f"matrix wall time: {sum(_MATRIX_SECONDS):.1f} s")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -177,13 +220,13 @@ def _exclusive(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _start_local(cluster: LocalCluster) -> LocalCluster:
+def _start_local(cluster: LocalCluster, timeout: float = 180) -> LocalCluster:
     try:
         try:
-            return cluster.start()
+            return cluster.start(timeout)
         except CassandraConfigMismatch:
             cluster.wipe()  # the test dir holds another configuration's data: start from scratch
-            return cluster.start()
+            return cluster.start(timeout)
     except CassandraStartError as exc:
         # One line for the whole session, not the same error once per test that needs the node.
         first = str(exc).strip().splitlines()[0]
@@ -191,11 +234,14 @@ def _start_local(cluster: LocalCluster) -> LocalCluster:
 
 
 @contextlib.contextmanager
-def _local_cluster(lock: Path, cluster: LocalCluster) -> Iterator[ClusterHandle]:
-    """Start ``cluster`` under ``lock``; always stop it (and close sessions) at the end."""
+def _local_cluster(
+    lock: Path, cluster: LocalCluster, timeout: float = 180
+) -> Iterator[ClusterHandle]:
+    """Start ``cluster`` under ``lock`` (``timeout`` s for all its nodes); always stop it (and
+    close sessions) at the end."""
     with _exclusive(lock), contextlib.ExitStack() as cleanup:
         cleanup.callback(cluster.stop)  # runs last, also when start() or a test fails
-        _start_local(cluster)
+        _start_local(cluster, timeout)
         handle = cluster.handle()
         cleanup.callback(handle.close)
         yield handle
@@ -257,6 +303,72 @@ def cassandra3() -> Iterator[ClusterHandle]:
     )
     with _local_cluster(TEST_ROOT / "multi.lock", cluster) as handle:
         yield handle
+
+
+class VersionNodes:
+    """The version matrix's single nodes, one per pinned release, started on demand.
+
+    ``nodes("4.1.10")`` returns a ``ClusterHandle`` for a running 4.1.10 node (this
+    checkout's 127.n.11.1, 512 MB heap, data kept in ``TEST_ROOT/v4.1.10``). By default any
+    other release's node is stopped first, so the matrix holds one JVM at a time;
+    ``alone=False`` keeps them, for a test that needs two releases at once (export from 4.1,
+    restore into 5.0). ``stop(version)`` stops one; ``close()`` all. Start time and RSS of
+    every node are kept in ``measured`` for the terminal summary.
+    """
+
+    measured: dict[str, dict[str, Any]] = {}
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[ClusterHandle, contextlib.ExitStack]] = {}
+
+    def __call__(self, version: str, *, alone: bool = True) -> ClusterHandle:
+        line = ".".join(version.split(".")[:2])
+        if PINNED_VERSIONS.get(line) != version:
+            raise ValueError(f"not a pinned release: {version} ({PINNED_VERSIONS})")
+        if alone:
+            for other in [v for v in self._running if v != version]:
+                self.stop(other)
+        if version in self._running:
+            return self._running[version][0]
+        cluster = LocalCluster(
+            TEST_ROOT / f"v{version}",
+            nodes=1,
+            address_prefix=checkout_prefix(VERSION_SLOTS[line]),
+            num_tokens=16,
+            heap=VERSION_HEAP,
+            version=version,
+        )
+        stack = contextlib.ExitStack()
+        handle = stack.enter_context(_local_cluster(TEST_ROOT / f"v{version}.lock", cluster))
+        self.measured[version] = {
+            "start_s": cluster.startup_seconds.get(0, 0.0),
+            "rss_start_mb": cluster.rss_bytes(0) // 2**20,
+        }
+        self._running[version] = (handle, stack)
+        return handle
+
+    def stop(self, version: str) -> None:
+        handle, stack = self._running.pop(version)
+        cluster = handle.cluster
+        if isinstance(cluster, LocalCluster) and cluster.is_running(0):
+            self.measured[version]["rss_end_mb"] = cluster.rss_bytes(0) // 2**20
+        stack.close()
+
+    def close(self) -> None:
+        for version in list(self._running):
+            self.stop(version)
+
+
+@pytest.fixture(scope="session")
+def cassandra_version() -> Iterator[VersionNodes]:
+    """Factory of single nodes of the pinned releases (see ``VersionNodes``), local only."""
+    if external_contact_points() or os.environ.get("CASSANDRA_BACKEND") == "testcontainers":
+        helpers.cannot_run("the version matrix starts its own local nodes of each release")
+    nodes = VersionNodes()
+    try:
+        yield nodes
+    finally:
+        nodes.close()
 
 
 def keyspace_name(module_name: str) -> str:

