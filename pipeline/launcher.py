@@ -12,7 +12,7 @@ from pipeline.graph import build_pipeline
 from pipeline.job import prepare_export
 from pipeline.logs import setup_logging
 from pipeline.progress import ProgressReporter, print_summary
-from pipeline.runners import is_detached
+from pipeline.runners import is_detached, with_partitions
 
 
 def run(argv: list[str], out: Any = None) -> int:
@@ -30,7 +30,8 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
-    pipeline = build_pipeline(job, settings.beam_args)
+    # Dask parallelizes by how Create is partitioned: one work unit per partition.
+    pipeline = build_pipeline(job, with_partitions(settings.beam_args, len(job.work_items)))
     detached = is_detached(settings.beam_args)
     reporter = None
     if not detached and settings["progress_interval"] > 0:
