@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from pipeline.options import UsageError
 from pipeline.config import parse_settings
+from pipeline.options import UsageError
 from pipeline.runners import (
     DASK_RUNNER_PATH,
     is_detached,
