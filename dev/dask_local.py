@@ -45,6 +45,7 @@ from dev.strays import kill_recorded
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DASK_ROOT = REPO_ROOT / ".local" / "dask"
 DEFAULT_DIR = DASK_ROOT / "cli"
+TEST_PREFIX = "test-"  # run directories of test sessions: what kill_strays sweeps
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0
 
@@ -159,6 +160,8 @@ class DaskCluster:
             raise DaskStartError(f"{self.run_dir} already runs a Dask cluster: stop it first")
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
+        if not detach:  # kill_strays spares the cluster while this process lives
+            (self.run_dir / "owner").write_text(_owner_token())
         self.port = _free_port()
         self._spawn(
             "scheduler",
@@ -293,11 +296,33 @@ class DaskCluster:
         self.stop()
 
 
+def _owner_token() -> str:
+    """This process across pid reuse: "pid create_time"."""
+    return f"{os.getpid()} {psutil.Process().create_time():.3f}"
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    try:
+        pid, created = (run_dir / "owner").read_text().split()
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == created
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
+def session_run_dir(root: Path = DASK_ROOT) -> Path:
+    """A run directory of this process for a test session's cluster."""
+    return Path(root) / f"{TEST_PREFIX}{os.getpid()}"
+
+
 def kill_strays(root: Path = DASK_ROOT) -> list[int]:
-    """SIGKILL the Dask processes recorded under ``root/*/*.pid`` that still run; a pid is
-    only killed if its command line is a dask process naming that run directory."""
+    """SIGKILL the Dask processes of test clusters (``root/test-*``) whose starting process
+    has died; a pid is only killed if its command line is a dask process naming its run
+    directory (a recycled pid is left alone). A cluster started with ``start`` (the CLI,
+    ``root/cli``) is the user's: ``stop`` ends it."""
     return kill_recorded(
-        Path(root).glob("*/*.pid"), lambda pid, run_dir: _dask_process(pid, run_dir)
+        Path(root).glob(f"{TEST_PREFIX}*/*.pid"),
+        lambda pid, run_dir: _dask_process(pid, run_dir),
+        spare=_owner_alive,
     )
 
 

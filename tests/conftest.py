@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 import pytest
 
+from dev import dask_local
 from dev.cassandra_local import (
     TEST_NODES_DIR,
     CassandraConfigMismatch,
@@ -85,6 +86,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # JVMs left by an earlier session that was SIGKILLed before it could stop them.
     for base in (SINGLE_DIR, MULTI_DIR):
         kill_strays(base)
+    dask_local.kill_strays()
     # Marks every process this session starts (nodes, job servers, Prism, workers, CLIs).
     os.environ.setdefault(RUN_MARKER, f"pytest-{os.getpid()}-{time.time_ns()}")
 
@@ -97,7 +99,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             if outcome != "skipped" and report.when != "call" and outcome != "error":
                 continue
             keywords = getattr(report, "keywords", {})
-            for marker in ("multinode", "slow", "flink", "prism"):
+            for marker in ("multinode", "slow", "flink", "prism", "dask"):
                 if marker in keywords:
                     row = counts.setdefault(marker, {})
                     row[outcome] = row.get(outcome, 0) + 1
@@ -243,6 +245,23 @@ def cassandra3() -> Iterator[ClusterHandle]:
     )
     with _local_cluster(TEST_ROOT / "multi.lock", cluster) as handle:
         yield handle
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[dask_local.DaskCluster]:
+    """A real Dask cluster for the module: a scheduler and 2 single-threaded workers on
+    127.0.0.1 that import this checkout; ``.pipeline_args()`` gives the export's (or any
+    pipeline's) Beam options for it. Stopped, by pid, after the module."""
+    cluster = dask_local.DaskCluster(dask_local.session_run_dir(), workers=2)
+    try:
+        cluster.start()
+    except dask_local.DaskStartError as exc:
+        helpers.cannot_run(f"cannot start a Dask cluster: {str(exc)[:400]}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        assert cluster.pids() == {}
 
 
 def keyspace_name(module_name: str) -> str:
