@@ -74,6 +74,11 @@ def _dask_process(pid: int, run_dir: Path) -> psutil.Process | None:
     return None
 
 
+def _executing_tasks(dask_worker: Any) -> int:
+    """Run on a worker by ``Client.run``: how many of its threads execute a task now."""
+    return len(dask_worker.active_threads)
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -199,13 +204,18 @@ class DaskCluster:
             return dict(client.scheduler_info(n_workers=-1))
 
     def processing(self, timeout: float = 10.0) -> dict[str, int]:
-        """Tasks each worker is running or has queued right now, by worker name."""
+        """Tasks each worker holds right now, by worker name: those the scheduler has handed
+        it, or, if more, those its threads still execute. A task whose client died is
+        forgotten by the scheduler at once, but its thread runs on until it returns."""
         from distributed import Client
 
         with Client(self.address, timeout=timeout, set_as_default=False) as client:
-            busy = client.processing()
+            assigned = client.processing()
+            executing = client.run(_executing_tasks)
             names = {a: w.get("name") for a, w in client.scheduler_info(-1)["workers"].items()}
-        return {str(names.get(a, a)): len(tasks) for a, tasks in busy.items()}
+        return {
+            str(names.get(a, a)): max(len(assigned.get(a, ())), executing.get(a, 0)) for a in names
+        }
 
     def wait_workers(self, count: int, timeout: float = START_TIMEOUT) -> None:
         """Wait until ``count`` workers are registered with the scheduler."""

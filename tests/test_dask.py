@@ -227,16 +227,32 @@ def test_launcher_killed_then_resume_on_dask_exact(
     print(f"\nlauncher pid {proc.pid} killed with {done_at_kill} of {total} units committed")
     assert 0 < done_at_kill < total
     # The job the dead launcher submitted is the scheduler's: the tasks it had handed out
-    # run on. Wait until the workers are idle, so what follows is deterministic.
+    # run on (they commit units; Finalize is the launcher's on Dask, so nothing finalizes).
+    # Wait until the workers are idle, so what follows is deterministic.
     dask_cluster.wait_idle()
     after = len(_markers(out))
     print(f"orphaned tasks committed {after - done_at_kill} more units after the kill")
+    assert not (out / "_SUCCESS").exists()
     result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
     assert result.code == 0, result.describe()
     print(result.stdout.splitlines()[0])
-    if (out / "_SUCCESS").exists() and "already complete" in result.stdout:
-        assert after == total  # the orphaned job finished and finalized the export itself
-    else:
-        assert f"resumed: {after} parts" in result.stdout
+    assert f"resumed: {after} parts" in result.stdout
     _assert_units_whole(out)
     assert _rows(out) == _rows(fnapi("csv"))
+
+
+def test_resume_with_every_unit_committed_finalizes_on_dask(
+    dask_cluster: dask_local.DaskCluster, fnapi: Any, hosts: str, table: str, tmp_path: Path
+) -> None:
+    """A launcher that died after the last unit committed but before Finalize: the resume
+    has no work unit left to read (an empty job on Dask) and finalizes."""
+    out = tmp_path / "out"
+    assert _run(dask_cluster.pipeline_args() + _argv(hosts, table, out, "avro")).code == 0
+    (out / "_SUCCESS").unlink()
+    (out / "_manifest" / "stats.json").unlink()
+    result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
+    assert result.code == 0, result.describe()
+    units = len(_units(out))
+    assert f"resumed: {units} parts ({N_ROWS:,} rows) were already committed" in result.stdout
+    assert (out / "_manifest" / "stats.json").exists()
+    assert _rows(out) == _rows(fnapi("avro"))
