@@ -18,6 +18,7 @@ from pipeline.options import (
     _NoExitParser,
     add_export_arguments,
 )
+from pipeline.runners import mentions_dask, resolve_runner_alias
 
 DEFAULT_RUNNER = "FnApiRunner"
 
@@ -151,6 +152,12 @@ def _check_beam_args(
     config_path: str | None = None,
     prog: str = "cassandra-export",
 ) -> list[str]:
+    if mentions_dask(rest):
+        # Beam registers DaskOptions (--dask_client_address...) only once its runner module
+        # is imported; import it only then (it imports dask: half a second).
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+
+    rest = resolve_runner_alias(rest)
     positional = [a for a in rest if not a.startswith("-")]
     beam_parser = _beam_parser()
     try:

@@ -13,11 +13,13 @@ from transforms.restore_manifest import RecordReadStartFn
 from transforms.sinks import FinalizeFn, WriteExport
 
 
-def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
+def build_pipeline(job: ExportJob, beam_args: list[str], *, finalize: bool = True) -> beam.Pipeline:
     """Work units -> Reshuffle -> read -> filter -> commit pieces -> finalize.
 
     Filters and statistics use the latest of a collection's per-element writetimes, so
     rows keep those lists until the writer, which applies ``--collection-writetime``.
+    ``finalize=False``: the pipeline ends with the committed pieces, and whoever waits
+    for it runs :func:`transforms.sinks.finalize_export` (the launcher, on Dask).
     """
     options = PipelineOptions(beam_args)
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
@@ -31,12 +33,14 @@ def build_pipeline(job: ExportJob, beam_args: list[str]) -> beam.Pipeline:
     )
     if job.row_filter.active:
         rows = rows | "FilterByWritetime" >> FilterByWritetime(job.plan, job.row_filter)
-    _ = (
-        rows
-        | "WriteExport" >> WriteExport(job.plan, job.layout.root, job.sink, job.policy)
-        | "CountPieces" >> beam.combiners.Count.Globally()
-        | "Finalize" >> beam.ParDo(FinalizeFn(job.layout.root, job.single_file, job.stats_chart))
-    )
+    pieces = rows | "WriteExport" >> WriteExport(job.plan, job.layout.root, job.sink, job.policy)
+    if finalize:
+        _ = (
+            pieces
+            | "CountPieces" >> beam.combiners.Count.Globally()
+            | "Finalize"
+            >> beam.ParDo(FinalizeFn(job.layout.root, job.single_file, job.stats_chart))
+        )
     return pipeline
 
 

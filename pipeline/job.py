@@ -17,7 +17,7 @@ from pipeline.connect_errors import connect_or_explain
 from pipeline.export_record import export_config, export_record, stored_row_filter
 from pipeline.options import UsageError
 from pipeline.resume import resumed_settings
-from pipeline.runners import loses_checkpoint_residuals, worker_count
+from pipeline.runners import loses_checkpoint_residuals, runner_of, worker_count
 from transforms import manifest as mf
 from transforms.cassandra_schema import (
     TableNotFound,
@@ -65,13 +65,29 @@ class ExportJob:
 
 def prepare_export(settings: Settings) -> ExportJob:
     """Validate and plan; on success the output directory holds export.json."""
+    runner = runner_of(settings.beam_args)
+    if runner.drops_deferred_work and settings.get("checkpoint_rows"):
+        if "checkpoint_rows" in settings.explicit:
+            raise UsageError(
+                "--checkpoint-rows cannot be used with the Dask runner: Beam's DaskRunner "
+                "drops the rest of a work unit that a checkpoint hands back, so those rows "
+                "would be lost; leave it out (Dask spreads the work units over partitions "
+                "instead: --splits sets how many)"
+            )
     output = validation.output_directory(settings)
     layout = mf.Layout(output)
     if settings.get("resume"):
         job = _prepare_resume(settings, layout)
     else:
         job = _prepare_new(settings, layout)
-    if job.checkpoint_rows and loses_checkpoint_residuals(settings.beam_args):
+    if job.checkpoint_rows and runner.drops_deferred_work:
+        # Recorded by the run being resumed (on another runner): read units whole here.
+        job.checkpoint_rows = 0
+        job.warnings.append(
+            "--checkpoint-rows recorded by the export is ignored on the Dask runner: it would "
+            "drop the rest of every checkpointed work unit"
+        )
+    elif job.checkpoint_rows and loses_checkpoint_residuals(settings.beam_args):
         # FnApiRunner's ParallelBundleManager drops the residuals of self-checkpointed
         # restrictions (defer_remainder), so the rest of every checkpointed unit would be
         # lost (Finalize then fails on the gap). Pieces only help rebalancing: read units whole.

@@ -12,7 +12,8 @@ from pipeline.graph import build_pipeline
 from pipeline.job import prepare_export
 from pipeline.logs import setup_logging
 from pipeline.progress import ProgressReporter, print_summary
-from pipeline.runners import is_detached
+from pipeline.runners import runner_of, with_partitions
+from transforms.sinks import finalize_export
 
 
 def run(argv: list[str], out: Any = None) -> int:
@@ -30,8 +31,11 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
-    pipeline = build_pipeline(job, settings.beam_args)
-    detached = is_detached(settings.beam_args)
+    runner = runner_of(settings.beam_args)
+    # Dask parallelizes by how Create is partitioned: one work unit per partition.
+    beam_args = with_partitions(settings.beam_args, len(job.work_items))
+    pipeline = build_pipeline(job, beam_args, finalize=not runner.finalize_in_launcher)
+    detached = runner.detached
     reporter = None
     if not detached and settings["progress_interval"] > 0:
         reporter = ProgressReporter(job, settings["progress_interval"], sys.stderr)
@@ -46,6 +50,10 @@ def run(argv: list[str], out: Any = None) -> int:
             )
             return 0
         result.wait_until_finish()
+        if runner.finalize_in_launcher:
+            finalize_export(
+                job.layout.root, single_file=job.single_file, stats_chart=job.stats_chart
+            )
     finally:
         if reporter is not None:
             reporter.stop()

@@ -43,6 +43,7 @@ from typing import Any
 import psutil
 import pytest
 
+from dev import dask_local
 from dev.cassandra_local import (
     PINNED_VERSIONS,
     TEST_NODES_DIR,
@@ -109,6 +110,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # JVMs left by an earlier session that was SIGKILLed before it could stop them.
     for base in (SINGLE_DIR, MULTI_DIR, *(TEST_ROOT / f"v{v}" for v in PINNED_VERSIONS.values())):
         kill_strays(base)
+    dask_local.kill_strays()
     # Marks every process this session starts (nodes, job servers, Prism, workers, CLIs).
     os.environ.setdefault(RUN_MARKER, f"pytest-{os.getpid()}-{time.time_ns()}")
 
@@ -137,7 +139,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     per_version: dict[str, dict[str, int]] = {}
     for outcome, report in _counted(terminalreporter):
         keywords = getattr(report, "keywords", {})
-        for marker in ("multinode", "slow", "flink", "prism", "versions"):
+        for marker in ("multinode", "slow", "flink", "prism", "versions", "dask"):
             if marker in keywords:
                 row = counts.setdefault(marker, {})
                 row[outcome] = row.get(outcome, 0) + 1
@@ -369,6 +371,23 @@ def cassandra_version() -> Iterator[VersionNodes]:
         yield nodes
     finally:
         nodes.close()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[dask_local.DaskCluster]:
+    """A real Dask cluster for the module: a scheduler and 2 single-threaded workers on
+    127.0.0.1 that import this checkout; ``.pipeline_args()`` gives the export's (or any
+    pipeline's) Beam options for it. Stopped, by pid, after the module."""
+    cluster = dask_local.DaskCluster(dask_local.session_run_dir(), workers=2)
+    try:
+        cluster.start()
+    except dask_local.DaskStartError as exc:
+        helpers.cannot_run(f"cannot start a Dask cluster: {str(exc)[:400]}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        assert cluster.pids() == {}
 
 
 def keyspace_name(module_name: str) -> str:

@@ -500,3 +500,44 @@ def test_merge_adjacent() -> None:
     ranges = [TokenRange(10, 20), TokenRange(MIN_TOKEN, 0), TokenRange(0, 5), TokenRange(20, 30)]
     assert merge_adjacent(ranges) == [[MIN_TOKEN, 5], [10, 30]]
     assert merge_adjacent([]) == []
+
+
+def _weights_every_pair(base: list[Any], estimates: dict[tuple[int, int], int]) -> list[float]:
+    """The estimate weights computed the direct way: every range against every estimate
+    (in sorted order, so the float sums add the same terms in the same order)."""
+    weights = []
+    for r in base:
+        weight = 0.0
+        for (s, e), count in sorted(estimates.items()):
+            if count < 0 or s >= e:
+                continue
+            overlap = min(e, r.end) - max(s, r.start)
+            if overlap > 0:
+                weight += count * overlap / (e - s)
+        weights.append(weight)
+    return weights
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_estimate_weights_equal_every_pair_sums(seed: int) -> None:
+    """The sweep over sorted estimates gives the same weight per range as summing every
+    (range, estimate) overlap, for disjoint estimates (one node's) and overlapping ones."""
+    from transforms.token_ranges import _weights, ring_ranges
+
+    rng = random.Random(seed)
+    base = ring_ranges(rng.randrange(MIN_TOKEN + 1, MAX_TOKEN) for _ in range(rng.randint(1, 60)))
+    cuts = sorted({rng.randrange(MIN_TOKEN + 1, MAX_TOKEN) for _ in range(rng.randint(2, 80))})
+    if seed % 2:  # overlapping estimates
+        estimates = {(a, b): rng.randint(-1, 500) for a, b in zip(cuts, cuts[3:], strict=False)}
+    else:  # disjoint, with gaps and a wrapping one that is ignored
+        estimates = {
+            (a, b): rng.randint(0, 500) for a, b in zip(cuts[::2], cuts[1::2], strict=False)
+        }
+        estimates[(cuts[-1], cuts[0])] = 7
+    direct = _weights_every_pair(base, estimates)
+    if sum(direct) > 0:
+        density = sum(direct) / sum(r.size for r in base)
+        direct = [w if w > 0 else r.size * density * 0.1 for w, r in zip(direct, base, strict=True)]
+    else:
+        direct = [float(r.size) for r in base]
+    assert _weights(base, estimates) == direct
