@@ -20,6 +20,17 @@ Tools::
     raw1, raw1-wt            the same with 1 process
     dsbulk, dsbulk-ts        DSBulk unload, plain and with -timestamp
     cqlsh                    cqlsh COPY TO (NUMPROCESSES = --workers)
+    restore                  cassandra-restore of our export made with --writetime-columns '*'
+                             --ttl-columns '*' (--restore-format, CSV by default)
+    dsbulk-load              DSBulk load -timestamp true --schema.preserveTtl true of what
+                             DSBulk unloaded with the same flags
+    cqlsh-copy-from          cqlsh COPY FROM of the CSV cqlsh COPY TO wrote
+
+Restore tools export their source once before the rounds (unrecorded), then restore it into a
+table dropped and recreated before every run (``bench.<table>_<tool>``); their rows are
+counted in that table (count(*) per token range) and a sample of the restored cells'
+writetimes is compared with the source's. Every run also records the CPU seconds the local
+Cassandra node spent meanwhile (``node_cpu_s``), when its process can be found.
 
 Usage::
 
@@ -45,6 +56,7 @@ import contextlib
 import ctypes
 import datetime
 import glob
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -85,8 +97,11 @@ DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
 
 ALL_TOOLS = (
     "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt ours-parquet ours-parquet-wt "
-    "base base-wt base-avro base-avro-wt raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh"
+    "base base-wt base-avro base-avro-wt raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh "
+    "restore dsbulk-load cqlsh-copy-from"
 ).split()
+# Tools that write: each restores a source prepared once (unrecorded) into a fresh table.
+RESTORE_TOOLS = ("restore", "dsbulk-load", "cqlsh-copy-from")
 DEFAULT_TOOLS = "ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh"
 
 # --------------------------------------------------------------------------- table variants
@@ -290,22 +305,25 @@ def _dep(group: str, artifact: str, version: str) -> str:
 
 
 def ensure_dsbulk() -> tuple[Path | None, str]:
-    """DSBulk's classpath directory (resolved once with Maven), or None and why not."""
-    home = CACHE / "dsbulk"
-    lib = home / "lib"
-    if list(lib.glob(f"dsbulk-runner-{DSBULK_VERSION}.jar")) and (home / "ok").exists():
-        return lib, ""
-    home.mkdir(parents=True, exist_ok=True)
-    artifacts = "runner workflow-unload connectors-csv connectors-json executor-reactor"
-    artifacts += " batcher-reactor"
+    """DSBulk's classpath directory (resolved once with Maven), or None and why not.
+
+    The directory is named after a digest of the pom, so a changed artifact list resolves
+    into a new directory and never deletes a classpath another run may be using."""
+    artifacts = "runner workflow-unload workflow-load connectors-csv connectors-json"
+    artifacts += " executor-reactor batcher-reactor"
     deps = [_dep("com.datastax.oss", f"dsbulk-{a}", DSBULK_VERSION) for a in artifacts.split()]
     deps.append(_dep("ch.qos.logback", "logback-classic", "1.2.12"))
     managed = [_dep("com.datastax.oss", "java-driver-core", DSBULK_DRIVER_VERSION)]
     for a in "common buffer codec handler resolver transport transport-native-unix-common".split():
         managed.append(_dep("io.netty", f"netty-{a}", DSBULK_NETTY_VERSION))
-    (home / "pom.xml").write_text(
-        DSBULK_POM.format(managed="\n".join(managed), deps="\n".join(deps))
-    )
+    pom = DSBULK_POM.format(managed="\n".join(managed), deps="\n".join(deps))
+    digest = hashlib.sha256(pom.encode()).hexdigest()[:12]
+    home = CACHE / "dsbulk" / f"{DSBULK_VERSION}-{digest}"
+    lib = home / "lib"
+    if (home / "ok").exists():
+        return lib, ""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(pom)
     shutil.rmtree(lib, ignore_errors=True)
     print("resolving DSBulk with Maven (once) ...", flush=True)
     done = subprocess.run(
@@ -498,6 +516,10 @@ class Context:
     cqlsh: Path | None = None
     cqlsh_why: str = ""
     extra_ours: list[str] = field(default_factory=list)
+    variant: Variant | None = None
+    restore_format: str = "csv"
+    # restore tool -> the directory its source was exported to (see prepare_restore_sources)
+    restore_sources: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -506,16 +528,21 @@ class Invocation:
     env: dict[str, str]
     cwd: Path
     out: Path
-    count: Any  # () -> rows exported
+    count: Any  # () -> rows exported (restore tools: rows in the target table)
+    check: Any = None  # () -> extra fields for the result (restore tools: writetime sample)
 
 
-def _ours(ctx: Context, tool: str, out: Path) -> Invocation:
+def _ours(
+    ctx: Context, tool: str, out: Path, fmt: str | None = None, ttl: bool = False
+) -> Invocation:
     base = tool.startswith("base")
-    fmt = next((f for f in ("avro", "jsonl", "parquet") if f in tool), "csv")
+    fmt = fmt or next((f for f in ("avro", "jsonl", "parquet") if f in tool), "csv")
     wt = tool.endswith("-wt")
     cmd = [ctx.python, "-m", "pipeline.cli", "--hosts", ",".join(ctx.hosts)]
     cmd += ["--table", f"{KEYSPACE}.{ctx.table}", "--output", str(out), "--overwrite"]
     cmd += ["--format", fmt, "--writetime-columns", "*" if wt else "none"]
+    if ttl:
+        cmd += ["--ttl-columns", "*"]
     cmd += ["--fetch-size", str(ctx.fetch_size), "--progress-interval", "0"]
     cmd += ["--runner", "FnApiRunner"]
     if ctx.workers > 1:
@@ -566,8 +593,10 @@ def _dsbulk(ctx: Context, tool: str, out: Path) -> Invocation:
     cmd += ["-port", port or "9042", "-k", KEYSPACE, "-t", ctx.table, "-url", str(out)]
     cmd += ["-logDir", str(out) + "-logs", "--log.maxErrors", "0"]
     cmd += ["--datastax-java-driver.basic.request.page-size", str(ctx.fetch_size)]
-    if tool == "dsbulk-ts":
+    if tool.startswith("dsbulk-ts"):
         cmd += ["-timestamp", "true"]
+    if tool.endswith("-ttl"):
+        cmd += ["--schema.preserveTtl", "true"]
     out.mkdir(parents=True, exist_ok=True)
 
     def count() -> int:
@@ -593,8 +622,152 @@ def _cqlsh(ctx: Context, tool: str, out: Path) -> Invocation:
     return Invocation(cmd, env, ctx.work_dir, out, count)
 
 
+# --------------------------------------------------------------------------- restore tools
+
+
+def restore_target(ctx: Context, tool: str) -> str:
+    """The table ``tool`` restores into: ``<bench table>_<tool>``."""
+    return f"{ctx.table}_{tool.replace('-', '_')}"
+
+
+def recreate_table(ctx: Context, table: str) -> None:
+    """Drop ``bench.<table>`` and create it empty with the bench table's schema."""
+    assert ctx.variant is not None
+    cluster, session = _connect(ctx.hosts)
+    try:
+        session.execute(f"DROP TABLE IF EXISTS {KEYSPACE}.{table}", timeout=300)
+        session.execute(ctx.variant.ddl(table), timeout=300)
+    finally:
+        cluster.shutdown()
+
+
+def count_table(ctx: Context, table: str) -> int:
+    """Rows in ``bench.<table>``: count(*) per token range (a node-side scan per range, so no
+    single request scans the whole table)."""
+    cluster, session = _connect(ctx.hosts)
+    try:
+        lo, step, total = -(2**63), 2**64 // 16, 0
+        for i in range(16):
+            hi = lo + step if i < 15 else 2**63 - 1
+            query = (
+                f"SELECT count(*) FROM {KEYSPACE}.{table} WHERE token(pk) > %s AND token(pk) <= %s"
+            )
+            total += session.execute(query, (lo, hi), timeout=600).one()[0]
+            lo = hi
+        # token(pk) > -2**63 leaves out the minimum token, which no int key hashes to.
+        return total
+    finally:
+        cluster.shutdown()
+
+
+WRITETIME_SAMPLE_PARTITIONS = 20
+
+
+def writetime_sample(ctx: Context, table: str) -> dict[str, Any]:
+    """Writetimes of a sample of restored cells against the source's (``BASE_TIMESTAMP + pk *
+    1000 + ck`` on every set cell): what share of them the tool preserved."""
+    assert ctx.variant is not None
+    names = [n for n, _ in ctx.variant.columns]
+    partitions = -(-ctx.rows // ROWS_PER_PARTITION)
+    step = max(1, partitions // WRITETIME_SAMPLE_PARTITIONS)
+    cluster, session = _connect(ctx.hosts)
+    checked = preserved = 0
+    try:
+        select = ", ".join(f"writetime({n})" for n in names)
+        query = f"SELECT pk, ck, {select} FROM {KEYSPACE}.{table} WHERE pk = %s"
+        for pk in range(0, partitions, step):
+            for row in session.execute(query, (pk,), timeout=120):
+                for stamp in row[2:]:
+                    if stamp is not None:
+                        checked += 1
+                        preserved += stamp == BASE_TIMESTAMP + row[0] * 1000 + row[1]
+    finally:
+        cluster.shutdown()
+    return {"writetimes_checked": checked, "writetimes_preserved": preserved}
+
+
+def _restore_check(ctx: Context, table: str) -> Any:
+    return lambda: writetime_sample(ctx, table)
+
+
+def prepare_restore_sources(ctx: Context, tools: list[str], timeout: float) -> dict[str, Any]:
+    """Export the bench table once per restore tool, in that tool's own way (unrecorded):
+    ``restore`` reads our export with writetimes and TTLs, ``dsbulk-load`` what DSBulk
+    unloaded with ``-timestamp`` and ``preserveTtl``, ``cqlsh-copy-from`` a cqlsh COPY TO CSV.
+    Returns, per tool, the export's wall seconds and rows."""
+    info: dict[str, Any] = {}
+    for tool in tools:
+        if tool not in RESTORE_TOOLS:
+            continue
+        src = ctx.work_dir / f"source-{tool}"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.rmtree(str(src) + "-logs", ignore_errors=True)
+        if tool == "restore":
+            inv = _ours(ctx, "ours-wt", src, fmt=ctx.restore_format, ttl=True)
+        elif tool == "dsbulk-load":
+            if not ctx.dsbulk_lib:
+                continue
+            inv = _dsbulk(ctx, "dsbulk-ts-ttl", src)
+        else:
+            if not ctx.cqlsh:
+                continue
+            inv = _cqlsh(ctx, "cqlsh", src)
+        print(f"  exporting the source of {tool} (unrecorded) ...", flush=True)
+        log_path = ctx.work_dir / f"source-{tool}.log"
+        m = run_measured(inv.cmd, env=inv.env, cwd=inv.cwd, timeout=timeout, log_path=log_path)
+        rows = inv.count() if m.rc == 0 else -1
+        info[tool] = {"rc": m.rc, "wall_s": round(m.wall, 3), "rows": rows}
+        if m.rc != 0 or rows != ctx.rows:
+            print(f"WARNING: source of {tool}: rc {m.rc}, {rows:,} rows; log {log_path}")
+            continue
+        ctx.restore_sources[tool] = src
+    return info
+
+
+def _restore(ctx: Context, tool: str, out: Path) -> Invocation | str:
+    src = ctx.restore_sources.get(tool)
+    if src is None:
+        return f"no source export for {tool} (see the warnings above)"
+    target = restore_target(ctx, tool)
+    recreate_table(ctx, target)
+    host, _, port = ctx.hosts[0].partition(":")
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    cwd = ctx.work_dir
+    if tool == "restore":
+        cmd = [ctx.python, "-m", "pipeline.restore_cli", "--hosts", ",".join(ctx.hosts)]
+        cmd += ["--input", str(src), "--table", f"{KEYSPACE}.{target}"]
+        cmd += ["--restore-manifest", str(out / "restore-manifest"), "--progress-interval", "0"]
+        cmd += ["--runner", "FnApiRunner"]
+        if ctx.workers > 1:
+            cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
+        env["PYTHONPATH"] = str(ctx.ours_src)
+        cwd = ctx.ours_src
+    elif tool == "dsbulk-load":
+        cmd = [JAVA, "-cp", f"{ctx.dsbulk_lib}/*", DSBULK_MAIN, "load", "-h", host]
+        cmd += ["-port", port or "9042", "-k", KEYSPACE, "-t", target, "-url", str(src)]
+        cmd += ["-logDir", str(out) + "-logs", "--log.maxErrors", "0"]
+        cmd += ["-timestamp", "true", "--schema.preserveTtl", "true"]
+    else:
+        query = (
+            f"COPY {KEYSPACE}.{target} FROM '{src / 'export.csv'}' WITH HEADER = true AND "
+            f"NUMPROCESSES = {ctx.workers} AND INGESTRATE = 10000000"
+        )
+        cmd = [str(ctx.cqlsh), host, port or "9042", "--request-timeout", "120", "-e", query]
+        env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return Invocation(
+        cmd, env, cwd, out, lambda: count_table(ctx, target), _restore_check(ctx, target)
+    )
+
+
 def invocation(ctx: Context, tool: str, out: Path) -> Invocation | str:
     """The command of ``tool``, or why it is unavailable."""
+    if tool in RESTORE_TOOLS:
+        if tool == "dsbulk-load" and not ctx.dsbulk_lib:
+            return ctx.dsbulk_why
+        if tool == "cqlsh-copy-from" and not ctx.cqlsh:
+            return ctx.cqlsh_why
+        return _restore(ctx, tool, out)
     if tool.startswith(("ours", "base")):
         return _ours(ctx, tool, out)
     if tool.startswith("raw"):
@@ -604,6 +777,27 @@ def invocation(ctx: Context, tool: str, out: Path) -> Invocation | str:
     if tool == "cqlsh":
         return _cqlsh(ctx, tool, out) if ctx.cqlsh else ctx.cqlsh_why
     raise SystemExit(f"unknown tool {tool!r}; tools: {', '.join(ALL_TOOLS)}")
+
+
+def node_process(hosts: list[str]) -> psutil.Process | None:
+    """The Cassandra process listening on the first host, when it runs on this machine."""
+    from dev.cassandra_local import _listener_pid
+
+    host, _, port = hosts[0].partition(":")
+    pid = _listener_pid(host, int(port or 9042))
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid) if pid else None
+    return None
+
+
+def _cpu_seconds(process: psutil.Process | None) -> float | None:
+    """User + system CPU seconds of ``process`` so far (None when it cannot be read)."""
+    if process is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        times = process.cpu_times()
+        return times.user + times.system
+    return None
 
 
 def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool) -> dict[str, Any]:
@@ -616,7 +810,10 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
     label = "warm-up" if round_no < 0 else f"round {round_no + 1}"
     print(f"  running {tool} ({label}) ...", flush=True)
     log_path = ctx.work_dir / f"{tool}-{round_no}.log"
+    node = node_process(ctx.hosts)
+    node_before = _cpu_seconds(node)
     m = run_measured(inv.cmd, env=inv.env, cwd=inv.cwd, timeout=timeout, log_path=log_path)
+    node_after = _cpu_seconds(node)
     result: dict[str, Any] = {
         "tool": tool,
         "round": round_no,
@@ -643,8 +840,19 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
     result["rows"] = rows
     result["rows_per_s"] = round(rows / m.wall, 1) if m.wall > 0 and rows > 0 else None
     result["cpu_us_per_row"] = round(m.cpu * 1e6 / rows, 2) if rows > 0 else None
+    if node_before is not None and node_after is not None:
+        result["node_cpu_s"] = round(node_after - node_before, 3)
+        result["node_cpu_us_per_row"] = (
+            round(result["node_cpu_s"] * 1e6 / rows, 2) if rows > 0 else None
+        )
+    if inv.check is not None:
+        try:
+            result.update(inv.check())
+        except Exception as exc:
+            result["check_error"] = str(exc)
     if rows != ctx.rows:
-        result["warning"] = f"{tool} exported {rows:,} rows, expected {ctx.rows:,}"
+        verb = "restored" if tool in RESTORE_TOOLS else "exported"
+        result["warning"] = f"{tool} {verb} {rows:,} rows, expected {ctx.rows:,}"
         print(f"WARNING: {result['warning']}", flush=True)
     if not keep:
         shutil.rmtree(out, ignore_errors=True)
@@ -673,11 +881,16 @@ def summarize(runs: list[dict[str, Any]], tools: list[str]) -> dict[str, dict[st
             "peak_pss_mb",
             "rows_per_s",
             "cpu_us_per_row",
+            "node_cpu_s",
+            "node_cpu_us_per_row",
         ):
             values = [r[key] for r in ok if r.get(key) is not None]
             entry[key] = round(statistics.median(values), 3) if values else None
         entry["rows"] = ok[0]["rows"]
         entry["peak_rss_mb_max"] = max(r["peak_rss_mb"] for r in ok)
+        if any("writetimes_checked" in r for r in ok):
+            entry["writetimes_checked"] = sum(r.get("writetimes_checked", 0) for r in ok)
+            entry["writetimes_preserved"] = sum(r.get("writetimes_preserved", 0) for r in ok)
         summary[tool] = entry
     return summary
 
@@ -701,6 +914,15 @@ RATIOS = (
     ("ours-avro/base-avro", "ours-avro", "base-avro", "rows_per_s", "Avro vs baseline"),
     ("ours-avro-wt/base-avro-wt", "ours-avro-wt", "base-avro-wt", "rows_per_s", "Avro wt"),
     ("ours cpu/base cpu", "ours", "base", "cpu_s", "CPU vs baseline"),
+    ("ours-parquet/ours", "ours-parquet", "ours", "rows_per_s", "Parquet vs CSV (target >= 1.0)"),
+    ("ours-parquet-wt/ours-wt", "ours-parquet-wt", "ours-wt", "rows_per_s", "Parquet vs CSV, wt"),
+    ("ours-avro/ours", "ours-avro", "ours", "rows_per_s", "Avro vs CSV (target >= 0.85)"),
+    ("ours-avro-wt/ours-wt", "ours-avro-wt", "ours-wt", "rows_per_s", "Avro vs CSV, wt"),
+    ("ours-parquet/dsbulk", "ours-parquet", "dsbulk", "rows_per_s", "Parquet vs DSBulk CSV"),
+    ("restore/dsbulk-load", "restore", "dsbulk-load", "rows_per_s", "restore (target >= 1.0)"),
+    ("restore/cqlsh-copy-from", "restore", "cqlsh-copy-from", "rows_per_s", "target >= 3"),
+    ("restore cpu/dsbulk-load cpu", "restore", "dsbulk-load", "cpu_s", "restore CPU vs DSBulk"),
+    ("restore node cpu/dsbulk-load", "restore", "dsbulk-load", "node_cpu_s", "node CPU"),
     ("ours-wt cpu/base-wt cpu", "ours-wt", "base-wt", "cpu_s", "CPU vs baseline, writetime"),
 )
 
@@ -717,7 +939,7 @@ def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], title: str) -> None:
     print(f"\n{title}")
     head = f"{'tool':<14}{'rows':>11}{'wall s':>9}{'rows/s':>11}{'CPU s':>9}"
-    head += f"{'CPU us/row':>12}{'peak RSS MB':>13}{'PSS MB':>8}"
+    head += f"{'CPU us/row':>12}{'peak RSS MB':>13}{'PSS MB':>8}{'node us/row':>13}"
     print(head)
     print("-" * len(head))
     for tool, e in summary.items():
@@ -727,7 +949,7 @@ def print_table(summary: dict[str, dict[str, Any]], ratio_map: dict[str, Any], t
         print(
             f"{tool:<14}{e['rows']:>11,}{e['wall_s']:>9.1f}{(e['rows_per_s'] or 0):>11,.0f}"
             f"{e['cpu_s']:>9.1f}{(e['cpu_us_per_row'] or 0):>12.1f}{e['peak_rss_mb']:>13.0f}"
-            f"{(e.get('peak_pss_mb') or 0):>8.0f}"
+            f"{(e.get('peak_pss_mb') or 0):>8.0f}{(e.get('node_cpu_us_per_row') or 0):>13.1f}"
         )
     if ratio_map:
         print("\nratios (median rounds)")
@@ -776,26 +998,42 @@ def _hosts(arg: str | None) -> list[str]:
 
 def markdown_report(result: dict[str, Any], name: str) -> str:
     """One result file as Markdown: the tools' table, then the ratios."""
-    load = result.get("machine", {}).get("load_avg_at_end") or [float("nan")]
+    machine = result.get("machine", {})
+    load = machine.get("load_avg_at_end") or [float("nan")]
+    start = machine.get("load_avg_at_start")
+    at_start = f"{start[0]:.1f} at start, " if start else ""
     lines = [
         f"**{result['variant']}, {result['rows']:,} rows**, {result['workers']} workers, "
-        f"fetch size {result['fetch_size']}, {result['repeat']} round(s), load average at end "
-        f"{load[0]:.1f} (`{name}`)",
+        f"fetch size {result['fetch_size']}, {result['repeat']} round(s), load average "
+        f"{at_start}{load[0]:.1f} at end (`{name}`)",
         "",
-        "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB "
+        "| node CPU µs/row |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for tool, entry in result["summary"].items():
         if entry.get("status") != "ok":
-            lines.append(f"| {tool} | {entry.get('status')} | | | | | |")
+            lines.append(f"| {tool} | {entry.get('status')} | | | | | | |")
             continue
+        node_us = entry.get("node_cpu_us_per_row")
+        node = f"{node_us:.1f}" if node_us is not None else ""
         lines.append(
             f"| {tool} | {entry['rows_per_s']:,.0f} | {entry['wall_s']:.1f} | "
             f"{entry['cpu_s']:.1f} | {entry['cpu_us_per_row']:.1f} | "
-            f"{entry['peak_rss_mb']:.0f} | {entry['peak_pss_mb']:.0f} |"
+            f"{entry['peak_rss_mb']:.0f} | {entry['peak_pss_mb']:.0f} | {node} |"
         )
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v['value']:.2f} |" for k, v in result.get("ratios", {}).items()]
+    checked = {
+        t: e for t, e in result["summary"].items() if e.get("writetimes_checked") is not None
+    }
+    if checked:
+        lines += ["", "Writetimes of sampled restored cells equal to the source's:"]
+        lines += [
+            f"{t} {e['writetimes_preserved']:,} of {e['writetimes_checked']:,}"
+            for t, e in checked.items()
+        ]
+        lines[-len(checked) :] = ["; ".join(lines[-len(checked) :]) + "."]
     if result.get("warnings"):
         lines += ["", "warnings: " + "; ".join(map(str, result["warnings"]))]
     return "\n".join(lines) + "\n"
@@ -823,6 +1061,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded raw scan")
     parser.add_argument("--ours-arg", action="append", default=[], help="extra exporter option")
     parser.add_argument("--label", default="", help="free text stored in the JSON")
+    parser.add_argument(
+        "--restore-format",
+        default="csv",
+        choices=("csv", "jsonl", "avro", "parquet"),
+        help="format of the export the restore tool reads",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the table, run nothing")
     parser.add_argument(
         "--report", nargs="+", type=Path, metavar="JSON", help="print result files as Markdown"
@@ -857,10 +1101,12 @@ def main(argv: list[str] | None = None) -> int:
         baseline_src=args.baseline_src.resolve() if args.baseline_src else None,
         ours_src=args.ours_src.resolve(),
         extra_ours=list(args.ours_arg),
+        variant=variant,
+        restore_format=args.restore_format,
     )
     if any(t.startswith("dsbulk") for t in tools):
         ctx.dsbulk_lib, ctx.dsbulk_why = ensure_dsbulk()
-    if "cqlsh" in tools:
+    if any(t.startswith("cqlsh") for t in tools):
         ctx.cqlsh, ctx.cqlsh_why = ensure_cqlsh()
     reaper = _become_subreaper()
     if not reaper:
@@ -868,8 +1114,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_warmup:
         print("warm-up: one unrecorded raw scan", flush=True)
         run_tool(ctx, "raw", -1, args.timeout, keep=False)
+    load_at_start = os.getloadavg()
     runs: list[dict[str, Any]] = []
     started = datetime.datetime.now(datetime.UTC)
+    sources = prepare_restore_sources(ctx, tools, args.timeout)
     for round_no in range(args.repeat):
         order = tools if round_no % 2 == 0 else list(reversed(tools))
         for tool in order:
@@ -896,9 +1144,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_avg_at_start": load_at_start,
             "load_avg_at_end": os.getloadavg(),
         },
         "versions": _versions(ctx),
+        "restore_sources": sources,
         "summary": summary,
         "ratios": ratio_map,
         "runs": runs,

@@ -371,7 +371,8 @@ class RestoreUnitsFn(beam.DoFn):
             counts.batches += 1
 
     def _bind(self, statement: Statement) -> Any:
-        return self._prepare(statement.shape).bind(statement.values)
+        prepared = self._prepared.get(statement.shape) or self._prepare(statement.shape)
+        return prepared.bind(statement.values)
 
     def _send(self, batch: list[Statement], sender: _Sender) -> None:
         from cassandra.metadata import Murmur3Token

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from transforms.cql_types import parse_cql_type
 from transforms.table_plan import CLUSTERING, PARTITION_KEY, STATIC, quote_identifier
@@ -152,8 +152,10 @@ def build_restore_plan(
 # --- statements -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
+    """``c = ?``, ``c = c + ?`` or ``c.f = ?``. A named tuple: shapes made of these are
+    hashed for every statement sent, and a tuple hashes without calling Python code."""
+
     column: str
     op: str  # SET_VALUE, ADD, FIELD
     field: str | None = None
@@ -167,9 +169,9 @@ class Assignment:
         return f"{name} = ?"
 
 
-@dataclass(frozen=True)
-class Shape:
-    """What a prepared statement looks like; statements of one shape share one prepare."""
+class Shape(NamedTuple):
+    """What a prepared statement looks like; statements of one shape share one prepare
+    (a named tuple, hashed cheaply like ``Assignment``)."""
 
     scope: str  # ROW, PARTITION, MARKER, COUNTER
     assignments: tuple[Assignment, ...] = ()
@@ -286,6 +288,22 @@ class RowStatementBuilder:
         self.data_columns = plan.data_columns
         self.list_columns = plan.list_columns
         self.counter_table = plan.is_counter_table
+        # Per data column, what row_writes reads for every cell: name, static, whether it
+        # is a plain value (not a counter, not a multi-cell collection or UDT: the common
+        # case, written inline), its whole-value assignment, UDT-ness, writetime and TTL.
+        self._cells = tuple(
+            (
+                c,
+                c.name,
+                c.kind == STATIC,
+                c.multicell is None and not c.counter,
+                c.whole,
+                bool(c.udt_fields),
+                c.has_writetime,
+                c.has_ttl,
+            )
+            for c in self.data_columns
+        )
 
     def key_values(self, values: Mapping[str, Any], scope: str) -> tuple[Any, ...]:
         names = self.partition_names if scope == PARTITION else self.key_names
@@ -331,6 +349,9 @@ class RowStatementBuilder:
         column, the (element key, writetime) pairs the target already has: those are not
         appended again."""
         values = row.values
+        writetimes = row.writetimes
+        ttls_of = row.ttls
+        fixed = self.plan.fixed_timestamp
         out = RowWrites()
         static_only = self.is_static_only(values)
         groups: dict[tuple[str, int, int], list[tuple[Assignment, Any, int]]] = {}
@@ -338,22 +359,35 @@ class RowStatementBuilder:
         list_runs: list[Statement] = []
         regular_cells = 0
         lists = self.list_elements(row, clock) if self.list_columns else {}
-        for column in self.data_columns:
-            value = values.get(column.name)
-            is_static = column.kind == STATIC
+        for column, name, is_static, plain, whole, udt, has_wt, has_ttl in self._cells:
+            value = values.get(name)
             if value is None or (is_static and not with_statics):
                 continue
             if static_only and not is_static:
                 continue
             if not is_static:
                 regular_cells += 1
+            if plain:  # what _add does, inline: most cells of most tables go here
+                ttl = ttls_of.get(name) if has_ttl else None
+                restored = 0 if ttl is None else clock.restored(ttl)
+                if restored is None:
+                    out.expired += 1
+                    continue
+                stamp = writetimes.get(name) if has_wt else fixed
+                key = (PARTITION if is_static else ROW, int(stamp), restored)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = []
+                group.append((whole, bindable(column, value) if udt else value, 1))
+                out.cells += 1
+                continue
             if column.counter:
-                counters.append((Assignment(column.name, ADD), value))
+                counters.append((Assignment(name, ADD), value))
                 out.cells += 1
                 continue
             scope = PARTITION if is_static else ROW
             stamps = self._timestamps(row, column)
-            ttls = row.ttls.get(column.name) if column.has_ttl else None
+            ttls = row.ttls.get(name) if has_ttl else None
             if column.multicell is None:
                 self._add(
                     groups, out, scope, column.whole, bindable(column, value), stamps, ttls, clock
@@ -411,14 +445,10 @@ class RowStatementBuilder:
                 )
 
         for (scope, stamp, ttl), members in groups.items():
-            shape = Shape(scope, tuple(a for a, _, _ in members))
+            assignments, assigned, cells = zip(*members, strict=True)
             keys = self.key_values(values, scope)
             out.statements.append(
-                Statement(
-                    shape,
-                    (stamp, ttl, *(v for _, v, _ in members), *keys),
-                    sum(n for _, _, n in members),
-                )
+                Statement(Shape(scope, assignments), (stamp, ttl, *assigned, *keys), sum(cells))
             )
         out.statements += list_runs
         if counters:
@@ -503,7 +533,7 @@ def pack_batches(rows: Sequence[RowWrites], max_statements: int) -> list[list[St
         if current and len(current) + len(row.statements) > max_statements:
             batches.append(current)
             current = []
-        current = current + row.statements
+        current.extend(row.statements)
     if current:
         batches.append(current)
     return batches
