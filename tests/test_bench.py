@@ -73,14 +73,15 @@ def test_markdown_report() -> None:
         "ratios": bench.ratios(summary),
     }
     assert bench.markdown_report(result, "r.json").splitlines() == [
-        "**narrow, 1,000 rows**, 2 workers, fetch size 5000, 1 round(s), load average at end "
-        "1.2 (`r.json`)",
+        "**narrow, 1,000 rows**, 2 workers, fetch size 5000, 1 round(s), load average 1.2 at "
+        "end (`r.json`)",
         "",
-        "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        "| ours | 500 | 2.0 | 1.0 | 1000.0 | 400 | 200 |",
-        "| raw | 1,000 | 1.0 | 0.5 | 500.0 | 300 | 150 |",
-        "| cqlsh | unavailable | | | | | |",
+        "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB "
+        "| node CPU µs/row |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ours | 500 | 2.0 | 1.0 | 1000.0 | 400 | 200 |  |",
+        "| raw | 1,000 | 1.0 | 0.5 | 500.0 | 300 | 150 |  |",
+        "| cqlsh | unavailable | | | | | | |",
         "",
         "| ratio | value |",
         "|---|---:|",
