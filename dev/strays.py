@@ -4,6 +4,7 @@ servers): shared by ``dev.cassandra_local`` and ``dev.runners``."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2 or args[0] != "kill-marked":
         print("usage: python -m dev.strays kill-marked VALUE", file=sys.stderr)
         return 2
-    killed = kill_marked(args[1])
+    killed = kill_marked(args[1], exclude={os.getpid(), os.getppid()})  # carries it too
     for described in killed:
         print(f"killed a process the test run left behind: {described}", file=sys.stderr)
     return 1 if killed else 0

@@ -281,27 +281,39 @@ def test_suite_node_starts_and_exports_beside_a_node_on_127_0_0_1(
         assert cl._port_open("127.0.0.1", cl.NATIVE_PORT)
         suite = LocalCluster(tmp_path / "suite", address_prefix=checkout_prefix(5), heap="512M")
         with suite:
-            session = suite.handle().session()
-            make_keyspace(session, "beside", 1)
-            session.execute("CREATE TABLE beside.t (k int PRIMARY KEY, v text)")
-            for k in range(20):
-                session.execute(
-                    "INSERT INTO beside.t (k, v) VALUES (%s, %s) USING TIMESTAMP 1000", (k, str(k))
+            handle = suite.handle()
+            try:
+                session = handle.session()
+                make_keyspace(session, "beside", 1)
+                session.execute("CREATE TABLE beside.t (k int PRIMARY KEY, v text)")
+                for k in range(20):
+                    session.execute(
+                        "INSERT INTO beside.t (k, v) VALUES (%s, %s) USING TIMESTAMP 1000",
+                        (k, str(k)),
+                    )
+                out = tmp_path / "out"
+                result = helpers.run_cli(
+                    [
+                        "--hosts",
+                        suite.contact_points[0],
+                        "--table",
+                        "beside.t",
+                        "--output",
+                        str(out),
+                    ]
+                    + ["--format", "jsonl", "--progress-interval", "0"]
                 )
-            out = tmp_path / "out"
-            result = helpers.run_cli(
-                ["--hosts", suite.contact_points[0], "--table", "beside.t", "--output", str(out)]
-                + ["--format", "jsonl", "--progress-interval", "0"]
-            )
-            assert result.code == 0, result.describe()
-            rows = [
-                json.loads(line)
-                for part in sorted((out / "data").glob("part-*.jsonl"))
-                for line in part.read_text().splitlines()
-            ]
-            assert sorted((r["k"], r["v"], r["v_writetime"]) for r in rows) == [
-                (k, str(k), "1970-01-01T00:00:00.001000Z") for k in range(20)
-            ]
+                assert result.code == 0, result.describe()
+                rows = [
+                    json.loads(line)
+                    for part in sorted((out / "data").glob("part-*.jsonl"))
+                    for line in part.read_text().splitlines()
+                ]
+                assert sorted((r["k"], r["v"], r["v_writetime"]) for r in rows) == [
+                    (k, str(k), "1970-01-01T00:00:00.001000Z") for k in range(20)
+                ]
+            finally:
+                handle.close()  # else its driver keeps reconnecting (and logging) after the stop
     finally:
         if unrelated is not None:
             unrelated.stop()
