@@ -315,9 +315,10 @@ class RestoreUnitsFn(beam.DoFn):
         yield marker
 
     def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
-        """The unit's rows, decoded and checked whole before the first one is written."""
+        """The unit's rows; the decoder checks the whole file (and its row count against the
+        unit's marker) before the first row is written."""
         try:
-            rows = list(read_unit_rows(unit.path, self._decode_layout))
+            return read_unit_rows(unit.path, self._decode_layout, unit.expected_rows)
         except ExportFileError as exc:
             raise RestoreInputError(str(exc)) from None
         except OSError as exc:
@@ -328,12 +329,6 @@ class RestoreUnitsFn(beam.DoFn):
             raise RestoreInputError(
                 f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
             ) from None
-        if unit.expected_rows is not None and len(rows) != unit.expected_rows:
-            raise RestoreInputError(
-                f"{unit.path}: holds {len(rows)} rows but its export marker records "
-                f"{unit.expected_rows}: the file is truncated or was replaced"
-            )
-        return iter(rows)
 
     def _write_partition(
         self,

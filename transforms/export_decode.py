@@ -862,15 +862,19 @@ def _avro_columns(path: str, data: bytes, layout: ExportLayout) -> list[list[Any
         raise ExportFileError(path, f"bad Avro data: {_first_line(exc)}") from None
 
 
-def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
+def read_unit_rows(
+    path: str, layout: ExportLayout, expected_rows: int | None = None
+) -> Iterator[DecodedRow]:
     """Decode one committed unit file (any FileSystems path) into rows.
 
     The file is read and checked whole before the first row is yielded, so a truncated
     or corrupt file raises :class:`ExportFileError` before any of its rows are used.
+    ``expected_rows`` (the unit marker's count) also catches a file cut at a row boundary,
+    which still parses.
     """
     data = _read_bytes(path, "none" if layout.format in ("avro", "parquet") else layout.compression)
     if layout.format == "parquet":
-        return _parquet_rows(path, data, layout)
+        return _parquet_rows(path, data, layout, expected_rows)
     if layout.format == "avro":
         columns = _avro_columns(path, data, layout)
     elif layout.format == "csv":
@@ -885,10 +889,22 @@ def read_unit_rows(path: str, layout: ExportLayout) -> Iterator[DecodedRow]:
             raise ExportFileError(
                 path, f"field {fields[index].name!r}: bad value ({_first_line(exc)})"
             ) from None
+    _check_row_count(path, len(columns[0]) if columns else 0, expected_rows)
     return _rows(layout, columns)
 
 
-def _parquet_rows(path: str, data: bytes, layout: ExportLayout) -> Iterator[DecodedRow]:
+def _check_row_count(path: str, rows: int, expected_rows: int | None) -> None:
+    if expected_rows is not None and rows != expected_rows:
+        raise ExportFileError(
+            path,
+            f"holds {rows} rows but its export marker records {expected_rows}: the file is "
+            "truncated or was replaced",
+        )
+
+
+def _parquet_rows(
+    path: str, data: bytes, layout: ExportLayout, expected_rows: int | None
+) -> Iterator[DecodedRow]:
     """A Parquet unit, decoded whole (so a corrupt file fails before any row is used) by the
     Parquet format's own reader, which knows each column's CQL type from the file."""
     from transforms.formats.parquet import read_parquet_rows
@@ -897,6 +913,7 @@ def _parquet_rows(path: str, data: bytes, layout: ExportLayout) -> Iterator[Deco
         rows = list(read_parquet_rows(io.BytesIO(data), sets_in_file_order=True))
     except Exception as exc:  # pyarrow's errors have no common base class
         raise ExportFileError(path, f"not a readable Parquet file ({_first_line(exc)})") from None
+    _check_row_count(path, len(rows), expected_rows)
     expected = list(layout.field_names)
     if rows and list(rows[0]) != expected:
         raise ExportFileError(
