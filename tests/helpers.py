@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from dev import strays
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = REPO / ".venv" / "bin" / "cassandra-export"
@@ -59,6 +62,23 @@ def run_cli(argv: Sequence[str]) -> CliResult:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return CliResult(code, out.getvalue(), err.getvalue(), list(argv))
+
+
+def export_argv(hosts: str, table: str, out: Path, fmt: str, splits: int) -> list[str]:
+    """The CLI options of a plain export of ``table`` into ``out``, without progress lines."""
+    return [
+        *("--hosts", hosts, "--table", table, "--output", str(out), "--format", fmt),
+        *("--splits", str(splits), "--progress-interval", "0"),
+    ]
+
+
+def run_cli_leaving_nothing(argv: Sequence[str], timeout: float) -> CliResult:
+    """The CLI as a child process, run-marked; nothing it started (a Prism job server, Dask
+    clients, workers) may outlive it."""
+    marker = f"cli-{os.getpid()}-{time.time_ns()}"
+    result = run_cli_subprocess(argv, timeout=timeout, env={strays.RUN_MARKER: marker})
+    assert [p.cmdline() for p in strays.marked_processes(marker)] == []
+    return result
 
 
 def cli_command() -> list[str]:

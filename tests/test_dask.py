@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
-from dev import dask_local, strays
+from dev import dask_local
 from tests import helpers
 from tests.test_runners import ROWS_PER_PARTITION, load_wide_table
 
@@ -45,30 +45,11 @@ def table(session: Any, ks: str) -> str:
 
 
 def _argv(hosts: str, table: str, out: Path, fmt: str) -> list[str]:
-    return [
-        "--hosts",
-        hosts,
-        "--table",
-        table,
-        "--output",
-        str(out),
-        "--format",
-        fmt,
-        "--splits",
-        str(SPLITS),
-        "--progress-interval",
-        "0",
-    ]
+    return helpers.export_argv(hosts, table, out, fmt, SPLITS)
 
 
 def _run(argv: list[str]) -> helpers.CliResult:
-    """The CLI as a child process; nothing it started may outlive it."""
-    marker = f"dask-{time.time_ns()}"
-    result = helpers.run_cli_subprocess(
-        argv, timeout=EXPORT_TIMEOUT, env={strays.RUN_MARKER: marker}
-    )
-    assert [p.cmdline() for p in strays.marked_processes(marker)] == []
-    return result
+    return helpers.run_cli_leaving_nothing(argv, timeout=EXPORT_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

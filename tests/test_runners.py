@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from dev import runners, strays
+from dev import runners
 from tests import helpers
 
 N_PARTITIONS = 10_000
@@ -187,23 +187,6 @@ def _job_endpoint(runner: str, request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("prism_job_server")
 
 
-def _export_argv(hosts: str, table: str, out: Path, fmt: str) -> list[str]:
-    return [
-        "--hosts",
-        hosts,
-        "--table",
-        table,
-        "--output",
-        str(out),
-        "--format",
-        fmt,
-        "--splits",
-        str(SPLITS),
-        "--progress-interval",
-        "0",
-    ]
-
-
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory, hosts: str, big_table: str) -> Any:
     """Runs each (runner, format) export once, on demand; returns its output directory."""
@@ -214,16 +197,13 @@ def exports(tmp_path_factory: pytest.TempPathFactory, hosts: str, big_table: str
         key = (runner, fmt)
         if key not in done:
             out = root / f"{runner}-{fmt}"
-            argv = _runner_args(runner, request) + _export_argv(hosts, big_table, out, fmt)
-            started = time.monotonic()
-            marker = f"{runner}-{fmt}-{time.time_ns()}"
-            result = helpers.run_cli_subprocess(
-                argv, timeout=EXPORT_TIMEOUT, env={strays.RUN_MARKER: marker}
+            argv = _runner_args(runner, request) + helpers.export_argv(
+                hosts, big_table, out, fmt, SPLITS
             )
+            started = time.monotonic()
+            result = helpers.run_cli_leaving_nothing(argv, timeout=EXPORT_TIMEOUT)
             elapsed = time.monotonic() - started
             assert result.code == 0, result.describe()
-            # Nothing the CLI started (a Prism job server, workers) outlives it.
-            assert [p.cmdline() for p in strays.marked_processes(marker)] == []
             assert (out / "_SUCCESS").exists()
             WALL_TIMES[f"{runner}/{fmt}"] = round(elapsed, 1)
             print(f"\n{runner} {fmt}: {N_ROWS:,} rows in {elapsed:.1f} s wall")
@@ -369,7 +349,9 @@ def test_multi_process_export_prints_only_its_own_lines(
     """FnApiRunner with worker processes (run_configs/local.yaml): the workers' start-up and
     shutdown chatter reaches neither stderr nor stdout; stdout is the summary."""
     out = tmp_path / "out"
-    argv = ["--config", "run_configs/local.yaml"] + _export_argv(hosts, small_table, out, "csv")
+    argv = ["--config", "run_configs/local.yaml"] + helpers.export_argv(
+        hosts, small_table, out, "csv", SPLITS
+    )
     result = helpers.run_cli_subprocess(argv, timeout=EXPORT_TIMEOUT)
     assert result.code == 0, result.describe()
     assert result.stderr == ""
@@ -507,7 +489,7 @@ def test_killed_export_resumes_exactly_on_fnapi(
     runner_args = _runner_args(runner, request)
     out = tmp_path / "out"
     # A read rate limit makes the run last ~10 s, so the kill lands mid-way.
-    argv = runner_args + _export_argv(hosts, big_table, out, "csv")
+    argv = runner_args + helpers.export_argv(hosts, big_table, out, "csv", SPLITS)
     argv += ["--max-rows-per-second", "10000"]
     proc = subprocess.Popen(
         helpers.cli_command() + argv,
@@ -568,7 +550,9 @@ def test_cancel_jobs_cancels_a_running_export(
     it ends CANCELLED, and the CLI that submitted it fails with a resumable output."""
     endpoint = request.getfixturevalue("prism_job_server")
     out = tmp_path / "out"
-    argv = _runner_args("prism_job_server", request) + _export_argv(hosts, big_table, out, "csv")
+    argv = _runner_args("prism_job_server", request) + helpers.export_argv(
+        hosts, big_table, out, "csv", SPLITS
+    )
     proc = subprocess.Popen(
         helpers.cli_command() + argv + ["--max-rows-per-second", "10000"],
         cwd=helpers.REPO,
