@@ -127,7 +127,7 @@ def _counted(terminalreporter: Any) -> Iterator[tuple[str, Any]]:
     """(outcome, report) once per test: the call's outcome, or the setup's error or skip."""
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
-            if outcome != "skipped" and report.when != "call" and outcome != "error":
+            if outcome in ("passed", "failed") and report.when != "call":
                 continue
             yield outcome, report
 
