@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dev.bench import BASE_TIMESTAMP, VARIANTS
-from transforms import cql_types
+from transforms import cql_convert, cql_types
 from transforms.formats import FORMATS, SinkConfig
 from transforms.formats.avro import avro_schema_for
 from transforms.table_plan import ColumnPlan, TablePlan
@@ -87,8 +87,8 @@ class _RecordAvroWriter:
         self._handle = open(path, "wb")  # closed in close()
         self._converters = [
             None
-            if f.role != "value" or cql_types.writes_unchanged(f.column.cql_type, "avro")
-            else cql_types.avro_converter(f.column.cql_type)
+            if f.role != "value" or cql_convert.writes_unchanged(f.column.cql_type, "avro")
+            else cql_convert.avro_converter(f.column.cql_type)
             for f in plan.output_fields
         ]
         primitives = ("boolean", "int", "long", "float", "double", "bytes", "string")

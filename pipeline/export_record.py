@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.options import OUTPUT_AFFECTING, SPECS_BY_DEST
 from transforms import manifest as mf
-from transforms.cql_types import format_writetime_iso
+from transforms.cql_text import format_writetime_iso
 from transforms.normalize import WritetimeFilter
 from transforms.table_plan import TablePlan
 from transforms.token_ranges import WorkUnit

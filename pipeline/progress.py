@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from transforms import manifest as mf
-from transforms.cql_types import format_writetime_iso
+from transforms.cql_text import format_writetime_iso
 from transforms.token_ranges import RING_SIZE
 
 

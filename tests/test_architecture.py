@@ -12,8 +12,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "transforms", "dev", "tests")
-# Modules below everything else: the element protocol and the Cassandra session.
-LEAVES = ("transforms.elements", "transforms.cassandra_session")
+# Modules below everything else: the element protocol, the Cassandra session, the parsed
+# CQL types and the text renderings of values.
+LEAVES = (
+    "transforms.elements",
+    "transforms.cassandra_session",
+    "transforms.cql_types",
+    "transforms.cql_text",
+)
 
 
 def project_modules(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:

@@ -1,4 +1,6 @@
-"""Tests for transforms.cql_types: the CQL type table in CSV, JSON and Avro."""
+"""Tests for the CQL type modules: ``transforms.cql_types`` (parsing, schema names),
+``transforms.cql_convert`` (the type table in CSV, JSON and Avro) and ``transforms.cql_text``
+(single values as text)."""
 
 from __future__ import annotations
 
@@ -21,20 +23,21 @@ import pytest
 from cassandra import cqltypes
 from cassandra.util import Date, Duration, OrderedMapSerializedKey, SortedSet, Time
 
-from transforms.cql_types import (
-    AvroNames,
-    CqlType,
-    avro_converter,
-    avro_field_name,
-    avro_schema,
-    csv_formatter,
+from transforms import cql_convert
+from transforms.cql_convert import avro_converter, avro_schema, csv_formatter, json_converter
+from transforms.cql_text import (
     float32_json_values,
     float32_texts,
     format_writetime_iso,
-    json_converter,
-    parse_cql_type,
     timestamp_texts,
     writetime_formatter,
+)
+from transforms.cql_types import (
+    SCALAR_TYPES,
+    AvroNames,
+    CqlType,
+    avro_field_name,
+    parse_cql_type,
 )
 
 PROTOCOL = 5
@@ -198,6 +201,15 @@ def test_every_scalar_name_parses() -> None:
     for name in names.split():
         assert parse_cql_type(name) == CqlType(name)
         assert parse_cql_type(name.upper()) == CqlType(name)
+
+
+def test_the_type_table_has_a_row_for_every_scalar_type() -> None:
+    """The parser knows the scalars by ``SCALAR_TYPES``, the writers by the table's rows:
+    one list in both."""
+    names = "ascii bigint blob boolean counter date decimal double duration float inet int"
+    names += " smallint text time timestamp timeuuid tinyint uuid varint"
+    assert SCALAR_TYPES == frozenset(names.split())
+    assert set(cql_convert._SCALARS) == SCALAR_TYPES
 
 
 def test_parse_matches_driver_spelling() -> None:

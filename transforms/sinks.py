@@ -29,7 +29,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms import cql_types
+from transforms import cql_text
 from transforms.elements import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.formats import SinkConfig, UnitWriter, check_sink, get_format
 from transforms.manifest import (
@@ -209,7 +209,7 @@ def _size(path: str) -> int | None:
 
 
 def _now_iso() -> str:
-    return cql_types.format_writetime_iso(time.time_ns() // 1000)
+    return cql_text.format_writetime_iso(time.time_ns() // 1000)
 
 
 def _sink_display_data(
@@ -317,7 +317,7 @@ def finalize_export(
     started = int(manifest.get("started_at_micros") or finished)
     duration = max(0.0, (finished - started) / 1e6)
     merged = merge_stats(m.get("stats", {}) for m in markers)
-    stats = summarize(merged, manifest["plan"], cql_types.format_writetime_iso)
+    stats = summarize(merged, manifest["plan"], cql_text.format_writetime_iso)
     stats["duration_seconds"] = round(duration, 3)
     stats["rows_per_second"] = round(stats["rows"] / duration, 1) if duration > 0 else None
     stats["pieces"] = len(markers)

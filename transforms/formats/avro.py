@@ -18,7 +18,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_types
+from transforms import cql_convert, cql_types
 from transforms.formats.avro_encoding import interleave, nullable_column_encoder
 from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
 from transforms.table_plan import OutputField, TablePlan
@@ -51,7 +51,7 @@ def avro_schema_for(
         field_names.append(avro_name)
         multi = is_list_field(field, policy)
         if field.role == "value":
-            schema = cql_types.avro_schema(field.column.cql_type, field.name, names)
+            schema = cql_convert.avro_schema(field.column.cql_type, field.name, names)
         elif field.role == "writetime":
             schema = _WRITETIME_SCHEMAS[writetime_format]
             if multi:
@@ -137,9 +137,9 @@ class AvroWriter:
 
 def _datum_fn(field: OutputField) -> Callable[[Any], Any] | None:
     """Non-null driver value -> Avro datum (None: the value is the datum)."""
-    if field.role != "value" or cql_types.writes_unchanged(field.column.cql_type, "avro"):
+    if field.role != "value" or cql_convert.writes_unchanged(field.column.cql_type, "avro"):
         return None
-    return cql_types.avro_converter(field.column.cql_type)
+    return cql_convert.avro_converter(field.column.cql_type)
 
 
 def open_avro_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> AvroWriter:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_types
+from transforms import cql_text
 from transforms.table_plan import COLLECTION_LIST, OutputField, TablePlan
 
 __all__ = [
@@ -166,7 +166,7 @@ _ISO_CACHE_ENTRIES = 10_000
 def iso_texts(cache: dict[int, str]) -> Callable[[Sequence[int]], list[str]]:
     """Writetimes -> RFC 3339 texts, each distinct value formatted once: the cells of a
     row written together share one writetime, and ``cache`` is shared by the columns."""
-    writetime_texts = cql_types.writetime_texts
+    writetime_texts = cql_text.writetime_texts
 
     def texts(values: Sequence[int]) -> list[str]:
         if len(cache) > _ISO_CACHE_ENTRIES:

@@ -13,7 +13,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_types
+from transforms import cql_convert, cql_text, cql_types
 from transforms.formats.base import (
     ColumnFn,
     Format,
@@ -53,10 +53,10 @@ def csv_quote(delimiter: str, null: str, text: str) -> str:
 def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[str] | None]:
     """(non-null values -> texts, the characters those texts can hold or None if any)."""
     name = column_type.name
-    csv_text = cql_types.csv_formatter(column_type)
+    csv_text = cql_convert.csv_formatter(column_type)
     if not cql_types.is_scalar(column_type):  # collections, tuples, UDTs, vectors: JSON text
         return (lambda values: list(map(csv_text, values))), None
-    if cql_types.writes_unchanged(column_type, "csv"):  # text, ascii
+    if cql_convert.writes_unchanged(column_type, "csv"):  # text, ascii
         return (lambda values: values), None
     alphabet = _CSV_ALPHABETS.get(name)
     if name == "double":
@@ -69,9 +69,9 @@ def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[st
 
         return doubles, alphabet
     if name == "timestamp":
-        return cql_types.timestamp_texts, alphabet
+        return cql_text.timestamp_texts, alphabet
     if name == "float":
-        return cql_types.float32_texts, alphabet
+        return cql_text.float32_texts, alphabet
     if name == "boolean":
 
         def booleans(values: Sequence[Any]) -> list[str]:
@@ -91,8 +91,8 @@ def _meta_texts(
     if is_list_field(field, policy):  # lists of element writetimes / TTLs: JSON arrays
         rendered = writetime_column_fn(field, sink, policy, iso_cache)
         if field.role == "ttl" or rendered is None:
-            return (lambda values: list(map(cql_types.json_text, values))), None
-        return (lambda values: list(map(cql_types.json_text, rendered(values)))), None
+            return (lambda values: list(map(cql_text.json_text, values))), None
+        return (lambda values: list(map(cql_text.json_text, rendered(values)))), None
     if field.role == "writetime":
         rendered = writetime_column_fn(field, sink, policy, iso_cache)
         if rendered is not None:

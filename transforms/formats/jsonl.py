@@ -14,7 +14,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_types
+from transforms import cql_convert, cql_text
 from transforms.formats.base import (
     ColumnFn,
     Format,
@@ -44,13 +44,13 @@ def json_column_fn(
     if field.role == "writetime":
         return writetime_column_fn(field, sink, policy, iso_cache)
     column_type = field.column.cql_type
-    if field.role == "ttl" or cql_types.writes_unchanged(column_type, "json"):
+    if field.role == "ttl" or cql_convert.writes_unchanged(column_type, "json"):
         return None
     if column_type.name == "timestamp":
-        return nulls_kept(cql_types.timestamp_texts)
+        return nulls_kept(cql_text.timestamp_texts)
     if column_type.name == "float":
-        return nulls_kept(cql_types.float32_json_values)
-    convert = cql_types.json_converter(column_type)
+        return nulls_kept(cql_text.float32_json_values)
+    convert = cql_convert.json_converter(column_type)
     return lambda column: list(map(convert, column))
 
 

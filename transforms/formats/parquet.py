@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from cassandra.util import Date, Duration, OrderedMap, SortedSet, Time
 
-from transforms import cql_types
+from transforms import cql_convert, cql_text, cql_types
 from transforms.cql_types import CqlType
 from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
 from transforms.table_plan import OutputField, TablePlan
@@ -186,11 +186,11 @@ def _to_arrow(t: CqlType, nested: bool = True) -> Convert | None:
     ones as datetimes (``nested``)."""
     name = t.name
     if name in ("varint", "decimal"):
-        return cql_types.csv_formatter(t)
+        return cql_convert.csv_formatter(t)
     if name in ("uuid", "timeuuid"):
         return str
     if name == "timestamp":
-        return cql_types.timestamp_millis if nested else None
+        return cql_text.timestamp_millis if nested else None
     if name == "date":
         return lambda value: value.days_from_epoch
     if name == "time":
