@@ -639,10 +639,10 @@ def kill_process_tree(pid: int, timeout: float = 30.0, *, reap_root: bool = True
 REQUIRED_OPTIONS = ("table", "output")
 
 _TYPE_REGEXES = {
-    "_positive_int": r"^[1-9][0-9]*$",
-    "_non_negative_int": r"^[0-9]+$",
-    "_non_negative_float": r"^[0-9]+(\.[0-9]*)?$",
-    "_positive_float": r"^(0*[1-9][0-9]*(\.[0-9]*)?|0*\.[0-9]*[1-9][0-9]*)$",
+    "positive_int": r"^[1-9][0-9]*$",
+    "non_negative_int": r"^[0-9]+$",
+    "non_negative_float": r"^[0-9]+(\.[0-9]*)?$",
+    "positive_float": r"^(0*[1-9][0-9]*(\.[0-9]*)?|0*\.[0-9]*[1-9][0-9]*)$",
 }
 _BOOL_REGEX = r"^(true|false|True|False|TRUE|FALSE|yes|no|1|0|on|off)$"
 
@@ -667,7 +667,7 @@ def _label(spec: Any) -> str:
 
 
 def _help_text(spec: Any) -> str:
-    from pipeline.options import describe_type
+    from pipeline.option_spec import describe_type
 
     text = spec.help[:1].upper() + spec.help[1:]
     if spec.flag:

@@ -14,8 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.options import (
     OPTION_SPECS,
     SPECS_BY_DEST,
+    NoExitParser,
     UsageError,
-    _NoExitParser,
     add_export_arguments,
 )
 from pipeline.runners import mentions_dask, resolve_runner_alias
@@ -39,7 +39,7 @@ class Settings:
 
 
 def export_parser() -> argparse.ArgumentParser:
-    parser = _NoExitParser(
+    parser = NoExitParser(
         prog="cassandra-export",
         description=(
             "Export a Cassandra table with the WRITETIME and TTL of every cell, as an Apache "
@@ -56,7 +56,7 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def _beam_parser() -> argparse.ArgumentParser:
-    parser = _NoExitParser(add_help=False, allow_abbrev=False)
+    parser = NoExitParser(add_help=False, allow_abbrev=False)
     seen: set[type] = set()
 
     def visit(cls: type) -> None:
@@ -129,7 +129,7 @@ def parse_settings(
             "passwords are not taken from the command line (they would show in process "
             "lists and shell history): set CASSANDRA_PASSWORD or use --credentials-file"
         )
-    config_parser = _NoExitParser(add_help=False, allow_abbrev=False)
+    config_parser = NoExitParser(add_help=False, allow_abbrev=False)
     config_parser.add_argument("--config", dest="config")
     known, _ = config_parser.parse_known_args(argv)
     prefix = _config_to_argv(known.config, {s.dest: s for s in specs}) if known.config else []

@@ -3,6 +3,8 @@
 Every option has a CLI spelling with dashes (``--writetime-columns``) and one with
 underscores (``--writetime_columns``, the Beam and Dataflow spelling); config files
 may use either. ``output_affecting`` options are the ones a resume must not change.
+What an option is (``OptionSpec``) and the parsers of its value are in
+``pipeline.option_spec``, shared with the restore's table.
 """
 
 from __future__ import annotations
@@ -10,11 +12,20 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.option_spec import (
+    OptionSpec,
+    boolean,
+    delimiter,
+    describe_type,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from transforms.formats import FORMATS as FORMAT_REGISTRY
 from transforms.formats.base import (
     AVRO_CODECS,
@@ -44,88 +55,6 @@ CONSISTENCY_LEVELS = (
 FORMATS = tuple(FORMAT_REGISTRY)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be zero or a positive integer")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("must be a finite number >= 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a finite number > 0")
-    return value
-
-
-def _bool(text: str) -> bool:
-    lowered = str(text).strip().lower()
-    if lowered in ("true", "yes", "1", "on"):
-        return True
-    if lowered in ("false", "no", "0", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _delimiter(text: str) -> str:
-    value = {"\\t": "\t", "tab": "\t"}.get(text, text)
-    if len(value) != 1 or value in '\r\n"':
-        raise ValueError("must be one character other than a quote or a newline")
-    return value
-
-
-_TYPE_NAMES: dict[Callable[[str], Any], str] = {
-    _positive_int: "a positive integer",
-    _non_negative_int: "an integer >= 0",
-    _non_negative_float: "a number >= 0",
-    _positive_float: "a number > 0",
-    _bool: "true or false",
-    _delimiter: "one character",
-    str: "text",
-}
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One export option."""
-
-    name: str
-    help: str
-    type: Callable[[str], Any] = str
-    default: Any = None
-    choices: Sequence[str] | None = None
-    flag: bool = False  # boolean switch: present means true
-    output_affecting: bool = False
-    group: str = "export"
-    metavar: str | None = None
-    optional_value: bool = False  # e.g. --resume [OUT]
-    regex: str | None = None  # validation regex for Flex template metadata
-
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
-
-    @property
-    def flags(self) -> list[str]:
-        dashed = "--" + self.name
-        under = "--" + self.dest
-        return [dashed] if dashed == under else [dashed, under]
-
-
 OPTION_SPECS: tuple[OptionSpec, ...] = (
     # Connection
     OptionSpec(
@@ -138,7 +67,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "port",
         "native protocol port for hosts given without one",
-        type=_positive_int,
+        type=positive_int,
         default=9042,
         group="connection",
     ),
@@ -191,18 +120,18 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         choices=CONSISTENCY_LEVELS,
         group="connection",
     ),
-    OptionSpec("fetch-size", "rows per page", type=_positive_int, default=5000, group="connection"),
+    OptionSpec("fetch-size", "rows per page", type=positive_int, default=5000, group="connection"),
     OptionSpec(
         "read-timeout",
         "seconds before a page request times out",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         group="connection",
     ),
     OptionSpec(
         "connect-timeout",
         "seconds to connect",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         group="connection",
     ),
@@ -210,21 +139,21 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "retries",
         "retries of a failed page (timeouts, unavailable) before the range "
         "is split or the export fails",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=6,
         group="connection",
     ),
     OptionSpec(
         "max-rows-per-second",
         "total read rate limit over all workers (0: none)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         group="connection",
     ),
     OptionSpec(
         "max-concurrent-queries",
         "concurrent page requests per worker process (0: one per work unit in flight)",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         group="connection",
     ),
@@ -281,14 +210,14 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "splits",
         "number of token sub-ranges (work units); 0 plans from the ring and size estimates",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         group="table",
     ),
     OptionSpec(
         "batch-size",
         "rows carried per pipeline element",
-        type=_positive_int,
+        type=positive_int,
         default=1000,
         group="table",
     ),
@@ -296,7 +225,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "checkpoint-rows",
         "a worker hands back the rest of a work unit after this "
         "many rows, so runners can rebalance (0: never)",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         group="table",
     ),
@@ -323,7 +252,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "delimiter",
         "CSV field delimiter ('\\t' for tab)",
-        type=_delimiter,
+        type=delimiter,
         default=",",
         output_affecting=True,
         group="output",
@@ -358,7 +287,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "parquet-row-group-rows",
         "rows per Parquet row group",
-        type=_positive_int,
+        type=positive_int,
         default=PARQUET_ROW_GROUP_ROWS,
         output_affecting=True,
         group="output",
@@ -425,7 +354,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "incremental-overlap",
         "seconds subtracted from the previous start",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=60.0,
         output_affecting=True,
         group="filter",
@@ -444,7 +373,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "progress-interval",
         "seconds between progress lines (0: none)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=5.0,
         group="misc",
     ),
@@ -454,13 +383,7 @@ SPECS_BY_DEST: dict[str, OptionSpec] = {spec.dest: spec for spec in OPTION_SPECS
 OUTPUT_AFFECTING: tuple[str, ...] = tuple(s.dest for s in OPTION_SPECS if s.output_affecting)
 
 
-def describe_type(spec: OptionSpec) -> str:
-    if spec.choices:
-        return "one of " + ", ".join(spec.choices)
-    return _TYPE_NAMES.get(spec.type, "a value")
-
-
-class _NoExitParser(argparse.ArgumentParser):
+class NoExitParser(argparse.ArgumentParser):
     """An ArgumentParser that raises UsageError instead of printing and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -477,7 +400,7 @@ def _typed(spec: OptionSpec) -> Callable[[str], Any]:
             return spec.type(text)
         except (ValueError, TypeError) as exc:
             detail = str(exc)
-            extra = f" ({detail})" if spec.type is _delimiter and detail else ""
+            extra = f" ({detail})" if spec.type is delimiter and detail else ""
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {describe_type(spec)}{extra}"
             ) from None
@@ -508,7 +431,7 @@ def add_export_arguments(
                 nargs="?",
                 const=True,
                 default=default or None,
-                type=_typed(OptionSpec(spec.name, spec.help, type=_bool)),
+                type=_typed(OptionSpec(spec.name, spec.help, type=boolean)),
                 help=spec.help,
                 metavar="BOOL",
             )

@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from pipeline.options import (
-    SPECS_BY_DEST,
+from pipeline.option_spec import (
     OptionSpec,
-    _NoExitParser,
-    _non_negative_float,
-    _non_negative_int,
-    _positive_float,
-    _positive_int,
-    add_export_arguments,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
 )
+from pipeline.options import SPECS_BY_DEST, NoExitParser, add_export_arguments
 
 _SHARED = (
     "hosts",
@@ -40,35 +38,35 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "write-timeout",
         "seconds before a write request times out",
-        type=_positive_float,
+        type=positive_float,
         default=30.0,
         group="connection",
     ),
     OptionSpec(
         "retries",
         "retries of a failed write (timeouts, unavailable) before the unit fails",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=6,
         group="connection",
     ),
     OptionSpec(
         "max-rows-per-second",
         "total write rate limit in rows over all workers (0: none)",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         group="connection",
     ),
     OptionSpec(
         "max-in-flight",
         "concurrent write requests per work unit being restored",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         group="connection",
     ),
     OptionSpec(
         "batch-statements",
         "statements per unlogged batch of one partition (a row's statements are never split)",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         group="connection",
     ),
@@ -143,7 +141,7 @@ RESTORE_SPECS_BY_DEST: dict[str, OptionSpec] = {s.dest: s for s in RESTORE_OPTIO
 
 def restore_parser() -> argparse.ArgumentParser:
     """The ``cassandra-restore`` argument parser (no defaults: parse_settings fills them)."""
-    parser = _NoExitParser(
+    parser = NoExitParser(
         prog="cassandra-restore",
         description=(
             "Put an export made by cassandra-export back into a Cassandra table with the "

@@ -39,21 +39,21 @@ def _sample(name: str, tmp_path: Path) -> tuple[str, Any]:
     if spec.choices:
         return spec.choices[-1], spec.choices[-1]
     type_name = getattr(spec.type, "__name__", "")
-    if type_name in ("_positive_int", "_non_negative_int"):
+    if type_name in ("positive_int", "non_negative_int"):
         return "7", 7
-    if type_name in ("_positive_float", "_non_negative_float"):
+    if type_name in ("positive_float", "non_negative_float"):
         return "2.5", 2.5
-    if type_name == "_delimiter":
+    if type_name == "delimiter":
         return ";", ";"
     return "some-value", "some-value"
 
 
 # A value each kind of regex must refuse, and the parser must refuse too.
 _BAD_VALUES = {
-    "_positive_int": "0",
-    "_non_negative_int": "-1",
-    "_positive_float": "0",
-    "_non_negative_float": "-2.5",
+    "positive_int": "0",
+    "non_negative_int": "-1",
+    "positive_float": "0",
+    "non_negative_float": "-2.5",
 }
 
 
