@@ -261,77 +261,14 @@ def build_table_plan(
         ColumnPlan(name, parse_cql_type(type_string, user_types), kind)
         for name, type_string, kind in column_types
     ]
-    by_name = {c.name: c for c in all_columns}
     table_label = f"{keyspace}.{table}"
-
-    selected = _split_names(columns)
-    if selected:
-        chosen: set[str] = set()
-        for raw in selected:
-            name = resolve_identifier(raw, by_name)
-            if name is None:
-                raise PlanError(
-                    f"--columns: table {table_label} has no column {raw!r}; "
-                    f"its columns are: {', '.join(by_name)}"
-                )
-            chosen.add(name)
-        exported = [c for c in all_columns if c.is_key or c.name in chosen]
-    else:
-        exported = list(all_columns)
-    exported_names = {c.name: c for c in exported}
-
-    multicell_ok = supports_multicell_writetime(release_version)
-    # One warning per left-out column, naming every '*' option it is left out of.
-    left_out: dict[str, tuple[list[str], str]] = {}
-
-    def eligible_set(option: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
-        names = _split_names(value)
-        if not names or names == ["none"]:
-            return ()
-        if names == ["*"]:
-            result = []
-            for column in exported:
-                reason = column.writetime_ineligible_reason(multicell_ok)
-                if reason is None:
-                    result.append(column.name)
-                elif column.cql_type.is_multicell and not multicell_ok:
-                    left_out.setdefault(column.name, ([], reason))[0].append(f"--{option}")
-            return tuple(result)
-        result = []
-        for raw in names:
-            name = resolve_identifier(raw, by_name)
-            if name is None:
-                raise PlanError(f"--{option}: table {table_label} has no column {raw!r}")
-            if name not in exported_names:
-                raise PlanError(
-                    f"--{option}: column {name!r} is not among the exported "
-                    f"--columns; add it there too"
-                )
-            reason = by_name[name].writetime_ineligible_reason(multicell_ok)
-            if reason is not None:
-                raise PlanError(
-                    f"--{option}: column {name!r} cannot have a "
-                    f"{'TTL' if option.startswith('ttl') else 'writetime'}: {reason}"
-                )
-            if name not in result:
-                result.append(name)
-        order = {c.name: i for i, c in enumerate(exported)}
-        return tuple(sorted(result, key=order.__getitem__))
-
-    wt = eligible_set("writetime-columns", writetime_columns)
-    ttl = eligible_set("ttl-columns", ttl_columns)
-    warnings = [
-        f"column {name!r} is left out of {' and '.join(options)}: {reason} "
-        f"(this cluster runs {release_version})"
-        for name, (options, reason) in left_out.items()
-    ]
-    if not writetime_suffix:
-        raise PlanError("--writetime-suffix must not be empty")
-    if not ttl_suffix:
-        raise PlanError("--ttl-suffix must not be empty")
-    if writetime_suffix == ttl_suffix and wt and ttl:
-        raise PlanError("--writetime-suffix and --ttl-suffix must differ")
-
+    exported = _exported_columns(all_columns, columns, table_label)
+    timed = _TimedColumns(
+        all_columns, exported, table_label, supports_multicell_writetime(release_version)
+    )
+    wt = timed.choose("writetime-columns", writetime_columns)
+    ttl = timed.choose("ttl-columns", ttl_columns)
+    _check_suffixes(writetime_suffix, ttl_suffix, both_used=bool(wt and ttl))
     plan = TablePlan(
         keyspace=keyspace,
         table=table,
@@ -342,20 +279,123 @@ def build_table_plan(
         ttl_suffix=ttl_suffix,
         release_version=release_version,
         cluster_name=cluster_name,
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=timed.warnings(release_version),
         user_types=tuple(
             (name, tuple(fields), tuple(types))
             for name, (fields, types) in sorted(user_types.items())
         ),
     )
+    _check_output_names(plan, {c.name for c in all_columns})
+    return plan
+
+
+def _exported_columns(
+    all_columns: Sequence[ColumnPlan], columns: str | Sequence[str] | None, table_label: str
+) -> list[ColumnPlan]:
+    """The columns ``--columns`` selects, in table order; key columns always (all: none given)."""
+    selected = _split_names(columns)
+    if not selected:
+        return list(all_columns)
+    names = [c.name for c in all_columns]
+    chosen: set[str] = set()
+    for raw in selected:
+        name = resolve_identifier(raw, names)
+        if name is None:
+            raise PlanError(
+                f"--columns: table {table_label} has no column {raw!r}; "
+                f"its columns are: {', '.join(names)}"
+            )
+        chosen.add(name)
+    return [c for c in all_columns if c.is_key or c.name in chosen]
+
+
+class _TimedColumns:
+    """Chooses the columns of ``--writetime-columns`` and ``--ttl-columns`` among the exported
+    ones, and remembers the columns that ``'*'`` leaves out on a cluster older than 5.0 (one
+    warning per column, naming every option it is left out of)."""
+
+    def __init__(
+        self,
+        all_columns: Sequence[ColumnPlan],
+        exported: Sequence[ColumnPlan],
+        table_label: str,
+        multicell_ok: bool,
+    ) -> None:
+        self.by_name = {c.name: c for c in all_columns}
+        self.exported = exported
+        self.order = {c.name: i for i, c in enumerate(exported)}
+        self.table_label = table_label
+        self.multicell_ok = multicell_ok
+        self.left_out: dict[str, tuple[list[str], str]] = {}
+
+    def choose(self, option: str, value: str | Sequence[str] | None) -> tuple[str, ...]:
+        """The column names ``value`` ('*', 'none' or a list) gives ``--option``, in export order."""
+        names = _split_names(value)
+        if not names or names == ["none"]:
+            return ()
+        if names == ["*"]:
+            return self._every_eligible(option)
+        return self._named(option, names)
+
+    def _every_eligible(self, option: str) -> tuple[str, ...]:
+        result = []
+        for column in self.exported:
+            reason = column.writetime_ineligible_reason(self.multicell_ok)
+            if reason is None:
+                result.append(column.name)
+            elif column.cql_type.is_multicell and not self.multicell_ok:
+                self.left_out.setdefault(column.name, ([], reason))[0].append(f"--{option}")
+        return tuple(result)
+
+    def _named(self, option: str, names: Sequence[str]) -> tuple[str, ...]:
+        result: list[str] = []
+        for raw in names:
+            name = resolve_identifier(raw, self.by_name)
+            if name is None:
+                raise PlanError(f"--{option}: table {self.table_label} has no column {raw!r}")
+            if name not in self.order:
+                raise PlanError(
+                    f"--{option}: column {name!r} is not among the exported "
+                    f"--columns; add it there too"
+                )
+            reason = self.by_name[name].writetime_ineligible_reason(self.multicell_ok)
+            if reason is not None:
+                raise PlanError(
+                    f"--{option}: column {name!r} cannot have a "
+                    f"{'TTL' if option.startswith('ttl') else 'writetime'}: {reason}"
+                )
+            if name not in result:
+                result.append(name)
+        return tuple(sorted(result, key=self.order.__getitem__))
+
+    def warnings(self, release_version: str) -> tuple[str, ...]:
+        """One line per column '*' left out."""
+        return tuple(
+            f"column {name!r} is left out of {' and '.join(options)}: {reason} "
+            f"(this cluster runs {release_version})"
+            for name, (options, reason) in self.left_out.items()
+        )
+
+
+def _check_suffixes(writetime_suffix: str, ttl_suffix: str, *, both_used: bool) -> None:
+    if not writetime_suffix:
+        raise PlanError("--writetime-suffix must not be empty")
+    if not ttl_suffix:
+        raise PlanError("--ttl-suffix must not be empty")
+    if writetime_suffix == ttl_suffix and both_used:
+        raise PlanError("--writetime-suffix and --ttl-suffix must differ")
+
+
+def _check_output_names(plan: TablePlan, table_columns: set[str]) -> None:
+    """No two output columns share a name, and no writetime / TTL column takes the name of
+    a column of the table (exported or not)."""
     seen: dict[str, str] = {}
     for f in plan.output_fields:
         clash = seen.get(f.name)
-        if clash is not None or (f.role != "value" and f.name in by_name):
+        if clash is not None or (f.role != "value" and f.name in table_columns):
             option = "--writetime-suffix" if f.role == "writetime" else "--ttl-suffix"
             raise PlanError(
                 f"output column {f.name!r} would clash with the table's column of that name; "
                 f"choose another suffix with {option} (for example {option}=_wt)"
             )
         seen[f.name] = f.role
-    return plan
