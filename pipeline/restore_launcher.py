@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import Settings, parse_settings
-from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
-from pipeline.validation import connection_config
+from pipeline.restore_target import prepare_target
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit, WriteSettings
 from transforms.normalize import parse_time_micros
-from transforms.restore_manifest import RestoreLayout, read_starts, retarget_create
+from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
 _MARKER_NAME = r"^\d{5,}(?:\.s\d+)?\.json$"
@@ -128,104 +127,6 @@ def _export_units(
     return units
 
 
-def _check_columns(
-    plan: RestorePlan, schema: dict[str, Any], table_meta: Any, target_types: dict[str, Any]
-) -> None:
-    """Every exported column must exist on the target with the same type and kind."""
-    problems = []
-    key_kinds = {c.name: "partition_key" for c in table_meta.partition_key}
-    key_kinds.update({c.name: "clustering" for c in table_meta.clustering_key})
-    for column in plan.columns:
-        target = table_meta.columns.get(column.name)
-        if target is None:
-            problems.append(f"column {column.name} ({column.cql_type}) does not exist")
-            continue
-        if str(target.cql_type) != column.cql_type:
-            problems.append(
-                f"column {column.name} is {target.cql_type} on the target but "
-                f"{column.cql_type} in the export"
-            )
-        kind = key_kinds.get(column.name, "static" if target.is_static else "regular")
-        if kind != column.kind:
-            problems.append(
-                f"column {column.name} is {kind} on the target but {column.kind} in the export"
-            )
-    exported_keys = [c.name for c in plan.columns if c.is_key]
-    target_keys = list(key_kinds)
-    if exported_keys != target_keys:
-        problems.append(
-            f"primary key columns are ({', '.join(target_keys)}) on the target but "
-            f"({', '.join(exported_keys)}) in the export"
-        )
-    for name, fields in schema.get("types", {}).items():
-        have = target_types.get(name)
-        want = [(f, t) for f, t in fields]
-        if have is not None and have != want:
-            problems.append(
-                f"type {name} has fields ({', '.join(f'{f} {t}' for f, t in have)}) on the "
-                f"target but ({', '.join(f'{f} {t}' for f, t in want)}) in the export"
-            )
-    if problems:
-        raise UsageError(
-            f"the target table {plan.keyspace}.{plan.table} does not match the export: "
-            + "; ".join(problems)
-        )
-
-
-def _prepare_target(
-    settings: Settings, plan: RestorePlan, schema: dict[str, Any]
-) -> ConnectionConfig:
-    values = dict(settings.values)
-    values.update(
-        read_timeout=settings["write_timeout"],
-        fetch_size=5000,
-        max_concurrent_queries=0,
-    )
-    connection = connection_config(Settings(values, settings.explicit, settings.beam_args))
-    cluster, session = connect_or_explain(connection)
-    try:
-        keyspaces = cluster.metadata.keyspaces
-        if plan.keyspace not in keyspaces:
-            raise UsageError(
-                f"--table: keyspace {plan.keyspace} does not exist on the target; create it "
-                "first (restore creates tables, not keyspaces)"
-            )
-        ks_meta = keyspaces[plan.keyspace]
-        if plan.table not in ks_meta.tables:
-            if not settings["create_table"]:
-                raise UsageError(
-                    f"--table: table {plan.keyspace}.{plan.table} does not exist; add "
-                    "--create-table to create it from the export's schema"
-                )
-            _create(session, plan, schema, ks_meta)
-            cluster.refresh_schema_metadata()
-            ks_meta = cluster.metadata.keyspaces[plan.keyspace]
-        target_types = {
-            name: list(zip(udt.field_names, udt.field_types, strict=True))
-            for name, udt in ks_meta.user_types.items()
-        }
-        _check_columns(plan, schema, ks_meta.tables[plan.table], target_types)
-    finally:
-        cluster.shutdown()
-    return connection
-
-
-def _create(session: Any, plan: RestorePlan, schema: dict[str, Any], ks_meta: Any) -> None:
-    if "create_table" not in schema:
-        raise UsageError(
-            "--create-table: this export was made before exports recorded their table's "
-            "schema; create the target table by hand, then restore without --create-table"
-        )
-    source = (schema["keyspace"], schema["table"])
-    for statement, name in zip(schema["create_types"], schema["types"], strict=True):
-        if name in ks_meta.user_types:
-            continue  # compared field by field afterwards
-        create = retarget_create(statement, "TYPE", (source[0], name), (plan.keyspace, name))
-        session.execute(create.replace("CREATE TYPE ", "CREATE TYPE IF NOT EXISTS ", 1), timeout=60)
-    create = retarget_create(schema["create_table"], "TABLE", source, (plan.keyspace, plan.table))
-    session.execute(create.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1), timeout=60)
-
-
 def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int | None:
     if recorded is not None and recorded.get("fixed_timestamp_micros") is not None:
         return int(recorded["fixed_timestamp_micros"])
@@ -242,20 +143,7 @@ def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int
 
 def prepare_restore(settings: Settings) -> RestoreJob:
     """Validate the export and the target; on success the restore manifest holds restore.json."""
-    source = settings.get("input")
-    if not source:
-        raise UsageError("--input EXPORT is required: the directory cassandra-export wrote")
-    layout = mf.Layout(source)
-    try:
-        manifest = mf.load_export(layout)
-    except mf.ManifestError as exc:
-        raise UsageError(f"--input: {exc}") from None
-    if not mf.exists(layout.success) and not settings["allow_partial"]:
-        raise UsageError(
-            f"--input: the export in {source} is not finished (no _SUCCESS): finish it with "
-            f"cassandra-export --resume {source}, or restore its committed units with "
-            "--allow-partial"
-        )
+    source, layout, manifest = _load_export(settings)
     schema = _schema(manifest)
     keyspace, table = _target_name(settings, schema)
     keyspace, table = _unquote(keyspace), _unquote(table)
@@ -276,37 +164,9 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     )
     warnings = _check_plan(settings, plan, policy)
     units = _export_units(layout, manifest, warnings)
-    connection = _prepare_target(settings, plan, schema)
-    done = restore_layout.done_markers() if recorded is not None else {}
+    connection = prepare_target(settings, plan, schema)
     redo_all = bool(settings["overwrite"])
-    if recorded is not None and not redo_all:
-        if len(done) < len(units) and not settings["resume"]:
-            raise UsageError(
-                f"a restore of {source} into {keyspace}.{table} was started and did not finish "
-                f"({len(done)} of {len(units)} units done): continue it with --resume, or "
-                "restore every unit again with --overwrite"
-            )
-    if redo_all:
-        mf.delete_files(mf.list_files(restore_layout.root, "*.json"))
-        done = {}
-    if recorded is None or redo_all:
-        mf.ensure_dir(restore_layout.root)
-        try:
-            mf.write_json(
-                restore_layout.run_json,
-                {
-                    "export": source if "://" in source else os.path.abspath(source),
-                    "target": f"{keyspace}.{table}",
-                    "started_at_micros": time.time_ns() // 1000,
-                    "fixed_timestamp_micros": plan.fixed_timestamp,
-                    "collection_writetime": policy,
-                },
-            )
-        except Exception as exc:
-            raise UsageError(
-                f"cannot write the restore manifest in {restore_layout.root} ({exc}); if the "
-                "export is read-only, give --restore-manifest DIR"
-            ) from None
+    done = _start_or_continue(settings, restore_layout, recorded, plan, policy, len(units))
     todo = [
         RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all, u.expected_rows)
         for u in units
@@ -333,6 +193,77 @@ def prepare_restore(settings: Settings) -> RestoreJob:
         already_done=done,
         warnings=warnings,
     )
+
+
+def _load_export(settings: Settings) -> tuple[str, mf.Layout, dict[str, Any]]:
+    """``--input``, its layout and its ``export.json``; refused if unfinished without
+    ``--allow-partial``."""
+    source = settings.get("input")
+    if not source:
+        raise UsageError("--input EXPORT is required: the directory cassandra-export wrote")
+    layout = mf.Layout(source)
+    try:
+        manifest = mf.load_export(layout)
+    except mf.ManifestError as exc:
+        raise UsageError(f"--input: {exc}") from None
+    if not mf.exists(layout.success) and not settings["allow_partial"]:
+        raise UsageError(
+            f"--input: the export in {source} is not finished (no _SUCCESS): finish it with "
+            f"cassandra-export --resume {source}, or restore its committed units with "
+            "--allow-partial"
+        )
+    return source, layout, manifest
+
+
+def _start_or_continue(
+    settings: Settings,
+    restore_layout: RestoreLayout,
+    recorded: dict[str, Any] | None,
+    plan: RestorePlan,
+    policy: str,
+    units_total: int,
+) -> dict[str, dict[str, Any]]:
+    """The done markers of the units this run skips. An unfinished earlier restore needs
+    ``--resume`` (continue it) or ``--overwrite`` (forget it and write restore.json anew)."""
+    source = settings["input"]
+    done = restore_layout.done_markers() if recorded is not None else {}
+    redo_all = bool(settings["overwrite"])
+    if recorded is not None and not redo_all:
+        if len(done) < units_total and not settings["resume"]:
+            raise UsageError(
+                f"a restore of {source} into {plan.keyspace}.{plan.table} was started and did "
+                f"not finish ({len(done)} of {units_total} units done): continue it with "
+                "--resume, or restore every unit again with --overwrite"
+            )
+    if redo_all:
+        mf.delete_files(mf.list_files(restore_layout.root, "*.json"))
+        done = {}
+    if recorded is None or redo_all:
+        _write_run_record(source, restore_layout, plan, policy)
+    return done
+
+
+def _write_run_record(
+    source: str, restore_layout: RestoreLayout, plan: RestorePlan, policy: str
+) -> None:
+    """restore.json: what this restore is (export, target, start, fixed timestamp, policy)."""
+    mf.ensure_dir(restore_layout.root)
+    try:
+        mf.write_json(
+            restore_layout.run_json,
+            {
+                "export": source if "://" in source else os.path.abspath(source),
+                "target": f"{plan.keyspace}.{plan.table}",
+                "started_at_micros": time.time_ns() // 1000,
+                "fixed_timestamp_micros": plan.fixed_timestamp,
+                "collection_writetime": policy,
+            },
+        )
+    except Exception as exc:
+        raise UsageError(
+            f"cannot write the restore manifest in {restore_layout.root} ({exc}); if the "
+            "export is read-only, give --restore-manifest DIR"
+        ) from None
 
 
 def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]:

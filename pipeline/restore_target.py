@@ -1,0 +1,116 @@
+"""The restore's target table on the cluster: connect, check that the keyspace exists,
+create the table and its user types from the export's recorded schema when asked, and check
+that every exported column exists there with the same type and kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.connect_errors import connect_or_explain
+from pipeline.options import UsageError
+from pipeline.validation import connection_config
+from transforms.cassandra_session import ConnectionConfig
+from transforms.restore_manifest import retarget_create
+from transforms.restore_plan import RestorePlan
+
+
+def _check_columns(
+    plan: RestorePlan, schema: dict[str, Any], table_meta: Any, target_types: dict[str, Any]
+) -> None:
+    """Every exported column must exist on the target with the same type and kind."""
+    problems = []
+    key_kinds = {c.name: "partition_key" for c in table_meta.partition_key}
+    key_kinds.update({c.name: "clustering" for c in table_meta.clustering_key})
+    for column in plan.columns:
+        target = table_meta.columns.get(column.name)
+        if target is None:
+            problems.append(f"column {column.name} ({column.cql_type}) does not exist")
+            continue
+        if str(target.cql_type) != column.cql_type:
+            problems.append(
+                f"column {column.name} is {target.cql_type} on the target but "
+                f"{column.cql_type} in the export"
+            )
+        kind = key_kinds.get(column.name, "static" if target.is_static else "regular")
+        if kind != column.kind:
+            problems.append(
+                f"column {column.name} is {kind} on the target but {column.kind} in the export"
+            )
+    exported_keys = [c.name for c in plan.columns if c.is_key]
+    target_keys = list(key_kinds)
+    if exported_keys != target_keys:
+        problems.append(
+            f"primary key columns are ({', '.join(target_keys)}) on the target but "
+            f"({', '.join(exported_keys)}) in the export"
+        )
+    for name, fields in schema.get("types", {}).items():
+        have = target_types.get(name)
+        want = [(f, t) for f, t in fields]
+        if have is not None and have != want:
+            problems.append(
+                f"type {name} has fields ({', '.join(f'{f} {t}' for f, t in have)}) on the "
+                f"target but ({', '.join(f'{f} {t}' for f, t in want)}) in the export"
+            )
+    if problems:
+        raise UsageError(
+            f"the target table {plan.keyspace}.{plan.table} does not match the export: "
+            + "; ".join(problems)
+        )
+
+
+def prepare_target(
+    settings: Settings, plan: RestorePlan, schema: dict[str, Any]
+) -> ConnectionConfig:
+    """The connection the restore writes with, once the target is ready: the keyspace
+    exists, the table exists (created from the export's schema with ``--create-table``),
+    and its columns and user types match the export's."""
+    values = dict(settings.values)
+    values.update(
+        read_timeout=settings["write_timeout"],
+        fetch_size=5000,
+        max_concurrent_queries=0,
+    )
+    connection = connection_config(Settings(values, settings.explicit, settings.beam_args))
+    cluster, session = connect_or_explain(connection)
+    try:
+        keyspaces = cluster.metadata.keyspaces
+        if plan.keyspace not in keyspaces:
+            raise UsageError(
+                f"--table: keyspace {plan.keyspace} does not exist on the target; create it "
+                "first (restore creates tables, not keyspaces)"
+            )
+        ks_meta = keyspaces[plan.keyspace]
+        if plan.table not in ks_meta.tables:
+            if not settings["create_table"]:
+                raise UsageError(
+                    f"--table: table {plan.keyspace}.{plan.table} does not exist; add "
+                    "--create-table to create it from the export's schema"
+                )
+            _create(session, plan, schema, ks_meta)
+            cluster.refresh_schema_metadata()
+            ks_meta = cluster.metadata.keyspaces[plan.keyspace]
+        target_types = {
+            name: list(zip(udt.field_names, udt.field_types, strict=True))
+            for name, udt in ks_meta.user_types.items()
+        }
+        _check_columns(plan, schema, ks_meta.tables[plan.table], target_types)
+    finally:
+        cluster.shutdown()
+    return connection
+
+
+def _create(session: Any, plan: RestorePlan, schema: dict[str, Any], ks_meta: Any) -> None:
+    if "create_table" not in schema:
+        raise UsageError(
+            "--create-table: this export was made before exports recorded their table's "
+            "schema; create the target table by hand, then restore without --create-table"
+        )
+    source = (schema["keyspace"], schema["table"])
+    for statement, name in zip(schema["create_types"], schema["types"], strict=True):
+        if name in ks_meta.user_types:
+            continue  # compared field by field afterwards
+        create = retarget_create(statement, "TYPE", (source[0], name), (plan.keyspace, name))
+        session.execute(create.replace("CREATE TYPE ", "CREATE TYPE IF NOT EXISTS ", 1), timeout=60)
+    create = retarget_create(schema["create_table"], "TABLE", source, (plan.keyspace, plan.table))
+    session.execute(create.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1), timeout=60)
