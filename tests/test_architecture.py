@@ -222,3 +222,62 @@ def test_the_interface_check_finds_what_it_must(tmp_path: Path) -> None:
         "transforms.b imports transforms.a.k, not in __all__",
         "transforms.b: no __all__",
     ]
+
+
+# --- size: no module over MAX_MODULE_LINES, no function over MAX_FUNCTION_LINES -----------
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+# Modules being split on other branches while this check landed; each entry must still
+# break a limit (a module that no longer does is reported), so the list empties at merge.
+SIZE_EXEMPT = ("transforms.cassandra_io", "transforms.export_decode", "transforms.restore_plan")
+
+
+def size_problems(
+    root: Path,
+    exempt: tuple[str, ...] = SIZE_EXEMPT,
+    packages: tuple[str, ...] = ("pipeline", "transforms"),
+) -> list[str]:
+    """Every module of ``packages`` over ``MAX_MODULE_LINES`` lines and every function or
+    method (nested ones included) over ``MAX_FUNCTION_LINES``, except in ``exempt``
+    modules; and every exempt module that breaks neither limit any more."""
+    problems = []
+    for name, path in project_modules(root, packages).items():
+        text = path.read_text()
+        found = []
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES:
+            found.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{name}.{node.name} (line {node.lineno}): {length} lines")
+        if name not in exempt:
+            problems += found
+        elif not found:
+            problems.append(f"{name}: within the limits, remove it from SIZE_EXEMPT")
+    return sorted(problems)
+
+
+def test_no_module_or_function_is_too_long() -> None:
+    assert size_problems(REPO) == []
+
+
+def test_the_size_check_finds_what_it_must(tmp_path: Path) -> None:
+    pkg = tmp_path / "transforms"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))
+    (pkg / "fits.py").write_text(f"def f():\n{body}")  # exactly MAX_FUNCTION_LINES
+    method_body = body.replace("    ", "        ") + "        y = 1\n"  # one line too many
+    (pkg / "long_function.py").write_text(f"class C:\n    def g(self):\n{method_body}")
+    (pkg / "long_module.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (pkg / "exempt_long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (pkg / "exempt_fits.py").write_text("x = 1\n")
+    exempt = ("transforms.exempt_long", "transforms.exempt_fits")
+    assert size_problems(tmp_path, exempt, ("transforms",)) == [
+        "transforms.exempt_fits: within the limits, remove it from SIZE_EXEMPT",
+        "transforms.long_function.g (line 2): 61 lines",
+        "transforms.long_module: 501 lines",
+    ]
