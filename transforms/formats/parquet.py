@@ -111,10 +111,12 @@ def arrow_type(t: CqlType) -> pa.DataType:
     if scalar is not None:
         return scalar
     if t.name in ("list", "set", "vector"):
-        # Not fixed_size_list for vectors: pyarrow 25 cannot read back a fixed-size list
-        # column holding a null (ArrowInvalid), and Parquet itself has only LIST, which is
-        # what DuckDB, Spark and BigQuery see either way. The dimension is in the CQL type
-        # of the schema metadata.
+        # Not fixed_size_list for vectors: pyarrow up to 25.0.1 cannot read back a
+        # fixed-size list column holding a null cell ("ArrowInvalid: Expected all lists to
+        # be of size=3 but index 2 had size=0", Arrow issue 35692, fixed in pyarrow 26,
+        # which Beam 2.77 excludes), and Parquet itself has only LIST, which is what
+        # DuckDB, Spark and BigQuery see either way. The dimension is in the CQL type of
+        # the schema metadata.
         return pa.list_(arrow_type(t.params[0]))
     if t.name == "map":
         return pa.map_(arrow_type(t.params[0]), arrow_type(t.params[1]))
