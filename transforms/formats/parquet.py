@@ -259,8 +259,22 @@ class _RowGroups:
             self._batches, self._buffered_rows, self._buffered_bytes = [], 0, 0
 
 
+# A column's dictionary page is given up for plain encoding past 64 KB (Parquet's default
+# is 1 MB). Columns of mostly distinct values (text, doubles, timestamps...) then stop
+# hashing early. Measured on the narrow bench table's rows, 100,000-row pieces: 819 KB
+# per file instead of 1,353 KB, about 0.8 µs per row instead of 1.2-1.4, and 15 MB more
+# RSS after three pieces instead of 22. A column of a few thousand distinct short values
+# per row group keeps its dictionary.
+_DICTIONARY_PAGE_BYTES = 64 * 1024
+
+
 def _parquet_writer(handle: Any, schema: pa.Schema, sink: SinkConfig) -> pq.ParquetWriter:
-    return pq.ParquetWriter(handle, schema, compression=sink.parquet_codec)
+    return pq.ParquetWriter(
+        handle,
+        schema,
+        compression=sink.parquet_codec,
+        dictionary_pagesize_limit=_DICTIONARY_PAGE_BYTES,
+    )
 
 
 class ParquetWriter:
