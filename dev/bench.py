@@ -14,7 +14,7 @@ Tools::
     ours-avro, ours-avro-wt  the same as Avro (deflate)
     ours-jsonl, ours-jsonl-wt  JSON lines
     ours-parquet, ours-parquet-wt  Parquet (zstd)
-    base, base-wt, base-avro, base-avro-wt   the exporter from --baseline-src DIR
+    base, base-wt, base-avro, base-avro-wt, base-parquet   the exporter from --baseline-src DIR
                              (a copy of transforms/ and pipeline/ to compare against)
     raw, raw-wt              dev/raw_scan.py with --workers processes (the ceiling)
     raw1, raw1-wt            the same with 1 process
@@ -97,7 +97,7 @@ DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
 
 ALL_TOOLS = (
     "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt ours-parquet ours-parquet-wt "
-    "base base-wt base-avro base-avro-wt raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh "
+    "base base-wt base-avro base-avro-wt base-parquet raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh "
     "restore dsbulk-load cqlsh-copy-from"
 ).split()
 # Tools that write: each restores a source prepared once (unrecorded) into a fresh table.
@@ -913,6 +913,7 @@ RATIOS = (
     ("ours-wt/base-wt", "ours-wt", "base-wt", "rows_per_s", "this tree vs baseline, writetime"),
     ("ours-avro/base-avro", "ours-avro", "base-avro", "rows_per_s", "Avro vs baseline"),
     ("ours-avro-wt/base-avro-wt", "ours-avro-wt", "base-avro-wt", "rows_per_s", "Avro wt"),
+    ("ours-parquet/base-parquet", "ours-parquet", "base-parquet", "rows_per_s", "Parquet vs base"),
     ("ours cpu/base cpu", "ours", "base", "cpu_s", "CPU vs baseline"),
     ("ours-parquet/ours", "ours-parquet", "ours", "rows_per_s", "Parquet vs CSV (target >= 1.0)"),
     ("ours-parquet-wt/ours-wt", "ours-parquet-wt", "ours-wt", "rows_per_s", "Parquet vs CSV, wt"),

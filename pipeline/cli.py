@@ -9,8 +9,11 @@ from typing import NoReturn
 
 import psutil
 
+from pipeline.arrow_memory import use_system_allocator
+
 # Beam warns at import time about optional cloud clients; keep the console clean.
 logging.getLogger().addHandler(logging.NullHandler())
+use_system_allocator()  # before Beam imports pyarrow; workers inherit it
 
 from pipeline.options import UsageError  # noqa: E402
 

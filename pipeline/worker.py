@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from pipeline.arrow_memory import use_system_allocator
+
 logging.getLogger().addHandler(logging.NullHandler())
+use_system_allocator()  # before Beam imports pyarrow
 
 from apache_beam.runners.worker import sdk_worker_main  # noqa: E402
 

@@ -584,6 +584,21 @@ def test_avro_writetime_micros_is_a_plain_long(exports: Exports, all_types: str)
     assert_rows(rows, expected_rows("avro", "micros"))
 
 
+@pytest.mark.parametrize("codec", ["deflate", "zstandard", "null"])
+def test_avro_codecs_and_single_file(exports: Exports, all_types: str, codec: str) -> None:
+    """Every codec's parts and merged file: the codec in the header, every value exact."""
+    import fastavro
+
+    out = exports(all_types, *ALL, "--format", "avro", "--avro-codec", codec, "--single-file")
+    _, rows = helpers.read_avro(out)
+    assert_rows(rows, expected_rows("avro"))
+    for path in [*helpers.part_files(out), str(out / "export.avro")]:
+        with open(path, "rb") as handle:
+            assert fastavro.reader(handle).metadata["avro.codec"] == codec, path
+    with open(out / "export.avro", "rb") as handle:
+        assert_rows(list(fastavro.reader(handle)), expected_rows("avro"))
+
+
 PARQUET_META_TYPES = {"iso": "timestamp[us, tz=UTC]", "micros": "int64"}
 
 

@@ -113,15 +113,17 @@ def _plan(*columns: tuple[str, str], writetimes: tuple[str, ...] = ()) -> TableP
     return TablePlan("ks", "t", plans, writetimes, ())
 
 
-def test_avro_writer_file_reads_back_in_blocks(tmp_path: Path) -> None:
-    """Enough rows for several blocks: fastavro reads every record back, values exact."""
+@pytest.mark.parametrize("codec", ["deflate", "zstandard", "null"])
+def test_avro_writer_file_reads_back_in_blocks(tmp_path: Path, codec: str) -> None:
+    """Enough rows for several blocks, in each codec: fastavro reads every record back,
+    values exact."""
     plan = _plan(("k", "int"), ("t", "text"), ("d", "double"), writetimes=("t", "d"))
     rows = [
         (i, None if i % 7 == 0 else f"text {i}", i / 3, 1_700_000_000_000_000 + i, None)
         for i in range(20_000)
     ]
     path = str(tmp_path / "part.avro")
-    sink = SinkConfig(format="avro", writetime_format="micros")
+    sink = SinkConfig(format="avro", writetime_format="micros", avro_codec=codec)
     writer = formats.get_format("avro").open_writer(path, plan, sink, "max")
     for start in range(0, len(rows), 1000):
         writer.write_rows(rows[start : start + 1000])
@@ -130,7 +132,9 @@ def test_avro_writer_file_reads_back_in_blocks(tmp_path: Path) -> None:
         blocks = list(fastavro.block_reader(handle))
     assert len(blocks) > 1 and sum(b.num_records for b in blocks) == len(rows)
     with open(path, "rb") as handle:
-        records = [tuple(r.values()) for r in fastavro.reader(handle)]
+        reader = fastavro.reader(handle)
+        assert reader.metadata["avro.codec"] == codec
+        records = [tuple(r.values()) for r in reader]
     assert records == rows
 
 
@@ -233,3 +237,26 @@ def test_parquet_row_groups_close_early_at_32_mb(tmp_path: Path) -> None:
     writer.close()
     metadata = pq.ParquetFile(path).metadata
     assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [32, 8]
+
+
+def test_vector_is_a_list_because_pyarrow_cannot_read_null_fixed_size_lists(
+    tmp_path: Path,
+) -> None:
+    """Why a vector column is list<T> (docs/export.md): the pinned pyarrow writes a
+    fixed_size_list column with a null cell but cannot read it back. When this fails, the
+    pinned pyarrow reads such files and vectors can become fixed_size_list."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from transforms.formats.parquet import arrow_type
+
+    assert arrow_type(cql_types.parse_cql_type("vector<float, 3>")) == pa.list_(pa.float32())
+    path = str(tmp_path / "vector.parquet")
+    vectors = pa.array([[1.0, 2.0, 3.0], None], type=pa.list_(pa.float32(), 3))
+    pq.write_table(pa.table({"v": vectors}), path)
+    with pytest.raises(
+        pa.ArrowInvalid, match=r"^Expected all lists to be of size=3 but index 2 had size=0$"
+    ):
+        pq.read_table(path)
+    assert duckdb.sql(f"SELECT v FROM '{path}'").fetchall() == [([1.0, 2.0, 3.0],), (None,)]

@@ -1,8 +1,11 @@
-"""``pipeline.runners``: the runner table the launcher decides from (pure, no Cassandra)."""
+"""``pipeline.runners``: the runner table the launcher decides from (pure, no Cassandra); the
+local processes' Arrow allocator (``pipeline.arrow_memory``)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -161,3 +164,27 @@ def test_cli_parses_dask_options_with_the_alias() -> None:
         "--dask_npartitions=7",
     ]
     assert runner_of(settings.beam_args).name == "DaskRunner"
+
+
+@pytest.mark.parametrize(
+    ("module", "preset", "backend"),
+    [
+        ("pipeline.cli", None, "system"),
+        ("pipeline.worker", None, "system"),
+        ("pipeline.worker", "jemalloc", "jemalloc"),
+    ],
+)
+def test_processes_give_arrow_the_system_allocator(
+    module: str, preset: str | None, backend: str
+) -> None:
+    """The launcher and the local workers make Arrow allocate with the C library's
+    allocator (pipeline/arrow_memory.py) before Beam imports pyarrow; a value the user
+    set is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if preset is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = preset
+    code = f"import {module}, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout == f"{backend}\n"
