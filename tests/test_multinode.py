@@ -14,7 +14,11 @@ faults land mid-export, after some work units committed):
   sends it queries (its own ``system_views.coordinator_scan_latency`` counts the table's
   scans since its restart), and the export finishes with exactly the clean rows.
 
-Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
+Each kill is proven (``kill_mid_export``): the node's process is gone (psutil), the launcher
+no longer sees it, the test's own driver marks it down, and the export was still running
+with units left to commit (its manifest read at the kill). The single kill also asserts
+that the exporter's driver marked the node down and that pages were retried (stats.json
+and the summary). Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
 must come back with its data: the resume after the double kill reads from the restarted
 nodes (this is what showed that ``-Dcassandra.unsafesystem`` made a SIGKILLed node drop
 every row of tables created since its last schema flush; dev/cassandra_local.py now runs
