@@ -58,6 +58,7 @@ PARTITIONS = 5_000
 ROWS_PER_PARTITION = 10
 TOTAL_ROWS = PARTITIONS * ROWS_PER_PARTITION
 TABLE = "big"
+RESTART_SECONDS = 480  # killed nodes back up: one took over 240 s at a load average of 30
 
 Row = tuple[int, int, str, int, int, int]
 
@@ -102,7 +103,7 @@ class Ring:
     def ensure_all_up(self) -> None:
         """Start whatever node a test left down and wait until the ring is whole."""
         if not all(self.cluster.is_running(i) for i in range(self.cluster.nodes)):
-            self.cluster.start(timeout=240)
+            self.cluster.start(timeout=RESTART_SECONDS)
 
 
 def _load(session: Any, keyspace: str) -> float:
@@ -338,7 +339,7 @@ def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path
     assert summary["retries"] > 0, summary
     assert f"retries: {summary['retries']}, " in run.stdout, run.describe()
     restart = time.monotonic()
-    ring.cluster.start_node(1)
+    ring.cluster.start_node(1, timeout=RESTART_SECONDS)
     _log(
         f"node {address} (pid {kill.pid}) SIGKILLed with {kill.committed_after} of {kill.units} "
         f"units committed ({kill.left} left): process gone, marked down by the test's driver "
@@ -376,7 +377,7 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     assert kills[1].committed_after <= len(committed) < len(helpers.manifest_units(out))
 
     restart = time.monotonic()
-    ring.cluster.start(timeout=240)  # both nodes, then the whole ring up
+    ring.cluster.start(timeout=RESTART_SECONDS)  # both nodes, then the whole ring up
     restarted = time.monotonic() - restart
     resume = helpers.run_cli_subprocess(
         ["--resume", str(out), "--hosts", ring.hosts, "--progress-interval", "0"], timeout=300
@@ -421,7 +422,9 @@ def test_a_restarted_node_is_used_again(ring: Ring, clean: list[Row], tmp_path: 
         run.wait_markers(3)
         kill = kill_mid_export(ring, run, node)
         at_kill = kill.committed_after
-        ring.cluster.start_node(node)  # returns once every node sees it NORMAL again
+        ring.cluster.start_node(
+            node, timeout=RESTART_SECONDS
+        )  # returns once every node sees it NORMAL again
         back_after = time.monotonic() - kill.at
         at_restart = run.markers()
         code = run.finish()
