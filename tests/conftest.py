@@ -303,7 +303,8 @@ def cassandra3() -> Iterator[ClusterHandle]:
     cluster = LocalCluster(
         MULTI_DIR, nodes=3, address_prefix=checkout_prefix(MULTI_SLOT), num_tokens=16, heap="1G"
     )
-    with _local_cluster(TEST_ROOT / "multi.lock", cluster) as handle:
+    # 480 s for the three nodes: one start took over 180 s at a load average of 20.
+    with _local_cluster(TEST_ROOT / "multi.lock", cluster, timeout=480) as handle:
         yield handle
 
 

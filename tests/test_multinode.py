@@ -14,7 +14,11 @@ faults land mid-export, after some work units committed):
   sends it queries (its own ``system_views.coordinator_scan_latency`` counts the table's
   scans since its restart), and the export finishes with exactly the clean rows.
 
-Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
+Each kill is proven (``kill_mid_export``): the node's process is gone (psutil), the launcher
+no longer sees it, the test's own driver marks it down, and the export was still running
+with units left to commit (its manifest read at the kill). The single kill also asserts
+that the exporter's driver marked the node down and that pages were retried (stats.json
+and the summary). Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
 must come back with its data: the resume after the double kill reads from the restarted
 nodes (this is what showed that ``-Dcassandra.unsafesystem`` made a SIGKILLed node drop
 every row of tables created since its last schema flush; dev/cassandra_local.py now runs
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from dev.cassandra_local import ClusterHandle, LocalCluster, make_keyspace
@@ -53,6 +58,7 @@ PARTITIONS = 5_000
 ROWS_PER_PARTITION = 10
 TOTAL_ROWS = PARTITIONS * ROWS_PER_PARTITION
 TABLE = "big"
+RESTART_SECONDS = 480  # killed nodes back up: one took over 240 s at a load average of 30
 
 Row = tuple[int, int, str, int, int, int]
 
@@ -97,7 +103,7 @@ class Ring:
     def ensure_all_up(self) -> None:
         """Start whatever node a test left down and wait until the ring is whole."""
         if not all(self.cluster.is_running(i) for i in range(self.cluster.nodes)):
-            self.cluster.start(timeout=240)
+            self.cluster.start(timeout=RESTART_SECONDS)
 
 
 def _load(session: Any, keyspace: str) -> float:
@@ -245,6 +251,52 @@ class Export:
             self.proc.communicate()
 
 
+@dataclass
+class Kill:
+    """What a node kill proved: the node's pid, the units committed just before and just after
+    the kill, and the units the export had planned."""
+
+    pid: int
+    committed_before: int
+    committed_after: int
+    units: int
+    at: float
+
+    @property
+    def left(self) -> int:
+        return self.units - self.committed_after
+
+
+def _host(ring: Ring, node: int) -> Any:
+    address = ring.cluster.address(node)
+    return next(h for h in ring.session.cluster.metadata.all_hosts() if h.address == address)
+
+
+def kill_mid_export(ring: Ring, run: Export, node: int) -> Kill:
+    """SIGKILL ``node`` while ``run`` exports, and prove it: the process is gone (psutil), the
+    launcher no longer sees it, the test's own driver marks it down, and the export was still
+    running with units left to commit (its manifest read just before and after the kill)."""
+    pid = ring.cluster.node_pid(node)
+    assert pid is not None, f"node {node} is not running before the kill"
+    assert psutil.Process(pid).is_running()
+    before = run.markers()
+    ring.cluster.kill_node(node)
+    at = time.monotonic()
+    after = run.markers()
+    assert run.proc.poll() is None, "the export ended before the node died"
+    with contextlib.suppress(psutil.NoSuchProcess):  # gone, or at most a zombie not reaped yet
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+    assert not ring.cluster.is_running(node)
+    units = len(helpers.manifest_units(run.out))
+    assert after < units, f"all {units} units committed before the kill"
+    host = _host(ring, node)
+    deadline = time.monotonic() + 60
+    while host.is_up:  # the driver's connection pool to it broke: marked down
+        assert time.monotonic() < deadline, f"the driver never marked {host} down"
+        time.sleep(0.05)
+    return Kill(pid, before, after, units, at)
+
+
 def stats(out: Path) -> dict[str, Any]:
     return json.loads((out / "_manifest" / "stats.json").read_text())
 
@@ -268,25 +320,33 @@ def clean(ring: Ring, tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
 def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ring.export_args(out, "--max-rows-per-second", "5000", "--read-timeout", "5")
+    address = ring.cluster.address(1)
     with Export(argv, out) as run:
-        at_kill = run.wait_markers(8)
-        killed = time.monotonic()
-        ring.cluster.kill_node(1)
+        run.wait_markers(8)
+        kill = kill_mid_export(ring, run, 1)
         code = run.finish()
-    after_kill = time.monotonic() - killed
+    after_kill = time.monotonic() - kill.at
     assert code == 0, run.describe()
+    # The exporter's own driver saw the node go down.
+    assert f"Host {address}:9042 has been marked down" in run.stderr, run.describe()[-3000:]
     rows = exported_rows(out)
     lost, duplicated = lost_and_duplicated(rows, clean)
     assert (lost, duplicated) == (0, 0)
     assert sorted(rows) == clean
     summary = stats(out)
+    # Pages lost with the node (its connection broke, or a coordinator waited for it as a
+    # replica until --read-timeout) were retried: counted in stats.json and the summary.
+    assert summary["retries"] > 0, summary
+    assert f"retries: {summary['retries']}, " in run.stdout, run.describe()
     restart = time.monotonic()
-    ring.cluster.start_node(1)
+    ring.cluster.start_node(1, timeout=RESTART_SECONDS)
     _log(
-        f"node {ring.cluster.address(1)} SIGKILLed after {at_kill} units: exit 0 in {run.seconds:.1f} s "
-        f"({after_kill:.1f} s after the kill), {lost} lost / {duplicated} duplicated, "
-        f"retries {summary['retries']}, windows split {summary['ranges_split']}; "
-        f"node back in {time.monotonic() - restart:.1f} s"
+        f"node {address} (pid {kill.pid}) SIGKILLed with {kill.committed_after} of {kill.units} "
+        f"units committed ({kill.left} left): process gone, marked down by the test's driver "
+        f"and the exporter's; exit 0 in {run.seconds:.1f} s ({after_kill:.1f} s after the "
+        f"kill), {lost} lost / {duplicated} duplicated, retries {summary['retries']}, "
+        f"windows split {summary['ranges_split']}; node back in "
+        f"{time.monotonic() - restart:.1f} s"
     )
 
 
@@ -297,12 +357,11 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     argv = ring.export_args(out, "--max-rows-per-second", "5000")
     argv += ["--read-timeout", "2", "--retries", "2"]
     with Export(argv, out) as run:
-        at_kill = run.wait_markers(8)
-        killed = time.monotonic()
-        ring.cluster.kill_node(1)
-        ring.cluster.kill_node(2)
+        run.wait_markers(8)
+        kills = [kill_mid_export(ring, run, 1), kill_mid_export(ring, run, 2)]
         code = run.finish()
-    to_fail = time.monotonic() - killed
+    at_kill = kills[0].committed_before
+    to_fail = time.monotonic() - kills[0].at
     assert code == 1, run.describe()
     lines = run.stderr.splitlines()
     failure = [line for line in lines if line.startswith("cassandra-export: export failed:")]
@@ -315,10 +374,10 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     assert "--resume" in lines[-1]
     assert not (out / "_SUCCESS").exists()
     committed = check_committed(out, clean)
-    assert at_kill <= len(committed) < len(helpers.manifest_units(out))
+    assert kills[1].committed_after <= len(committed) < len(helpers.manifest_units(out))
 
     restart = time.monotonic()
-    ring.cluster.start(timeout=240)  # both nodes, then the whole ring up
+    ring.cluster.start(timeout=RESTART_SECONDS)  # both nodes, then the whole ring up
     restarted = time.monotonic() - restart
     resume = helpers.run_cli_subprocess(
         ["--resume", str(out), "--hosts", ring.hosts, "--progress-interval", "0"], timeout=300
@@ -332,7 +391,8 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     for marker in committed:
         assert after[marker["file"]] == marker  # committed before the failure, kept as is
     _log(
-        f"nodes {ring.cluster.address(1)} and {ring.cluster.address(2)} SIGKILLed after {at_kill} units: exit 1 after "
+        f"nodes {ring.cluster.address(1)} and {ring.cluster.address(2)} SIGKILLed after {at_kill} "
+        f"of {kills[0].units} units (processes gone, marked down): exit 1 after "
         f"{to_fail:.1f} s ({splits} windows split on timeouts first) with {failure[0]!r}; "
         f"{len(committed)} units committed and intact; "
         f"both nodes back in {restarted:.1f} s; --resume: exit 0, {lost} lost / {duplicated} "
@@ -359,11 +419,13 @@ def test_a_restarted_node_is_used_again(ring: Ring, clean: list[Row], tmp_path: 
     argv += ["--log-level", "DEBUG"]
     node, address = 2, ring.cluster.address(2)
     with Export(argv, out) as run:
-        at_kill = run.wait_markers(3)
-        killed = time.monotonic()
-        ring.cluster.kill_node(node)
-        ring.cluster.start_node(node)  # returns once every node sees it NORMAL again
-        back_after = time.monotonic() - killed
+        run.wait_markers(3)
+        kill = kill_mid_export(ring, run, node)
+        at_kill = kill.committed_after
+        ring.cluster.start_node(
+            node, timeout=RESTART_SECONDS
+        )  # returns once every node sees it NORMAL again
+        back_after = time.monotonic() - kill.at
         at_restart = run.markers()
         code = run.finish()
     assert code == 0, run.describe()

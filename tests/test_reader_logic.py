@@ -19,6 +19,7 @@ from transforms.cassandra_io import (
     _TokenRestrictionCoder,
 )
 from transforms.cassandra_session import ConnectionConfig
+from transforms.elements import PieceKey
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
 
@@ -106,6 +107,94 @@ def test_a_range_that_keeps_failing_is_split_into_windows_without_duplicates() -
     assert rows == [(pk, ck) for _, pk, ck in table]  # exactly once, in token order
     assert reader.windows_split >= 1
     tracker.inner.check_done()
+
+
+class _TracingReader(cassandra_io._RangeReader):
+    """The reader, recording every window it reads: (after, upto, outcome) in order."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.trace: list[tuple[int, int, str]] = []
+
+    def _read_window(self, window_end: int) -> Any:
+        after = self.complete
+        outcome = yield from super()._read_window(window_end)
+        self.trace.append((after, window_end, outcome))
+        return outcome
+
+
+def _traced_read(fn: Fn, start: int, end: int) -> tuple[list[Any], _TracingReader]:
+    tracker = Tracker(OffsetRange(start + 1, end + 1))
+    reader = _TracingReader(fn, tracker, PieceKey(0, start, start))
+    rows = [row for batch in reader.run() for row in batch.rows]
+    tracker.inner.check_done()
+    return rows, reader
+
+
+SLOW_TOKEN = 2**61  # the slow partition: a window holding it fails past its first page if
+SLOW_WIDTH = 2**59  # wider than this (a scan too heavy for the timeout)
+
+
+def _slow_partition(after: int, upto: int, offset: int) -> bool:
+    return after < SLOW_TOKEN <= upto and upto - after > SLOW_WIDTH and offset > 0
+
+
+def test_halved_windows_grow_back_after_the_slow_stretch() -> None:
+    """One slow partition narrows the windows around it only: each split halves what is left
+    of the failed window, each run of GROW_AFTER_PAGES good pages doubles the width, and the
+    range after the slow partition is read in a few widening windows, not at the narrowest
+    width."""
+    table = make_table(2_000, 1, seed=11)
+    fn = Fn(_FakeSession(table, fetch_size=10, fail=_slow_partition), retries=1)
+    rows, reader = _traced_read(fn, MIN_TOKEN, MAX_TOKEN)
+    assert rows == [(pk, ck) for _, pk, ck in table]
+    trace = reader.trace
+    for (_, upto, outcome), (after, next_upto, _) in zip(trace, trace[1:], strict=False):
+        if outcome == "split":  # the next window: half of what the failed one had left
+            assert next_upto - after == (upto - after) // 2
+    # log2 of each window's width, whether it was read or split, and whether it held the
+    # slow partition: wide windows over it split, halved ones pass, then they double again.
+    shape = [
+        ((upto - after).bit_length() - 1, outcome, after < SLOW_TOKEN <= upto)
+        for after, upto, outcome in trace
+    ]
+    assert shape == [
+        (63, "split", True),  # the whole ring: the slow partition's second page times out
+        (62, "read", False),  # half of it, read whole: 8+ good pages, back to the rest
+        (62, "split", True),
+        (61, "split", True),
+        (60, "split", True),
+        (59, "read", False),  # 2**59 is still too wide, but this window stops short of it
+        (60, "split", True),  # grown once, too wide again
+        (59, "split", True),
+        (58, "read", False),
+        (58, "read", True),  # narrow enough: the slow partition is read
+        (59, "read", False),  # growing back: 2**59, 2**60, 2**61, then the rest
+        (60, "read", False),
+        (61, "read", False),
+        (56, "read", False),  # the rest of the range (what was left)
+    ]
+    assert (reader.windows_split, reader.windows_grown, reader.retries) == (6, 6, 12)
+    assert reader.window is None  # back to the rest of the range at the end
+
+
+def test_a_halved_window_never_grows_before_a_run_of_good_pages() -> None:
+    """A failure restarts the count: windows keep their halved width while failures come
+    sooner than every GROW_AFTER_PAGES pages."""
+    table = make_table(400, 1, seed=5)
+    calls = {"n": 0}
+
+    def every_fourth_page(after: int, upto: int, offset: int) -> bool:
+        calls["n"] += 1
+        return (upto - after > 2**62 and offset > 0) or calls["n"] % 4 == 0
+
+    fn = Fn(_FakeSession(table, fetch_size=10, fail=every_fourth_page), retries=3)
+    rows, reader = _traced_read(fn, MIN_TOKEN, MAX_TOKEN)
+    assert rows == [(pk, ck) for _, pk, ck in table]
+    assert (reader.windows_split, reader.windows_grown) == (2, 0)
+    last_split = max(i for i, (_, _, o) in enumerate(reader.trace) if o == "split")
+    widths = {upto - after for after, upto, _ in reader.trace[last_split + 1 : -1]}
+    assert widths == {reader.window}  # the halved width held to the end (the last one capped)
 
 
 def test_a_range_failing_below_the_minimum_window_raises() -> None:

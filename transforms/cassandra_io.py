@@ -133,6 +133,7 @@ class ReadRangesFn(beam.DoFn):
         self.pages_counter = Metrics.counter(NAMESPACE, "pages")
         self.retries_counter = Metrics.counter(NAMESPACE, "retries")
         self.splits_counter = Metrics.counter(NAMESPACE, "ranges_split")
+        self.grown_counter = Metrics.counter(NAMESPACE, "windows_grown")
 
     def setup(self) -> None:
         relax_gc()
@@ -173,6 +174,7 @@ class ReadRangesFn(beam.DoFn):
         self.rows_counter.inc(reader.rows)
         self.retries_counter.inc(reader.retries)
         self.splits_counter.inc(reader.windows_split)
+        self.grown_counter.inc(reader.windows_grown)
         yield PieceEnd(
             piece,
             tracker.current_restriction().stop - 1,
@@ -196,17 +198,21 @@ class _RangeReader:
     """Reads one restriction: windows of the token range, pages, claims, batches.
 
     The restriction is read as one query per window ``(complete, window_end]``; the window
-    is the rest of the range until a window keeps failing, then it is halved. The state
-    carried from page to page and window to window:
+    is the rest of the range until a window keeps failing, then it is halved; after
+    ``GROW_AFTER_PAGES`` pages in a row without a failure it doubles again (back to the rest
+    of the range once it covers it), so a slow stretch narrows the windows only while it
+    lasts. The state carried from page to page and window to window:
 
     - ``complete``: every partition with token <= complete has been read whole;
     - ``last_token``: the partition being read (claimed), ``partial`` its rows delivered,
       so that a window read again after a split skips them;
     - ``window``: the window width in tokens (None: the rest of the range);
+      ``good_pages``: pages read since the last failure or change of width;
     - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began.
     """
 
     MIN_WINDOW = 1 << 20  # never split a failing window below this many tokens
+    GROW_AFTER_PAGES = 8  # pages in a row without a failure before a halved window doubles
 
     def __init__(self, fn: ReadRangesFn, tracker: Any, piece: PieceKey) -> None:
         self.fn = fn
@@ -215,10 +221,12 @@ class _RangeReader:
         self.rows = 0
         self.retries = 0
         self.windows_split = 0
+        self.windows_grown = 0
         self.complete = piece.piece_start
         self.last_token: int | None = None
         self.partial = 0
         self.window: int | None = None
+        self.good_pages = 0
         self.batch: list[tuple[Any, ...]] = []
         self.since_checkpoint = 0
 
@@ -237,6 +245,7 @@ class _RangeReader:
                 self.complete = window_end
                 if self.last_token is not None and self.last_token <= window_end:
                     self.partial = 0  # that partition is complete too
+                self._grow_window(stop - self.complete)
         yield from self._flush()
         self.tracker.try_claim(self.tracker.current_restriction().stop)
 
@@ -263,10 +272,12 @@ class _RangeReader:
                 if not is_retryable(exc):
                     raise
                 failures += 1
+                self.good_pages = 0
                 if self._retry_after_backoff(exc, failures, window_end):
                     continue
                 return _WINDOW_SPLIT
             failures = 0
+            self.good_pages += 1
             paging_state = next_state
             # Prefetch: the next page is read while this one is processed.
             pending = (
@@ -297,7 +308,7 @@ class _RangeReader:
                 f"work unit {self.piece.unit_id}: token range "
                 f"({self.complete}, {window_end}] failed {failures} times: {exc}"
             ) from exc
-        self.window = width // 2
+        self._set_window(width // 2)
         self.windows_split += 1
         _LOG.warning(
             "work unit %d: token range (%d, %d] kept failing (%s); "
@@ -309,6 +320,27 @@ class _RangeReader:
             self.window,
         )
         return False
+
+    def _grow_window(self, remaining: int) -> None:
+        """After a window read whole: double a halved window once ``GROW_AFTER_PAGES`` pages
+        in a row succeeded; a window that would cover the ``remaining`` tokens becomes the
+        rest of the range again."""
+        if self.window is None or self.good_pages < self.GROW_AFTER_PAGES or remaining <= 0:
+            return
+        self._set_window(None if self.window * 2 >= remaining else self.window * 2)
+        self.windows_grown += 1
+        _LOG.debug(
+            "work unit %d: windows grow back to %s tokens after %d pages without a failure",
+            self.piece.unit_id,
+            "the rest of the range" if self.window is None else self.window,
+            self.GROW_AFTER_PAGES,
+        )
+
+    def _set_window(self, width: int | None) -> None:
+        """The one place the window width changes (None: the rest of the range); the count
+        of good pages starts again with each width."""
+        self.window = width
+        self.good_pages = 0
 
     def _take_page(
         self, rows: Sequence[Any], skip: int
