@@ -262,7 +262,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     export_plan = manifest["plan"]
     policy = manifest["export_config"].get("collection_writetime", "max")
     restore_layout = RestoreLayout.for_target(
-        source, f"{keyspace}.{table}", settings.get("restore_manifest")
+        source, f"{keyspace}.{table}", settings.get("restore_log")
     )
     recorded = mf.read_json(restore_layout.run_json) if mf.exists(restore_layout.run_json) else None
     plan = build_restore_plan(
@@ -305,7 +305,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
         except Exception as exc:
             raise UsageError(
                 f"cannot write the restore manifest in {restore_layout.root} ({exc}); if the "
-                "export is read-only, give --restore-manifest DIR"
+                "export is read-only, give --restore-log DIR"
             ) from None
     todo = [
         RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all, u.expected_rows)
