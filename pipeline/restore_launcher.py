@@ -351,6 +351,13 @@ def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]
             + ": give --timestamp now or --timestamp T to say which writetime they get"
         )
     warnings = []
+    if without:
+        # Said even though --timestamp was asked for: an export from Cassandra 4.x has
+        # writetimes for most columns but none for its non-frozen collections and UDTs.
+        warnings.append(
+            f"the export has no writetime for {', '.join(without)}: those cells are restored "
+            f"at the --timestamp writetime, {plan.fixed_timestamp} microseconds since the epoch"
+        )
     whole = [c.name for c in plan.data_columns if c.multicell and c.has_writetime]
     if whole and policy != "list":
         warnings.append(

@@ -301,8 +301,8 @@ KILL_PARTITIONS, KILL_ROWS_PER_PARTITION = 10_000, 10  # 100,000 rows, each with
 KILL_UNITS = 24
 
 
-def _load_list_rows(session: Any, table: str) -> None:
-    """``KILL_PARTITIONS`` x ``KILL_ROWS_PER_PARTITION`` rows: v and two list elements at
+def load_list_rows(session: Any, table: str, partitions: int = KILL_PARTITIONS) -> None:
+    """``partitions`` x ``KILL_ROWS_PER_PARTITION`` rows: v and two list elements at
     one writetime, a third element appended at a later one; one unlogged batch per partition
     and step, the second step after the first, so every row's elements land in that order."""
     from cassandra.concurrent import execute_concurrent
@@ -316,7 +316,7 @@ def _load_list_rows(session: Any, table: str) -> None:
     )
     for step in (first, second):
         statements = []
-        for k in range(KILL_PARTITIONS):
+        for k in range(partitions):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for c in range(KILL_ROWS_PER_PARTITION):
                 stamp = 1_000_000 + k * 100 + c
@@ -329,7 +329,7 @@ def _load_list_rows(session: Any, table: str) -> None:
             assert ok, outcome
 
 
-def _list_rows(session: Any, table: str) -> dict[tuple[int, int], tuple[Any, ...]]:
+def list_rows(session: Any, table: str) -> dict[tuple[int, int], tuple[Any, ...]]:
     return {
         (r[0], r[1]): (r[2], r[3], list(r[4] or []), list(r[5] or []))
         for r in session.execute(
@@ -338,7 +338,7 @@ def _list_rows(session: Any, table: str) -> dict[tuple[int, int], tuple[Any, ...
     }
 
 
-def _has_rows(session: Any, table: str, out: Path, name: str) -> bool:
+def has_rows(session: Any, table: str, out: Path, name: str) -> bool:
     """Whether ``table`` holds a row in the token range of export unit ``name``."""
     marker = json.loads((out / "_manifest" / "ranges" / name).read_text())
     start, end = int(marker["start"]), int(marker["end"])
@@ -352,7 +352,7 @@ def _has_rows(session: Any, table: str, out: Path, name: str) -> bool:
     )
 
 
-def _unit_files(directory: Path) -> set[str]:
+def unit_files(directory: Path) -> set[str]:
     return {p.name for p in directory.glob("0*.json")} if directory.exists() else set()
 
 
@@ -366,7 +366,7 @@ def test_kill_nine_three_times_then_resume_equals_source(
     session.execute(
         f"CREATE TABLE {ks}.big (k int, c int, v text, l list<text>, PRIMARY KEY (k, c))"
     )
-    _load_list_rows(session, f"{ks}.big")
+    load_list_rows(session, f"{ks}.big")
     out = tmp_path / "big"
     export(
         hosts,
@@ -388,14 +388,14 @@ def test_kill_nine_three_times_then_resume_equals_source(
         # Throttled so that a unit (about 3,600 rows) takes about a second: the kill lands
         # inside one.
         proc = restore_process(*argv, *extra, "--max-rows-per-second", "4000")
-        done_before = len(_unit_files(manifest_dir))
+        done_before = len(unit_files(manifest_dir))
         deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None:
-            done = _unit_files(manifest_dir)
-            started = _unit_files(manifest_dir / "attempts")
+            done = unit_files(manifest_dir)
+            started = unit_files(manifest_dir / "attempts")
             # Kill once another unit is done and rows of a further one are on the target.
             if len(done) > done_before and any(
-                _has_rows(session, f"{tgt}.bigcopy", out, name) for name in started - done
+                has_rows(session, f"{tgt}.bigcopy", out, name) for name in started - done
             ):
                 break
             time.sleep(0.01)
@@ -408,18 +408,18 @@ def test_kill_nine_three_times_then_resume_equals_source(
         assert proc.returncode == -signal.SIGKILL
         assert not psutil.pid_exists(proc.pid)
         assert [c.pid for c in children if c.is_running()] == []
-        done = _unit_files(manifest_dir)
+        done = unit_files(manifest_dir)
         interrupted = {
             name
-            for name in _unit_files(manifest_dir / "attempts") - done
-            if _has_rows(session, f"{tgt}.bigcopy", out, name)
+            for name in unit_files(manifest_dir / "attempts") - done
+            if has_rows(session, f"{tgt}.bigcopy", out, name)
         }
         assert len(done) < units and interrupted, (done, interrupted)
         kills.append((len(done), sorted(interrupted)))
     final = restore(*argv, "--resume")
     assert final.code == 0, final.describe()
-    source = _list_rows(session, f"{ks}.big")
-    target = _list_rows(session, f"{tgt}.bigcopy")
+    source = list_rows(session, f"{ks}.big")
+    target = list_rows(session, f"{tgt}.bigcopy")
     assert len(source) == KILL_PARTITIONS * KILL_ROWS_PER_PARTITION
     assert source[(7, 3)] == (
         "v7.3",
@@ -659,6 +659,11 @@ def test_fixed_timestamp_and_restore_log_elsewhere(
     export(hosts, f"{ks}.plain", out, "--format", "jsonl", "--writetime-columns", "none")
     elsewhere = tmp_path / "restore-log"
     argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.plain"]
+    warned = (
+        "warning: the export has no writetime for s, v: those cells are restored at the "
+        "--timestamp writetime, 1609459200000000 microseconds since the epoch\n"
+        "warning: the export has no TTL for s, v: those cells are restored without a TTL\n"
+    )
     result = restore(
         *argv,
         "--create-table",
@@ -668,6 +673,7 @@ def test_fixed_timestamp_and_restore_log_elsewhere(
         str(elsewhere),
     )
     assert result.code == 0, result.describe()
+    assert result.stderr == warned
     stamps = {
         (r[0], r[1], tuple(r[2]))
         for r in session.execute(f"SELECT v, WRITETIME(v), WRITETIME(s) FROM {tgt}.plain")
@@ -682,7 +688,6 @@ def test_fixed_timestamp_and_restore_log_elsewhere(
         f"the restore of {out} into {tgt}.plain is already complete (30 rows in "
         f"{len(markers(out))} units); nothing to do\n"
     )
-    warned = "warning: the export has no TTL for s, v: those cells are restored without a TTL\n"
     alias = restore(
         *argv, "--timestamp", "2021-01-01T00:00:00Z", "--restore-manifest", str(elsewhere)
     )
