@@ -415,6 +415,7 @@ def test_kill_nine_three_times_then_resume_equals_source(
             if has_rows(session, f"{tgt}.bigcopy", out, name)
         }
         assert len(done) < units and interrupted, (done, interrupted)
+        assert len(unit_files(manifest_dir / "attempts")) < units
         kills.append((len(done), sorted(interrupted)))
     final = restore(*argv, "--resume")
     assert final.code == 0, final.describe()
