@@ -737,7 +737,7 @@ def _restore(ctx: Context, tool: str, out: Path) -> Invocation | str:
     if tool == "restore":
         cmd = [ctx.python, "-m", "pipeline.restore_cli", "--hosts", ",".join(ctx.hosts)]
         cmd += ["--input", str(src), "--table", f"{KEYSPACE}.{target}"]
-        cmd += ["--restore-manifest", str(out / "restore-manifest"), "--progress-interval", "0"]
+        cmd += ["--restore-log", str(out / "restore-log"), "--progress-interval", "0"]
         cmd += ["--runner", "FnApiRunner"]
         if ctx.workers > 1:
             cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]

@@ -90,6 +90,7 @@ class OptionSpec:
     metavar: str | None = None
     optional_value: bool = False  # e.g. --resume [OUT]
     regex: str | None = None  # validation regex for Flex template metadata
+    aliases: tuple[str, ...] = ()  # older names still accepted (--restore-manifest)
 
     @property
     def dest(self) -> str:
@@ -97,9 +98,14 @@ class OptionSpec:
 
     @property
     def flags(self) -> list[str]:
-        dashed = "--" + self.name
-        under = "--" + self.dest
-        return [dashed] if dashed == under else [dashed, under]
+        """Every spelling argparse accepts: the name first, dashed and underscored, then each
+        alias the same two ways."""
+        found: list[str] = []
+        for name in (self.name, *self.aliases):
+            for flag in ("--" + name, "--" + name.replace("-", "_")):
+                if flag not in found:
+                    found.append(flag)
+        return found
 
 
 def describe_type(spec: OptionSpec) -> str:

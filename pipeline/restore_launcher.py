@@ -150,7 +150,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     export_plan = manifest["plan"]
     policy = manifest["export_config"].get("collection_writetime", "max")
     restore_layout = RestoreLayout.for_target(
-        source, f"{keyspace}.{table}", settings.get("restore_manifest")
+        source, f"{keyspace}.{table}", settings.get("restore_log")
     )
     recorded = mf.read_json(restore_layout.run_json) if mf.exists(restore_layout.run_json) else None
     plan = build_restore_plan(
@@ -262,7 +262,7 @@ def _write_run_record(
     except Exception as exc:
         raise UsageError(
             f"cannot write the restore manifest in {restore_layout.root} ({exc}); if the "
-            "export is read-only, give --restore-manifest DIR"
+            "export is read-only, give --restore-log DIR"
         ) from None
 
 
@@ -282,6 +282,13 @@ def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]
             + ": give --timestamp now or --timestamp T to say which writetime they get"
         )
     warnings = []
+    if without:
+        # Said even though --timestamp was asked for: an export from Cassandra 4.x has
+        # writetimes for most columns but none for its non-frozen collections and UDTs.
+        warnings.append(
+            f"the export has no writetime for {', '.join(without)}: those cells are restored "
+            f"at the --timestamp writetime, {plan.fixed_timestamp} microseconds since the epoch"
+        )
     whole = [c.name for c in plan.data_columns if c.multicell and c.has_writetime]
     if whole and policy != "list":
         warnings.append(

@@ -113,10 +113,12 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
         group="restore",
     ),
     OptionSpec(
-        "restore-manifest",
-        "directory of the restore's manifest of finished units (default: inside the export)",
+        "restore-log",
+        "directory of the restore's manifest of finished units, for a read-only export "
+        "(default: inside the export; --restore-manifest is the same option)",
         group="restore",
         metavar="DIR",
+        aliases=("restore-manifest",),
     ),
     OptionSpec(
         "resume",

@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.helpers import REPO, CliResult, export, markers
@@ -296,25 +297,76 @@ def _data_columns(out: Path) -> str:
 # --- kill -9 and resume -------------------------------------------------------------------------
 
 
+KILL_PARTITIONS, KILL_ROWS_PER_PARTITION = 10_000, 10  # 100,000 rows, each with a list
+KILL_UNITS = 24
+
+
+def load_list_rows(session: Any, table: str, partitions: int = KILL_PARTITIONS) -> None:
+    """``partitions`` x ``KILL_ROWS_PER_PARTITION`` rows: v and two list elements at
+    one writetime, a third element appended at a later one; one unlogged batch per partition
+    and step, the second step after the first, so every row's elements land in that order."""
+    from cassandra.concurrent import execute_concurrent
+    from cassandra.query import BatchStatement, BatchType
+
+    first = session.prepare(
+        f"UPDATE {table} USING TIMESTAMP ? SET v = ?, l = l + ? WHERE k = ? AND c = ?"
+    )
+    second = session.prepare(
+        f"UPDATE {table} USING TIMESTAMP ? SET l = l + ? WHERE k = ? AND c = ?"
+    )
+    for step in (first, second):
+        statements = []
+        for k in range(partitions):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for c in range(KILL_ROWS_PER_PARTITION):
+                stamp = 1_000_000 + k * 100 + c
+                if step is first:
+                    batch.add(first, (stamp, f"v{k}.{c}", [f"a{k}.{c}", f"b{k}.{c}"], k, c))
+                else:
+                    batch.add(second, (stamp + 50, [f"c{k}.{c}"], k, c))
+            statements.append((batch, ()))
+        for ok, outcome in execute_concurrent(session, statements, concurrency=32):
+            assert ok, outcome
+
+
+def list_rows(session: Any, table: str) -> dict[tuple[int, int], tuple[Any, ...]]:
+    return {
+        (r[0], r[1]): (r[2], r[3], list(r[4] or []), list(r[5] or []))
+        for r in session.execute(
+            f"SELECT k, c, v, WRITETIME(v), l, WRITETIME(l) FROM {table}", timeout=120
+        )
+    }
+
+
+def has_rows(session: Any, table: str, out: Path, name: str) -> bool:
+    """Whether ``table`` holds a row in the token range of export unit ``name``."""
+    marker = json.loads((out / "_manifest" / "ranges" / name).read_text())
+    start, end = int(marker["start"]), int(marker["end"])
+    bounds = [(start, end)] if start < end else [(start, 2**63 - 1), (-(2**63), end)]
+    return any(
+        session.execute(
+            f"SELECT k FROM {table} WHERE token(k) > {low} AND token(k) <= {high} LIMIT 1"
+        ).one()
+        is not None
+        for low, high in bounds
+    )
+
+
+def unit_files(directory: Path) -> set[str]:
+    return {p.name for p in directory.glob("0*.json")} if directory.exists() else set()
+
+
 @pytest.mark.slow
 def test_kill_nine_three_times_then_resume_equals_source(
     session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
 ) -> None:
-    session.execute(f"CREATE TABLE {ks}.big (k int PRIMARY KEY, v text, l list<text>)")
-    first = session.prepare(f"UPDATE {ks}.big USING TIMESTAMP ? SET v = ?, l = l + ? WHERE k = ?")
-    second = session.prepare(f"UPDATE {ks}.big USING TIMESTAMP ? SET l = l + ? WHERE k = ?")
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    rows = 20_000
-    execute_concurrent_with_args(
-        session,
-        first,
-        [(1000 + k, f"v{k}", [f"a{k}", f"b{k}"], k) for k in range(rows)],
-        concurrency=64,
+    """100,000 rows with a list each: the restore is killed with SIGKILL three times, each
+    time proven dead with units still unfinished in its manifest; --resume then leaves the
+    target equal to the source: values, every element's writetime, no element twice."""
+    session.execute(
+        f"CREATE TABLE {ks}.big (k int, c int, v text, l list<text>, PRIMARY KEY (k, c))"
     )
-    execute_concurrent_with_args(
-        session, second, [(5000 + k, [f"c{k}"], k) for k in range(rows)], concurrency=64
-    )
+    load_list_rows(session, f"{ks}.big")
     out = tmp_path / "big"
     export(
         hosts,
@@ -325,61 +377,65 @@ def test_kill_nine_three_times_then_resume_equals_source(
         "--collection-writetime",
         "list",
         "--splits",
-        "24",
+        str(KILL_UNITS),
     )
+    units = len(markers(out))  # KILL_UNITS or a few more: units end at vnode boundaries
     manifest_dir = out / "_manifest" / "restore" / f"{tgt}.bigcopy"
-    argv = [
-        "--hosts",
-        hosts,
-        "--input",
-        str(out),
-        "--table",
-        f"{tgt}.bigcopy",
-        "--max-rows-per-second",
-        "2000",
-        "--progress-interval",
-        "0",
-    ]
-    kills = 0
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.bigcopy"]
+    kills = []
     for attempt in range(3):
         extra = ["--create-table"] if attempt == 0 else ["--resume"]
-        proc = restore_process(*argv, *extra)
-        done_before = len(list(manifest_dir.glob("0*.json"))) if manifest_dir.exists() else 0
-        deadline = time.time() + 120
+        # Throttled so that a unit (about 3,600 rows) takes about a second: the kill lands
+        # inside one.
+        proc = restore_process(*argv, *extra, "--max-rows-per-second", "4000")
+        done_before = len(unit_files(manifest_dir))
+        deadline = time.time() + 180
         while time.time() < deadline and proc.poll() is None:
-            done = (
-                {p.name for p in manifest_dir.glob("0*.json")} if manifest_dir.exists() else set()
-            )
-            started = {p.name for p in manifest_dir.glob("attempts/0*.json")}
-            # Kill once two more units are done and another one is being written.
-            if len(done) >= done_before + 2 and started - done:
-                time.sleep(0.08)  # a unit takes 0.2 s or more at 2,000 rows/s: kill within it
+            done = unit_files(manifest_dir)
+            started = unit_files(manifest_dir / "attempts")
+            # Kill once another unit is done and rows of a further one are on the target.
+            if len(done) > done_before and any(
+                has_rows(session, f"{tgt}.bigcopy", out, name) for name in started - done
+            ):
                 break
             time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()
+        children = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
-        kills += 1
-    finished_before = len(list(manifest_dir.glob("0*.json")))
-    assert 0 < finished_before < 24
+        # Proof of the kill: the process died of SIGKILL and left no child behind, with a
+        # unit begun (rows of it on the target) but not finished, and others not begun.
+        assert proc.returncode == -signal.SIGKILL
+        assert not psutil.pid_exists(proc.pid)
+        assert [c.pid for c in children if c.is_running()] == []
+        done = unit_files(manifest_dir)
+        interrupted = {
+            name
+            for name in unit_files(manifest_dir / "attempts") - done
+            if has_rows(session, f"{tgt}.bigcopy", out, name)
+        }
+        assert len(done) < units and interrupted, (done, interrupted)
+        assert len(unit_files(manifest_dir / "attempts")) < units
+        kills.append((len(done), sorted(interrupted)))
     final = restore(*argv, "--resume")
     assert final.code == 0, final.describe()
-    source = {
-        r[0]: (r[1], list(r[2]), list(r[3]))
-        for r in session.execute(f"SELECT k, v, l, WRITETIME(l) FROM {ks}.big")
-    }
-    target = {
-        r[0]: (r[1], list(r[2]), list(r[3]))
-        for r in session.execute(f"SELECT k, v, l, WRITETIME(l) FROM {tgt}.bigcopy")
-    }
-    assert kills == 3
-    assert len(source) == rows
+    source = list_rows(session, f"{ks}.big")
+    target = list_rows(session, f"{tgt}.bigcopy")
+    assert len(source) == KILL_PARTITIONS * KILL_ROWS_PER_PARTITION
+    assert source[(7, 3)] == (
+        "v7.3",
+        1_000_703,
+        ["a7.3", "b7.3", "c7.3"],
+        [1_000_703, 1_000_703, 1_000_753],
+    )
     assert target == source
-    # Each kill interrupted a unit after its attempt marker: those units were redone.
-    done = [json.loads(p.read_text()) for p in manifest_dir.glob("0*.json")]
-    redone = [(m["stem"], m["list_elements_present"]) for m in done if m["redo"]]
-    assert len(redone) == 3, redone
-    assert sum(present for _, present in redone) > 0, redone
+    # Each kill left its interrupted unit(s) for a redo, which found some of their list
+    # elements already on the target and did not append them again.
+    finished = [json.loads(p.read_text()) for p in manifest_dir.glob("0*.json")]
+    assert len(finished) == units
+    redone = {m["stem"] + ".json": m["list_elements_present"] for m in finished if m["redo"]}
+    assert sorted(redone) == sorted({name for _, names in kills for name in names}), kills
+    assert all(present > 0 for present in redone.values()), redone
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -592,29 +648,33 @@ def test_counters_are_added_with_the_option(
     assert sorted(tuple(r) for r in session.execute(query.format(tgt)))[3] == (3, 0, 4, -3)
 
 
-def test_fixed_timestamp_and_restore_manifest_elsewhere(
+def test_fixed_timestamp_and_restore_log_elsewhere(
     session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
 ) -> None:
+    """--restore-log DIR keeps the manifest out of the export; --restore-manifest (its older
+    name, on the command line or in a config file) reaches the same manifest."""
     session.execute(f"CREATE TABLE {ks}.plain (k int PRIMARY KEY, v text, s set<int>)")
     for k in range(30):
         session.execute(f"INSERT INTO {ks}.plain (k, v, s) VALUES ({k}, 'v{k}', {{{k}, {k + 1}}})")
     out = tmp_path / "plain"
     export(hosts, f"{ks}.plain", out, "--format", "jsonl", "--writetime-columns", "none")
     elsewhere = tmp_path / "restore-log"
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.plain"]
+    warned = (
+        "warning: the export has no writetime for s, v: those cells are restored at the "
+        "--timestamp writetime, 1609459200000000 microseconds since the epoch\n"
+        "warning: the export has no TTL for s, v: those cells are restored without a TTL\n"
+    )
     result = restore(
-        "--hosts",
-        hosts,
-        "--input",
-        str(out),
-        "--table",
-        f"{tgt}.plain",
+        *argv,
         "--create-table",
         "--timestamp",
         "2021-01-01T00:00:00Z",
-        "--restore-manifest",
+        "--restore-log",
         str(elsewhere),
     )
     assert result.code == 0, result.describe()
+    assert result.stderr == warned
     stamps = {
         (r[0], r[1], tuple(r[2]))
         for r in session.execute(f"SELECT v, WRITETIME(v), WRITETIME(s) FROM {tgt}.plain")
@@ -623,7 +683,34 @@ def test_fixed_timestamp_and_restore_manifest_elsewhere(
         (f"v{k}", 1_609_459_200_000_000, (1_609_459_200_000_000,) * 2) for k in range(30)
     }
     assert not (out / "_manifest" / "restore").exists()
+    assert sorted(p.name for p in elsewhere.iterdir()) == [f"{tgt}.plain"]
     assert (elsewhere / f"{tgt}.plain" / "restore.json").exists()
+    done = (
+        f"the restore of {out} into {tgt}.plain is already complete (30 rows in "
+        f"{len(markers(out))} units); nothing to do\n"
+    )
+    alias = restore(
+        *argv, "--timestamp", "2021-01-01T00:00:00Z", "--restore-manifest", str(elsewhere)
+    )
+    assert (alias.code, alias.stdout, alias.stderr) == (0, done, warned), alias.describe()
+    for key in ("restore_manifest", "restore-log"):
+        config = tmp_path / f"{key}.yaml"
+        config.write_text(f"{key}: {elsewhere}\ntimestamp: '2021-01-01T00:00:00Z'\n")
+        again = restore(*argv, "--config", str(config))
+        assert (again.code, again.stdout, again.stderr) == (0, done, warned), again.describe()
+    assert not (out / "_manifest" / "restore").exists()
+
+
+def test_restore_log_is_one_option_in_help() -> None:
+    from pipeline.restore_options import restore_parser
+
+    flat = " ".join(restore_parser().format_help().split())
+    spellings = (
+        "--restore-log DIR, --restore_log DIR, --restore-manifest DIR, --restore_manifest DIR"
+    )
+    assert flat.count(spellings) == 1
+    assert flat.count("--restore-manifest") == 2  # the spellings above and the help text
+    assert flat.count("[--restore-log DIR]") == 1  # the usage names the option once
 
 
 def test_allow_partial_restores_the_committed_units_only(

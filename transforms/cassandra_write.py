@@ -280,6 +280,15 @@ class RestoreUnitsFn(beam.DoFn):
             )
         return prepared
 
+    def _prepare_new(self, writes: RowWrites) -> bool:
+        """Prepare the statement shapes of ``writes`` met for the first time; whether there
+        were any. Each prepare is a round trip, which on a busy node can take seconds: the
+        row's TTLs are then computed again, so that no restored cell outlives its source."""
+        new = [s.shape for s in writes.statements if s.shape not in self._prepared]
+        for shape in new:
+            self._prepare(shape)
+        return bool(new)
+
     def process(self, unit: RestoreUnit) -> Iterator[dict[str, Any]]:
         layout = self._layout
         if exists(layout.done(unit.stem)):
@@ -346,14 +355,19 @@ class RestoreUnitsFn(beam.DoFn):
         row_writes: list[RowWrites] = []
         for index, row in enumerate(rows):
             present = self._present_lists(row) if redo and self._list_checks else None
-            writes = self._builder.row_writes(
-                row,
-                clock,
-                with_statics=opens and index == 0,
-                marker_timestamp=unit.read_started_micros,
-                present=present,
-                element_key=self._element_key,
-            )
+            for fresh in (present is not None, True):
+                if fresh:  # TTLs count from now: after the target's read or the prepares
+                    clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
+                writes = self._builder.row_writes(
+                    row,
+                    clock,
+                    with_statics=opens and index == 0,
+                    marker_timestamp=unit.read_started_micros,
+                    present=present,
+                    element_key=self._element_key,
+                )
+                if not self._prepare_new(writes):
+                    break
             row_writes.append(writes)
             counts.cells += writes.cells
             counts.expired_cells += writes.expired
