@@ -52,6 +52,7 @@ and cqlsh (PyPI, ``cqlsh==CQLSH_VERSION`` in its own virtualenv).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import datetime
@@ -186,6 +187,7 @@ def _connect(hosts: list[str]) -> tuple[Any, Any]:
 
 def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | None) -> str:
     """``bench.<variant>_<rows>``, loaded unless a marker says it holds ``rows`` rows."""
+    from cassandra import OperationTimedOut, WriteTimeout
     from cassandra.concurrent import execute_concurrent
     from cassandra.query import UNSET_VALUE
 
@@ -241,11 +243,23 @@ def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | 
                     yield single, row_values(pk, ck)
 
         started = time.monotonic()
+        sent: collections.deque[tuple[Any, list[Any]]] = collections.deque()
+
+        def recorded() -> Iterator[tuple[Any, list[Any]]]:
+            for item in statements():
+                sent.append(item)
+                yield item
+
         for ok, result in execute_concurrent(
-            session, statements(), concurrency=64, results_generator=True
+            session, recorded(), concurrency=64, results_generator=True
         ):
+            statement, values = sent.popleft()  # results come in the statements' order
             if not ok:
-                raise result
+                # A loaded box times writes out now and then; every write is idempotent
+                # (USING TIMESTAMP), so write it again, alone, with a long timeout.
+                if not isinstance(result, (WriteTimeout, OperationTimedOut)):
+                    raise result
+                session.execute(statement, values, timeout=120)
         seconds = time.monotonic() - started
         session.execute(
             f"INSERT INTO {KEYSPACE}.loaded (name, rows, ddl, seconds) VALUES (%s, %s, %s, %s)",
