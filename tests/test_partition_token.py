@@ -25,11 +25,6 @@ KEY_VALUES: list[tuple[str, list[str]]] = [
     ("bigint", ["0", "-1", "9223372036854775807", "-9223372036854775808", "1700000000000"]),
     ("smallint", ["0", "-1", "32767", "-32768"]),
     ("tinyint", ["0", "-1", "127", "-128"]),
-    ("varint", ["0", "-1", "127", "128", "-129", "123456789012345678901234567890"]),
-    ("decimal", ["0", "0.0", "-1.5", "3.14159265358979323846", "1E+10", "-0.001"]),
-    ("float", ["0", "-0.0", "1.5", "-3.25", "3.4028235E38", "Infinity", "-Infinity"]),
-    ("double", ["0", "-0.0", "0.1", "-1e300", "Infinity", "5e-324"]),
-    ("boolean", ["true", "false"]),
     ("text", ["'a'", "'hello world'", "'é中文🙂'", "'x''y'"]),
     ("ascii", ["'a'", "'Z~'", "'0123456789'"]),
     ("blob", ["0x00", "0xff", "0x0102030405060708090a0b0c0d0e0f1011", "0xcafebabe"]),
@@ -47,11 +42,11 @@ KEY_VALUES: list[tuple[str, list[str]]] = [
     ("inet", ["'127.0.0.1'", "'::1'", "'2001:db8::ff00:42:8329'", "'::ffff:10.0.0.1'"]),
 ]
 
-COMPOSITE_TYPES = ["int", "text", "uuid", "blob", "boolean", "date", "timestamp", "bigint"]
+COMPOSITE_TYPES = ["int", "text", "uuid", "blob", "inet", "date", "timestamp", "bigint"]
 COMPOSITE_ROWS = [
-    ["1", "'a'", "123e4567-e89b-12d3-a456-426614174000", "0x01", "true", "'2024-01-01'", "0", "5"],
-    ["-1", "''", "00000000-0000-0000-0000-000000000000", "0x", "false", "'1970-01-01'", "-1", "0"],
-    ["2147483647", "'é'", "123e4567-e89b-12d3-a456-426614174001", "0xff00", "true", "'1900-01-01'",
+    ["1", "'a'", "123e4567-e89b-12d3-a456-426614174000", "0x01", "'10.0.0.1'", "'2024-01-01'", "0", "5"],
+    ["-1", "''", "00000000-0000-0000-0000-000000000000", "0x", "'::1'", "'1970-01-01'", "-1", "0"],
+    ["2147483647", "'é'", "123e4567-e89b-12d3-a456-426614174001", "0xff00", "'::ffff:1.2.3.4'", "'1900-01-01'",
      "1700000000123", "-9223372036854775808"],
 ]  # fmt: skip
 
@@ -106,12 +101,22 @@ def test_composite_key_tokens_equal_server_tokens(session: Any, ks: str, hosts: 
     assert [client for _, client in pairs] == [server for server, _ in pairs]
 
 
-def test_frozen_collection_key_keeps_server_tokens(session: Any, ks: str, hosts: str) -> None:
-    session.execute(f"CREATE TABLE {ks}.frozen_key (k frozen<list<int>>, v int, PRIMARY KEY (k))")
+# Key types read with token(pk): a frozen collection cannot be hashed here, and for the
+# others distinct stored keys can decode to equal values (0.0 and -0.0, 1.0 and 1.00,
+# non-canonical varint or boolean bytes), so the decoded key cannot tell partitions apart.
+SERVER_TOKEN_KEYS = ["frozen<list<int>>", "float", "double", "decimal", "varint", "boolean"]
+
+
+@pytest.mark.parametrize("cql_type", SERVER_TOKEN_KEYS)
+def test_other_key_types_keep_server_tokens(
+    session: Any, ks: str, hosts: str, cql_type: str
+) -> None:
+    table = "server_" + "".join(ch for ch in cql_type if ch.isalpha())
+    session.execute(f"CREATE TABLE {ks}.{table} (k {cql_type}, v int, PRIMARY KEY (k))")
     cluster, cql = connect(ConnectionConfig(hosts=(hosts,)))
     try:
         plan = plan_described_table(
-            describe_table(cluster, cql, ks, "frozen_key"),
+            describe_table(cluster, cql, ks, table),
             columns=None,
             writetime_columns=None,
             ttl_columns=None,

@@ -22,6 +22,7 @@ unit unless the runner split the restriction or ``checkpoint_rows`` ran out.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -54,6 +55,7 @@ from transforms.cassandra_session import (
 )
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.normalize import NormalizeWritetimes
+from transforms.partition_token import PartitionTokens, partition_tokens_for
 from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY, TablePlan
 from transforms.token_ranges import make_work_units, plan_ranges
 
@@ -133,15 +135,26 @@ class ReadRangesFn(beam.DoFn):
         self.pages_counter = Metrics.counter(NAMESPACE, "pages")
         self.retries_counter = Metrics.counter(NAMESPACE, "retries")
         self.splits_counter = Metrics.counter(NAMESPACE, "ranges_split")
+        self.token_fallbacks_counter = Metrics.counter(NAMESPACE, "client_token_fallbacks")
 
     def setup(self) -> None:
         relax_gc()
         self._session = acquire_session(self.connection)
-        self._statement = self._session.prepare(self.plan.select_cql())
-        self._statement.fetch_size = self.connection.fetch_size
-        self._statement.consistency_level = consistency_level(self.connection.consistency)
+        self._client_tokens = _client_tokens(self._session, self.plan)
+        self._token_statement = self._prepare(with_token=True)
+        self._statement = (
+            self._token_statement
+            if self._client_tokens is None
+            else self._prepare(with_token=False)
+        )
         self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
         self._slots = query_slots(self.connection.max_concurrent_queries)
+
+    def _prepare(self, with_token: bool) -> Any:
+        statement = self._session.prepare(self.plan.select_cql(with_token=with_token))
+        statement.fetch_size = self.connection.fetch_size
+        statement.consistency_level = consistency_level(self.connection.consistency)
+        return statement
 
     def display_data(self) -> dict[str, Any]:
         return {
@@ -173,6 +186,7 @@ class ReadRangesFn(beam.DoFn):
         self.rows_counter.inc(reader.rows)
         self.retries_counter.inc(reader.retries)
         self.splits_counter.inc(reader.windows_split)
+        self.token_fallbacks_counter.inc(reader.token_fallbacks)
         yield PieceEnd(
             piece,
             tracker.current_restriction().stop - 1,
@@ -186,10 +200,21 @@ class RangeReadError(RuntimeError):
     """A token range kept failing after every retry and split."""
 
 
+def _client_tokens(session: Any, plan: TablePlan) -> PartitionTokens | None:
+    """Partition tokens computed here (no ``token(pk)`` per row), unless the cluster does not
+    use Murmur3Partitioner or a key type cannot be hashed client-side."""
+    partitioner = getattr(getattr(session.cluster, "metadata", None), "partitioner", None)
+    if partitioner and not partitioner.endswith("Murmur3Partitioner"):
+        return None
+    return partition_tokens_for(plan)
+
+
 # How reading one token window ended (``_RangeReader._read_window``).
 _WINDOW_READ = "read"  # every page of the window was read
 _WINDOW_SPLIT = "split"  # the window kept failing: read it again in halves
 _PIECE_STOPPED = "stopped"  # the tracker refused a claim or a checkpoint deferred the rest
+_TOKENS_REFUSED = "refused"  # a client token failed its check: read the rest with token()
+_NO_KEY = object()  # last_key before the first partition
 
 
 class _RangeReader:
@@ -201,7 +226,8 @@ class _RangeReader:
 
     - ``complete``: every partition with token <= complete has been read whole;
     - ``last_token``: the partition being read (claimed), ``partial`` its rows delivered,
-      so that a window read again after a split skips them;
+      so that a window read again after a split skips them; ``last_key`` its key when
+      tokens are computed here (``tokens``; None: the query selects ``token(pk)`` first);
     - ``window``: the window width in tokens (None: the rest of the range);
     - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began.
     """
@@ -217,7 +243,11 @@ class _RangeReader:
         self.windows_split = 0
         self.complete = piece.piece_start
         self.last_token: int | None = None
+        self.last_key: Any = _NO_KEY
         self.partial = 0
+        self.tokens: PartitionTokens | None = fn._client_tokens
+        self.statement = fn._statement
+        self.token_fallbacks = 0
         self.window: int | None = None
         self.batch: list[tuple[Any, ...]] = []
         self.since_checkpoint = 0
@@ -272,9 +302,9 @@ class _RangeReader:
             pending = (
                 None if paging_state is None else self._start(query_after, window_end, paging_state)
             )
-            stopped, skip = yield from self._take_page(rows, skip)
-            if stopped:
-                return _PIECE_STOPPED
+            outcome, skip = yield from self._take_page(rows, skip, query_after, window_end)
+            if outcome is not None:
+                return outcome
             # The driver keeps every answered request, and so its page, referenced from
             # its timeout timer until the timeout would have fired (--read-timeout):
             # empty the page once read, or a fast scan holds dozens of pages per worker.
@@ -311,11 +341,24 @@ class _RangeReader:
         return False
 
     def _take_page(
+        self, rows: Sequence[Any], skip: int, after: int, window_end: int
+    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
+        """Claim each new partition of one page and batch its rows; returns (None, or why
+        the window's read ends here, and the rows of the current partition still to skip).
+        Stops before a new partition when the tracker refuses it or ``checkpoint_rows`` rows
+        were read (``_PIECE_STOPPED``), or when its client token fails its check
+        (``_TOKENS_REFUSED``: the reader then selects ``token(pk)`` for the rest)."""
+        if self.tokens is None:
+            return (yield from self._take_page_server_tokens(rows, skip))
+        outcome, skip = yield from self._take_page_client_tokens(rows, skip, after, window_end)
+        if outcome == _TOKENS_REFUSED:
+            self._use_server_tokens(after, window_end)
+        return outcome, skip
+
+    def _take_page_server_tokens(
         self, rows: Sequence[Any], skip: int
-    ) -> Generator[RowBatch, None, tuple[bool, int]]:
-        """Claim each new partition of one page and batch its rows; returns (stopped, rows of
-        the current partition still to skip). Stops before a new partition when the tracker
-        refuses it or ``checkpoint_rows`` rows were read. The hot loop: state in locals."""
+    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
+        """``_take_page`` for rows that start with ``token(pk)``. The hot loop: state in locals."""
         tracker = self.tracker
         piece = self.piece
         batch_size = self.fn.batch_size
@@ -324,7 +367,7 @@ class _RangeReader:
         complete, last_token, partial = self.complete, self.last_token, self.partial
         read = 0
         since_checkpoint = self.since_checkpoint
-        stopped = False
+        stopped = None
         try:
             for row in rows:
                 token = row[0]
@@ -337,10 +380,10 @@ class _RangeReader:
                     # A new partition: the previous one is complete.
                     if checkpoint_rows and since_checkpoint >= checkpoint_rows:
                         tracker.defer_remainder()
-                        stopped = True
+                        stopped = _PIECE_STOPPED
                         break
                     if not tracker.try_claim(token):
-                        stopped = True
+                        stopped = _PIECE_STOPPED
                         break
                     if last_token is not None:
                         complete = last_token
@@ -360,10 +403,88 @@ class _RangeReader:
             self.since_checkpoint = since_checkpoint
         return stopped, skip
 
+    def _take_page_client_tokens(
+        self, rows: Sequence[Any], skip: int, after: int, window_end: int
+    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
+        """``_take_page`` for rows without the token: a new partition is a new key, its token
+        computed here must be above ``after`` and the previous partition's and at most
+        ``window_end`` (the server returns partitions in token order within the window),
+        else the page ends before it is claimed. The hot loop: state in locals."""
+        tracker = self.tracker
+        piece = self.piece
+        batch_size = self.fn.batch_size
+        checkpoint_rows = self.fn.checkpoint_rows
+        key_of, token_of = self.tokens.key_of, self.tokens.token  # type: ignore[union-attr]
+        batch = self.batch
+        complete, last_token, partial = self.complete, self.last_token, self.partial
+        last_key = self.last_key
+        floor = after if last_token is None or last_token < after else last_token
+        read = 0
+        since_checkpoint = self.since_checkpoint
+        stopped = None
+        try:
+            for row in rows:
+                key = key_of(row)
+                if key == last_key:
+                    if skip:
+                        skip -= 1
+                        continue
+                    partial += 1
+                else:
+                    try:
+                        token = token_of(key)
+                    except (TypeError, ValueError, struct.error):
+                        token = None
+                    if token is None or not floor < token <= window_end:
+                        stopped = _TOKENS_REFUSED
+                        break
+                    if checkpoint_rows and since_checkpoint >= checkpoint_rows:
+                        tracker.defer_remainder()
+                        stopped = _PIECE_STOPPED
+                        break
+                    if not tracker.try_claim(token):
+                        stopped = _PIECE_STOPPED
+                        break
+                    if last_token is not None:
+                        complete = last_token
+                    last_token = floor = token
+                    last_key = key
+                    partial = 1
+                    skip = 0
+                batch.append(row)
+                read += 1
+                since_checkpoint += 1
+                if len(batch) >= batch_size:
+                    yield RowBatch(piece, batch)
+                    batch = []
+        finally:
+            self.batch = batch
+            self.complete, self.last_token, self.partial = complete, last_token, partial
+            self.last_key = last_key
+            self.rows += read
+            self.since_checkpoint = since_checkpoint
+        return stopped, skip
+
+    def _use_server_tokens(self, after: int, window_end: int) -> None:
+        """A client token failed its check: select ``token(pk)`` for the rest of the piece.
+        The window is read again from ``complete``, skipping the ``partial`` rows of the
+        partition being read, as after a split."""
+        self.tokens = None
+        self.statement = self.fn._token_statement
+        self.token_fallbacks += 1
+        _LOG.warning(
+            "work unit %d: a partition token computed from its key did not fall in the "
+            "token range (%d, %d] after the previous partition; reading the rest of the "
+            "range with token() from the node",
+            self.piece.unit_id,
+            after,
+            window_end,
+        )
+
     def _start(self, after: int, upto: int, paging_state: bytes | None) -> Any:
         """Send the request of one page; ``_finish`` waits for it. Never raises: an error
         is raised by ``_finish``, where the retry logic is."""
-        bound = self.fn._statement.bind((after, upto))
+        bound = self.statement.bind((after, upto))
         bound.routing_token = upto
         session = self.fn._session
         slots = self.fn._slots

@@ -39,10 +39,6 @@ def _text(value: str) -> bytes:
     return value.encode("utf-8")
 
 
-def _boolean(value: bool) -> bytes:
-    return b"\x01" if value else b"\x00"
-
-
 def _uuid(value: Any) -> bytes:
     return value.bytes
 
@@ -53,16 +49,17 @@ def _driver(cass_type: Any) -> Callable[[Any], bytes]:
 
 
 # How a decoded key value becomes the bytes Cassandra hashed. ``timestamp`` is read as
-# ``blobAsBigint(timestampAsBlob(c))`` (an int of milliseconds): the same 8 bytes.
+# ``blobAsBigint(timestampAsBlob(c))`` (an int of milliseconds): the same 8 bytes. Only
+# types whose decoded values are equal exactly when their stored bytes are: the reader
+# tells partitions apart by their decoded key, so float and double (0.0 == -0.0), decimal
+# (1.0 == 1.00), varint and boolean (stored bytes that are not the canonical encoding
+# decode to the value of the canonical ones) keep ``token(pk)``.
 _SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
     "int": _packer(">i"),
     "bigint": _packer(">q"),
     "timestamp": _packer(">q"),
     "smallint": _packer(">h"),
     "tinyint": _packer(">b"),
-    "float": _packer(">f"),
-    "double": _packer(">d"),
-    "boolean": _boolean,
     "text": _text,
     "ascii": _text,
     "blob": bytes,
@@ -71,8 +68,6 @@ _SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
     "date": _driver(cqltypes.SimpleDateType),
     "time": _driver(cqltypes.TimeType),
     "inet": _driver(cqltypes.InetAddressType),
-    "varint": _driver(cqltypes.IntegerType),
-    "decimal": _driver(cqltypes.DecimalType),
 }
 
 _LENGTH = struct.Struct(">H").pack
@@ -88,7 +83,9 @@ class PartitionTokens:
         self._single = serializers[0] if len(serializers) == 1 else None
 
     def token(self, key: Any) -> int:
-        """The Murmur3 token of a key as ``key_of`` returns it (a value, or a tuple)."""
+        """The Murmur3 token of a key as ``key_of`` returns it (a value, or a tuple).
+        Raises TypeError, ValueError or struct.error for a value that has no serialization
+        (an empty key value decodes to None)."""
         hash_fn = Murmur3Token.hash_fn
         if self._single is not None:
             return hash_fn(self._single(key))
