@@ -530,6 +530,7 @@ class Context:
     cqlsh: Path | None = None
     cqlsh_why: str = ""
     extra_ours: list[str] = field(default_factory=list)
+    ours_auto_layout: bool = False  # ours* name no runner or workers: the export picks
     variant: Variant | None = None
     restore_format: str = "csv"
     # restore tool -> the directory its source was exported to (see prepare_restore_sources)
@@ -558,9 +559,10 @@ def _ours(
     if ttl:
         cmd += ["--ttl-columns", "*"]
     cmd += ["--fetch-size", str(ctx.fetch_size), "--progress-interval", "0"]
-    cmd += ["--runner", "FnApiRunner"]
-    if ctx.workers > 1:
-        cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
+    if base or not ctx.ours_auto_layout:
+        cmd += ["--runner", "FnApiRunner"]
+        if ctx.workers > 1:
+            cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
     cmd += ctx.extra_ours
     env = dict(os.environ)
     cwd = REPO
@@ -1068,6 +1070,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ours-src", type=Path, default=REPO, help="the exporter to run as ours* (default: repo)"
     )
+    parser.add_argument(
+        "--ours-auto-layout",
+        action="store_true",
+        help="ours* name no runner or worker layout (the export picks by table size); "
+        "base* keep --workers",
+    )
     parser.add_argument("--jmx-port", type=int, help="flush the table after loading (nodetool)")
     parser.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     parser.add_argument("--work-dir", type=Path, help="outputs (default: a temp dir)")
@@ -1115,6 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_src=args.baseline_src.resolve() if args.baseline_src else None,
         ours_src=args.ours_src.resolve(),
         extra_ours=list(args.ours_arg),
+        ours_auto_layout=args.ours_auto_layout,
         variant=variant,
         restore_format=args.restore_format,
     )
