@@ -22,17 +22,13 @@ unit unless the runner split the restriction or ``checkpoint_rows`` ran out.
 from __future__ import annotations
 
 import logging
-import struct
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import coders
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider
 
 from transforms.cassandra_schema import (
     describe_table,
@@ -55,54 +51,15 @@ from transforms.cassandra_session import (
 )
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.normalize import NormalizeWritetimes
+from transforms.page_claims import NO_KEY, PIECE_STOPPED, PageClaims
 from transforms.partition_token import PartitionTokens, partition_tokens_for
 from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY, TablePlan
 from transforms.token_ranges import make_work_units, plan_ranges
+from transforms.token_restriction import TOKEN_RANGES
 
 __all__ = ["RangeReadError", "ReadCassandraWithWritetime", "ReadRangesFn"]
 
 _LOG = logging.getLogger(__name__)
-
-
-class _TokenRestrictionCoder(coders.Coder):
-    """OffsetRange over tokens reaches 2**63; fixed-width signed bytes never overflow."""
-
-    def encode(self, value: OffsetRange) -> bytes:
-        return value.start.to_bytes(9, "big", signed=True) + value.stop.to_bytes(
-            9, "big", signed=True
-        )
-
-    def decode(self, encoded: bytes) -> OffsetRange:
-        return OffsetRange(
-            int.from_bytes(encoded[:9], "big", signed=True),
-            int.from_bytes(encoded[9:18], "big", signed=True),
-        )
-
-    def is_deterministic(self) -> bool:
-        return True
-
-
-class _TokenRangeRestrictionProvider(RestrictionProvider):
-    """Work unit ``(start, end]`` <-> OffsetRange ``[start + 1, end + 1)`` of token positions."""
-
-    def initial_restriction(self, element: Sequence[int]) -> OffsetRange:
-        _, _, start, end = element
-        return OffsetRange(start + 1, end + 1)
-
-    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return OffsetRestrictionTracker(restriction)
-
-    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
-        return restriction.size()
-
-    def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
-        yield restriction  # work units are already planned to size
-
-    def restriction_coder(self) -> coders.Coder:
-        return _TokenRestrictionCoder()
-
-
-_TOKEN_RANGES = beam.DoFn.RestrictionParam(_TokenRangeRestrictionProvider())
 
 
 @beam.typehints.with_output_types(PieceElement)
@@ -176,7 +133,7 @@ class ReadRangesFn(beam.DoFn):
     def process(
         self,
         element: tuple[int, int, int, int],
-        tracker: beam.DoFn.RestrictionParam = _TOKEN_RANGES,
+        tracker: beam.DoFn.RestrictionParam = TOKEN_RANGES,
     ) -> Iterator[RowBatch | PieceEnd]:
         unit_id, unit_start, _start, _end = element
         restriction = tracker.current_restriction()
@@ -212,12 +169,9 @@ def _client_tokens(session: Any, plan: TablePlan) -> PartitionTokens | None:
 # How reading one token window ended (``_RangeReader._read_window``).
 _WINDOW_READ = "read"  # every page of the window was read
 _WINDOW_SPLIT = "split"  # the window kept failing: read it again in halves
-_PIECE_STOPPED = "stopped"  # the tracker refused a claim or a checkpoint deferred the rest
-_TOKENS_REFUSED = "refused"  # a client token failed its check: read the rest with token()
-_NO_KEY = object()  # last_key before the first partition
 
 
-class _RangeReader:
+class _RangeReader(PageClaims):
     """Reads one restriction: windows of the token range, pages, claims, batches.
 
     The restriction is read as one query per window ``(complete, window_end]``; the window
@@ -243,7 +197,7 @@ class _RangeReader:
         self.windows_split = 0
         self.complete = piece.piece_start
         self.last_token: int | None = None
-        self.last_key: Any = _NO_KEY
+        self.last_key: Any = NO_KEY
         self.partial = 0
         self.tokens: PartitionTokens | None = fn._client_tokens
         self.statement = fn._statement
@@ -260,7 +214,7 @@ class _RangeReader:
                 break
             window_end = stop if self.window is None else min(stop, self.complete + self.window)
             outcome = yield from self._read_window(window_end)
-            if outcome == _PIECE_STOPPED:
+            if outcome == PIECE_STOPPED:
                 yield from self._flush()
                 return
             if outcome == _WINDOW_READ:
@@ -339,147 +293,6 @@ class _RangeReader:
             self.window,
         )
         return False
-
-    def _take_page(
-        self, rows: Sequence[Any], skip: int, after: int, window_end: int
-    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
-        """Claim each new partition of one page and batch its rows; returns (None, or why
-        the window's read ends here, and the rows of the current partition still to skip).
-        Stops before a new partition when the tracker refuses it or ``checkpoint_rows`` rows
-        were read (``_PIECE_STOPPED``), or when its client token fails its check
-        (``_TOKENS_REFUSED``: the reader then selects ``token(pk)`` for the rest)."""
-        if self.tokens is None:
-            return (yield from self._take_page_server_tokens(rows, skip))
-        outcome, skip = yield from self._take_page_client_tokens(rows, skip, after, window_end)
-        if outcome == _TOKENS_REFUSED:
-            self._use_server_tokens(after, window_end)
-        return outcome, skip
-
-    def _take_page_server_tokens(
-        self, rows: Sequence[Any], skip: int
-    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
-        """``_take_page`` for rows that start with ``token(pk)``. The hot loop: state in locals."""
-        tracker = self.tracker
-        piece = self.piece
-        batch_size = self.fn.batch_size
-        checkpoint_rows = self.fn.checkpoint_rows
-        batch = self.batch
-        complete, last_token, partial = self.complete, self.last_token, self.partial
-        read = 0
-        since_checkpoint = self.since_checkpoint
-        stopped = None
-        try:
-            for row in rows:
-                token = row[0]
-                if token == last_token:
-                    if skip:
-                        skip -= 1
-                        continue
-                    partial += 1
-                else:
-                    # A new partition: the previous one is complete.
-                    if checkpoint_rows and since_checkpoint >= checkpoint_rows:
-                        tracker.defer_remainder()
-                        stopped = _PIECE_STOPPED
-                        break
-                    if not tracker.try_claim(token):
-                        stopped = _PIECE_STOPPED
-                        break
-                    if last_token is not None:
-                        complete = last_token
-                    last_token = token
-                    partial = 1
-                    skip = 0
-                batch.append(row[1:])
-                read += 1
-                since_checkpoint += 1
-                if len(batch) >= batch_size:
-                    yield RowBatch(piece, batch)
-                    batch = []
-        finally:
-            self.batch = batch
-            self.complete, self.last_token, self.partial = complete, last_token, partial
-            self.rows += read
-            self.since_checkpoint = since_checkpoint
-        return stopped, skip
-
-    def _take_page_client_tokens(
-        self, rows: Sequence[Any], skip: int, after: int, window_end: int
-    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
-        """``_take_page`` for rows without the token: a new partition is a new key, its token
-        computed here must be above ``after`` and the previous partition's and at most
-        ``window_end`` (the server returns partitions in token order within the window),
-        else the page ends before it is claimed. The hot loop: state in locals."""
-        tracker = self.tracker
-        piece = self.piece
-        batch_size = self.fn.batch_size
-        checkpoint_rows = self.fn.checkpoint_rows
-        key_of, token_of = self.tokens.key_of, self.tokens.token  # type: ignore[union-attr]
-        batch = self.batch
-        complete, last_token, partial = self.complete, self.last_token, self.partial
-        last_key = self.last_key
-        floor = after if last_token is None or last_token < after else last_token
-        read = 0
-        since_checkpoint = self.since_checkpoint
-        stopped = None
-        try:
-            for row in rows:
-                key = key_of(row)
-                if key == last_key:
-                    if skip:
-                        skip -= 1
-                        continue
-                    partial += 1
-                else:
-                    try:
-                        token = token_of(key)
-                    except (TypeError, ValueError, struct.error):
-                        token = None
-                    if token is None or not floor < token <= window_end:
-                        stopped = _TOKENS_REFUSED
-                        break
-                    if checkpoint_rows and since_checkpoint >= checkpoint_rows:
-                        tracker.defer_remainder()
-                        stopped = _PIECE_STOPPED
-                        break
-                    if not tracker.try_claim(token):
-                        stopped = _PIECE_STOPPED
-                        break
-                    if last_token is not None:
-                        complete = last_token
-                    last_token = floor = token
-                    last_key = key
-                    partial = 1
-                    skip = 0
-                batch.append(row)
-                read += 1
-                since_checkpoint += 1
-                if len(batch) >= batch_size:
-                    yield RowBatch(piece, batch)
-                    batch = []
-        finally:
-            self.batch = batch
-            self.complete, self.last_token, self.partial = complete, last_token, partial
-            self.last_key = last_key
-            self.rows += read
-            self.since_checkpoint = since_checkpoint
-        return stopped, skip
-
-    def _use_server_tokens(self, after: int, window_end: int) -> None:
-        """A client token failed its check: select ``token(pk)`` for the rest of the piece.
-        The window is read again from ``complete``, skipping the ``partial`` rows of the
-        partition being read, as after a split."""
-        self.tokens = None
-        self.statement = self.fn._token_statement
-        self.token_fallbacks += 1
-        _LOG.warning(
-            "work unit %d: a partition token computed from its key did not fall in the "
-            "token range (%d, %d] after the previous partition; reading the rest of the "
-            "range with token() from the node",
-            self.piece.unit_id,
-            after,
-            window_end,
-        )
 
     def _start(self, after: int, upto: int, paging_state: bytes | None) -> Any:
         """Send the request of one page; ``_finish`` waits for it. Never raises: an error

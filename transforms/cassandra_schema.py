@@ -19,6 +19,7 @@ from transforms.table_plan import (
 
 __all__ = [
     "describe_table",
+    "estimated_bytes",
     "partitions_per_range",
     "plan_described_table",
     "ring_tokens",
