@@ -52,6 +52,7 @@ and cqlsh (PyPI, ``cqlsh==CQLSH_VERSION`` in its own virtualenv).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import datetime
@@ -186,6 +187,7 @@ def _connect(hosts: list[str]) -> tuple[Any, Any]:
 
 def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | None) -> str:
     """``bench.<variant>_<rows>``, loaded unless a marker says it holds ``rows`` rows."""
+    from cassandra import OperationTimedOut, WriteTimeout
     from cassandra.concurrent import execute_concurrent
     from cassandra.query import UNSET_VALUE
 
@@ -241,11 +243,23 @@ def ensure_table(hosts: list[str], variant: Variant, rows: int, jmx_port: int | 
                     yield single, row_values(pk, ck)
 
         started = time.monotonic()
+        sent: collections.deque[tuple[Any, list[Any]]] = collections.deque()
+
+        def recorded() -> Iterator[tuple[Any, list[Any]]]:
+            for item in statements():
+                sent.append(item)
+                yield item
+
         for ok, result in execute_concurrent(
-            session, statements(), concurrency=64, results_generator=True
+            session, recorded(), concurrency=64, results_generator=True
         ):
+            statement, values = sent.popleft()  # results come in the statements' order
             if not ok:
-                raise result
+                # A loaded box times writes out now and then; every write is idempotent
+                # (USING TIMESTAMP), so write it again, alone, with a long timeout.
+                if not isinstance(result, (WriteTimeout, OperationTimedOut)):
+                    raise result
+                session.execute(statement, values, timeout=120)
         seconds = time.monotonic() - started
         session.execute(
             f"INSERT INTO {KEYSPACE}.loaded (name, rows, ddl, seconds) VALUES (%s, %s, %s, %s)",
@@ -516,6 +530,7 @@ class Context:
     cqlsh: Path | None = None
     cqlsh_why: str = ""
     extra_ours: list[str] = field(default_factory=list)
+    ours_auto_layout: bool = False  # ours* name no runner or workers: the export picks
     variant: Variant | None = None
     restore_format: str = "csv"
     # restore tool -> the directory its source was exported to (see prepare_restore_sources)
@@ -544,9 +559,10 @@ def _ours(
     if ttl:
         cmd += ["--ttl-columns", "*"]
     cmd += ["--fetch-size", str(ctx.fetch_size), "--progress-interval", "0"]
-    cmd += ["--runner", "FnApiRunner"]
-    if ctx.workers > 1:
-        cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
+    if base or not ctx.ours_auto_layout:
+        cmd += ["--runner", "FnApiRunner"]
+        if ctx.workers > 1:
+            cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
     cmd += ctx.extra_ours
     env = dict(os.environ)
     cwd = REPO
@@ -1055,6 +1071,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ours-src", type=Path, default=REPO, help="the exporter to run as ours* (default: repo)"
     )
+    parser.add_argument(
+        "--ours-auto-layout",
+        action="store_true",
+        help="ours* name no runner or worker layout (the export picks by table size); "
+        "base* keep --workers",
+    )
     parser.add_argument("--jmx-port", type=int, help="flush the table after loading (nodetool)")
     parser.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     parser.add_argument("--work-dir", type=Path, help="outputs (default: a temp dir)")
@@ -1102,6 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_src=args.baseline_src.resolve() if args.baseline_src else None,
         ours_src=args.ours_src.resolve(),
         extra_ours=list(args.ours_arg),
+        ours_auto_layout=args.ours_auto_layout,
         variant=variant,
         restore_format=args.restore_format,
     )

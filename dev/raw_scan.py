@@ -26,7 +26,12 @@ from typing import Any
 
 
 def _plan(
-    hosts: tuple[str, ...], table: str, writetime_columns: str, splits: int, workers: int
+    hosts: tuple[str, ...],
+    table: str,
+    writetime_columns: str,
+    splits: int,
+    workers: int,
+    with_token: bool = True,
 ) -> Any:
     from transforms.cassandra_schema import (
         describe_table,
@@ -50,7 +55,7 @@ def _plan(
     )
     splits = splits or auto_splits(tokens, estimates, workers)
     units = make_work_units(plan_ranges(tokens, splits, estimates))
-    return plan.select_cql(), [(u.start, u.end) for u in units]
+    return plan.select_cql(with_token=with_token), [(u.start, u.end) for u in units]
 
 
 def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
@@ -96,8 +101,9 @@ def scan(
     fetch_size: int = 5000,
     writetime_columns: str = "none",
     splits: int = 0,
+    with_token: bool = True,
 ) -> dict[str, Any]:
-    cql, units = _plan(hosts, table, writetime_columns, splits, processes)
+    cql, units = _plan(hosts, table, writetime_columns, splits, processes, with_token)
     context = multiprocessing.get_context("spawn")
     work = context.Queue()
     for unit in units:
@@ -137,10 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-size", type=int, default=5000)
     parser.add_argument("--writetime-columns", default="none")
     parser.add_argument("--splits", type=int, default=0, help="work units (0: as the exporter)")
+    parser.add_argument(
+        "--no-token",
+        action="store_true",
+        help="select no token(pk) (the exporter computes it from the key where it can)",
+    )
     args = parser.parse_args(argv)
     hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
     report = scan(
-        hosts, args.table, args.processes, args.fetch_size, args.writetime_columns, args.splits
+        hosts,
+        args.table,
+        args.processes,
+        args.fetch_size,
+        args.writetime_columns,
+        args.splits,
+        with_token=not args.no_token,
     )
     print(json.dumps(report))
     return 0

@@ -18,7 +18,7 @@ from pipeline.options import (
     UsageError,
     add_export_arguments,
 )
-from pipeline.runners import mentions_dask, resolve_runner_alias
+from pipeline.runners import mentions_dask, names_layout, resolve_runner_alias
 
 DEFAULT_RUNNER = "FnApiRunner"
 
@@ -30,6 +30,8 @@ class Settings:
     values: dict[str, Any]
     explicit: set[str]
     beam_args: list[str] = field(default_factory=list)
+    # Whether the user named a runner or a worker layout (else the export picks one).
+    layout_named: bool = True
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -143,7 +145,7 @@ def parse_settings(
             values[spec.dest] = spec.default if not spec.flag else bool(spec.default)
     from_config = {a.split("=", 1)[0] for a in prefix}
     beam_args = _check_beam_args(rest, from_config, known.config, parser.prog)
-    return Settings(values=values, explicit=explicit, beam_args=beam_args)
+    return Settings(values, explicit, beam_args, layout_named=names_layout(rest))
 
 
 def _check_beam_args(

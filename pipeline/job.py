@@ -17,11 +17,12 @@ from pipeline.connect_errors import connect_or_explain
 from pipeline.export_record import export_config, export_record, stored_row_filter
 from pipeline.options import UsageError
 from pipeline.resume import resumed_settings
-from pipeline.runners import loses_checkpoint_residuals, runner_of, worker_count
+from pipeline.runners import auto_layout, loses_checkpoint_residuals, runner_of, worker_count
 from transforms import manifest as mf
 from transforms.cassandra_schema import (
     TableNotFound,
     describe_table,
+    estimated_bytes,
     partitions_per_range,
     plan_described_table,
     ring_tokens,
@@ -144,7 +145,8 @@ def _plan_from_cluster(
     settings: Settings, connection: ConnectionConfig
 ) -> tuple[TablePlan, list[int], dict[tuple[int, int], int], dict[str, Any]]:
     """The column plan from the live schema, with the ring's tokens, size estimates and the
-    schema block restore needs (CQL types, UDTs, CREATE statements)."""
+    schema block restore needs (CQL types, UDTs, CREATE statements). Without a layout named
+    by the user, ``settings.beam_args`` get the one the table's size calls for."""
     keyspace, table = validation.split_table(settings)
     cluster, session = connect_or_explain(connection)
     try:
@@ -166,6 +168,9 @@ def _plan_from_cluster(
         tokens = ring_tokens(cluster)
         estimates = partitions_per_range(session, described.keyspace, described.table)
         schema = export_schema(cluster, described.keyspace, described.table, plan)
+        if not settings.layout_named:
+            size = estimated_bytes(session, described.keyspace, described.table)
+            settings.beam_args = auto_layout(settings.beam_args, size, settings["checkpoint_rows"])
         return plan, tokens, estimates, schema
     finally:
         cluster.shutdown()
@@ -187,6 +192,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
     row_filter = validation.row_filter(settings, incremental_after)
     connection = validation.connection_config(settings)
     plan, tokens, estimates, schema = _plan_from_cluster(settings, connection)
+    connection = validation.connection_config(settings)  # the rate split over the workers
     if (row_filter.after is not None or row_filter.before is not None) and not (
         plan.writetime_columns
     ):

@@ -84,6 +84,8 @@ class Fn:
         self.batch_size = batch_size
         self.checkpoint_rows = checkpoint_rows
         self._statement = Statement()
+        self._token_statement = self._statement
+        self._client_tokens = None  # rows start with their token
         self._session = session
         self._slots = slots
         self._limiter = Limiter()

@@ -13,14 +13,11 @@ from cassandra import ReadTimeout
 
 from tests.reader_fakes import Fn, Result, Tracker, make_table, read
 from transforms import cassandra_io
-from transforms.cassandra_io import (
-    RangeReadError,
-    _TokenRangeRestrictionProvider,
-    _TokenRestrictionCoder,
-)
+from transforms.cassandra_io import RangeReadError
 from transforms.cassandra_session import ConnectionConfig
 from transforms.elements import PieceKey
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
+from transforms.token_restriction import TokenRangeRestrictionProvider, TokenRestrictionCoder
 
 
 class _FakeSession:
@@ -225,8 +222,8 @@ def test_self_checkpoint_hands_back_the_rest_at_a_partition_boundary() -> None:
 
 
 def test_restriction_coder_round_trips_ring_edges() -> None:
-    coder = _TokenRestrictionCoder()
-    provider = _TokenRangeRestrictionProvider()
+    coder = TokenRestrictionCoder()
+    provider = TokenRangeRestrictionProvider()
     full = provider.initial_restriction((0, MIN_TOKEN, MIN_TOKEN, MAX_TOKEN))
     assert (full.start, full.stop) == (MIN_TOKEN + 1, 2**63)
     for r in (full, OffsetRange(-5, 7), OffsetRange(MAX_TOKEN, 2**63)):

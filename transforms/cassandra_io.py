@@ -28,10 +28,7 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import coders
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.core import RestrictionProvider
 
 from transforms.cassandra_schema import (
     describe_table,
@@ -54,53 +51,15 @@ from transforms.cassandra_session import (
 )
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.normalize import NormalizeWritetimes
+from transforms.page_claims import NO_KEY, PIECE_STOPPED, PageClaims
+from transforms.partition_token import PartitionTokens, partition_tokens_for
 from transforms.table_plan import COLLECTION_POLICIES, DEFAULT_COLLECTION_POLICY, TablePlan
 from transforms.token_ranges import make_work_units, plan_ranges
+from transforms.token_restriction import TOKEN_RANGES
 
 __all__ = ["RangeReadError", "ReadCassandraWithWritetime", "ReadRangesFn"]
 
 _LOG = logging.getLogger(__name__)
-
-
-class _TokenRestrictionCoder(coders.Coder):
-    """OffsetRange over tokens reaches 2**63; fixed-width signed bytes never overflow."""
-
-    def encode(self, value: OffsetRange) -> bytes:
-        return value.start.to_bytes(9, "big", signed=True) + value.stop.to_bytes(
-            9, "big", signed=True
-        )
-
-    def decode(self, encoded: bytes) -> OffsetRange:
-        return OffsetRange(
-            int.from_bytes(encoded[:9], "big", signed=True),
-            int.from_bytes(encoded[9:18], "big", signed=True),
-        )
-
-    def is_deterministic(self) -> bool:
-        return True
-
-
-class _TokenRangeRestrictionProvider(RestrictionProvider):
-    """Work unit ``(start, end]`` <-> OffsetRange ``[start + 1, end + 1)`` of token positions."""
-
-    def initial_restriction(self, element: Sequence[int]) -> OffsetRange:
-        _, _, start, end = element
-        return OffsetRange(start + 1, end + 1)
-
-    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return OffsetRestrictionTracker(restriction)
-
-    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
-        return restriction.size()
-
-    def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
-        yield restriction  # work units are already planned to size
-
-    def restriction_coder(self) -> coders.Coder:
-        return _TokenRestrictionCoder()
-
-
-_TOKEN_RANGES = beam.DoFn.RestrictionParam(_TokenRangeRestrictionProvider())
 
 
 @beam.typehints.with_output_types(PieceElement)
@@ -134,15 +93,26 @@ class ReadRangesFn(beam.DoFn):
         self.retries_counter = Metrics.counter(NAMESPACE, "retries")
         self.splits_counter = Metrics.counter(NAMESPACE, "ranges_split")
         self.grown_counter = Metrics.counter(NAMESPACE, "windows_grown")
+        self.token_fallbacks_counter = Metrics.counter(NAMESPACE, "client_token_fallbacks")
 
     def setup(self) -> None:
         relax_gc()
         self._session = acquire_session(self.connection)
-        self._statement = self._session.prepare(self.plan.select_cql())
-        self._statement.fetch_size = self.connection.fetch_size
-        self._statement.consistency_level = consistency_level(self.connection.consistency)
+        self._client_tokens = _client_tokens(self._session, self.plan)
+        self._token_statement = self._prepare(with_token=True)
+        self._statement = (
+            self._token_statement
+            if self._client_tokens is None
+            else self._prepare(with_token=False)
+        )
         self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
         self._slots = query_slots(self.connection.max_concurrent_queries)
+
+    def _prepare(self, with_token: bool) -> Any:
+        statement = self._session.prepare(self.plan.select_cql(with_token=with_token))
+        statement.fetch_size = self.connection.fetch_size
+        statement.consistency_level = consistency_level(self.connection.consistency)
+        return statement
 
     def display_data(self) -> dict[str, Any]:
         return {
@@ -164,7 +134,7 @@ class ReadRangesFn(beam.DoFn):
     def process(
         self,
         element: tuple[int, int, int, int],
-        tracker: beam.DoFn.RestrictionParam = _TOKEN_RANGES,
+        tracker: beam.DoFn.RestrictionParam = TOKEN_RANGES,
     ) -> Iterator[RowBatch | PieceEnd]:
         unit_id, unit_start, _start, _end = element
         restriction = tracker.current_restriction()
@@ -175,6 +145,7 @@ class ReadRangesFn(beam.DoFn):
         self.retries_counter.inc(reader.retries)
         self.splits_counter.inc(reader.windows_split)
         self.grown_counter.inc(reader.windows_grown)
+        self.token_fallbacks_counter.inc(reader.token_fallbacks)
         yield PieceEnd(
             piece,
             tracker.current_restriction().stop - 1,
@@ -188,13 +159,21 @@ class RangeReadError(RuntimeError):
     """A token range kept failing after every retry and split."""
 
 
+def _client_tokens(session: Any, plan: TablePlan) -> PartitionTokens | None:
+    """Partition tokens computed here (no ``token(pk)`` per row), unless the cluster does not
+    use Murmur3Partitioner or a key type cannot be hashed client-side."""
+    partitioner = getattr(getattr(session.cluster, "metadata", None), "partitioner", None)
+    if partitioner and not partitioner.endswith("Murmur3Partitioner"):
+        return None
+    return partition_tokens_for(plan)
+
+
 # How reading one token window ended (``_RangeReader._read_window``).
 _WINDOW_READ = "read"  # every page of the window was read
 _WINDOW_SPLIT = "split"  # the window kept failing: read it again in halves
-_PIECE_STOPPED = "stopped"  # the tracker refused a claim or a checkpoint deferred the rest
 
 
-class _RangeReader:
+class _RangeReader(PageClaims):
     """Reads one restriction: windows of the token range, pages, claims, batches.
 
     The restriction is read as one query per window ``(complete, window_end]``; the window
@@ -205,7 +184,8 @@ class _RangeReader:
 
     - ``complete``: every partition with token <= complete has been read whole;
     - ``last_token``: the partition being read (claimed), ``partial`` its rows delivered,
-      so that a window read again after a split skips them;
+      so that a window read again after a split skips them; ``last_key`` its key when
+      tokens are computed here (``tokens``; None: the query selects ``token(pk)`` first);
     - ``window``: the window width in tokens (None: the rest of the range);
       ``good_pages``: pages read since the last failure or change of width;
     - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began.
@@ -224,7 +204,11 @@ class _RangeReader:
         self.windows_grown = 0
         self.complete = piece.piece_start
         self.last_token: int | None = None
+        self.last_key: Any = NO_KEY
         self.partial = 0
+        self.tokens: PartitionTokens | None = fn._client_tokens
+        self.statement = fn._statement
+        self.token_fallbacks = 0
         self.window: int | None = None
         self.good_pages = 0
         self.batch: list[tuple[Any, ...]] = []
@@ -238,7 +222,7 @@ class _RangeReader:
                 break
             window_end = stop if self.window is None else min(stop, self.complete + self.window)
             outcome = yield from self._read_window(window_end)
-            if outcome == _PIECE_STOPPED:
+            if outcome == PIECE_STOPPED:
                 yield from self._flush()
                 return
             if outcome == _WINDOW_READ:
@@ -283,9 +267,9 @@ class _RangeReader:
             pending = (
                 None if paging_state is None else self._start(query_after, window_end, paging_state)
             )
-            stopped, skip = yield from self._take_page(rows, skip)
-            if stopped:
-                return _PIECE_STOPPED
+            outcome, skip = yield from self._take_page(rows, skip, query_after, window_end)
+            if outcome is not None:
+                return outcome
             # The driver keeps every answered request, and so its page, referenced from
             # its timeout timer until the timeout would have fired (--read-timeout):
             # empty the page once read, or a fast scan holds dozens of pages per worker.
@@ -342,60 +326,10 @@ class _RangeReader:
         self.window = width
         self.good_pages = 0
 
-    def _take_page(
-        self, rows: Sequence[Any], skip: int
-    ) -> Generator[RowBatch, None, tuple[bool, int]]:
-        """Claim each new partition of one page and batch its rows; returns (stopped, rows of
-        the current partition still to skip). Stops before a new partition when the tracker
-        refuses it or ``checkpoint_rows`` rows were read. The hot loop: state in locals."""
-        tracker = self.tracker
-        piece = self.piece
-        batch_size = self.fn.batch_size
-        checkpoint_rows = self.fn.checkpoint_rows
-        batch = self.batch
-        complete, last_token, partial = self.complete, self.last_token, self.partial
-        read = 0
-        since_checkpoint = self.since_checkpoint
-        stopped = False
-        try:
-            for row in rows:
-                token = row[0]
-                if token == last_token:
-                    if skip:
-                        skip -= 1
-                        continue
-                    partial += 1
-                else:
-                    # A new partition: the previous one is complete.
-                    if checkpoint_rows and since_checkpoint >= checkpoint_rows:
-                        tracker.defer_remainder()
-                        stopped = True
-                        break
-                    if not tracker.try_claim(token):
-                        stopped = True
-                        break
-                    if last_token is not None:
-                        complete = last_token
-                    last_token = token
-                    partial = 1
-                    skip = 0
-                batch.append(row[1:])
-                read += 1
-                since_checkpoint += 1
-                if len(batch) >= batch_size:
-                    yield RowBatch(piece, batch)
-                    batch = []
-        finally:
-            self.batch = batch
-            self.complete, self.last_token, self.partial = complete, last_token, partial
-            self.rows += read
-            self.since_checkpoint = since_checkpoint
-        return stopped, skip
-
     def _start(self, after: int, upto: int, paging_state: bytes | None) -> Any:
         """Send the request of one page; ``_finish`` waits for it. Never raises: an error
         is raised by ``_finish``, where the retry logic is."""
-        bound = self.fn._statement.bind((after, upto))
+        bound = self.statement.bind((after, upto))
         bound.routing_token = upto
         session = self.fn._session
         slots = self.fn._slots

@@ -19,6 +19,7 @@ from transforms.table_plan import (
 
 __all__ = [
     "describe_table",
+    "estimated_bytes",
     "partitions_per_range",
     "plan_described_table",
     "ring_tokens",
@@ -109,6 +110,28 @@ def ring_tokens(cluster: Any) -> list[int]:
     if token_map is None:
         return []
     return sorted(t.value for t in token_map.ring)
+
+
+def estimated_bytes(session: Any, keyspace: str, table: str) -> int | None:
+    """The table's size by ``system.size_estimates`` of the node we talk to, scaled from the
+    ranges it covers to the whole ring; None when it has no estimate yet (a fresh table)."""
+    try:
+        rows = session.execute(
+            "SELECT range_start, range_end, partitions_count, mean_partition_size "
+            "FROM system.size_estimates WHERE keyspace_name = %s AND table_name = %s",
+            (keyspace, table),
+        )
+    except Exception:
+        return None
+    covered = 0
+    size = 0
+    for start, end, partitions, mean_size in rows:
+        width = (int(end) - int(start)) % 2**64 or 2**64
+        covered += width
+        size += max(0, int(partitions)) * max(0, int(mean_size))
+    if not covered:
+        return None
+    return size * 2**64 // min(covered, 2**64)
 
 
 def partitions_per_range(session: Any, keyspace: str, table: str) -> dict[tuple[int, int], int]:

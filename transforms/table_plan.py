@@ -148,10 +148,11 @@ class TablePlan:
     def qualified_table(self) -> str:
         return f"{quote_identifier(self.keyspace)}.{quote_identifier(self.table)}"
 
-    def select_cql(self) -> str:
-        """The one query per token range: token first, then values, writetimes, TTLs."""
+    def select_cql(self, with_token: bool = True) -> str:
+        """The one query per token range: token first (unless the reader computes it from
+        the key columns, ``with_token=False``), then values, writetimes, TTLs."""
         pk = ", ".join(quote_identifier(c.name) for c in self.partition_key)
-        selectors = [f"token({pk})"]
+        selectors = [f"token({pk})"] if with_token else []
         for column in self.columns:
             q = quote_identifier(column.name)
             if column.cql_type.name == "timestamp":
