@@ -321,20 +321,21 @@ class RestoreUnitsFn(beam.DoFn):
         yield marker
 
     def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
-        """The unit's rows; the decoder checks the whole file (and its row count against the
-        unit's marker) before the first row is written."""
+        """The unit's rows; the decoder checks the whole file's structure (and its row count
+        against the unit's marker) before the first row is written, and decodes the values
+        a chunk at a time. A file it rejects is bad input (RestoreInputError)."""
         try:
-            return read_unit_rows(unit.path, self._decode_layout, unit.expected_rows)
-        except ExportFileError as exc:
-            raise RestoreInputError(str(exc)) from None
-        except OSError as exc:
-            if not isinstance(exc, gzip.BadGzipFile):
-                raise  # storage trouble (a lost connection...): a failure, not bad input
-            raise RestoreInputError(f"{unit.path} is corrupt ({exc})") from None
-        except Exception as exc:  # the decoder touches no database: the file is bad
-            raise RestoreInputError(
-                f"{unit.path} is corrupt or truncated ({type(exc).__name__}: {exc})"
-            ) from None
+            rows = read_unit_rows(unit.path, self._decode_layout, unit.expected_rows)
+        except Exception as exc:
+            raise _input_error(unit.path, exc) from None
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _input_error(unit.path, exc) from None
+            yield row
 
     def _write_partition(
         self,
@@ -451,6 +452,19 @@ class RestoreUnitsFn(beam.DoFn):
         list_type = self._list_types[column]
         element_type = list_type.subtypes[0]
         return element_type.to_binary(element, 5)
+
+
+def _input_error(path: str, exc: Exception) -> Exception:
+    """What a decoder error means: a file that is corrupt or truncated (bad input), or, for
+    storage trouble (a lost connection...), the error itself (a failed run)."""
+    if isinstance(exc, ExportFileError):
+        return RestoreInputError(str(exc))
+    if isinstance(exc, OSError):
+        if not isinstance(exc, gzip.BadGzipFile):
+            return exc
+        return RestoreInputError(f"{path} is corrupt ({exc})")
+    # the decoder touches no database: the file is bad
+    return RestoreInputError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc})")
 
 
 class RestoreExportUnits(beam.PTransform):
