@@ -262,13 +262,14 @@ class RowStatementBuilder:
                     out.expired += 1
                     continue
                 stamp = writetimes.get(name) if has_wt else fixed
-                _group(
-                    groups,
-                    (scope, int(stamp), restored),
-                    whole,
-                    bindable(column, value) if udt else value,
-                    1,
-                )
+                key = (scope, int(stamp), restored)
+                group = groups.get(key)  # what _group does, inline
+                if group is None:
+                    groups[key] = [[whole], [bindable(column, value) if udt else value], 1]
+                else:
+                    group[0].append(whole)
+                    group[1].append(bindable(column, value) if udt else value)
+                    group[2] += 1
                 cells += 1
             elif column.counter:
                 counters.append((Assignment(name, ADD), value))
