@@ -390,6 +390,72 @@ def test_every_type_round_trips(tmp_path: Path, sink: SinkConfig, policy: str) -
     assert_rows_equal(list(read_unit_rows(path, layout)), expected_rows(plan, policy))
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 1000])
+@pytest.mark.parametrize(("sink", "policy"), SINKS, ids=lambda s: getattr(s, "extension", s))
+def test_rows_decoded_a_chunk_at_a_time(
+    tmp_path: Path, sink: SinkConfig, policy: str, chunk_rows: int
+) -> None:
+    """Any chunk size gives the same rows, in order (quoted and unquoted CSV, JSON lines
+    split by lines; JSON and Avro sliced after parsing)."""
+    plan = all_types_plan()
+    path = write_unit(tmp_path / "part-00000", plan, sink, policy, source_rows(plan))
+    layout = ExportLayout.from_manifest(manifest_of(plan, sink, policy))
+    rows = list(read_unit_rows(path, layout, chunk_rows=chunk_rows))
+    assert_rows_equal(rows, expected_rows(plan, policy))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "csv-quoted", "jsonl", "json", "avro"])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 50])
+def test_small_unit_in_chunks(tmp_path: Path, fmt: str, chunk_rows: int) -> None:
+    """50 rows in chunks of 1, 7 (the last chunk short) and 50 (one chunk): every row once,
+    in file order."""
+    plan = small_plan()
+    text = "q" if fmt == "csv-quoted" else "plain"  # a comma makes the CSV writer quote
+    data = [
+        (i, f"{text} {i}" + ("," if fmt == "csv-quoted" else ""), [i], i, [i], None, [i])
+        for i in range(50)
+    ]
+    sink = SinkConfig(fmt.removesuffix("-quoted"), writetime_format="micros")
+    path = write_unit(tmp_path / "part", plan, sink, "list", data)
+    layout = ExportLayout.from_manifest(manifest_of(plan, sink, "list"))
+    rows = list(read_unit_rows(path, layout, 50, chunk_rows=chunk_rows))
+    assert [(r.values["pk"], r.values["s"]) for r in rows] == [(d[0], d[1]) for d in data]
+
+
+def test_bad_value_in_a_later_chunk(tmp_path: Path) -> None:
+    """The file's structure is checked before the first row; a bad value in a later chunk
+    fails when that chunk is decoded, after the earlier chunks' rows, naming the field."""
+    path, layout = written(tmp_path, SinkConfig("csv", writetime_format="micros"))
+    rewrite(path, lambda b: b.replace(b"\r\n30,", b"\r\nthirty,", 1))
+    rows = read_unit_rows(path, layout, 50, chunk_rows=10)
+    got = []
+    with pytest.raises(ExportFileError) as caught:
+        for row in rows:
+            got.append(row.values["pk"])
+    assert got == list(range(30))
+    assert caught.value.reason == "field 'pk': bad value (ValueError: 'thirty' is not an integer)"
+
+
+def test_wrong_field_count_in_a_later_chunk_names_its_record(tmp_path: Path) -> None:
+    path, layout = written(tmp_path, SinkConfig("csv", writetime_format="micros"))
+    rewrite(path, lambda b: b.replace(b"\r\n23,", b"\r\n23,extra,", 1))
+    with pytest.raises(ExportFileError) as caught:
+        list(read_unit_rows(path, layout, chunk_rows=4))
+    assert caught.value.reason == "CSV record 25 has 8 fields, the header 7"
+
+
+def test_row_count_checked_before_the_first_row(tmp_path: Path) -> None:
+    """A file with fewer rows than its marker fails before any row is handed out."""
+    for fmt in ("csv", "jsonl"):
+        (tmp_path / fmt).mkdir()
+        path, layout = written(tmp_path / fmt, SinkConfig(fmt, writetime_format="micros"))
+        with pytest.raises(ExportFileError) as caught:
+            read_unit_rows(path, layout, 51, chunk_rows=10)
+        assert caught.value.reason == (
+            "holds 50 rows but its export marker records 51: the file is truncated or was replaced"
+        )
+
+
 def test_layout_from_manifest() -> None:
     plan = all_types_plan()
     sink = SinkConfig("csv", "gzip", ";", "NULL", "micros")

@@ -15,14 +15,12 @@ from transforms.restore_plan import (
     ROW,
     SET_VALUE,
     Assignment,
-    RowStatementBuilder,
     Shape,
-    TtlClock,
     build_restore_plan,
     list_check_cql,
-    pack_batches,
     statement_cql,
 )
+from transforms.restore_rows import RowStatementBuilder, TtlClock, pack_batches
 
 COLUMNS = [
     {"name": "k", "cql_type": "int", "kind": "partition_key"},
