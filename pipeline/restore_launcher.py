@@ -17,6 +17,7 @@ from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
+from pipeline.runners import with_partitions
 from pipeline.validation import connection_config
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
@@ -467,8 +468,10 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
+    # Dask parallelizes by how Create is partitioned: one export unit per partition.
+    beam_args = with_partitions(settings.beam_args, len(job.units))
     pipeline = build_restore_pipeline(
-        job.units, job.connection, job.plan, job.manifest, job.write, settings.beam_args
+        job.units, job.connection, job.plan, job.manifest, job.write, beam_args
     )
     reporter = None
     if settings["progress_interval"] > 0:
