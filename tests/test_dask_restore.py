@@ -264,6 +264,7 @@ def test_worker_killed_mid_restore_then_exact(
     if first.code != 0:  # failed cleanly: finished units are kept, --resume completes it
         assert first.code == 1, first.describe()
         assert "rerun with --resume" in first.stderr
+        dask_cluster.wait_idle()  # tasks of the failed run may still execute (see below)
         resumed = restore_on_dask(dask_cluster, *argv, *slow, "--resume")
         assert resumed.code == 0, resumed.describe()
     else:
@@ -282,3 +283,62 @@ def test_worker_killed_mid_restore_then_exact(
     redone = [m["stem"] for m in done if m["redo"]]
     print(f"units redone: {redone}")
     assert len(redone) >= 1
+
+
+def _hold(event_name: str) -> int:
+    """A Dask task that runs until the test sets ``event_name`` (at most 120 s): a stand-in
+    for a task a killed launcher left running."""
+    from distributed import Event
+
+    Event(event_name).wait(120)
+    return 0
+
+
+def test_redo_refused_while_dask_workers_still_run_tasks(
+    dask_cluster: dask_local.DaskCluster,
+    session: Any,
+    hosts: str,
+    targets: dict[str, str],
+    source: dict[str, Any],  # noqa: F811 - the imported fixture
+    exported: Path,
+) -> None:
+    """A unit started but unfinished (as a killed launcher leaves it) is not redone while
+    the workers still execute a task: that task could be the one still writing it."""
+    from distributed import Client, Event
+
+    target = f"{targets['dask']}.guarded"
+    argv = ["--hosts", hosts, "--input", str(exported), "--table", target]
+    argv += ["--progress-interval", "0"]
+    first = restore_on_dask(dask_cluster, *argv, "--create-table")
+    assert first.code == 0, first.describe()
+    manifest_dir = exported / "_manifest" / "restore" / target
+    stems = sorted(_stems(manifest_dir))
+    (manifest_dir / stems[0]).unlink()  # its attempt marker stays: started, not finished
+    event_name = f"hold-{uuid.uuid4().hex}"
+    with Client(dask_cluster.address, set_as_default=False) as client:
+        held = client.submit(_hold, event_name, pure=False)
+        deadline = time.monotonic() + 60
+        while sum(dask_cluster.processing().values()) < 1:
+            assert time.monotonic() < deadline, "the holding task did not start in 60 s"
+            time.sleep(0.2)
+        refused = restore_on_dask(dask_cluster, *argv, "--resume")
+        Event(event_name, client=client).set()
+        assert held.result(timeout=60) == 0
+    assert refused.code == 2, refused.describe()
+    assert (refused.stdout, refused.stderr) == (
+        "",
+        f"cassandra-restore: error: 1 unit(s) of this restore into {target} were started "
+        "before and are to be redone, but the Dask workers still execute 1 task(s), perhaps "
+        "an earlier run's (the tasks of a killed launcher run on): redoing a unit while such "
+        "a task still writes it could append list elements twice. Wait until the workers "
+        "are idle (or restart them), then run the same command again\n",
+    )
+    assert sorted(_stems(manifest_dir)) == stems[1:]  # nothing was written
+    dask_cluster.wait_idle()
+    resumed = restore_on_dask(dask_cluster, *argv, "--resume")
+    assert resumed.code == 0, resumed.describe()
+    assert resumed.stdout.splitlines()[1] == (
+        f"  units: 1 restored this run, {len(stems) - 1} already done, "
+        f"{len(stems)}/{len(stems)} in all"
+    )
+    assert snapshot(session, target)[0] == snapshot(session, source["table"])[0]
