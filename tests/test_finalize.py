@@ -1,7 +1,7 @@
 """finalize_export on the in-memory object store (no Cassandra): the statistics of every
 marker are merged into stats.json while the markers are read, and no marker's statistics
-are kept once read (they are most of a marker's size: kept for 100,000 markers they held
-1.5 GB)."""
+are kept once read (they are most of a marker's size: kept for 100,000 markers they took
+about 850 MB)."""
 
 from __future__ import annotations
 

@@ -251,7 +251,7 @@ def read_markers(layout: Layout) -> list[dict[str, Any]]:
 
     The statistics are most of a marker (2.6 KB of JSON for 4 writetime columns, about
     200 small Python objects) and only finalize needs them, once: kept for 100,000
-    markers they held 1.5 GB and made every full garbage collection walk them all
+    markers they took about 850 MB and every full garbage collection walked them all
     (measured). Finalize merges them as it reads (:func:`iter_markers`)."""
     markers = []
     for marker in iter_markers(layout):
