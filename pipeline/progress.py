@@ -36,9 +36,11 @@ class ProgressReporter:
         for path in mf.list_files(layout.ranges_dir, "*.json"):
             if path not in self._seen:
                 try:
-                    self._seen[path] = mf.read_json(path)
+                    marker = mf.read_json(path)
                 except Exception:
                     continue
+                marker.pop("stats", None)  # most of a marker, not needed here (read_markers)
+                self._seen[path] = marker
         return list(self._seen.values())
 
     def _loop(self) -> None:

@@ -17,6 +17,7 @@ from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
 from pipeline.restore_target import prepare_target
+from pipeline.runners import dask_tasks_executing, runner_of, with_partitions
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit, WriteSettings
@@ -374,6 +375,32 @@ def print_restore_summary(job: RestoreJob, elapsed: float, out: Any) -> None:
     print(f"  restore manifest: {job.restore_layout.root}", file=out)
 
 
+def _refuse_redo_beside_running_tasks(job: RestoreJob, beam_args: list[str]) -> None:
+    """Refuse to redo units on a Dask cluster whose workers still execute tasks.
+
+    A launcher killed mid-run leaves the tasks it had started running on the workers, each
+    writing its unit to the end. Redoing such a unit at the same time would read the
+    target's lists before that task appends to them, and append those elements again. So
+    a run that redoes units (an earlier attempt without a finished marker, or
+    ``--overwrite``) waits for idle workers: the user waits and reruns."""
+    attempts = {
+        posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
+        for p in mf.list_files(mf.join(job.restore_layout.root, "attempts"), "*.json")
+    }
+    redo = [u.stem for u in job.units if u.redo or u.stem in attempts]
+    if not redo:
+        return
+    busy = dask_tasks_executing(beam_args)
+    if busy:
+        raise UsageError(
+            f"{len(redo)} unit(s) of this restore into {job.target} were started before and "
+            f"are to be redone, but the Dask workers still execute {busy} task(s), perhaps "
+            "an earlier run's (the tasks of a killed launcher run on): redoing a unit while "
+            "such a task still writes it could append list elements twice. Wait until the "
+            "workers are idle (or restart them), then run the same command again"
+        )
+
+
 def run(argv: list[str], out: Any = None) -> int:
     """Parse, validate, restore and report; returns the exit code. Raises UsageError."""
     out = out or sys.stdout
@@ -405,8 +432,12 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
+    if runner_of(settings.beam_args).name == "DaskRunner":
+        _refuse_redo_beside_running_tasks(job, settings.beam_args)
+    # Dask parallelizes by how Create is partitioned: one export unit per partition.
+    beam_args = with_partitions(settings.beam_args, len(job.units))
     pipeline = build_restore_pipeline(
-        job.units, job.connection, job.plan, job.manifest, job.write, settings.beam_args
+        job.units, job.connection, job.plan, job.manifest, job.write, beam_args
     )
     reporter = None
     if settings["progress_interval"] > 0:

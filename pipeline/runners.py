@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -213,3 +214,31 @@ def loses_checkpoint_residuals(beam_args: list[str]) -> bool:
     workers = PipelineOptions(beam_args).view_as(DirectOptions).direct_num_workers
     count = (os.cpu_count() or 1) if workers == 0 else max(1, int(workers or 1))
     return count > 1
+
+
+def _executing_threads(dask_worker: Any) -> int:
+    """Run on each Dask worker: how many of its threads execute a task now."""
+    return len(dask_worker.active_threads)
+
+
+def dask_tasks_executing(beam_args: list[str]) -> int:
+    """Tasks the workers of the Dask cluster named in ``beam_args`` execute right now (0 if
+    no scheduler is named: the cluster the runner then starts ends with the launcher).
+
+    A launcher killed mid-run leaves its job to the scheduler: tasks it had started keep
+    running on their workers (a thread cannot be stopped) although the scheduler forgets
+    them at once, so only the workers can tell."""
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    options = PipelineOptions(beam_args).view_as(DaskOptions)
+    if not options.address and not options.scheduler_file:
+        return 0
+    from distributed import Client
+
+    with Client(
+        options.address,
+        scheduler_file=options.scheduler_file,
+        timeout=options.timeout if isinstance(options.timeout, int) else 30,
+        set_as_default=False,
+    ) as client:
+        return sum(client.run(_executing_threads).values())

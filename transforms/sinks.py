@@ -38,10 +38,10 @@ from transforms.manifest import (
     completed_ranges,
     delete_files,
     ensure_dir,
+    iter_markers,
     join,
     orphan_files,
     read_json,
-    read_markers,
     remove_empty_dir,
     write_bytes_atomically,
     write_json,
@@ -305,7 +305,16 @@ def finalize_export(
     layout = Layout(output)
     manifest = load_export(layout)
     units = [WorkUnit.from_json(u) for u in manifest["units"]]
-    markers = read_markers(layout)
+    # Each marker's statistics are merged as it is read and not kept (see read_markers).
+    markers: list[dict[str, Any]] = []
+
+    def statistics() -> Iterator[dict[str, Any]]:
+        for marker in iter_markers(layout):
+            stats = marker.pop("stats", {})
+            markers.append(marker)
+            yield stats
+
+    merged = merge_stats(statistics())
     problems = check_exact_cover(completed_ranges(markers))
     if problems:
         raise FinalizeError(f"committed ranges do not cover the ring exactly: {problems[:3]}")
@@ -316,7 +325,6 @@ def finalize_export(
     finished = finished_at_micros or time.time_ns() // 1000
     started = int(manifest.get("started_at_micros") or finished)
     duration = max(0.0, (finished - started) / 1e6)
-    merged = merge_stats(m.get("stats", {}) for m in markers)
     stats = summarize(merged, manifest["plan"], cql_text.format_writetime_iso)
     stats["duration_seconds"] = round(duration, 3)
     stats["rows_per_second"] = round(stats["rows"] / duration, 1) if duration > 0 else None
