@@ -7,8 +7,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from pipeline.job import ExportJob
 from pipeline.local_runner import QuietFnApiRunner
-from transforms.cassandra_io import ReadRangesFn
 from transforms.normalize import FilterByWritetime
+from transforms.range_reader import ReadRangesFn
 from transforms.restore_manifest import RecordReadStartFn
 from transforms.sinks import FinalizeFn, WriteExport
 

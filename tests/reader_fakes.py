@@ -11,9 +11,9 @@ from typing import Any
 
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 
-from transforms.cassandra_io import _RangeReader
 from transforms.cassandra_session import ConnectionConfig
 from transforms.elements import PieceKey, RowBatch
+from transforms.range_reader import _RangeReader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
 

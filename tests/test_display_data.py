@@ -7,10 +7,11 @@ from typing import Any
 
 from apache_beam.transforms.display import DisplayData
 
-from transforms.cassandra_io import ReadCassandraWithWritetime, ReadRangesFn
+from transforms.cassandra_io import ReadCassandraWithWritetime
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreExportUnits, RestoreUnitsFn, WriteSettings
 from transforms.formats import SinkConfig
+from transforms.range_reader import ReadRangesFn
 from transforms.restore_plan import build_restore_plan
 from transforms.sinks import WriteExport, WritePiecesFn
 from transforms.table_plan import build_table_plan

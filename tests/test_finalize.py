@@ -10,7 +10,7 @@ import uuid
 
 from dev import sizing
 from tests import memfs
-from transforms import cql_types
+from transforms import cql_text
 from transforms import manifest as mf
 from transforms.sinks import finalize_export
 from transforms.stats import merge_stats, summarize
@@ -33,7 +33,7 @@ def test_finalize_merges_each_markers_statistics_and_markers_are_read_without_th
 
         summary = finalize_export(root, finished_at_micros=2_000_001)
 
-        expected = summarize(merge_stats(per_unit), plan.to_json(), cql_types.format_writetime_iso)
+        expected = summarize(merge_stats(per_unit), plan.to_json(), cql_text.format_writetime_iso)
         assert summary["rows"] == expected["rows"] == 600
         assert summary["columns"] == expected["columns"]
         assert summary["pieces"] == 3

@@ -13,7 +13,7 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
 from tests.reader_fakes import Bound, Fn, Result, Tracker, make_table, read
-from transforms import cassandra_io
+from transforms import range_reader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
 
@@ -83,7 +83,7 @@ def _read(fn: Fn, start: int, end: int) -> tuple[list[Any], Tracker, Any]:
 
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cassandra_io.time, "sleep", lambda s: None)
+    monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
 
 
 def test_reads_every_row_once_without_selecting_the_token() -> None:

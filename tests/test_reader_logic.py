@@ -12,10 +12,10 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
 from tests.reader_fakes import Fn, Result, Tracker, make_table, read
-from transforms import cassandra_io
-from transforms.cassandra_io import RangeReadError
+from transforms import range_reader
 from transforms.cassandra_session import ConnectionConfig
 from transforms.elements import PieceKey
+from transforms.range_reader import RangeReadError
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 from transforms.token_restriction import TokenRangeRestrictionProvider, TokenRestrictionCoder
 
@@ -43,7 +43,7 @@ class _FakeSession:
 
 def _read(
     fn: Fn, start: int, end: int
-) -> tuple[list[tuple[Any, ...]], Tracker, cassandra_io._RangeReader]:
+) -> tuple[list[tuple[Any, ...]], Tracker, range_reader._RangeReader]:
     tracker = Tracker(OffsetRange(start + 1, end + 1))
     rows, reader = read(fn, tracker)
     return rows, tracker, reader
@@ -51,7 +51,7 @@ def _read(
 
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cassandra_io.time, "sleep", lambda s: None)
+    monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
 
 
 def test_reads_every_row_once_and_finishes_the_restriction() -> None:
@@ -106,7 +106,7 @@ def test_a_range_that_keeps_failing_is_split_into_windows_without_duplicates() -
     tracker.inner.check_done()
 
 
-class _TracingReader(cassandra_io._RangeReader):
+class _TracingReader(range_reader._RangeReader):
     """The reader, recording every window it reads: (after, upto, outcome) in order."""
 
     def __init__(self, *args: Any) -> None:

@@ -64,8 +64,9 @@ from cassandra.concurrent import execute_concurrent_with_args
 from dev.cassandra_local import make_keyspace
 from dev.load_table import expected_row, load_big_table
 from tests import faultfs, helpers
-from transforms import cassandra_io
-from transforms.cassandra_io import ReadRangesFn, backoff_seconds
+from transforms import range_reader
+from transforms.cassandra_session import backoff_seconds
+from transforms.range_reader import ReadRangesFn
 
 BASE_TS = 1_700_000_000_000_000
 BIG_HEADER = ["pk", "ck", "n", "v", "n_writetime", "v_writetime"]
@@ -352,9 +353,9 @@ def _export_counting(
     monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> tuple[helpers.CliResult, _InFlight]:
     counter = _InFlight()
-    real = cassandra_io.acquire_session
+    real = range_reader.acquire_session
     with monkeypatch.context() as patch:
-        patch.setattr(cassandra_io, "acquire_session", lambda c: _CountingSession(real(c), counter))
+        patch.setattr(range_reader, "acquire_session", lambda c: _CountingSession(real(c), counter))
         result = helpers.run_cli(argv)
     return result, counter
 
@@ -521,7 +522,7 @@ def test_a_window_that_keeps_timing_out_is_split(
     from pipeline.progress import print_summary
 
     monkeypatch.setattr(graph, "ReadRangesFn", TimingOutReadRangesFn)
-    monkeypatch.setattr(cassandra_io, "backoff_seconds", lambda attempt: 0.01)
+    monkeypatch.setattr(range_reader, "backoff_seconds", lambda attempt: 0.01)
     INJECTED.clear()
     out = tmp_path / "out"
     argv = data.args(skewed, out, "--fetch-size", "500", "--retries", "2", "--splits", "8")
@@ -640,7 +641,7 @@ GROWS: list[tuple[int, int, int | None, int]] = []  # (unit, width, new width, t
 FAILURES: Counter[str] = Counter()  # the type of every failed page
 
 
-class _TracingReader(cassandra_io._RangeReader):
+class _TracingReader(range_reader._RangeReader):
     """The export's reader, unchanged, recording every window it reads and every failure."""
 
     def _read_window(self, window_end: int) -> Any:
@@ -675,7 +676,7 @@ def test_real_timeouts_halve_the_window_and_it_grows_back(
     from pipeline.job import prepare_export
 
     table, live = tombstoned
-    monkeypatch.setattr(cassandra_io, "_RangeReader", _TracingReader)
+    monkeypatch.setattr(range_reader, "_RangeReader", _TracingReader)
     WINDOWS.clear()
     GROWS.clear()
     FAILURES.clear()
@@ -787,7 +788,7 @@ def test_a_broken_connection_or_an_overloaded_node_is_retried(
     from pipeline import graph
 
     monkeypatch.setattr(graph, "ReadRangesFn", DroppingReadRangesFn)
-    monkeypatch.setattr(cassandra_io, "backoff_seconds", lambda attempt: 0.01)
+    monkeypatch.setattr(range_reader, "backoff_seconds", lambda attempt: 0.01)
     INJECTED.clear()
     out = tmp_path / "out"
     result = helpers.run_cli(data.args(big50k, out, "--fetch-size", "1000", "--splits", "8"))

@@ -232,7 +232,7 @@ def test_udts_in_dependency_order_and_retargeting() -> None:
 
 
 def test_redo_reads_lists_at_a_level_that_sees_acknowledged_writes() -> None:
-    from transforms.cassandra_write import list_check_consistency
+    from transforms.write_sender import list_check_consistency
 
     assert [list_check_consistency(c) for c in ("LOCAL_QUORUM", "QUORUM", "one", "ALL", "TWO")] == [
         "LOCAL_QUORUM",

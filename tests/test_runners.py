@@ -280,8 +280,8 @@ def test_pickled_dofns_are_small() -> None:
     """What Beam ships to every worker: the DoFns, pickled without any connection in them."""
     from apache_beam.internal import pickler
 
-    from transforms.cassandra_io import ReadRangesFn
     from transforms.cassandra_session import ConnectionConfig
+    from transforms.range_reader import ReadRangesFn
     from transforms.sinks import SinkConfig, WritePiecesFn
 
     connection = ConnectionConfig(hosts=("10.0.0.1:9042", "10.0.0.2:9042"), password="secret")
@@ -302,8 +302,8 @@ def test_pickled_dofns_are_small() -> None:
 def test_one_session_per_worker_process(db: Any, hosts: str, small_table: str) -> None:
     """DoFn setup() shares the process's session; the last teardown() closes it."""
     from transforms import cassandra_session
-    from transforms.cassandra_io import ReadRangesFn
     from transforms.cassandra_session import ConnectionConfig
+    from transforms.range_reader import ReadRangesFn
 
     keyspace, table = small_table.split(".")
     connection = ConnectionConfig(hosts=tuple(hosts.split(",")), consistency="ONE")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +34,7 @@ from transforms.cassandra_session import (
     ConnectionConfig,
     RateLimiter,
     acquire_session,
-    backoff_seconds,
     consistency_level,
-    is_retryable,
     release_session,
 )
 from transforms.elements import NAMESPACE, relax_gc
@@ -61,27 +59,25 @@ from transforms.restore_rows import (
     key_getter,
     pack_batches,
 )
+from transforms.write_sender import (
+    UnitCounts,
+    WriteSender,
+    list_check_consistency,
+)
 
 __all__ = [
-    "list_check_consistency",
     "PARTITION_CHUNK_ROWS",
     "partition_chunks",
     "RestoreExportUnits",
     "RestoreInputError",
     "RestoreUnit",
     "RestoreUnitsFn",
-    "RestoreWriteError",
-    "UnitCounts",
     "WriteSettings",
 ]
 
 
 class RestoreInputError(ValueError):
     """An export file that cannot be decoded (corrupt, truncated): bad input, exit 2."""
-
-
-class RestoreWriteError(RuntimeError):
-    """A write that failed after its retries."""
 
 
 @dataclass(frozen=True)
@@ -107,102 +103,6 @@ class RestoreUnit:
     # Rows its export marker records: a file cut at a row boundary still parses, so the
     # count is what tells it is truncated. None for markers that record none.
     expected_rows: int | None = None
-
-
-@dataclass
-class UnitCounts:
-    rows: int = 0
-    partitions: int = 0
-    cells: int = 0
-    statements: int = 0
-    batches: int = 0
-    expired_cells: int = 0
-    list_elements_present: int = 0
-    retries: int = 0
-
-    def to_json(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-class _Sender:
-    """Bounded in-flight async writes with retries; fails on the first hopeless error."""
-
-    def __init__(self, session: Any, settings: WriteSettings, counts: UnitCounts) -> None:
-        self.session = session
-        self.settings = settings
-        self.counts = counts
-        self.pending: deque[tuple[Any, bool, Any]] = deque()
-
-    def make_room(self) -> None:
-        """Wait for a free request slot. Called before a partition's statements are built,
-        so the TTLs computed for them are not aged by time spent waiting here."""
-        while len(self.pending) >= self.settings.max_in_flight:
-            self._wait_oldest()
-
-    def send(self, statement: Any, appends_list: bool) -> None:
-        # A large partition may overshoot the bound set by make_room, never twice over.
-        while len(self.pending) >= 2 * self.settings.max_in_flight:
-            self._wait_oldest()
-        self.pending.append((statement, appends_list, self.session.execute_async(statement)))
-
-    def drain(self) -> None:
-        while self.pending:
-            self._wait_oldest()
-
-    def abandon(self) -> None:
-        """Wait for writes still in flight (ignoring their outcome) before a unit fails, so a
-        retry of the unit never races its own earlier appends."""
-        while self.pending:
-            _, _, future = self.pending.popleft()
-            try:
-                future.result()
-            except Exception:
-                pass
-
-    def _wait_oldest(self) -> None:
-        statement, appends_list, future = self.pending.popleft()
-        attempt = 0
-        while True:
-            try:
-                future.result()
-                return
-            except Exception as exc:
-                if attempt >= self.settings.retries or not _safe_to_resend(exc, appends_list):
-                    raise RestoreWriteError(
-                        f"write failed after {attempt} retries: {type(exc).__name__}: {exc}"
-                    ) from None
-                attempt += 1
-                self.counts.retries += 1
-                time.sleep(backoff_seconds(attempt))
-                future = self.session.execute_async(statement)
-
-
-def _safe_to_resend(exc: BaseException, appends_list: bool) -> bool:
-    """Retry timestamped writes freely; a batch appending to a list only when the coordinator
-    certainly did not apply it (a timeout may have applied it: the unit fails and its redo
-    reads the target first)."""
-    if not is_retryable(exc):
-        return False
-    if not appends_list:
-        return True
-    from cassandra import Unavailable
-    from cassandra.cluster import NoHostAvailable
-    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
-
-    return isinstance(
-        exc, Unavailable | NoHostAvailable | OverloadedErrorMessage | IsBootstrappingErrorMessage
-    )
-
-
-_QUORUM_LEVELS = ("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
-
-
-def list_check_consistency(write_consistency: str) -> str:
-    """The level a redone unit reads lists at: one that sees every acknowledged write of the
-    earlier attempt. A quorum read overlaps a quorum write; after weaker writes only ALL does
-    (a replica down then fails the unit, and a later --resume checks again)."""
-    level = write_consistency.upper()
-    return level if level in _QUORUM_LEVELS else "ALL"
 
 
 PARTITION_CHUNK_ROWS = 1000
@@ -305,7 +205,9 @@ class RestoreUnitsFn(beam.DoFn):
             {"stem": unit.stem, "started_at_micros": time.time_ns() // 1000, "redo": redo},
         )
         counts = UnitCounts()
-        sender = _Sender(self._session, self.settings, counts)
+        sender = WriteSender(
+            self._session, self.settings.max_in_flight, self.settings.retries, counts
+        )
         started = time.monotonic()
         try:
             for opens, rows in partition_chunks(
@@ -353,7 +255,7 @@ class RestoreUnitsFn(beam.DoFn):
         unit: RestoreUnit,
         redo: bool,
         counts: UnitCounts,
-        sender: _Sender,
+        sender: WriteSender,
     ) -> None:
         """Rows of one partition (all, or a chunk): statics with its first row only."""
         self._limiter.acquire(len(rows))
@@ -417,7 +319,7 @@ class RestoreUnitsFn(beam.DoFn):
             ],
         )
 
-    def _send(self, batch: list[Statement], sender: _Sender) -> None:
+    def _send(self, batch: list[Statement], sender: WriteSender) -> None:
         from cassandra.metadata import Murmur3Token
         from cassandra.query import BatchStatement, BatchType
 

@@ -2,7 +2,7 @@
 batches the rows, with the token selected by the query (``token(pk)`` first in each row) or
 computed from the partition key (``transforms.partition_token``).
 
-:class:`PageClaims` holds those loops for ``cassandra_io._RangeReader``, which owns the
+:class:`PageClaims` holds those loops for ``range_reader._RangeReader``, which owns the
 state they carry from page to page (documented there) and the windows, paging and retries.
 """
 

@@ -1,0 +1,124 @@
+"""Sending a restore's writes: bounded in-flight async requests, retries with backoff, and
+which failures are safe to resend (a list append only when it certainly was not applied).
+
+Kept apart from the writer DoFn (``cassandra_write``) so that what is retried, and why, can
+be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from transforms.cassandra_session import backoff_seconds, is_retryable
+
+__all__ = [
+    "list_check_consistency",
+    "RestoreWriteError",
+    "safe_to_resend",
+    "UnitCounts",
+    "WriteSender",
+]
+
+
+class RestoreWriteError(RuntimeError):
+    """A write that failed after its retries."""
+
+
+@dataclass
+class UnitCounts:
+    rows: int = 0
+    partitions: int = 0
+    cells: int = 0
+    statements: int = 0
+    batches: int = 0
+    expired_cells: int = 0
+    list_elements_present: int = 0
+    retries: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+class WriteSender:
+    """Bounded in-flight async writes with retries; fails on the first hopeless error."""
+
+    def __init__(self, session: Any, max_in_flight: int, retries: int, counts: UnitCounts) -> None:
+        self.session = session
+        self.max_in_flight = max_in_flight
+        self.retries = retries
+        self.counts = counts
+        self.pending: deque[tuple[Any, bool, Any]] = deque()
+
+    def make_room(self) -> None:
+        """Wait for a free request slot. Called before a partition's statements are built,
+        so the TTLs computed for them are not aged by time spent waiting here."""
+        while len(self.pending) >= self.max_in_flight:
+            self._wait_oldest()
+
+    def send(self, statement: Any, appends_list: bool) -> None:
+        # A large partition may overshoot the bound set by make_room, never twice over.
+        while len(self.pending) >= 2 * self.max_in_flight:
+            self._wait_oldest()
+        self.pending.append((statement, appends_list, self.session.execute_async(statement)))
+
+    def drain(self) -> None:
+        while self.pending:
+            self._wait_oldest()
+
+    def abandon(self) -> None:
+        """Wait for writes still in flight (ignoring their outcome) before a unit fails, so a
+        retry of the unit never races its own earlier appends."""
+        while self.pending:
+            _, _, future = self.pending.popleft()
+            try:
+                future.result()
+            except Exception:
+                pass
+
+    def _wait_oldest(self) -> None:
+        statement, appends_list, future = self.pending.popleft()
+        attempt = 0
+        while True:
+            try:
+                future.result()
+                return
+            except Exception as exc:
+                if attempt >= self.retries or not safe_to_resend(exc, appends_list):
+                    raise RestoreWriteError(
+                        f"write failed after {attempt} retries: {type(exc).__name__}: {exc}"
+                    ) from None
+                attempt += 1
+                self.counts.retries += 1
+                time.sleep(backoff_seconds(attempt))
+                future = self.session.execute_async(statement)
+
+
+def safe_to_resend(exc: BaseException, appends_list: bool) -> bool:
+    """Retry timestamped writes freely; a batch appending to a list only when the coordinator
+    certainly did not apply it (a timeout may have applied it: the unit fails and its redo
+    reads the target first)."""
+    if not is_retryable(exc):
+        return False
+    if not appends_list:
+        return True
+    from cassandra import Unavailable
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+
+    return isinstance(
+        exc, Unavailable | NoHostAvailable | OverloadedErrorMessage | IsBootstrappingErrorMessage
+    )
+
+
+_QUORUM_LEVELS = ("QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
+
+
+def list_check_consistency(write_consistency: str) -> str:
+    """The level a redone unit reads lists at: one that sees every acknowledged write of the
+    earlier attempt. A quorum read overlaps a quorum write; after weaker writes only ALL does
+    (a replica down then fails the unit, and a later --resume checks again)."""
+    level = write_consistency.upper()
+    return level if level in _QUORUM_LEVELS else "ALL"
