@@ -34,6 +34,10 @@ RUN pip install --no-cache-dir -r requirements.txt \
     && pip install --no-cache-dir --no-deps . \
     && pip check
 ENV PIP_NO_DEPS=True
+# Arrow's default allocator (mimalloc) keeps memory pyarrow has already freed; the system
+# allocator gives it back. Local runs set this in pipeline/arrow_memory.py; workers started
+# from this image get it here, before anything imports pyarrow.
+ENV ARROW_DEFAULT_MEMORY_POOL=system
 
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE="${WORKDIR}/main.py"
 ENV FLEX_TEMPLATE_PYTHON_SETUP_FILE="${WORKDIR}/setup.py"

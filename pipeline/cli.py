@@ -22,7 +22,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """The most useful single line of a (possibly runner-wrapped) exception."""
     text = str(exc).strip()
     for marker in ("RangeReadError: ", "FinalizeError: ", "OSError: ", "IOError: "):
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except Exception as exc:  # a failure mid-run: committed units stay, --resume continues
-        message = _one_line(exc)
+        message = one_line(exc)
         if password:
             message = message.replace(password, "***")
         print(

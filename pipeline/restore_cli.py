@@ -9,7 +9,7 @@ import sys
 
 logging.getLogger().addHandler(logging.NullHandler())
 
-from pipeline.cli import EXIT_FAILED, EXIT_USAGE, _one_line, exit_now  # noqa: E402
+from pipeline.cli import EXIT_FAILED, EXIT_USAGE, exit_now, one_line  # noqa: E402
 from pipeline.options import UsageError  # noqa: E402
 from transforms.cassandra_write import RestoreInputError  # noqa: E402
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cassandra-restore: error: {scrub(line)}", file=sys.stderr)
             code = EXIT_USAGE
         else:
-            line = re.sub(r" \[while running '[^']*'\]$", "", _one_line(exc))
+            line = re.sub(r" \[while running '[^']*'\]$", "", one_line(exc))
             print(
                 f"cassandra-restore: restore failed: {scrub(line)}\n"
                 "cassandra-restore: finished units are kept; rerun with --resume to continue",
