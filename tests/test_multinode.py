@@ -253,10 +253,10 @@ class Export:
 
 @dataclass
 class Kill:
-    """What a node kill proved: the node's pid, the units committed just before and just after
-    the kill, and the units the export had planned."""
+    """What a node kill proved: the nodes' pids, the units committed just before and just
+    after the kill, and the units the export had planned."""
 
-    pid: int
+    pids: list[int]
     committed_before: int
     committed_after: int
     units: int
@@ -272,29 +272,34 @@ def _host(ring: Ring, node: int) -> Any:
     return next(h for h in ring.session.cluster.metadata.all_hosts() if h.address == address)
 
 
-def kill_mid_export(ring: Ring, run: Export, node: int) -> Kill:
-    """SIGKILL ``node`` while ``run`` exports, and prove it: the process is gone (psutil), the
-    launcher no longer sees it, the test's own driver marks it down, and the export was still
-    running with units left to commit (its manifest read just before and after the kill)."""
-    pid = ring.cluster.node_pid(node)
-    assert pid is not None, f"node {node} is not running before the kill"
-    assert psutil.Process(pid).is_running()
+def kill_mid_export(ring: Ring, run: Export, *nodes: int) -> Kill:
+    """SIGKILL ``nodes`` (one after the other, at once) while ``run`` exports, and prove it:
+    each process is gone (psutil), the launcher no longer sees it, the test's own driver
+    marks it down, and the export was still running with units left to commit (its manifest
+    read just before and after the kills)."""
+    pids = [ring.cluster.node_pid(node) for node in nodes]
+    for node, pid in zip(nodes, pids, strict=True):
+        assert pid is not None, f"node {node} is not running before the kill"
+        assert psutil.Process(pid).is_running()
     before = run.markers()
-    ring.cluster.kill_node(node)
+    for node in nodes:
+        ring.cluster.kill_node(node)
     at = time.monotonic()
     after = run.markers()
-    assert run.proc.poll() is None, "the export ended before the node died"
-    with contextlib.suppress(psutil.NoSuchProcess):  # gone, or at most a zombie not reaped yet
-        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
-    assert not ring.cluster.is_running(node)
+    assert run.proc.poll() is None, "the export ended before the nodes died"
+    for node, pid in zip(nodes, pids, strict=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # gone, or a zombie not reaped yet
+            assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+        assert not ring.cluster.is_running(node)
     units = len(helpers.manifest_units(run.out))
     assert after < units, f"all {units} units committed before the kill"
-    host = _host(ring, node)
     deadline = time.monotonic() + 60
-    while host.is_up:  # the driver's connection pool to it broke: marked down
-        assert time.monotonic() < deadline, f"the driver never marked {host} down"
-        time.sleep(0.05)
-    return Kill(pid, before, after, units, at)
+    for node in nodes:
+        host = _host(ring, node)
+        while host.is_up:  # the driver's connection pool to it broke: marked down
+            assert time.monotonic() < deadline, f"the driver never marked {host} down"
+            time.sleep(0.05)
+    return Kill(pids, before, after, units, at)
 
 
 def stats(out: Path) -> dict[str, Any]:
@@ -341,7 +346,7 @@ def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path
     restart = time.monotonic()
     ring.cluster.start_node(1, timeout=RESTART_SECONDS)
     _log(
-        f"node {address} (pid {kill.pid}) SIGKILLed with {kill.committed_after} of {kill.units} "
+        f"node {address} (pid {kill.pids[0]}) SIGKILLed with {kill.committed_after} of {kill.units} "
         f"units committed ({kill.left} left): process gone, marked down by the test's driver "
         f"and the exporter's; exit 0 in {run.seconds:.1f} s ({after_kill:.1f} s after the "
         f"kill), {lost} lost / {duplicated} duplicated, retries {summary['retries']}, "
@@ -358,10 +363,10 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     argv += ["--read-timeout", "2", "--retries", "2"]
     with Export(argv, out) as run:
         run.wait_markers(8)
-        kills = [kill_mid_export(ring, run, 1), kill_mid_export(ring, run, 2)]
+        kill = kill_mid_export(ring, run, 1, 2)
         code = run.finish()
-    at_kill = kills[0].committed_before
-    to_fail = time.monotonic() - kills[0].at
+    at_kill = kill.committed_before
+    to_fail = time.monotonic() - kill.at
     assert code == 1, run.describe()
     lines = run.stderr.splitlines()
     failure = [line for line in lines if line.startswith("cassandra-export: export failed:")]
@@ -374,7 +379,7 @@ def test_two_nodes_killed_stop_the_export_then_resume(
     assert "--resume" in lines[-1]
     assert not (out / "_SUCCESS").exists()
     committed = check_committed(out, clean)
-    assert kills[1].committed_after <= len(committed) < len(helpers.manifest_units(out))
+    assert kill.committed_after <= len(committed) < len(helpers.manifest_units(out))
 
     restart = time.monotonic()
     ring.cluster.start(timeout=RESTART_SECONDS)  # both nodes, then the whole ring up
@@ -392,7 +397,7 @@ def test_two_nodes_killed_stop_the_export_then_resume(
         assert after[marker["file"]] == marker  # committed before the failure, kept as is
     _log(
         f"nodes {ring.cluster.address(1)} and {ring.cluster.address(2)} SIGKILLed after {at_kill} "
-        f"of {kills[0].units} units (processes gone, marked down): exit 1 after "
+        f"of {kill.units} units (processes gone, marked down): exit 1 after "
         f"{to_fail:.1f} s ({splits} windows split on timeouts first) with {failure[0]!r}; "
         f"{len(committed)} units committed and intact; "
         f"both nodes back in {restarted:.1f} s; --resume: exit 0, {lost} lost / {duplicated} "
