@@ -113,3 +113,10 @@ def read(fn: Fn, tracker: Tracker, on_batch: Any = None) -> tuple[list[Any], _Ra
         if on_batch is not None:
             on_batch(rows)
     return rows, reader
+
+
+def read_range(fn: Fn, start: int, end: int) -> tuple[list[Any], Tracker, _RangeReader]:
+    """Read the token range ``(start, end]`` with ``fn``: the rows, the tracker and the reader."""
+    tracker = Tracker(OffsetRange(start + 1, end + 1))
+    rows, reader = read(fn, tracker)
+    return rows, tracker, reader

@@ -12,7 +12,7 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
-from tests.reader_fakes import Bound, Fn, Result, Tracker, make_table, read
+from tests.reader_fakes import Bound, Fn, Result, Tracker, make_table, read, read_range
 from transforms import range_reader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
@@ -75,12 +75,6 @@ def _true_tokens(table: list[tuple[int, int, int]]) -> dict[int, int]:
     return {pk: token for token, pk, _ in table}
 
 
-def _read(fn: Fn, start: int, end: int) -> tuple[list[Any], Tracker, Any]:
-    tracker = Tracker(OffsetRange(start + 1, end + 1))
-    rows, reader = read(fn, tracker)
-    return rows, tracker, reader
-
-
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
@@ -89,7 +83,7 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_reads_every_row_once_without_selecting_the_token() -> None:
     table = make_table(200, 3)
     session = _Session(table, fetch_size=10)
-    rows, tracker, reader = _read(_fn(session, _true_tokens(table)), MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(_fn(session, _true_tokens(table)), MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     tracker.inner.check_done()
     assert reader.token_fallbacks == 0
@@ -99,7 +93,7 @@ def test_reads_every_row_once_without_selecting_the_token() -> None:
 
 def test_ring_edges_are_claimed_with_client_tokens() -> None:
     table = [(MIN_TOKEN + 1, 1, 0), (0, 3, 0), (MAX_TOKEN, 2, 0)]
-    rows, tracker, reader = _read(
+    rows, tracker, reader = read_range(
         _fn(_Session(table, fetch_size=1), _true_tokens(table)), MIN_TOKEN, MAX_TOKEN
     )
     assert rows == [(1, 0), (3, 0), (2, 0)]
@@ -114,7 +108,7 @@ def test_split_windows_skip_the_delivered_rows_by_key() -> None:
         return (upto - after) > 2**62 and offset >= 23
 
     fn = _fn(_Session(table, fetch_size=23, fail=fail), _true_tokens(table), retries=2)
-    rows, tracker, reader = _read(fn, MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(fn, MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     assert reader.windows_split >= 1 and reader.token_fallbacks == 0
     tracker.inner.check_done()
@@ -125,7 +119,7 @@ def test_self_checkpoints_and_a_runner_split_read_each_row_once() -> None:
     fn = _fn(_Session(table, fetch_size=8), _true_tokens(table), checkpoint_rows=10)
     start, collected, pieces = MIN_TOKEN, [], 0
     while True:
-        rows, tracker, _ = _read(fn, start, MAX_TOKEN)
+        rows, tracker, _ = read_range(fn, start, MAX_TOKEN)
         collected.extend(rows)
         pieces += 1
         if tracker.residual is None:
@@ -139,7 +133,7 @@ def test_self_checkpoints_and_a_runner_split_read_each_row_once() -> None:
     tracker = Tracker(OffsetRange(MIN_TOKEN + 1, MAX_TOKEN + 1), stop_claims_after=7)
     first, _ = read(fn, tracker)
     eighth = table[7 * 3][0]
-    second, _, _ = _read(fn, eighth - 1, MAX_TOKEN)
+    second, _, _ = read_range(fn, eighth - 1, MAX_TOKEN)
     assert first + second == [(pk, ck) for _, pk, ck in table]
 
 
@@ -160,7 +154,7 @@ def test_a_token_failing_its_check_falls_back_to_server_tokens(wrong: Any) -> No
         # The key value decodes to None in every row of that partition.
         table = [(t, None if pk == pk_21 else pk, ck) for t, pk, ck in table]
     session = _Session(table, fetch_size=9)
-    rows, tracker, reader = _read(_fn(session, tokens), MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(_fn(session, tokens), MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     assert reader.token_fallbacks == 1
     tracker.inner.check_done()

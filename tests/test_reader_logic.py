@@ -11,7 +11,7 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
-from tests.reader_fakes import Fn, Result, Tracker, make_table, read
+from tests.reader_fakes import Fn, Result, Tracker, make_table, read_range
 from transforms import range_reader
 from transforms.cassandra_session import ConnectionConfig
 from transforms.elements import PieceKey
@@ -41,14 +41,6 @@ class _FakeSession:
         return Result(page, offset + self.fetch_size if more else None)
 
 
-def _read(
-    fn: Fn, start: int, end: int
-) -> tuple[list[tuple[Any, ...]], Tracker, range_reader._RangeReader]:
-    tracker = Tracker(OffsetRange(start + 1, end + 1))
-    rows, reader = read(fn, tracker)
-    return rows, tracker, reader
-
-
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
@@ -56,7 +48,7 @@ def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_reads_every_row_once_and_finishes_the_restriction() -> None:
     table = make_table(200, 3)
-    rows, tracker, reader = _read(Fn(_FakeSession(table, fetch_size=10)), MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(Fn(_FakeSession(table, fetch_size=10)), MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     tracker.inner.check_done()  # claimed past the end
     assert reader.retries == 0 and reader.windows_split == 0
@@ -64,14 +56,14 @@ def test_reads_every_row_once_and_finishes_the_restriction() -> None:
 
 def test_ring_edges_are_read() -> None:
     table = [(MIN_TOKEN + 1, 1, 0), (MAX_TOKEN, 2, 0), (0, 3, 0)]
-    rows, tracker, _ = _read(Fn(_FakeSession(table, fetch_size=1)), MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, _ = read_range(Fn(_FakeSession(table, fetch_size=1)), MIN_TOKEN, MAX_TOKEN)
     assert sorted(rows) == [(1, 0), (2, 0), (3, 0)]
     tracker.inner.check_done()
 
 
 def test_sub_range_reads_only_its_tokens() -> None:
     table = [(t, t, 0) for t in (-5, -4, 0, 3, 4, 10)]
-    rows, _, _ = _read(Fn(_FakeSession(table, fetch_size=2)), -4, 4)
+    rows, _, _ = read_range(Fn(_FakeSession(table, fetch_size=2)), -4, 4)
     assert rows == [(0, 0), (3, 0), (4, 0)]  # (-4, 4]: -4 excluded, 4 included
 
 
@@ -86,7 +78,7 @@ def test_transient_timeouts_retry_from_the_paging_state() -> None:
         return False
 
     fn = Fn(_FakeSession(table, fetch_size=20, fail=fail), retries=5)
-    rows, tracker, reader = _read(fn, MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(fn, MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]
     assert reader.retries == 3 and reader.windows_split == 0
     tracker.inner.check_done()
@@ -100,7 +92,7 @@ def test_a_range_that_keeps_failing_is_split_into_windows_without_duplicates() -
         return (upto - after) > 2**62 and offset >= 23
 
     fn = Fn(_FakeSession(table, fetch_size=23, fail=fail), retries=2)
-    rows, tracker, reader = _read(fn, MIN_TOKEN, MAX_TOKEN)
+    rows, tracker, reader = read_range(fn, MIN_TOKEN, MAX_TOKEN)
     assert rows == [(pk, ck) for _, pk, ck in table]  # exactly once, in token order
     assert reader.windows_split >= 1
     tracker.inner.check_done()
@@ -198,7 +190,7 @@ def test_a_range_failing_below_the_minimum_window_raises() -> None:
     table = make_table(10, 1)
     fn = Fn(_FakeSession(table, fetch_size=5, fail=lambda *a: True), retries=1)
     with pytest.raises(RangeReadError, match="failed"):
-        _read(fn, -(2**21), 2**21)
+        read_range(fn, -(2**21), 2**21)
 
 
 def test_self_checkpoint_hands_back_the_rest_at_a_partition_boundary() -> None:
@@ -208,7 +200,7 @@ def test_self_checkpoint_hands_back_the_rest_at_a_partition_boundary() -> None:
     collected: list[tuple[Any, ...]] = []
     pieces = 0
     while True:
-        rows, tracker, _ = _read(fn, start, end)
+        rows, tracker, _ = read_range(fn, start, end)
         collected.extend(rows)
         pieces += 1
         tracker.inner.check_done()
