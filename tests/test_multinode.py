@@ -16,9 +16,10 @@ faults land mid-export, after some work units committed):
 
 Each kill is proven (``kill_mid_export``): the node's process is gone (psutil), the launcher
 no longer sees it, the test's own driver marks it down, and the export was still running
-with units left to commit (its manifest read at the kill). The single kill also asserts
-that the exporter's driver marked the node down and that pages were retried (stats.json
-and the summary). Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
+with units left to commit (its manifest read at the kill). The single kill first freezes the
+node (SIGSTOP) until a page request from the export sits unread in its socket, so the kill
+is certain to break a read; it asserts that the exporter's driver marked the node down and
+that pages were retried (stats.json and the summary). Each scenario reports rows lost / duplicated (0 / 0), retries and times. A killed node
 must come back with its data: the resume after the double kill reads from the restarted
 nodes (this is what showed that ``-Dcassandra.unsafesystem`` made a SIGKILLed node drop
 every row of tables created since its last schema flush; dev/cassandra_local.py now runs
@@ -35,6 +36,8 @@ import csv
 import io
 import json
 import os
+import signal
+import socket
 import struct
 import subprocess
 import time
@@ -272,6 +275,48 @@ def _host(ring: Ring, node: int) -> Any:
     return next(h for h in ring.session.cluster.metadata.all_hosts() if h.address == address)
 
 
+# A driver heartbeat (OPTIONS) is at most 22 bytes on the wire; a page request (EXECUTE with a
+# statement id, token bounds and paging options) is longer than this.
+REQUEST_BYTES = 40
+
+
+def _unread_request_bytes(run: Export, address: str) -> int:
+    """The largest number of bytes the exporter sent on one connection to ``address``:9042
+    that the node has not read: the receive queue of the node's side of the socket
+    (/proc/net/tcp), for connections from the export's own processes only."""
+    tree = psutil.Process(run.proc.pid)
+    ports = {
+        conn.laddr.port
+        for proc in [tree, *tree.children(recursive=True)]
+        for conn in proc.net_connections(kind="tcp4")
+        if conn.raddr and conn.raddr.ip == address and conn.raddr.port == 9042
+    }
+    node_side = f"{socket.inet_aton(address)[::-1].hex().upper()}:{9042:04X}"
+    queued = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if local == node_side and int(remote.split(":")[1], 16) in ports:
+            queued = max(queued, int(queues.split(":")[1], 16))
+    return queued
+
+
+def freeze_with_request_in_flight(ring: Ring, run: Export, node: int) -> int:
+    """SIGSTOP ``node`` and wait until the export has sent it a page request it will never
+    answer (bytes waiting in the node's receive queue). Killing the node then breaks that
+    request, so the export must retry it: the test's proof that the fault reached a read.
+    Returns the bytes queued."""
+    pid = ring.cluster.node_pid(node)
+    assert pid is not None, f"node {node} is not running"
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 60
+    while (queued := _unread_request_bytes(run, ring.cluster.address(node))) < REQUEST_BYTES:
+        assert run.proc.poll() is None, "the export ended before it sent the frozen node a request"
+        assert time.monotonic() < deadline, "the export sent the frozen node no request in 60 s"
+        time.sleep(0.02)
+    return queued
+
+
 def kill_mid_export(ring: Ring, run: Export, *nodes: int) -> Kill:
     """SIGKILL ``nodes`` (one after the other, at once) while ``run`` exports, and prove it:
     each process is gone (psutil), the launcher no longer sees it, the test's own driver
@@ -328,6 +373,7 @@ def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path
     address = ring.cluster.address(1)
     with Export(argv, out) as run:
         run.wait_markers(8)
+        queued = freeze_with_request_in_flight(ring, run, 1)
         kill = kill_mid_export(ring, run, 1)
         code = run.finish()
     after_kill = time.monotonic() - kill.at
@@ -339,16 +385,16 @@ def test_one_node_killed_mid_export(ring: Ring, clean: list[Row], tmp_path: Path
     assert (lost, duplicated) == (0, 0)
     assert sorted(rows) == clean
     summary = stats(out)
-    # Pages lost with the node (its connection broke, or a coordinator waited for it as a
-    # replica until --read-timeout) were retried: counted in stats.json and the summary.
+    # The page request left unanswered in the frozen node (and any other lost with it) was
+    # retried: counted in stats.json and the summary.
     assert summary["retries"] > 0, summary
     assert f"retries: {summary['retries']}, " in run.stdout, run.describe()
     restart = time.monotonic()
     ring.cluster.start_node(1, timeout=RESTART_SECONDS)
     _log(
         f"node {address} (pid {kill.pids[0]}) SIGKILLed with {kill.committed_after} of {kill.units} "
-        f"units committed ({kill.left} left): process gone, marked down by the test's driver "
-        f"and the exporter's; exit 0 in {run.seconds:.1f} s ({after_kill:.1f} s after the "
+        f"units committed ({kill.left} left), frozen first with {queued} request bytes unread: "
+        f"process gone, marked down by the test's driver and the exporter's; exit 0 in {run.seconds:.1f} s ({after_kill:.1f} s after the "
         f"kill), {lost} lost / {duplicated} duplicated, retries {summary['retries']}, "
         f"windows split {summary['ranges_split']}; node back in "
         f"{time.monotonic() - restart:.1f} s"
