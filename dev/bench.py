@@ -416,6 +416,9 @@ def run_measured(
     me = psutil.Process()
     _reap_all()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Children from before the run (the node the bench started itself) are not this tool's:
+    # never measured, never killed.
+    others = {child.pid for child in me.children(recursive=True)}
     cpu_seen: dict[int, float] = {}
     pids: set[int] = set()
     peak = peak_pss = 0
@@ -428,6 +431,8 @@ def run_measured(
             total = total_pss = 0
             alive = 0
             for child in me.children(recursive=True):
+                if child.pid in others:
+                    continue
                 try:
                     with child.oneshot():
                         memory = child.memory_full_info()  # pss: shared pages split
@@ -453,6 +458,8 @@ def run_measured(
             time.sleep(0.1)
         wall = (main_done_at or time.monotonic()) - started
         for child in me.children(recursive=True):  # stragglers of this tool only
+            if child.pid in others:
+                continue
             with contextlib.suppress(psutil.Error):
                 child.send_signal(signal.SIGKILL)
         time.sleep(0.2)
