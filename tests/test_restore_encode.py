@@ -125,15 +125,16 @@ class Prepared:
         self.column_metadata = [None] * width
 
 
-@pytest.mark.parametrize("version", [4, 5])
-@pytest.mark.parametrize("keyspace", [None, "ks"])
+# (protocol version, keyspace): a keyspace is sent from protocol v5 on
+VERSIONS_AND_KEYSPACES = [(4, None), (5, None), (5, "ks")]
+
+
+@pytest.mark.parametrize("version, keyspace", VERSIONS_AND_KEYSPACES)
 @pytest.mark.parametrize("timestamp", [None, 1_700_000_000_000_000])
 @pytest.mark.parametrize("serial", [None, ConsistencyLevel.LOCAL_SERIAL])
 def test_encoded_batch_is_the_drivers_batch_message(
     version: int, keyspace: str | None, timestamp: int | None, serial: Any
 ) -> None:
-    if keyspace and version < 5:
-        pytest.skip("a keyspace is sent from protocol v5 on")
     statements = [
         (b"\x01" * 16, [encode_bigint(5)[4:], encode_int(0)[4:], b"text", b"\x00\x00\x00\x01"]),
         (b"\x02" * 16, [encode_int(7)[4:], b""]),
