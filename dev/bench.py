@@ -22,6 +22,7 @@ Tools::
     cqlsh                    cqlsh COPY TO (NUMPROCESSES = --workers)
     restore                  cassandra-restore of our export made with --writetime-columns '*'
                              --ttl-columns '*' (--restore-format, CSV by default)
+    restore-base             the same restore (same source) run from --baseline-src DIR
     dsbulk-load              DSBulk load -timestamp true --schema.preserveTtl true of what
                              DSBulk unloaded with the same flags
     cqlsh-copy-from          cqlsh COPY FROM of the CSV cqlsh COPY TO wrote
@@ -99,10 +100,12 @@ DSBULK_MAIN = "com.datastax.oss.dsbulk.runner.DataStaxBulkLoader"
 ALL_TOOLS = (
     "ours ours-wt ours-avro ours-avro-wt ours-jsonl ours-jsonl-wt ours-parquet ours-parquet-wt "
     "base base-wt base-avro base-avro-wt base-parquet raw raw-wt raw1 raw1-wt dsbulk dsbulk-ts cqlsh "
-    "restore dsbulk-load cqlsh-copy-from"
+    "restore restore-base dsbulk-load cqlsh-copy-from"
 ).split()
 # Tools that write: each restores a source prepared once (unrecorded) into a fresh table.
-RESTORE_TOOLS = ("restore", "dsbulk-load", "cqlsh-copy-from")
+RESTORE_TOOLS = ("restore", "restore-base", "dsbulk-load", "cqlsh-copy-from")
+# Restore tools that read our own export (one source, exported once for both).
+OUR_RESTORES = ("restore", "restore-base")
 DEFAULT_TOOLS = "ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh"
 
 # --------------------------------------------------------------------------- table variants
@@ -722,10 +725,14 @@ def prepare_restore_sources(ctx: Context, tools: list[str], timeout: float) -> d
     for tool in tools:
         if tool not in RESTORE_TOOLS:
             continue
+        shared = [t for t in OUR_RESTORES if t in ctx.restore_sources]
+        if tool in OUR_RESTORES and shared:
+            ctx.restore_sources[tool] = ctx.restore_sources[shared[0]]
+            continue
         src = ctx.work_dir / f"source-{tool}"
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(str(src) + "-logs", ignore_errors=True)
-        if tool == "restore":
+        if tool in OUR_RESTORES:
             inv = _ours(ctx, "ours-wt", src, fmt=ctx.restore_format, ttl=True)
         elif tool == "dsbulk-load":
             if not ctx.dsbulk_lib:
@@ -757,15 +764,17 @@ def _restore(ctx: Context, tool: str, out: Path) -> Invocation | str:
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     cwd = ctx.work_dir
-    if tool == "restore":
+    if tool in OUR_RESTORES:
+        tree = ctx.baseline_src if tool == "restore-base" else ctx.ours_src
+        assert tree is not None
         cmd = [ctx.python, "-m", "pipeline.restore_cli", "--hosts", ",".join(ctx.hosts)]
         cmd += ["--input", str(src), "--table", f"{KEYSPACE}.{target}"]
         cmd += ["--restore-log", str(out / "restore-log"), "--progress-interval", "0"]
         cmd += ["--runner", "FnApiRunner"]
         if ctx.workers > 1:
             cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
-        env["PYTHONPATH"] = str(ctx.ours_src)
-        cwd = ctx.ours_src
+        env["PYTHONPATH"] = str(tree)
+        cwd = tree
     elif tool == "dsbulk-load":
         cmd = [JAVA, "-cp", f"{ctx.dsbulk_lib}/*", DSBULK_MAIN, "load", "-h", host]
         cmd += ["-port", port or "9042", "-k", KEYSPACE, "-t", target, "-url", str(src)]
@@ -946,6 +955,9 @@ RATIOS = (
     ("restore/dsbulk-load", "restore", "dsbulk-load", "rows_per_s", "restore (target >= 1.0)"),
     ("restore/cqlsh-copy-from", "restore", "cqlsh-copy-from", "rows_per_s", "target >= 3"),
     ("restore cpu/dsbulk-load cpu", "restore", "dsbulk-load", "cpu_s", "restore CPU vs DSBulk"),
+    ("restore/restore-base", "restore", "restore-base", "rows_per_s", "restore vs baseline"),
+    ("restore cpu/restore-base cpu", "restore", "restore-base", "cpu_s", "CPU vs baseline"),
+    ("restore-base/cqlsh-copy-from", "restore-base", "cqlsh-copy-from", "rows_per_s", "base"),
     ("restore node cpu/dsbulk-load", "restore", "dsbulk-load", "node_cpu_s", "node CPU"),
     ("ours-wt cpu/base-wt cpu", "ours-wt", "base-wt", "cpu_s", "CPU vs baseline, writetime"),
 )
@@ -1111,8 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
     for tool in tools:
         if tool not in ALL_TOOLS:
             parser.error(f"unknown tool {tool!r}; tools: {', '.join(ALL_TOOLS)}")
-    if any(t.startswith("base") for t in tools) and not args.baseline_src:
-        parser.error("base* tools need --baseline-src DIR")
+    if any(t.startswith("base") or t.endswith("-base") for t in tools) and not args.baseline_src:
+        parser.error("base* and restore-base need --baseline-src DIR")
     hosts = _hosts(args.hosts)
     variant = VARIANTS[args.variant]
     table = ensure_table(hosts, variant, args.rows, args.jmx_port)

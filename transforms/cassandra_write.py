@@ -20,10 +20,11 @@ which Cassandra applies atomically, so a crash leaves a row's lists all written 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,16 @@ from transforms.cassandra_session import (
     release_session,
 )
 from transforms.elements import NAMESPACE, relax_gc
-from transforms.export_decode import ExportFileError, ExportLayout, read_unit_rows
+from transforms.export_decode import (
+    ExportFileError,
+    ExportLayout,
+    read_unit_columns,
+    read_unit_rows,
+    rows_of,
+)
 from transforms.manifest import exists, write_json
+from transforms.restore_columnar import ColumnarWriter, columnar_fields
+from transforms.restore_encode import EncodedBatch, batch_statement, execute_encoded
 from transforms.restore_manifest import RestoreLayout
 from transforms.restore_plan import (
     PARTITION,
@@ -53,11 +62,12 @@ from transforms.restore_plan import (
     statement_cql,
 )
 from transforms.restore_rows import (
+    PARTITION_CHUNK_ROWS,
     RowStatementBuilder,
     RowWrites,
     TtlClock,
-    key_getter,
     pack_batches,
+    partition_chunks,
 )
 from transforms.write_sender import (
     UnitCounts,
@@ -105,31 +115,6 @@ class RestoreUnit:
     expected_rows: int | None = None
 
 
-PARTITION_CHUNK_ROWS = 1000
-
-
-def partition_chunks(
-    rows: Iterator[Any], key_names: list[str], max_rows: int = PARTITION_CHUNK_ROWS
-) -> Iterator[tuple[bool, list[Any]]]:
-    """Consecutive rows of one partition, at most ``max_rows`` at a time, each chunk with
-    whether it opens its partition (an export unit holds whole partitions in token order,
-    so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
-    current: list[Any] = []
-    current_key: tuple[Any, ...] | None = None
-    opens = True
-    key_of = key_getter(key_names)
-    for row in rows:
-        key = key_of(row.values)
-        if current and (key != current_key or len(current) >= max_rows):
-            yield opens, current
-            opens = key != current_key
-            current = []
-        current_key = key
-        current.append(row)
-    if current:
-        yield opens, current
-
-
 class RestoreUnitsFn(beam.DoFn):
     """RestoreUnit -> its rows written to the target, then its done marker; emits the counts."""
 
@@ -155,6 +140,9 @@ class RestoreUnitsFn(beam.DoFn):
         self._session = acquire_session(self.connection)
         self._layout = RestoreLayout(self.settings.restore_root)
         self._decode_layout = ExportLayout.from_manifest(self.manifest)
+        # A plain table is written from decoded columns (transforms.restore_columnar).
+        self._columnar_fields = columnar_fields(self.plan, self._decode_layout)
+        self._columnar: ColumnarWriter | None = None
         self._builder = RowStatementBuilder(self.plan)
         self._prepared: dict[Shape, Any] = {}
         self._serialized: dict[Shape, tuple[bytes, tuple[Any, ...]]] = {}
@@ -205,15 +193,22 @@ class RestoreUnitsFn(beam.DoFn):
             {"stem": unit.stem, "started_at_micros": time.time_ns() // 1000, "redo": redo},
         )
         counts = UnitCounts()
-        sender = WriteSender(
-            self._session, self.settings.max_in_flight, self.settings.retries, counts
-        )
         started = time.monotonic()
+        sender = WriteSender(
+            self._session,
+            self.settings.max_in_flight,
+            self.settings.retries,
+            counts,
+            execute=self._execute,
+        )
         try:
-            for opens, rows in partition_chunks(
-                self._decoded(unit), [c.name for c in self.plan.partition_key]
-            ):
-                self._write_partition(rows, opens, unit, redo, counts, sender)
+            if self._columnar_fields is not None:
+                self._write_columns(unit, redo, counts, sender)
+            else:
+                for opens, rows in partition_chunks(
+                    self._checked(unit, read_unit_rows), [c.name for c in self.plan.partition_key]
+                ):
+                    self._write_partition(rows, opens, unit, redo, counts, sender)
             sender.drain()
         except BaseException:
             sender.abandon()
@@ -231,22 +226,63 @@ class RestoreUnitsFn(beam.DoFn):
         self.units_done.inc()
         yield marker
 
-    def _decoded(self, unit: RestoreUnit) -> Iterator[Any]:
-        """The unit's rows; the decoder checks the whole file's structure (and its row count
-        against the unit's marker) before the first row is written, and decodes the values
-        a chunk at a time. A file it rejects is bad input (RestoreInputError)."""
+    def _execute(self, request: Any) -> Any:
+        if isinstance(request, EncodedBatch):
+            return execute_encoded(self._session, request)
+        return self._session.execute_async(request)
+
+    def _write_columns(
+        self, unit: RestoreUnit, redo: bool, counts: UnitCounts, sender: WriteSender
+    ) -> None:
+        """A plain table's unit, a chunk of decoded columns at a time (no lists: a redo is
+        the same writes again)."""
+        if self._columnar is None:
+            assert self._columnar_fields is not None
+            self._columnar = ColumnarWriter(
+                self.plan,
+                self._columnar_fields,
+                self._prepare,
+                self._protocol_version,
+                self.settings.max_batch_statements,
+                PARTITION_CHUNK_ROWS,
+                functools.partial(batch_statement, self.plan.keyspace),
+            )
+
+        def before_partition(rows: int) -> None:
+            self._limiter.acquire(rows)
+            sender.make_room()
+
+        def rows_fallback(columns: list[list[Any]]) -> None:
+            rows = iter(rows_of(self._decode_layout, columns))
+            for opens, chunk in partition_chunks(rows, [c.name for c in self.plan.partition_key]):
+                self._write_partition(chunk, opens, unit, redo, counts, sender)
+
+        self._columnar.write_unit(
+            self._checked(unit, read_unit_columns),
+            unit.read_started_micros,
+            counts,
+            before_partition,
+            lambda batch: sender.send(batch, False),
+            rows_fallback,
+        )
+
+    def _checked(self, unit: RestoreUnit, read: Callable[..., Iterator[Any]]) -> Iterator[Any]:
+        """What ``read`` (``read_unit_rows`` or ``read_unit_columns``) gives of the unit's
+        file; the decoder checks the whole file's structure (and its row count against the
+        unit's marker) before the first row is written, and decodes the values a chunk at a
+        time. A file it rejects is bad input (RestoreInputError)."""
         try:
-            rows = read_unit_rows(unit.path, self._decode_layout, unit.expected_rows)
+            items = read(unit.path, self._decode_layout, unit.expected_rows)
         except Exception as exc:
             raise _input_error(unit.path, exc) from None
         while True:
             try:
-                row = next(rows)
+                item = next(items)
             except StopIteration:
                 return
             except Exception as exc:
                 raise _input_error(unit.path, exc) from None
-            yield row
+            yield item
 
     def _write_partition(
         self,

@@ -54,6 +54,7 @@ Modules: :mod:`transforms.export_layout` (the layout from the manifest),
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 from collections.abc import Iterator
@@ -82,7 +83,9 @@ __all__ = [
     "ExportLayout",
     "LayoutField",
     "UdtValue",
+    "read_unit_columns",
     "read_unit_rows",
+    "rows_of",
 ]
 
 # Rows decoded at a time: large enough that per-chunk costs vanish, small enough that a
@@ -110,9 +113,22 @@ def read_unit_rows(
     boundary, which still parses. Rows are decoded ``chunk_rows`` at a time as they are
     iterated; a bad value raises :class:`ExportFileError` then.
     """
-    data = read_bytes(path, "none" if layout.format in ("avro", "parquet") else layout.compression)
     if layout.format == "parquet":
-        return _parquet_rows(path, data, layout, expected_rows)
+        return _parquet_rows(path, read_bytes(path, "none"), layout, expected_rows)
+    chunks = read_unit_columns(path, layout, expected_rows, chunk_rows)
+    return itertools.chain.from_iterable(map(functools.partial(rows_of, layout), chunks))
+
+
+def read_unit_columns(
+    path: str, layout: ExportLayout, expected_rows: int | None = None, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[list[list[Any]]]:
+    """Decode one committed unit file of any format but Parquet into chunks of columns:
+    per chunk of ``chunk_rows`` rows, a list of decoded values per field of the layout (in
+    ``layout.fields`` order, None for null). Checked as :func:`read_unit_rows` checks (the
+    whole file's structure before this returns, a bad value when its chunk is reached)."""
+    if layout.format == "parquet":
+        raise ValueError("Parquet files are read by rows (read_unit_rows)")
+    data = read_bytes(path, "none" if layout.format == "avro" else layout.compression)
     chunks: Iterator[list[list[Any]]]
     if layout.format == "csv":
         chunks = csv_chunks(path, text_of(path, data), layout, expected_rows, chunk_rows)
@@ -130,8 +146,7 @@ def read_unit_rows(
     first = next(chunks, None)  # the whole file's checks run before this returns
     if first is None:
         return iter(())
-    first = _decoded(path, layout, decoders, first)
-    return _rows_of(path, layout, decoders, first, chunks)
+    return _decoded_chunks(path, layout, decoders, _decoded(path, layout, decoders, first), chunks)
 
 
 def _sliced(columns: list[list[Any]], size: int) -> Iterator[list[list[Any]]]:
@@ -153,17 +168,17 @@ def _decoded(
     return columns
 
 
-def _rows_of(
+def _decoded_chunks(
     path: str,
     layout: ExportLayout,
     decoders: list[Any],
     first: list[list[Any]],
     chunks: Iterator[list[list[Any]]],
-) -> Iterator[DecodedRow]:
-    yield from _rows(layout, first)
-    del first
+) -> Iterator[list[list[Any]]]:
+    yield first
+    del first  # not kept while the next chunks are decoded
     for columns in chunks:
-        yield from _rows(layout, _decoded(path, layout, decoders, columns))
+        yield _decoded(path, layout, decoders, columns)
 
 
 def _parquet_rows(
@@ -203,7 +218,8 @@ def _udt_of(t: CqlType, value: Any) -> Any:
     return UdtValue(zip(udt_field_names(t), value, strict=True))
 
 
-def _rows(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:
+def rows_of(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:
+    """The rows of one chunk of decoded columns (as :func:`read_unit_columns` gives them)."""
     groups = []
     for role in ("value", "writetime", "ttl"):
         indexes = [i for i, f in enumerate(layout.fields) if f.role == role]

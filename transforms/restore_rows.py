@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ __all__ = [
     "bindable",
     "key_getter",
     "pack_batches",
+    "PARTITION_CHUNK_ROWS",
+    "partition_chunks",
     "RowStatementBuilder",
     "RowWrites",
     "TtlClock",
@@ -406,6 +408,31 @@ class RowStatementBuilder:
             out.cells += 1
         flush()
         return runs
+
+
+PARTITION_CHUNK_ROWS = 1000
+
+
+def partition_chunks(
+    rows: Iterator[Any], key_names: list[str], max_rows: int = PARTITION_CHUNK_ROWS
+) -> Iterator[tuple[bool, list[Any]]]:
+    """Consecutive rows of one partition, at most ``max_rows`` at a time, each chunk with
+    whether it opens its partition (an export unit holds whole partitions in token order,
+    so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
+    current: list[Any] = []
+    current_key: tuple[Any, ...] | None = None
+    opens = True
+    key_of = key_getter(key_names)
+    for row in rows:
+        key = key_of(row.values)
+        if current and (key != current_key or len(current) >= max_rows):
+            yield opens, current
+            opens = key != current_key
+            current = []
+        current_key = key
+        current.append(row)
+    if current:
+        yield opens, current
 
 
 def pack_batches(rows: Sequence[RowWrites], max_statements: int) -> list[list[Statement]]:

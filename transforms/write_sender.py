@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,18 @@ class UnitCounts:
 class WriteSender:
     """Bounded in-flight async writes with retries; fails on the first hopeless error."""
 
-    def __init__(self, session: Any, max_in_flight: int, retries: int, counts: UnitCounts) -> None:
+    def __init__(
+        self,
+        session: Any,
+        max_in_flight: int,
+        retries: int,
+        counts: UnitCounts,
+        execute: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """``execute(request)`` sends one request and returns its future (by default
+        ``session.execute_async``; the columnar restore sends encoded batches)."""
         self.session = session
+        self.execute = execute or session.execute_async
         self.max_in_flight = max_in_flight
         self.retries = retries
         self.counts = counts
@@ -62,7 +73,7 @@ class WriteSender:
         # A large partition may overshoot the bound set by make_room, never twice over.
         while len(self.pending) >= 2 * self.max_in_flight:
             self._wait_oldest()
-        self.pending.append((statement, appends_list, self.session.execute_async(statement)))
+        self.pending.append((statement, appends_list, self.execute(statement)))
 
     def drain(self) -> None:
         while self.pending:
@@ -93,7 +104,7 @@ class WriteSender:
                 attempt += 1
                 self.counts.retries += 1
                 time.sleep(backoff_seconds(attempt))
-                future = self.session.execute_async(statement)
+                future = self.execute(statement)
 
 
 def safe_to_resend(exc: BaseException, appends_list: bool) -> bool:

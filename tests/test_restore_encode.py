@@ -1,0 +1,162 @@
+"""Restore's encoded writes (no node): every column encoder gives, value by value, the bytes
+the driver writes for a bound value ([int] length, then its ``serialize``), an encoded
+BATCH is byte for byte the driver's own ``BatchMessage`` of the same statements, and a
+partition's routing key is the driver's."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+import struct
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cassandra import ConsistencyLevel, cqltypes
+from cassandra.protocol import BatchMessage
+from cassandra.query import BatchType, SimpleStatement
+from cassandra.util import Date, Duration, Time
+
+from transforms.restore_encode import (
+    _message_class,
+    column_encoder,
+    encode_bigint,
+    encode_int,
+    member_prefix,
+    routing_key,
+)
+
+UDT = cqltypes.UserType.make_udt_class(
+    "ks", "addr", ["street", "zip"], [cqltypes.UTF8Type, cqltypes.Int32Type]
+)
+
+# (driver type, values): edge values of every type a restore binds
+CASES: list[tuple[Any, list[Any]]] = [
+    (cqltypes.Int32Type, [0, 1, -1, 2**31 - 1, -(2**31)]),
+    (cqltypes.LongType, [0, -1, 2**63 - 1, -(2**63)]),
+    (cqltypes.DoubleType, [0.0, -0.0, 0.30000000000000004, math.inf, -math.inf, 1e308, 5]),
+    (cqltypes.FloatType, [0.0, 0.10000000149011612, -3.5, math.inf]),
+    (cqltypes.ShortType, [0, -(2**15), 2**15 - 1]),
+    (cqltypes.ByteType, [0, -128, 127]),
+    (cqltypes.BooleanType, [True, False]),
+    (cqltypes.DateType, [0, -1, 1_700_000_000_123, 253_402_300_800_000, -62_135_596_800_001]),
+    (cqltypes.DateType, [datetime.datetime(2020, 1, 2, 3, 4, 5, 678000), 12]),  # the driver's
+    (cqltypes.UTF8Type, ["", "plain", "é ü 漢字 🙂", 'a,b"c\r\n']),
+    (cqltypes.VarcharType, ["", "x" * 70_000]),
+    (cqltypes.AsciiType, ["", "plain ascii"]),
+    (cqltypes.BytesType, [b"", b"\x00\x01\xfe\xff", bytearray(b"ab")]),
+    (cqltypes.UUIDType, [uuid.UUID(int=0), uuid.UUID("12345678-1234-5678-1234-567812345678")]),
+    (cqltypes.TimeUUIDType, [uuid.UUID("a1b2c3d4-0000-11ee-8000-000000000001")]),
+    (cqltypes.DecimalType, [Decimal("1.50"), Decimal("-0.000000000123"), Decimal("1500")]),
+    (cqltypes.IntegerType, [0, -1, 2**200, -(2**200)]),
+    (cqltypes.InetAddressType, ["192.168.1.10", "::1"]),
+    (cqltypes.SimpleDateType, [Date(0), Date(-1), Date(2_932_896)]),
+    (cqltypes.TimeType, [Time(0), Time(86_399_999_999_999)]),
+    (cqltypes.DurationType, [Duration(1, 2, 3), Duration(-1, -2, -3)]),
+    (cqltypes.ListType.apply_parameters([cqltypes.Int32Type]), [[1, 2], []]),
+    (cqltypes.SetType.apply_parameters([cqltypes.UTF8Type]), [["a", "b"], []]),
+    (
+        cqltypes.MapType.apply_parameters([cqltypes.Int32Type, cqltypes.UTF8Type]),
+        [{1: "one", 2: "two"}, {}],
+    ),
+    (cqltypes.TupleType.apply_parameters([cqltypes.Int32Type, cqltypes.UTF8Type]), [(1, "a")]),
+    (UDT, [("Elm", 3), ("Oak", None)]),
+]
+
+
+def driver_bytes(cql_type: Any, value: Any, version: int) -> bytes:
+    data = cql_type.serialize(value, version)
+    return struct.pack(">i", len(data)) + data
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize(
+    "cql_type, values", CASES, ids=[f"{t.__name__}-{i}" for i, (t, _) in enumerate(CASES)]
+)
+def test_column_encoder_gives_the_drivers_bytes(
+    cql_type: Any, values: list[Any], version: int
+) -> None:
+    encode = column_encoder(cql_type, version)
+    assert encode(values) == [driver_bytes(cql_type, v, version) for v in values]
+    with_nulls = [None, *values, None]
+    assert encode(with_nulls) == [None, *(driver_bytes(cql_type, v, version) for v in values), None]
+
+
+def test_nan_encodes_as_the_driver_does() -> None:
+    for cql_type in (cqltypes.DoubleType, cqltypes.FloatType):
+        assert column_encoder(cql_type, 5)([math.nan]) == [driver_bytes(cql_type, math.nan, 5)]
+
+
+def test_prepare_is_applied_before_encoding() -> None:
+    encode = column_encoder(UDT, 5, lambda value: (value["street"], value["zip"]))
+    assert encode([{"street": "Elm", "zip": 3}, None]) == [driver_bytes(UDT, ("Elm", 3), 5), None]
+
+
+def test_values_the_driver_refuses_are_refused() -> None:
+    with pytest.raises(struct.error):
+        column_encoder(cqltypes.Int32Type, 5)([2**31])
+    with pytest.raises(TypeError):
+        column_encoder(cqltypes.UUIDType, 5)(["not a uuid"])
+    with pytest.raises(TypeError):
+        column_encoder(cqltypes.DateType, 5)(["2020-01-01"])
+
+
+def test_bind_values_of_timestamp_and_ttl() -> None:
+    assert encode_bigint(1_700_000_000_000_001) == driver_bytes(
+        cqltypes.LongType, 1_700_000_000_000_001, 5
+    )
+    assert encode_int(86_400) == driver_bytes(cqltypes.Int32Type, 86_400, 5)
+
+
+def test_routing_key_is_the_drivers() -> None:
+    parts = [b"\x00\x00\x00\x07", b"abc", b""]
+    encoded = [struct.pack(">i", len(p)) + p for p in parts]
+    for n in (1, 2, 3):
+        statement = SimpleStatement("SELECT 1")
+        statement.routing_key = parts[:n]
+        assert routing_key(encoded[:n]) == statement.routing_key
+
+
+class Prepared:
+    def __init__(self, query_id: bytes, width: int) -> None:
+        self.query_id = query_id
+        self.column_metadata = [None] * width
+
+
+# (protocol version, keyspace): a keyspace is sent from protocol v5 on
+VERSIONS_AND_KEYSPACES = [(4, None), (5, None), (5, "ks")]
+
+
+@pytest.mark.parametrize("version, keyspace", VERSIONS_AND_KEYSPACES)
+@pytest.mark.parametrize("timestamp", [None, 1_700_000_000_000_000])
+@pytest.mark.parametrize("serial", [None, ConsistencyLevel.LOCAL_SERIAL])
+def test_encoded_batch_is_the_drivers_batch_message(
+    version: int, keyspace: str | None, timestamp: int | None, serial: Any
+) -> None:
+    statements = [
+        (b"\x01" * 16, [encode_bigint(5)[4:], encode_int(0)[4:], b"text", b"\x00\x00\x00\x01"]),
+        (b"\x02" * 16, [encode_int(7)[4:], b""]),
+        (b"\x01" * 16, [encode_bigint(6)[4:], encode_int(10)[4:], b"", b"\x00\x00\x00\x02"]),
+    ]
+    like = BatchMessage(
+        BatchType.UNLOGGED,
+        [(True, qid, values) for qid, values in statements],
+        ConsistencyLevel.LOCAL_QUORUM,
+        serial,
+        timestamp,
+        keyspace,
+    )
+    expected = io.BytesIO()
+    like.send_body(expected, version)
+    members = b"".join(
+        member_prefix(Prepared(qid, len(values)))
+        + b"".join(struct.pack(">i", len(v)) + v for v in values)
+        for qid, values in statements
+    )
+    encoded = _message_class()(members, len(statements), like)
+    got = io.BytesIO()
+    encoded.send_body(got, version)
+    assert got.getvalue() == expected.getvalue()
+    assert encoded.opcode == like.opcode
