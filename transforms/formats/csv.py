@@ -50,6 +50,7 @@ _CSV_ALPHABETS = {
     "date": _DIGITS,
 }
 _BOOL_TEXT = {False: "false", True: "true"}
+_MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 
 
@@ -131,6 +132,8 @@ def _array_texts(
         column_type = field.column.cql_type
         if column_type.name == "timestamp":
             return (lambda data: cql_text.rfc3339_array_texts(data, 1000)), _ISO_CHARS
+        if column_type.name in _MACHINE_INTS:  # their CSV text is str(), as in cql_convert
+            return (lambda data: list(map(str, data.tolist()))), _DIGITS
         texts_of, alphabet = _value_texts(column_type)
         return (lambda data: list(texts_of(data.tolist()))), alphabet
     if is_list_field(field, policy):
