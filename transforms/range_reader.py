@@ -257,7 +257,11 @@ class _RangeReader(PageClaims):
             # The driver keeps every answered request, and so its page, referenced from
             # its timeout timer until the timeout would have fired (--read-timeout):
             # empty the page once read, or a fast scan holds dozens of pages per worker.
+            # A ColumnPage is the request's own result (the list only wraps it): drop
+            # its arrays too; the batches emitted hold their own slices.
             if type(rows) is list:
+                if rows and type(rows[0]) is ColumnPage:
+                    rows[0].columns.clear()
                 rows.clear()
             if paging_state is None:
                 return _WINDOW_READ
