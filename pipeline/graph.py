@@ -10,7 +10,7 @@ from pipeline.local_runner import QuietFnApiRunner
 from transforms.normalize import FilterByWritetime
 from transforms.range_reader import ReadRangesFn
 from transforms.restore_manifest import RecordReadStartFn
-from transforms.sinks import FinalizeFn, WriteExport
+from transforms.sinks import FinalizeFn, WriteExport, takes_columns
 
 
 def build_pipeline(job: ExportJob, beam_args: list[str], *, finalize: bool = True) -> beam.Pipeline:
@@ -22,6 +22,8 @@ def build_pipeline(job: ExportJob, beam_args: list[str], *, finalize: bool = Tru
     for it runs :func:`transforms.sinks.finalize_export` (the launcher, on Dask).
     """
     options = PipelineOptions(beam_args)
+    # Pages read as columns where the writer takes them; a row filter works on rows.
+    columnar = takes_columns(job.sink, job.plan, job.policy) and not job.row_filter.active
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     rows = (
         pipeline
@@ -29,7 +31,11 @@ def build_pipeline(job: ExportJob, beam_args: list[str], *, finalize: bool = Tru
         | "Reshuffle" >> beam.Reshuffle()
         | "RecordReadStart" >> beam.ParDo(RecordReadStartFn(job.layout.root))
         | "ReadTokenRanges"
-        >> beam.ParDo(ReadRangesFn(job.connection, job.plan, job.batch_size, job.checkpoint_rows))
+        >> beam.ParDo(
+            ReadRangesFn(
+                job.connection, job.plan, job.batch_size, job.checkpoint_rows, columnar=columnar
+            )
+        )
     )
     if job.row_filter.active:
         rows = rows | "FilterByWritetime" >> FilterByWritetime(job.plan, job.row_filter)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy
+import pytest
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 
 from transforms.cassandra_session import ConnectionConfig
+from transforms.columnar import ColumnPage
 from transforms.elements import PieceKey, RowBatch
 from transforms.range_reader import _RangeReader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
@@ -120,3 +123,26 @@ def read_range(fn: Fn, start: int, end: int) -> tuple[list[Any], Tracker, _Range
     tracker = Tracker(OffsetRange(start + 1, end + 1))
     rows, reader = read(fn, tracker)
     return rows, tracker, reader
+
+
+def as_column_page(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """A page of integer rows as the column handler gives it: ``[ColumnPage]`` of masked
+    int64 columns (None masked); an empty page stays an empty list."""
+    if not rows:
+        return rows
+    columns = []
+    for values in zip(*rows, strict=True):
+        data = numpy.array([0 if v is None else v for v in values], dtype="<i8")
+        columns.append(numpy.ma.MaskedArray(data, mask=[v is None for v in values]))
+    return [ColumnPage(columns, len(rows))]
+
+
+def serve_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page a fake session answers reaches the reader as columns."""
+    finish = _RangeReader._finish
+
+    def columns(self: _RangeReader, sent: Any) -> tuple[list[Any], Any]:
+        rows, paging_state = finish(self, sent)
+        return as_column_page(list(rows)), paging_state
+
+    monkeypatch.setattr(_RangeReader, "_finish", columns)

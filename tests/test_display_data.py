@@ -101,7 +101,9 @@ def test_the_read_dofn_shows_what_it_reads() -> None:
         "fetch_size": 2000,
         "batch_size": 500,
         "checkpoint_rows": 10_000,
+        "columnar": True,
     }
+    assert shown(ReadRangesFn(CONNECTION, PLAN, columnar=False))["columnar"] is False
 
 
 def test_the_writer_and_its_dofn_show_the_output() -> None:

@@ -12,7 +12,16 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
-from tests.reader_fakes import Bound, Fn, Result, Tracker, make_table, read, read_range
+from tests.reader_fakes import (
+    Bound,
+    Fn,
+    Result,
+    Tracker,
+    make_table,
+    read,
+    read_range,
+    serve_columns,
+)
 from transforms import range_reader
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
@@ -55,6 +64,7 @@ class _Tokens:
 
     def __init__(self, tokens: dict[int, int]) -> None:
         self.key_of = itemgetter(0)
+        self.positions = (0,)
         self.tokens = tokens
 
     def token(self, key: int) -> int:
@@ -78,6 +88,13 @@ def _true_tokens(table: list[tuple[int, int, int]]) -> dict[int, int]:
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
+
+
+@pytest.fixture(autouse=True, params=["row pages", "column pages"])
+def _pages(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reads its pages as row tuples, then as columns (``transforms.columnar``)."""
+    if request.param == "column pages":
+        serve_columns(monkeypatch)
 
 
 def test_reads_every_row_once_without_selecting_the_token() -> None:

@@ -11,7 +11,7 @@ import pytest
 from apache_beam.io.restriction_trackers import OffsetRange
 from cassandra import ReadTimeout
 
-from tests.reader_fakes import Fn, Result, Tracker, make_table, read_range
+from tests.reader_fakes import Fn, Result, Tracker, make_table, read_range, serve_columns
 from transforms import range_reader
 from transforms.cassandra_session import ConnectionConfig
 from transforms.elements import PieceKey
@@ -44,6 +44,13 @@ class _FakeSession:
 @pytest.fixture(autouse=True)
 def _no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(range_reader.time, "sleep", lambda s: None)
+
+
+@pytest.fixture(autouse=True, params=["row pages", "column pages"])
+def _pages(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reads its pages as row tuples, then as columns (``transforms.columnar``)."""
+    if request.param == "column pages":
+        serve_columns(monkeypatch)
 
 
 def test_reads_every_row_once_and_finishes_the_restriction() -> None:

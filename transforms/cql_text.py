@@ -45,6 +45,7 @@ __all__ = [
     "float32_texts",
     "format_writetime_iso",
     "json_text",
+    "rfc3339_array_texts",
     "time_text",
     "timestamp_millis",
     "timestamp_text",
@@ -120,6 +121,29 @@ def _rfc3339_texts(values: Iterable[Any], per_second: int) -> list[str]:
         else:
             append(prefix + _HOUR_MINUTE[minute] + _TWO_DIGITS[second] + _MILLIS_FRACTION[fraction])
     return out
+
+
+_NUMPY_UNITS = {1000: "ms", 1_000_000: "us"}
+
+
+def rfc3339_array_texts(values: Any, per_second: int) -> list[str]:
+    """A NumPy integer array (no nulls) of ``per_second`` units since the epoch as
+    :func:`timestamp_texts` (1000) or :func:`writetime_texts` (1,000,000) render it,
+    formatted by NumPy's ``datetime_as_string`` in C; outside years 1-9999 the integer."""
+    import numpy
+
+    unit = _NUMPY_UNITS[per_second]
+    values = numpy.asarray(values, dtype=numpy.int64)
+    low = _MIN_DAY * _SECONDS_PER_DAY * per_second
+    high = (_MAX_DAY + 1) * _SECONDS_PER_DAY * per_second - 1
+    inside = (values >= low) & (values <= high)
+    texts = numpy.datetime_as_string(
+        values.view(f"datetime64[{unit}]"), unit=unit, timezone="UTC"
+    ).tolist()
+    if not inside.all():
+        for index in numpy.flatnonzero(~inside).tolist():
+            texts[index] = str(int(values[index]))
+    return texts
 
 
 def writetime_texts(values: Iterable[int]) -> list[str]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
-from transforms.elements import PieceKey, RowBatch
+import numpy
+
+from transforms.columnar import ColumnPage
+from transforms.elements import ColumnBatch, PieceKey, RowBatch
 from transforms.partition_token import PartitionTokens
 
 __all__ = ["NO_KEY", "PIECE_STOPPED", "TOKENS_REFUSED", "PageClaims"]
@@ -49,10 +52,14 @@ class PageClaims:
         the window's read ends here, and the rows of the current partition still to skip).
         Stops before a new partition when the tracker refuses it or ``checkpoint_rows`` rows
         were read (``PIECE_STOPPED``), or when its client token fails its check
-        (``TOKENS_REFUSED``: the reader then selects ``token(pk)`` for the rest)."""
-        if self.tokens is None:
+        (``TOKENS_REFUSED``: the reader then selects ``token(pk)`` for the rest).
+        A page of columns (``[ColumnPage]``) is claimed a partition at a time."""
+        if rows and type(rows[0]) is ColumnPage:
+            outcome, skip = yield from self._take_column_page(rows[0], skip, after, window_end)
+        elif self.tokens is None:
             return (yield from self._take_page_server_tokens(rows, skip))
-        outcome, skip = yield from self._take_page_client_tokens(rows, skip, after, window_end)
+        else:
+            outcome, skip = yield from self._take_page_client_tokens(rows, skip, after, window_end)
         if outcome == TOKENS_REFUSED:
             self._use_server_tokens(after, window_end)
         return outcome, skip
@@ -157,6 +164,87 @@ class PageClaims:
             self.since_checkpoint = since_checkpoint
         return stopped, skip
 
+    def _take_column_page(
+        self, page: ColumnPage, skip: int, after: int, window_end: int
+    ) -> Generator[RowBatch, None, tuple[str | None, int]]:
+        """``_take_page`` for a page of columns: the partitions' first rows are found with
+        NumPy (where a key column changes), each partition is claimed as the row loops
+        claim it, then the rows delivered (one contiguous run of the page) are emitted as
+        ``ColumnBatch`` elements of at most ``batch_size`` rows, after any rows batched
+        before (a page read as rows), so the order is kept."""
+        server = self.tokens is None
+        positions = (0,) if server else self.tokens.positions  # type: ignore[union-attr]
+        keys = [page.columns[p] for p in positions]
+        starts = _partition_starts(page.columns, positions)
+        runs = zip(starts, starts[1:] + [page.length], strict=True)
+        key_at = _value_at(keys[0]) if len(keys) == 1 else _values_at(keys)
+        outcome, skip, begin, end = self._claim_runs(runs, key_at, skip, after, window_end)
+        if end > begin:
+            yield from self._flush()
+            columns = page.columns[1:] if server else page.columns
+            step = self.fn.batch_size
+            for first in range(begin, end, step):
+                last = min(end, first + step)
+                yield ColumnBatch(self.piece, [c[first:last] for c in columns], last - first)
+        return outcome, skip
+
+    def _claim_runs(
+        self, runs: Iterable[tuple[int, int]], key_at: Any, skip: int, after: int, window_end: int
+    ) -> tuple[str | None, int, int, int]:
+        """Claim the partitions of a page, given as runs ``(start, stop)`` of row indexes;
+        returns (why the window ends here or None, rows still to skip, and the run of
+        rows delivered ``begin:end``). The same state changes as the row loops."""
+        client = self.tokens is not None
+        token_of = self.tokens.token if client else None  # type: ignore[union-attr]
+        complete, last_token, partial = self.complete, self.last_token, self.partial
+        last_key = self.last_key if client else last_token
+        floor = after if last_token is None or last_token < after else last_token
+        since_checkpoint = self.since_checkpoint
+        begin = end = 0
+        stopped = None
+        for start, stop in runs:
+            key = key_at(start)
+            if key == last_key:
+                taken = min(skip, stop - start)
+                skip -= taken
+                start += taken
+                partial += stop - start
+            else:
+                token = key
+                if client:
+                    try:
+                        token = token_of(key)  # type: ignore[misc]
+                    except (TypeError, ValueError, struct.error):
+                        token = None
+                    if token is None or not floor < token <= window_end:
+                        stopped = TOKENS_REFUSED
+                        break
+                if self._stops_before(token, since_checkpoint):
+                    stopped = PIECE_STOPPED
+                    break
+                if last_token is not None:
+                    complete = last_token
+                last_token = floor = token
+                last_key = key
+                partial = stop - start
+                skip = 0
+            if end == begin:
+                begin = start
+            end = stop
+            since_checkpoint += stop - start
+        self.complete, self.last_token, self.partial = complete, last_token, partial
+        if client:
+            self.last_key = last_key
+        self.rows += end - begin
+        self.since_checkpoint = since_checkpoint
+        return stopped, skip, begin, end
+
+    def _flush(self) -> Iterator[RowBatch]:
+        """The rows batched so far, as one RowBatch (before any columns that follow them)."""
+        if self.batch:
+            yield RowBatch(self.piece, self.batch)
+            self.batch = []
+
     def _stops_before(self, token: int, since_checkpoint: int) -> bool:
         """Whether the piece ends before the partition at ``token``: ``checkpoint_rows`` rows
         were read (the rest is handed back), or the tracker refuses the claim."""
@@ -181,3 +269,32 @@ class PageClaims:
             after,
             window_end,
         )
+
+
+def _partition_starts(columns: Sequence[Any], positions: Sequence[int]) -> list[int]:
+    """Indexes of the rows where a new partition key (or token) begins: row 0, and every
+    row whose key columns differ from the row before (value or null)."""
+    length = len(columns[0])
+    change = numpy.zeros(length, dtype=bool)
+    if length:
+        change[0] = True
+    for p in positions:
+        data = numpy.ma.getdata(columns[p])
+        mask = numpy.ma.getmaskarray(columns[p])
+        change[1:] |= (data[1:] != data[:-1]) | (mask[1:] != mask[:-1])
+    return numpy.flatnonzero(change).tolist()
+
+
+def _values_at(columns: Sequence[Any]) -> Any:
+    """Row ``i`` of several key columns as the tuple ``PartitionTokens.key_of`` gives."""
+    getters = [_value_at(column) for column in columns]
+    return lambda i: tuple(get(i) for get in getters)
+
+
+def _value_at(column: Any) -> Any:
+    """Row ``i`` of a column as the row parser gives it: a Python value, None if null."""
+    data = numpy.ma.getdata(column)
+    if data.dtype.kind == "O":
+        return data.__getitem__
+    mask = numpy.ma.getmaskarray(column)
+    return lambda i: None if mask[i] else data[i].item()

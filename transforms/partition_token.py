@@ -78,6 +78,7 @@ class PartitionTokens:
 
     def __init__(self, positions: tuple[int, ...], serializers: tuple[Callable[[Any], bytes], ...]):
         """``positions``: the key columns' indexes in the row; ``serializers``: one per column."""
+        self.positions = positions
         self.key_of: Callable[[tuple[Any, ...]], Any] = itemgetter(*positions)
         self._serializers = serializers
         self._single = serializers[0] if len(serializers) == 1 else None

@@ -1,5 +1,6 @@
 """The splittable reader: ``ReadRangesFn`` reads each work unit's token range page by page
-and emits ``RowBatch`` elements, then one ``PieceEnd`` per piece.
+and emits ``RowBatch`` elements (``ColumnBatch`` where pages are read as columns, see
+``transforms.columnar``), then one ``PieceEnd`` per piece.
 
 Each partition token is claimed once through the restriction tracker, so a unit split by
 the runner, checkpointed or retried never delivers a partition twice. A window that keeps
@@ -30,6 +31,7 @@ from transforms.cassandra_session import (
     release_session,
     splitting_helps,
 )
+from transforms.columnar import ColumnPage, columnar_handler, send_columnar, supports_columnar
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.page_claims import NO_KEY, PIECE_STOPPED, PageClaims
 from transforms.partition_token import PartitionTokens, partition_tokens_for
@@ -52,6 +54,7 @@ class ReadRangesFn(beam.DoFn):
         plan: TablePlan,
         batch_size: int = 1000,
         checkpoint_rows: int = 0,
+        columnar: bool = True,
     ) -> None:
         """Read the columns of ``plan`` through ``connection``.
 
@@ -62,8 +65,11 @@ class ReadRangesFn(beam.DoFn):
             batch_size: rows per emitted ``RowBatch``.
             checkpoint_rows: hand back the rest of a unit after this many rows (0: never),
                 so a runner can rebalance.
+            columnar: read pages as columns where the driver can (``ColumnBatch``
+                elements, whose ``rows`` give the same tuples); False: row tuples only.
         """
         self.connection = connection
+        self.columnar = columnar
         self.plan = plan
         self.batch_size = batch_size
         self.checkpoint_rows = checkpoint_rows
@@ -84,6 +90,9 @@ class ReadRangesFn(beam.DoFn):
             if self._client_tokens is None
             else self._prepare(with_token=False)
         )
+        self._columnar_handler = (
+            columnar_handler() if self.columnar and supports_columnar(self._session) else None
+        )
         self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
@@ -100,6 +109,7 @@ class ReadRangesFn(beam.DoFn):
             "fetch_size": self.connection.fetch_size,
             "batch_size": self.batch_size,
             "checkpoint_rows": self.checkpoint_rows,
+            "columnar": self.columnar,
         }
 
     def teardown(self) -> None:
@@ -212,11 +222,6 @@ class _RangeReader(PageClaims):
         yield from self._flush()
         self.tracker.try_claim(self.tracker.current_restriction().stop)
 
-    def _flush(self) -> Iterator[RowBatch]:
-        if self.batch:
-            yield RowBatch(self.piece, self.batch)
-            self.batch = []
-
     def _read_window(self, window_end: int) -> Generator[RowBatch, None, str]:
         """Read ``(complete, window_end]`` page by page, each page prefetched while the one
         before is processed; a failing page is retried from its paging state."""
@@ -252,7 +257,11 @@ class _RangeReader(PageClaims):
             # The driver keeps every answered request, and so its page, referenced from
             # its timeout timer until the timeout would have fired (--read-timeout):
             # empty the page once read, or a fast scan holds dozens of pages per worker.
+            # A ColumnPage is the request's own result (the list only wraps it): drop
+            # its arrays too; the batches emitted hold their own slices.
             if type(rows) is list:
+                if rows and type(rows[0]) is ColumnPage:
+                    rows[0].columns.clear()
                 rows.clear()
             if paging_state is None:
                 return _WINDOW_READ
@@ -323,8 +332,12 @@ class _RangeReader(PageClaims):
             finally:
                 if slots is not None:
                     slots.release()
+        handler = getattr(self.fn, "_columnar_handler", None)
         try:
-            future = execute_async(bound, paging_state=paging_state)
+            if handler is not None:
+                future = send_columnar(session, bound, paging_state, handler)
+            else:
+                future = execute_async(bound, paging_state=paging_state)
         except Exception as exc:
             if slots is not None:
                 slots.release()
@@ -335,12 +348,21 @@ class _RangeReader(PageClaims):
             )
         return future
 
-    def _finish(self, sent: Any) -> tuple[list[tuple[Any, ...]], bytes | None]:
+    def _finish(self, sent: Any) -> tuple[list[Any], bytes | None]:
+        """The answer of ``_start``: the page (row tuples, or ``[ColumnPage]``) and the
+        paging state of the next one."""
         result = sent.result()
         rows = result.current_rows
         self.fn.pages_counter.inc()
-        self.fn._limiter.acquire(len(rows))
+        self.fn._limiter.acquire(_row_count(rows))
         return rows, result.paging_state
+
+
+def _row_count(rows: list[Any]) -> int:
+    """Rows of a page: row tuples, or one ``ColumnPage``."""
+    if len(rows) == 1 and type(rows[0]) is ColumnPage:
+        return rows[0].length
+    return len(rows)
 
 
 def _release_slot(_result: Any, slots: threading.BoundedSemaphore) -> None:

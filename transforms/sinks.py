@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import cql_text
-from transforms.elements import NAMESPACE, PieceEnd, PieceKey, RowBatch, relax_gc
+from transforms.elements import NAMESPACE, ColumnBatch, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.formats import SinkConfig, UnitWriter, check_sink, get_format
 from transforms.manifest import (
     Layout,
@@ -62,6 +62,7 @@ __all__ = [
     "finalize_export",
     "merge_single_file",
     "read_stats",
+    "takes_columns",
 ]
 
 
@@ -127,6 +128,14 @@ class WritePiecesFn(beam.DoFn):
         return piece
 
     def process(self, element: RowBatch | PieceEnd) -> Iterator[dict[str, Any]]:
+        if isinstance(element, ColumnBatch) and self._normalize is None:
+            piece = self._piece(element.piece)
+            write_columns = getattr(piece.writer, "write_columns", None)
+            if write_columns is not None:
+                piece.stats.add_columns(element.columns)
+                write_columns(element.columns)
+                piece.rows += element.length
+                return
         if isinstance(element, RowBatch):
             piece = self._piece(element.piece)
             # Statistics take a collection's max whatever the policy (docs/export.md), so they see
@@ -199,6 +208,13 @@ class WritePiecesFn(beam.DoFn):
                 "a work unit's rows were split across bundles before its end arrived; the "
                 "runner did not fuse the reader with the writer, which this export requires"
             )
+
+
+def takes_columns(sink: SinkConfig, plan: TablePlan, policy: str) -> bool:
+    """True when the writer of ``sink`` takes ``ColumnBatch`` columns as they are (its
+    format writes columns and no collection writetime needs normalizing): then reading
+    pages as columns pays; elsewhere a ColumnBatch would only be turned back into rows."""
+    return get_format(sink.format).takes_columns and normalize_row_fn(plan, policy) is None
 
 
 def _size(path: str) -> int | None:

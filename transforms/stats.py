@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy
 
 from transforms.normalize import latest
 from transforms.table_plan import TablePlan
@@ -38,6 +39,22 @@ def _latest_column(column: Sequence[Any]) -> list[Any]:
     """A column of collection writetimes / TTLs (per-element lists, or already one value)
     -> the latest of each cell: statistics see a collection by its latest write."""
     return [latest(v) if type(v) is list else v for v in column]
+
+
+def _present(column: Any) -> Any:
+    """The non-null values of a masked numeric column, as a plain int64 array."""
+    data = numpy.ma.getdata(column).astype(numpy.int64, copy=False)
+    mask = numpy.ma.getmaskarray(column)
+    return data[~mask] if mask.any() else data
+
+
+def _widen(acc: list[Any], count: int, low: int, high: int) -> None:
+    """Add ``count`` values between ``low`` and ``high`` to an accumulator [count, min, max...]."""
+    acc[0] += count
+    if acc[1] is None or low < acc[1]:
+        acc[1] = low
+    if acc[2] is None or high > acc[2]:
+        acc[2] = high
 
 
 class StatsBuilder:
@@ -114,6 +131,57 @@ class StatsBuilder:
                 acc[1] = low
             if acc[2] is None or high > acc[2]:
                 acc[2] = high
+
+    def add_columns(self, columns: Sequence[Any]) -> None:
+        """Columns of a ``ColumnBatch`` (plan order; NumPy masked arrays of numbers or object
+        arrays): the same result as :meth:`add_rows` on its rows, the writetime and TTL
+        columns reduced by NumPy. Columns that are not numeric go through ``add_rows``."""
+        n_values = self.n_values
+        meta = columns[n_values:]
+        width = n_values + len(self.wt_names) + len(self.ttl_names)
+        if len(columns) != width or any(c.dtype.kind not in "iu" for c in meta):
+            self.add_rows(list(zip(*[c.tolist() for c in columns], strict=True)))
+            return
+        self.rows += len(columns[0]) if columns else 0
+        for i in range(n_values):
+            column = columns[i]
+            if column.dtype.kind == "O":
+                self.nulls[i] += column.tolist().count(None)
+            else:
+                self.nulls[i] += int(numpy.ma.getmaskarray(column).sum())
+        for j in range(len(self.wt_names)):
+            present = _present(meta[j])
+            if len(present):
+                self._add_writetimes(j, present)
+        for k in range(len(self.ttl_names)):
+            present = _present(meta[len(self.wt_names) + k])
+            if len(present):
+                low, high = int(present.min()), int(present.max())
+                _widen(self.ttl[k], len(present), low, high)
+
+    def _add_writetimes(self, j: int, present: Any) -> None:
+        """Count, exact sum, min, max and day histogram of non-null writetimes (an int64 array)."""
+        acc = self.wt[j]
+        low, high = int(present.min()), int(present.max())
+        count = len(present)
+        if (high - low) * count < 2**63:  # the offsets from ``low`` cannot overflow int64
+            total = int((present - low).sum()) + low * count
+        else:
+            total = sum(present.tolist())
+        acc[3] += total
+        _widen(acc, count, low, high)
+        hist = self.days[j]
+        day_cache = self._day_cache
+        if low // _DAY_MICROS == high // _DAY_MICROS:
+            days: Any = ((low // _DAY_MICROS, count),)
+        else:
+            keys, counts = numpy.unique(present // _DAY_MICROS, return_counts=True)
+            days = zip(keys.tolist(), counts.tolist(), strict=True)
+        for day_key, n in days:
+            day = day_cache.get(day_key)
+            if day is None:
+                day = day_cache[day_key] = day_of(day_key * _DAY_MICROS)
+            hist[day] = hist.get(day, 0) + n
 
     def add_rows_by_row(self, rows: Iterable[tuple[Any, ...]]) -> None:
         n_values = self.n_values

@@ -127,6 +127,8 @@ class Format:
         merge: ``(parts, target, sink)``: the parts, in token order, into one file.
         read_rows: ``(path, ...) -> iterator of dict``: a committed file back into rows,
             or None where the format's reader lives elsewhere.
+        takes_columns: True when its writers also have ``write_columns(columns)``, the
+            columns of a ``ColumnBatch`` (same bytes as ``write_rows`` of its rows).
     """
 
     name: str
@@ -135,6 +137,7 @@ class Format:
     open_writer: OpenWriter
     merge: MergeParts
     read_rows: ReadRows | None = None
+    takes_columns: bool = False
 
     def file_extension(self, sink: SinkConfig) -> str:
         """Extension of a part or merged file, compression suffix included."""

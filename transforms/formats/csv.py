@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_convert, cql_text, cql_types
@@ -25,7 +26,16 @@ from transforms.formats.base import (
 )
 from transforms.table_plan import OutputField, TablePlan
 
-__all__ = ["csv_column", "csv_quote", "CsvWriter", "FORMAT", "merge_csv", "open_csv_writer"]
+__all__ = [
+    "csv_array_column",
+    "csv_column",
+    "SharedWritetimeTexts",
+    "csv_quote",
+    "CsvWriter",
+    "FORMAT",
+    "merge_csv",
+    "open_csv_writer",
+]
 
 _DIGITS = frozenset("-0123456789")
 _ISO_CHARS = _DIGITS | frozenset(":.TZ")
@@ -40,6 +50,7 @@ _CSV_ALPHABETS = {
     "date": _DIGITS,
 }
 _BOOL_TEXT = {False: "false", True: "true"}
+_MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 
 
@@ -100,6 +111,100 @@ def _meta_texts(
     return (lambda values: list(map(str, values))), _DIGITS
 
 
+def _never_quoted(alphabet: frozenset[str] | None, sink: SinkConfig) -> bool:
+    """True when no field drawn from ``alphabet`` needs quoting: such a field is never empty
+    and never holds a quote, CR or LF, so only the delimiter or a non-empty null text
+    made of its characters could make it need quotes."""
+    delimiter, null = sink.delimiter, sink.null_value
+    return alphabet is not None and not (
+        all(ch in alphabet for ch in delimiter) or bool(null and all(ch in alphabet for ch in null))
+    )
+
+
+def _array_texts(
+    field: OutputField, sink: SinkConfig, policy: str
+) -> tuple[Callable[[Any], list[str]] | None, frozenset[str] | None]:
+    """(a NumPy array of non-null numbers -> the texts ``csv_column`` gives for them, their
+    alphabet); (None, None) for a field whose values are not numbers (lists of element
+    writetimes). Timestamps and ISO writetimes are formatted by NumPy; other numbers go
+    through the same functions as in ``csv_column``, on the array's Python values."""
+    if field.role == "value":
+        column_type = field.column.cql_type
+        if column_type.name == "timestamp":
+            return (lambda data: cql_text.rfc3339_array_texts(data, 1000)), _ISO_CHARS
+        if column_type.name in _MACHINE_INTS:  # their CSV text is str(), as in cql_convert
+            return (lambda data: list(map(str, data.tolist()))), _DIGITS
+        texts_of, alphabet = _value_texts(column_type)
+        return (lambda data: list(texts_of(data.tolist()))), alphabet
+    if is_list_field(field, policy):
+        return None, None
+    if field.role == "writetime" and sink.writetime_format == "iso":
+        return (lambda data: cql_text.rfc3339_array_texts(data, 1_000_000)), _ISO_CHARS
+    return (lambda data: list(map(str, data.tolist()))), _DIGITS
+
+
+class SharedWritetimeTexts:
+    """The ISO texts of the writetime column a writer rendered last, reused for the equal
+    writetimes of the next one: the cells of a row written together share a writetime,
+    so most of a batch's writetime columns are the first one again."""
+
+    def __init__(self) -> None:
+        self.data: Any = None  # int64 writetimes of the last column
+        self.texts: Any = None  # their texts (object array), where ``rendered``
+        self.rendered: Any = None
+
+    def texts_of(self, data: Any, mask: Any) -> Any:
+        """An object array: the ISO text of each unmasked writetime (None where masked)."""
+        texts = numpy.empty(len(data), dtype=object)
+        need = ~mask
+        if self.data is not None and len(self.data) == len(data):
+            same = need & self.rendered & (data == self.data)
+            texts[same] = self.texts[same]
+            need &= ~same
+        if need.any():
+            rendered = cql_text.rfc3339_array_texts(data[need], 1_000_000)
+            texts[need] = numpy.array(rendered, dtype=object)
+        self.data, self.texts, self.rendered = data, texts, ~mask
+        return texts
+
+
+def csv_array_column(
+    field: OutputField,
+    sink: SinkConfig,
+    policy: str,
+    iso_cache: dict[int, str],
+    shared: SharedWritetimeTexts,
+) -> Callable[[Any], Sequence[str]]:
+    """A column of a ``ColumnBatch`` -> its CSV fields, the same as ``csv_column`` gives
+    for the column's values. Numbers whose fields never need quoting are converted from
+    the array (nulls placed by the mask; ISO writetimes through ``shared``, one per
+    writer); any other column goes through ``csv_column``."""
+    by_list = csv_column(field, sink, policy, iso_cache)
+    texts_of, alphabet = _array_texts(field, sink, policy)
+    if texts_of is None or not _never_quoted(alphabet, sink):
+        return lambda column: by_list(column.tolist())
+    null = sink.null_value
+    iso = field.role == "writetime" and sink.writetime_format == "iso"
+
+    def convert(column: Any) -> Sequence[str]:
+        if column.dtype.kind not in "iuf":
+            return by_list(column.tolist())
+        data = numpy.ma.getdata(column)
+        mask = numpy.ma.getmaskarray(column)
+        if iso:
+            fields = shared.texts_of(data.astype(numpy.int64, copy=False), mask)
+            if mask.any():
+                fields[mask] = null
+            return fields.tolist()
+        if not mask.any():
+            return texts_of(data)
+        fields = numpy.full(len(data), null, dtype=object)
+        fields[~mask] = numpy.array(texts_of(data[~mask]), dtype=object)
+        return fields.tolist()
+
+    return convert
+
+
 def csv_column(
     field: OutputField, sink: SinkConfig, policy: str, iso_cache: dict[int, str]
 ) -> Callable[[Sequence[Any]], Sequence[str]]:
@@ -109,11 +214,7 @@ def csv_column(
         texts_of, alphabet = _value_texts(field.column.cql_type)
     else:
         texts_of, alphabet = _meta_texts(field, sink, policy, iso_cache)
-    # A field drawn from ``alphabet`` is never empty and never holds a quote, CR or LF; it
-    # needs quoting only if it could hold the delimiter or equal a non-empty null text.
-    never_quoted = alphabet is not None and not (
-        all(ch in alphabet for ch in delimiter) or (null and all(ch in alphabet for ch in null))
-    )
+    never_quoted = _never_quoted(alphabet, sink)
 
     def convert(column: Sequence[Any]) -> Sequence[str]:
         has_null = None in column
@@ -148,6 +249,10 @@ class CsvWriter:
         self._delimiter = sink.delimiter
         iso_cache: dict[int, str] = {}
         self._columns = [csv_column(f, sink, policy, iso_cache) for f in plan.output_fields]
+        shared = SharedWritetimeTexts()
+        self._array_columns = [
+            csv_array_column(f, sink, policy, iso_cache, shared) for f in plan.output_fields
+        ]
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
 
@@ -158,6 +263,21 @@ class CsvWriter:
         fields = [
             convert(column)
             for convert, column in zip(self._columns, zip(*rows, strict=True), strict=True)
+        ]
+        lines = map(self._delimiter.join, zip(*fields, strict=True))
+        self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+
+    def write_columns(self, columns: Sequence[Any]) -> None:
+        """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
+        order): the same bytes ``write_rows`` writes for those rows."""
+        if len(columns) != len(self._array_columns):
+            raise ValueError(
+                f"rows have {len(columns)} fields, the plan {len(self._array_columns)}"
+            )
+        if not columns or not len(columns[0]):
+            return
+        fields = [
+            convert(column) for convert, column in zip(self._array_columns, columns, strict=True)
         ]
         lines = map(self._delimiter.join, zip(*fields, strict=True))
         self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
@@ -197,4 +317,5 @@ FORMAT = Format(
     text_compression=True,
     open_writer=open_csv_writer,
     merge=merge_csv,
+    takes_columns=True,
 )

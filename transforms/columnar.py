@@ -1,0 +1,180 @@
+"""Result pages read straight into columns: the driver's NumPy row parser, made exact.
+
+The Cython build of cassandra-driver ships ``NumpyProtocolHandler``: a page of a result
+becomes one NumPy array per column instead of a list of row tuples. ``bigint``,
+``counter``, ``int``, ``smallint``, ``float`` and ``double`` columns (so writetimes, TTLs,
+``token()`` and the exporter's ``blobAsBigint(timestampAsBlob(c))`` timestamps) become
+masked arrays of machine numbers whose mask marks nulls; every other type an object array
+of exactly the values the row parser gives (same deserializers). As shipped with
+cassandra-driver 3.30.1 it cannot be used as it is:
+
+- with NumPy 2 every page holding a numeric column fails: its byte swap calls
+  ``ndarray.newbyteorder``, which NumPy 2 removed; the driver then re-parses the page
+  only to report errors and leaves the message without rows;
+- an empty value (0 bytes: Cassandra accepts them for numeric types, the row parser
+  gives None) leaves its array slot unwritten, so it would read as whatever was there;
+- the columns come as a dict by name, so two selectors with the same result name (a
+  column literally named ``writetime(c)`` next to ``WRITETIME(c)``) keep only one.
+
+:func:`columnar_handler` returns a protocol handler that fixes the first (a byte swap
+NumPy 2 accepts), detects the second (numeric arrays are filled with a marker pattern
+before a page is parsed; a page where a non-null slot still holds the marker, which a
+real value may also hold, is parsed again into row tuples) and the third (parsed again
+into rows). A page is therefore a :class:`ColumnPage` whenever its columns are exact, and
+the usual list of row tuples otherwise: a reader must take both.
+
+The handler is chosen per request (:func:`send_columnar`), never set on the shared
+session, so other users of a pooled session keep getting rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy
+
+__all__ = ["ColumnPage", "columnar_handler", "send_columnar", "supports_columnar"]
+
+# Big-endian byte patterns written into every slot of a numeric array before a page is
+# parsed, by item size: an improbable integer, and a NaN with a payload for floats.
+_MARKS = {8: b"\x7f\xf4\xde\xad\xbe\xef\x5a\xa5", 4: b"\x7f\xa5\xde\xad", 2: b"\x7f\xa5"}
+# The same patterns as the integers a native-order view of a parsed array shows.
+_MARK_VALUES = {size: int.from_bytes(mark, "big", signed=True) for size, mark in _MARKS.items()}
+
+
+class ColumnPage:
+    """One page of a result as columns, in the query's selector order.
+
+    ``columns[i]`` is a ``numpy.ma.MaskedArray`` of machine numbers (native byte order;
+    masked: null) or an object ``numpy.ndarray`` of driver values (None: null).
+    Deliberately not iterable: the driver's ``ResultSet`` keeps it as one item.
+    """
+
+    __slots__ = ("columns", "length")
+
+    def __init__(self, columns: list[Any], length: int) -> None:
+        self.columns = columns
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def _marked_array(coltype: Any, size: int) -> Any:
+    """``numpy_parser.make_array`` with every numeric slot holding the marker pattern."""
+    from cassandra import numpy_parser
+
+    dtype = numpy_parser._cqltype_to_numpy.get(coltype)
+    if dtype is None:
+        return numpy.empty((size,), dtype=object)
+    data = numpy.empty((size,), dtype=dtype)
+    data.view(numpy.uint8).reshape(size, dtype.itemsize)[:] = numpy.frombuffer(
+        _MARKS[dtype.itemsize], dtype=numpy.uint8
+    )
+    return numpy.ma.MaskedArray(data, mask=numpy.zeros((size,), dtype=bool))
+
+
+def _native_byteorder(array: Any) -> Any:
+    """``numpy_parser.make_native_byteorder`` for NumPy 2: big-endian numbers swapped into
+    native order (a byte copy: NaN payloads and the marker survive), mask kept."""
+    if array.dtype.kind == "O" or array.dtype.isnative:
+        return array
+    data = numpy.ma.getdata(array).byteswap().view(array.dtype.newbyteorder())
+    return numpy.ma.MaskedArray(data, mask=numpy.ma.getmaskarray(array))
+
+
+def _holds_marker(column: Any) -> bool:
+    """True when a non-null slot of a numeric column still holds the marker: an empty
+    value the parser did not write, or a real value equal to the marker."""
+    if column.dtype.kind == "O":
+        return False
+    data = numpy.ma.getdata(column)
+    size = data.dtype.itemsize
+    hits = data.view(f"i{size}") == _MARK_VALUES[size]
+    return bool((hits & ~numpy.ma.getmaskarray(column)).any())
+
+
+def _page_of(parsed: Any, names: Sequence[str]) -> ColumnPage | None:
+    """The NumPy parser's dict as a page in selector order; None when it is not exact."""
+    if not isinstance(parsed, dict) or len(parsed) != len(names) or not names:
+        return None
+    columns = [parsed[name] for name in names]
+    if any(map(_holds_marker, columns)):
+        return None
+    return ColumnPage(columns, len(columns[0]))
+
+
+_HANDLER: list[Any] = []  # the handler class, built once per process
+
+
+def _build_handler() -> Any:
+    from cassandra import numpy_parser, protocol
+
+    numpy_handler = protocol.NumpyProtocolHandler
+    if numpy_handler is None:  # a driver built without Cython or NumPy
+        return None
+    # Process-wide fixes of the driver's NumPy parser (module globals it looks up per
+    # call); nothing else in this process uses it as shipped, which fails on NumPy 2.
+    numpy_parser.make_array = _marked_array
+    numpy_parser.make_native_byteorder = _native_byteorder
+    opcode = protocol.ResultMessage.opcode
+    numpy_message = numpy_handler.message_types_by_opcode[opcode]
+    row_message = protocol.ProtocolHandler.message_types_by_opcode[opcode]
+
+    class ColumnarResultMessage(numpy_message):  # type: ignore[misc, valid-type]
+        """A rows result as a ColumnPage when exact, else as row tuples."""
+
+        def recv_results_rows(
+            self, f: Any, protocol_version: int, user_type_map: Any, metadata: Any, cep: Any
+        ) -> None:
+            start = f.tell()
+            if cep is None:  # encrypted columns: rows only
+                self.parsed_rows = None
+                numpy_message.recv_results_rows(
+                    self, f, protocol_version, user_type_map, metadata, cep
+                )
+                page = _page_of(self.parsed_rows, self.column_names)
+                if page is not None:
+                    self.parsed_rows = page
+                    return
+            f.seek(start)
+            row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
+
+    class ColumnarProtocolHandler(numpy_handler):  # type: ignore[misc, valid-type]
+        """The driver's protocol handler with rows results read by ColumnarResultMessage."""
+
+        message_types_by_opcode = {
+            **numpy_handler.message_types_by_opcode,
+            opcode: ColumnarResultMessage,
+        }
+
+    return ColumnarProtocolHandler
+
+
+def columnar_handler() -> Any:
+    """The protocol handler whose rows results are ``[ColumnPage]`` where exact (else
+    row tuples), or None when the driver has no NumPy parser."""
+    if not _HANDLER:
+        _HANDLER.append(_build_handler())
+    return _HANDLER[0]
+
+
+def send_columnar(session: Any, statement: Any, paging_state: bytes | None, handler: Any) -> Any:
+    """``session.execute_async(statement, paging_state=...)`` with ``handler`` decoding
+    its answer: what ``Session.execute_async`` does, with the request's own handler
+    instead of the session's (driver 3.30.1's ``Session`` has no per-request option)."""
+    from cassandra.cluster import _NOT_SET, EXEC_PROFILE_DEFAULT
+
+    future = session._create_response_future(
+        statement, None, False, {}, _NOT_SET, EXEC_PROFILE_DEFAULT, paging_state, None
+    )
+    future._protocol_handler = handler
+    session._on_request(future)
+    future.send_request()
+    return future
+
+
+def supports_columnar(session: Any) -> bool:
+    """True when ``session`` is a driver session ``send_columnar`` can use."""
+    return hasattr(session, "_create_response_future") and hasattr(session, "_on_request")
