@@ -411,6 +411,8 @@ class Measurement:
     processes: int
     timed_out: bool = False
     log: str = ""
+    # Each process's own peaks (RSS, PSS, in bytes) and what it runs: where the tree's go.
+    per_process: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_measured(
@@ -424,6 +426,7 @@ def run_measured(
     others = {child.pid for child in me.children(recursive=True)}
     cpu_seen: dict[int, float] = {}
     pids: set[int] = set()
+    own_peaks: dict[int, dict[str, Any]] = {}
     peak = peak_pss = 0
     timed_out = False
     with open(log_path, "wb") as log:
@@ -442,6 +445,15 @@ def run_measured(
                         total += memory.rss
                         total_pss += getattr(memory, "pss", memory.rss)
                         times = child.cpu_times()
+                        own = own_peaks.get(child.pid)
+                        if own is None:
+                            own = own_peaks[child.pid] = {
+                                "role": process_role(child.cmdline()),
+                                "rss": 0,
+                                "pss": 0,
+                            }
+                        own["rss"] = max(own["rss"], memory.rss)
+                        own["pss"] = max(own["pss"], getattr(memory, "pss", memory.rss))
                     cpu_seen[child.pid] = times.user + times.system
                     pids.add(child.pid)
                     alive += 1
@@ -485,7 +497,24 @@ def run_measured(
         processes=len(pids),
         timed_out=timed_out,
         log=tail,
+        per_process=[
+            {
+                "pid": pid,
+                "role": own["role"],
+                "peak_rss_mb": round(own["rss"] / 2**20, 1),
+                "peak_pss_mb": round(own["pss"] / 2**20, 1),
+            }
+            for pid, own in sorted(own_peaks.items())
+        ],
     )
+
+
+def process_role(cmdline: list[str]) -> str:
+    """A short name for a process of a tool's tree: the module a Python process runs
+    (``pipeline.cli``, ``pipeline.worker``...), else its program's name."""
+    if "-m" in cmdline[:-1]:
+        return cmdline[cmdline.index("-m") + 1]
+    return os.path.basename(cmdline[0]) if cmdline else "?"
 
 
 # --------------------------------------------------------------------------- counting
@@ -859,8 +888,15 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
         "peak_rss_mb": round(m.peak_rss / 2**20, 1),
         "peak_pss_mb": round(m.peak_pss / 2**20, 1),
         "processes": m.processes,
+        "per_process": m.per_process,
         "command": " ".join(inv.cmd),
     }
+    peaks = ", ".join(
+        f"{p['role']} {p['peak_rss_mb']:.0f}/{p['peak_pss_mb']:.0f}"
+        for p in m.per_process
+        if p["peak_rss_mb"] >= 20
+    )
+    print(f"  peak RSS/PSS MB per process: {peaks}", flush=True)
     if result["status"] != "ok":
         result["log_tail"] = m.log[-1500:]
         print(f"  {tool} FAILED (rc {m.rc}); log: {log_path}\n{m.log[-800:]}", flush=True)

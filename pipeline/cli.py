@@ -9,11 +9,12 @@ from typing import NoReturn
 
 import psutil
 
-from pipeline.arrow_memory import use_system_allocator
+from pipeline.arrow_memory import import_without_pyarrow, use_system_allocator
 
 # Beam warns at import time about optional cloud clients; keep the console clean.
 logging.getLogger().addHandler(logging.NullHandler())
-use_system_allocator()  # before Beam imports pyarrow; workers inherit it
+use_system_allocator()  # before anything imports pyarrow; workers inherit it
+import_without_pyarrow("apache_beam")  # pyarrow only where Parquet is written: arrow_memory
 
 from pipeline.options import UsageError  # noqa: E402
 

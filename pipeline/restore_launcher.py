@@ -167,12 +167,19 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     units = _export_units(layout, manifest, warnings)
     connection = prepare_target(settings, plan, schema)
     redo_all = bool(settings["overwrite"])
-    done = _start_or_continue(settings, restore_layout, recorded, plan, policy, len(units))
+    done = _done_before(settings, restore_layout, recorded, plan, len(units))
     todo = [
         RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all, u.expected_rows)
         for u in units
         if u.stem not in done
     ]
+    if runner_of(settings.beam_args).name == "DaskRunner":
+        # Before --overwrite forgets the earlier run's markers: a refusal leaves them all.
+        _refuse_redo_beside_running_tasks(
+            restore_layout, todo, f"{keyspace}.{table}", settings.beam_args
+        )
+    if recorded is None or redo_all:
+        _start_run(source, restore_layout, plan, policy, forget_earlier=redo_all)
     return RestoreJob(
         export_layout=layout,
         restore_layout=restore_layout,
@@ -216,32 +223,41 @@ def _load_export(settings: Settings) -> tuple[str, mf.Layout, dict[str, Any]]:
     return source, layout, manifest
 
 
-def _start_or_continue(
+def _done_before(
     settings: Settings,
     restore_layout: RestoreLayout,
     recorded: dict[str, Any] | None,
     plan: RestorePlan,
-    policy: str,
     units_total: int,
 ) -> dict[str, dict[str, Any]]:
-    """The done markers of the units this run skips. An unfinished earlier restore needs
-    ``--resume`` (continue it) or ``--overwrite`` (forget it and write restore.json anew)."""
-    source = settings["input"]
-    done = restore_layout.done_markers() if recorded is not None else {}
-    redo_all = bool(settings["overwrite"])
-    if recorded is not None and not redo_all:
-        if len(done) < units_total and not settings["resume"]:
-            raise UsageError(
-                f"a restore of {source} into {plan.keyspace}.{plan.table} was started and did "
-                f"not finish ({len(done)} of {units_total} units done): continue it with "
-                "--resume, or restore every unit again with --overwrite"
-            )
-    if redo_all:
-        mf.delete_files(mf.list_files(restore_layout.root, "*.json"))
-        done = {}
-    if recorded is None or redo_all:
-        _write_run_record(source, restore_layout, plan, policy)
+    """The done markers of the units this run skips (none with ``--overwrite``). An
+    unfinished earlier restore needs ``--resume`` (continue it) or ``--overwrite`` (forget
+    it: :func:`_start_run`). Reads only."""
+    if recorded is None or settings["overwrite"]:
+        return {}
+    done = restore_layout.done_markers()
+    if len(done) < units_total and not settings["resume"]:
+        raise UsageError(
+            f"a restore of {settings['input']} into {plan.keyspace}.{plan.table} was started "
+            f"and did not finish ({len(done)} of {units_total} units done): continue it with "
+            "--resume, or restore every unit again with --overwrite"
+        )
     return done
+
+
+def _start_run(
+    source: str,
+    restore_layout: RestoreLayout,
+    plan: RestorePlan,
+    policy: str,
+    *,
+    forget_earlier: bool,
+) -> None:
+    """Write restore.json anew; ``forget_earlier`` (``--overwrite``) first deletes the
+    earlier run's markers, so that every unit is restored again."""
+    if forget_earlier:
+        mf.delete_files(mf.list_files(restore_layout.root, "*.json"))
+    _write_run_record(source, restore_layout, plan, policy)
 
 
 def _write_run_record(
@@ -375,25 +391,28 @@ def print_restore_summary(job: RestoreJob, elapsed: float, out: Any) -> None:
     print(f"  restore manifest: {job.restore_layout.root}", file=out)
 
 
-def _refuse_redo_beside_running_tasks(job: RestoreJob, beam_args: list[str]) -> None:
+def _refuse_redo_beside_running_tasks(
+    restore_layout: RestoreLayout, todo: list[RestoreUnit], target: str, beam_args: list[str]
+) -> None:
     """Refuse to redo units on a Dask cluster whose workers still execute tasks.
 
     A launcher killed mid-run leaves the tasks it had started running on the workers, each
     writing its unit to the end. Redoing such a unit at the same time would read the
     target's lists before that task appends to them, and append those elements again. So
     a run that redoes units (an earlier attempt without a finished marker, or
-    ``--overwrite``) waits for idle workers: the user waits and reruns."""
+    ``--overwrite``) waits for idle workers: the user waits and reruns. Called before
+    anything of the restore manifest is written or deleted."""
     attempts = {
         posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
-        for p in mf.list_files(mf.join(job.restore_layout.root, "attempts"), "*.json")
+        for p in mf.list_files(mf.join(restore_layout.root, "attempts"), "*.json")
     }
-    redo = [u.stem for u in job.units if u.redo or u.stem in attempts]
+    redo = [u.stem for u in todo if u.redo or u.stem in attempts]
     if not redo:
         return
     busy = dask_tasks_executing(beam_args)
     if busy:
         raise UsageError(
-            f"{len(redo)} unit(s) of this restore into {job.target} were started before and "
+            f"{len(redo)} unit(s) of this restore into {target} were started before and "
             f"are to be redone, but the Dask workers still execute {busy} task(s), perhaps "
             "an earlier run's (the tasks of a killed launcher run on): redoing a unit while "
             "such a task still writes it could append list elements twice. Wait until the "
@@ -432,8 +451,6 @@ def run(argv: list[str], out: Any = None) -> int:
             file=out,
         )
         return 0
-    if runner_of(settings.beam_args).name == "DaskRunner":
-        _refuse_redo_beside_running_tasks(job, settings.beam_args)
     # Dask parallelizes by how Create is partitioned: one export unit per partition.
     beam_args = with_partitions(settings.beam_args, len(job.units))
     pipeline = build_restore_pipeline(

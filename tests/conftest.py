@@ -402,14 +402,7 @@ def keyspace_name(module_name: str) -> str:
 @pytest.fixture(scope="module")
 def keyspace(request: pytest.FixtureRequest, cassandra: ClusterHandle) -> Iterator[str]:
     """A fresh keyspace (SimpleStrategy RF 1) named after the test module, dropped at the end."""
-    name = keyspace_name(request.module.__name__)
-    session = cassandra.session()
-    make_keyspace(session, name, 1)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(Exception):
-            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+    yield from helpers.module_keyspace(cassandra.session(), keyspace_name(request.module.__name__))
 
 
 # --- the fixtures most modules share: the node, a session, a fresh keyspace, --hosts ----------

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -86,6 +86,18 @@ def cli_command() -> list[str]:
     if CLI.exists():
         return [str(CLI)]
     return [sys.executable, "-m", "pipeline.cli"]
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``proc`` for the block; killed and waited for on leaving it if it still runs (a
+    failed assertion must not leave a child process behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def run_cli_subprocess(
@@ -438,6 +450,19 @@ def fresh_keyspace(request: pytest.FixtureRequest, session: Any, prefix: str) ->
         timeout=60,
     )
     return name
+
+
+def module_keyspace(session: Any, name: str) -> Iterator[str]:
+    """Keyspace ``name`` (re)created with replication factor 1 for a module's tests and
+    dropped after them: the body of a module-scoped keyspace fixture (``yield from``)."""
+    from dev.cassandra_local import make_keyspace
+
+    make_keyspace(session, name, 1)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
 
 
 def hosts_arg(cassandra: Any) -> str:

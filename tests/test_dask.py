@@ -13,10 +13,12 @@ ends exact. ``--checkpoint-rows`` is refused on Dask (exit 2, nothing written).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +137,6 @@ def test_dask_export_equals_fnapi(
     assert _rows(out) == _rows(fnapi(fmt))
 
 
-def _start_slow_export(dask_cluster: dask_local.DaskCluster, argv: list[str]) -> Any:
-    return subprocess.Popen(
-        helpers.cli_command() + dask_cluster.pipeline_args() + argv,
-        cwd=helpers.REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def _wait_markers(proc: Any, out: Path, count: int) -> None:
     deadline = time.monotonic() + 120
     while len(_markers(out)) < count:
@@ -155,25 +145,55 @@ def _wait_markers(proc: Any, out: Path, count: int) -> None:
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _slow_export(
+    dask_cluster: dask_local.DaskCluster, hosts: str, table: str, out: Path
+) -> Iterator[Any]:
+    """A rate-limited CSV export of ``table`` to ``out`` on Dask, as a child process,
+    yielded once 2 units are committed (so a kill lands mid-run); killed on leaving the
+    block if it still runs."""
+    argv = _argv(hosts, table, out, "csv") + ["--max-rows-per-second", SLOW_RATE]
+    proc = subprocess.Popen(
+        helpers.cli_command() + dask_cluster.pipeline_args() + argv,
+        cwd=helpers.REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    with helpers.reaped(proc):
+        _wait_markers(proc, out, 2)
+        yield proc
+
+
+def _resume(dask_cluster: dask_local.DaskCluster, hosts: str, out: Path) -> helpers.CliResult:
+    """``--resume`` of ``out`` on Dask, which must succeed."""
+    result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
+    assert result.code == 0, result.describe()
+    return result
+
+
+def _assert_exact(out: Path, fnapi: Any, fmt: str) -> None:
+    """Every unit committed whole, and the rows of the FnApiRunner's export of ``fmt``."""
+    _assert_units_whole(out)
+    assert _rows(out) == _rows(fnapi(fmt))
+
+
 def test_worker_killed_mid_run_export_still_exact(
     dask_cluster: dask_local.DaskCluster, fnapi: Any, hosts: str, table: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _argv(hosts, table, out, "csv") + ["--max-rows-per-second", SLOW_RATE]
-    proc = _start_slow_export(dask_cluster, argv)
     try:
-        _wait_markers(proc, out, 2)
-        killed = dask_cluster.kill_worker(1)
-        done_at_kill = len(_markers(out))
-        assert (
-            not psutil.pid_exists(killed)
-            or dask_local._dask_process(killed, dask_cluster.run_dir) is None
-        )
-        stdout, stderr = proc.communicate(timeout=EXPORT_TIMEOUT)
+        with _slow_export(dask_cluster, hosts, table, out) as proc:
+            killed = dask_cluster.kill_worker(1)
+            done_at_kill = len(_markers(out))
+            assert (
+                not psutil.pid_exists(killed)
+                or dask_local._dask_process(killed, dask_cluster.run_dir) is None
+            )
+            stdout, stderr = proc.communicate(timeout=EXPORT_TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
         dask_cluster.start_worker(1)  # the module's later tests get two workers again
     total = len(_units(out))
     print(f"\nworker pid {killed} killed with {done_at_kill} of {total} units committed")
@@ -182,27 +202,18 @@ def test_worker_killed_mid_run_export_still_exact(
     if proc.returncode != 0:  # failed cleanly: a resumable output, then --resume ends it
         assert proc.returncode == 1, stderr
         assert "rerun with --resume" in stderr
-        result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
-        assert result.code == 0, result.describe()
-    _assert_units_whole(out)
-    assert _rows(out) == _rows(fnapi("csv"))
+        _resume(dask_cluster, hosts, out)
+    _assert_exact(out, fnapi, "csv")
 
 
 def test_launcher_killed_then_resume_on_dask_exact(
     dask_cluster: dask_local.DaskCluster, fnapi: Any, hosts: str, table: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    argv = _argv(hosts, table, out, "csv") + ["--max-rows-per-second", SLOW_RATE]
-    proc = _start_slow_export(dask_cluster, argv)
-    try:
-        _wait_markers(proc, out, 2)
+    with _slow_export(dask_cluster, hosts, table, out) as proc:
         proc.send_signal(signal.SIGKILL)
         done_at_kill = len(_markers(out))
         proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     total = len(_units(out))
     print(f"\nlauncher pid {proc.pid} killed with {done_at_kill} of {total} units committed")
@@ -214,12 +225,10 @@ def test_launcher_killed_then_resume_on_dask_exact(
     after = len(_markers(out))
     print(f"orphaned tasks committed {after - done_at_kill} more units after the kill")
     assert not (out / "_SUCCESS").exists()
-    result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
-    assert result.code == 0, result.describe()
+    result = _resume(dask_cluster, hosts, out)
     print(result.stdout.splitlines()[0])
     assert f"resumed: {after} parts" in result.stdout
-    _assert_units_whole(out)
-    assert _rows(out) == _rows(fnapi("csv"))
+    _assert_exact(out, fnapi, "csv")
 
 
 def test_resume_with_every_unit_committed_finalizes_on_dask(
@@ -231,8 +240,7 @@ def test_resume_with_every_unit_committed_finalizes_on_dask(
     assert _run(dask_cluster.pipeline_args() + _argv(hosts, table, out, "avro")).code == 0
     (out / "_SUCCESS").unlink()
     (out / "_manifest" / "stats.json").unlink()
-    result = _run(dask_cluster.pipeline_args() + ["--resume", str(out), "--hosts", hosts])
-    assert result.code == 0, result.describe()
+    result = _resume(dask_cluster, hosts, out)
     units = len(_units(out))
     assert f"resumed: {units} parts ({N_ROWS:,} rows) were already committed" in result.stdout
     assert (out / "_manifest" / "stats.json").exists()

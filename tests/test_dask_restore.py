@@ -27,9 +27,11 @@ from typing import Any
 import pytest
 
 from dev import dask_local, strays
-from tests.helpers import REPO, CliResult, export, markers
+from tests.helpers import REPO, CliResult, export, markers, reaped
 from tests.test_restore import (  # noqa: F401 - source: the round trip's fixture
+    ELEMENT_WRITETIMES,
     compare_ttls,
+    export_round_trip,
     read_span,
     restore,
     snapshot,
@@ -66,12 +68,8 @@ def _start_restore(cluster: dask_local.DaskCluster, *argv: str) -> tuple[Any, st
 def _finish(proc: Any, marker: str, argv: tuple[str, ...]) -> CliResult:
     """Wait for a restore started by ``_start_restore``; nothing it started (a Dask client)
     may outlive it."""
-    try:
+    with reaped(proc):
         stdout, stderr = proc.communicate(timeout=RESTORE_TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     assert [p.cmdline() for p in strays.marked_processes(marker)] == []
     return CliResult(proc.returncode, stdout, stderr, list(argv))
 
@@ -79,6 +77,11 @@ def _finish(proc: Any, marker: str, argv: tuple[str, ...]) -> CliResult:
 def restore_on_dask(cluster: dask_local.DaskCluster, *argv: str) -> CliResult:
     proc, marker = _start_restore(cluster, *argv)
     return _finish(proc, marker, argv)
+
+
+def _argv(hosts: str, exported: Path, target: str) -> list[str]:
+    """The restore of the export in ``exported`` into ``target`` (``keyspace.table``)."""
+    return ["--hosts", hosts, "--input", str(exported), "--table", target]
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +109,7 @@ def exported(
 ) -> Path:
     """The source exported once (JSON lines, element writetimes, every TTL, several units)."""
     out = tmp_path_factory.mktemp("dask_restore") / "export"
-    export(
-        hosts,
-        source["table"],
-        out,
-        "--format",
-        "jsonl",
-        "--collection-writetime",
-        "list",
-        "--ttl-columns",
-        "*",
-        "--splits",
-        "6",
-    )
+    export_round_trip(hosts, source["table"], out)
     return out
 
 
@@ -132,28 +123,12 @@ def test_restore_on_dask_equals_restore_on_fnapi(
 ) -> None:
     units = len(markers(exported))
     assert units > 2  # several units: several Dask tasks
+    dask_argv = _argv(hosts, exported, f"{targets['dask']}.copy")
     on_dask = restore_on_dask(
-        dask_cluster,
-        "--hosts",
-        hosts,
-        "--input",
-        str(exported),
-        "--table",
-        f"{targets['dask']}.copy",
-        "--create-table",
-        "--progress-interval",
-        "0",
+        dask_cluster, *dask_argv, "--create-table", "--progress-interval", "0"
     )
     assert on_dask.code == 0, on_dask.describe()
-    on_fnapi = restore(
-        "--hosts",
-        hosts,
-        "--input",
-        str(exported),
-        "--table",
-        f"{targets['fnapi']}.copy",
-        "--create-table",
-    )
+    on_fnapi = restore(*_argv(hosts, exported, f"{targets['fnapi']}.copy"), "--create-table")
     assert on_fnapi.code == 0, on_fnapi.describe()
     # The summary comes from the restore manifest (Dask has no Beam metrics).
     for result, target in ((on_dask, targets["dask"]), (on_fnapi, targets["fnapi"])):
@@ -206,17 +181,7 @@ def big_export(
         session, second, [(5000 + k, [f"c{k}"], k) for k in range(BIG_ROWS)], concurrency=64
     )
     out = tmp_path_factory.mktemp("dask_restore_big") / "big"
-    export(
-        hosts,
-        table,
-        out,
-        "--format",
-        "jsonl",
-        "--collection-writetime",
-        "list",
-        "--splits",
-        str(BIG_SPLITS),
-    )
+    export(hosts, table, out, *ELEMENT_WRITETIMES, "--splits", str(BIG_SPLITS))
     return table, out
 
 
@@ -235,28 +200,26 @@ def test_worker_killed_mid_restore_then_exact(
     units = len(markers(out))
     target = f"{targets['dask']}.bigcopy"
     manifest_dir = out / "_manifest" / "restore" / target
-    argv = ["--hosts", hosts, "--input", str(out), "--table", target]
+    argv = _argv(hosts, out, target)
     # 2,000 rows/s shared by the 2 workers: a unit of about 830 rows takes 0.8 s.
     slow = ["--max-rows-per-second", "2000", "--progress-interval", "0"]
     proc, marker = _start_restore(dask_cluster, *argv, *slow, "--create-table")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            done = _stems(manifest_dir)
-            writing = _stems(manifest_dir / "attempts") - done
-            # Both single-threaded workers are inside a unit: worker 1 is writing one.
-            if len(done) >= 2 and len(writing) == 2:
-                break
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"{len(done)} units done in 120 s"
-            time.sleep(0.01)
-        killed = dask_cluster.kill_worker(1)
-        done_at_kill = len(_stems(manifest_dir))
-        first = _finish(proc, marker, tuple(argv))
+        with reaped(proc):
+            deadline = time.monotonic() + 120
+            while True:
+                done = _stems(manifest_dir)
+                writing = _stems(manifest_dir / "attempts") - done
+                # Both single-threaded workers are inside a unit: worker 1 is writing one.
+                if len(done) >= 2 and len(writing) == 2:
+                    break
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, f"{len(done)} units done in 120 s"
+                time.sleep(0.01)
+            killed = dask_cluster.kill_worker(1)
+            done_at_kill = len(_stems(manifest_dir))
+            first = _finish(proc, marker, tuple(argv))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
         dask_cluster.start_worker(1)  # the module's later tests get two workers again
     print(f"\nworker pid {killed} killed with {done_at_kill} of {units} units restored")
     assert 0 < done_at_kill < units
@@ -294,6 +257,23 @@ def _hold(event_name: str) -> int:
     return 0
 
 
+def _refusal(units: int, target: str) -> str:
+    return (
+        f"cassandra-restore: error: {units} unit(s) of this restore into {target} were started "
+        "before and are to be redone, but the Dask workers still execute 1 task(s), perhaps "
+        "an earlier run's (the tasks of a killed launcher run on): redoing a unit while such "
+        "a task still writes it could append list elements twice. Wait until the workers "
+        "are idle (or restart them), then run the same command again\n"
+    )
+
+
+def _manifest_files(directory: Path) -> dict[str, bytes]:
+    """Every file of a restore manifest, by its path under ``directory``, with its bytes."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
 def test_redo_refused_while_dask_workers_still_run_tasks(
     dask_cluster: dask_local.DaskCluster,
     session: Any,
@@ -303,17 +283,18 @@ def test_redo_refused_while_dask_workers_still_run_tasks(
     exported: Path,
 ) -> None:
     """A unit started but unfinished (as a killed launcher leaves it) is not redone while
-    the workers still execute a task: that task could be the one still writing it."""
+    the workers still execute a task: that task could be the one still writing it. Nor is
+    every unit with ``--overwrite``, and that refusal deletes none of the earlier markers."""
     from distributed import Client, Event
 
     target = f"{targets['dask']}.guarded"
-    argv = ["--hosts", hosts, "--input", str(exported), "--table", target]
-    argv += ["--progress-interval", "0"]
+    argv = [*_argv(hosts, exported, target), "--progress-interval", "0"]
     first = restore_on_dask(dask_cluster, *argv, "--create-table")
     assert first.code == 0, first.describe()
     manifest_dir = exported / "_manifest" / "restore" / target
     stems = sorted(_stems(manifest_dir))
     (manifest_dir / stems[0]).unlink()  # its attempt marker stays: started, not finished
+    before = _manifest_files(manifest_dir)
     event_name = f"hold-{uuid.uuid4().hex}"
     with Client(dask_cluster.address, set_as_default=False) as client:
         held = client.submit(_hold, event_name, pure=False)
@@ -322,18 +303,18 @@ def test_redo_refused_while_dask_workers_still_run_tasks(
             assert time.monotonic() < deadline, "the holding task did not start in 60 s"
             time.sleep(0.2)
         refused = restore_on_dask(dask_cluster, *argv, "--resume")
+        overwrite_refused = restore_on_dask(dask_cluster, *argv, "--overwrite")
         Event(event_name, client=client).set()
         assert held.result(timeout=60) == 0
     assert refused.code == 2, refused.describe()
-    assert (refused.stdout, refused.stderr) == (
+    assert (refused.stdout, refused.stderr) == ("", _refusal(1, target))
+    assert overwrite_refused.code == 2, overwrite_refused.describe()
+    assert (overwrite_refused.stdout, overwrite_refused.stderr) == (
         "",
-        f"cassandra-restore: error: 1 unit(s) of this restore into {target} were started "
-        "before and are to be redone, but the Dask workers still execute 1 task(s), perhaps "
-        "an earlier run's (the tasks of a killed launcher run on): redoing a unit while such "
-        "a task still writes it could append list elements twice. Wait until the workers "
-        "are idle (or restart them), then run the same command again\n",
+        _refusal(len(stems), target),
     )
-    assert sorted(_stems(manifest_dir)) == stems[1:]  # nothing was written
+    assert _manifest_files(manifest_dir) == before  # nothing written, nothing deleted
+    assert sorted(_stems(manifest_dir)) == stems[1:]
     dask_cluster.wait_idle()
     resumed = restore_on_dask(dask_cluster, *argv, "--resume")
     assert resumed.code == 0, resumed.describe()

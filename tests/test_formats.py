@@ -249,7 +249,7 @@ def test_vector_is_a_list_because_pyarrow_cannot_read_null_fixed_size_lists(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from transforms.formats.parquet import arrow_type
+    from transforms.formats.parquet_arrow import arrow_type
 
     assert arrow_type(cql_types.parse_cql_type("vector<float, 3>")) == pa.list_(pa.float32())
     path = str(tmp_path / "vector.parquet")

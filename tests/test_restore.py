@@ -194,6 +194,16 @@ def summary_number(text: str, label: str) -> int:
 # --- the round trip -------------------------------------------------------------------------
 
 
+# Export options of the lists' restores: element writetimes in JSON lines.
+ELEMENT_WRITETIMES = ("--format", "jsonl", "--collection-writetime", "list")
+
+
+def export_round_trip(hosts: str, table: str, out: Path) -> None:
+    """The export the round trip restores (here and on Dask): JSON lines, every element's
+    writetime, every TTL, six units."""
+    export(hosts, table, out, *ELEMENT_WRITETIMES, "--ttl-columns", "*", "--splits", "6")
+
+
 @pytest.fixture(scope="module")
 def exported(
     tmp_path_factory: pytest.TempPathFactory, session: Any, hosts: str, source: dict[str, Any]
@@ -205,19 +215,7 @@ def exported(
         f"UPDATE {source['table']} USING TIMESTAMP 5000000 AND TTL {EXPIRING_TTL} "
         "SET v = 'gone' WHERE k = 5 AND c = 1"
     )
-    export(
-        hosts,
-        source["table"],
-        out,
-        "--format",
-        "jsonl",
-        "--collection-writetime",
-        "list",
-        "--ttl-columns",
-        "*",
-        "--splits",
-        "6",
-    )
+    export_round_trip(hosts, source["table"], out)
     exported_text = "".join(p.read_text() for p in (out / "data").glob("part-*.jsonl"))
     assert exported_text.count('"gone"') == 1, "the expiring cell expired before the export"
     time.sleep(max(0.0, expiring + EXPIRING_TTL + 2 - time.time()))

@@ -1,11 +1,12 @@
 """``pipeline.runners``: the runner table the launcher decides from (pure, no Cassandra); the
-local processes' Arrow allocator (``pipeline.arrow_memory``)."""
+local processes' Arrow allocator and where pyarrow is loaded (``pipeline.arrow_memory``)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from pipeline.runners import (
     with_partitions,
     worker_count,
 )
+from tests.helpers import REPO
 
 
 @pytest.mark.parametrize(
@@ -188,3 +190,124 @@ def test_processes_give_arrow_the_system_allocator(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout == f"{backend}\n"
+
+
+# Run by a fresh interpreter: the two launchers' modules, then an export pipeline for a CSV
+# and for a Parquet export and a restore pipeline, built and serialized as a run would
+# submit them (DoFns pickled, format registry included), but not run.
+_PLAN_WITHOUT_RUNNING = """
+import sys
+import pipeline.cli, pipeline.restore_cli
+from pipeline.graph import build_pipeline
+from pipeline.job import ExportJob
+from pipeline.restore_graph import build_restore_pipeline
+from transforms import manifest as mf
+from transforms.cassandra_session import ConnectionConfig
+from transforms.cassandra_write import RestoreUnit, WriteSettings
+from transforms.formats import SinkConfig, check_sink
+from transforms.normalize import WritetimeFilter
+from transforms.restore_plan import build_restore_plan
+from transforms.table_plan import build_table_plan
+from transforms.token_ranges import WorkUnit
+
+out = sys.argv[1]
+args = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2"]
+columns = (("id", "int", "partition_key"), ("status", "text", "regular"))
+plan = build_table_plan(keyspace="shop", table="orders", column_types=columns,
+                        user_types={}, release_version="5.0.8")
+connection = ConnectionConfig(hosts=("127.0.0.1",))
+for fmt in ("csv", "parquet"):
+    sink = SinkConfig(format=fmt)
+    check_sink(sink)
+    job = ExportJob(layout=mf.Layout(f"{out}/{fmt}"), plan=plan, units=[WorkUnit(0, -10, 10)],
+                    work_items=[(0, -10, -10, 10)], connection=connection, sink=sink,
+                    policy="max", row_filter=WritetimeFilter(), batch_size=1000,
+                    checkpoint_rows=0, single_file=True, stats_chart=False, export_config={})
+    build_pipeline(job, args).to_runner_api()
+restore_plan = build_restore_plan(
+    "shop", "orders_copy",
+    [{"name": n, "cql_type": t, "kind": k} for n, t, k in columns], {}, ["status"], [])
+unit = RestoreUnit("00000", f"{out}/parquet/data/part-00000.parquet", 0)
+manifest = {"export_config": {"format": "parquet"}}
+settings = WriteSettings(export_root=f"{out}/parquet", restore_root=f"{out}/restore")
+build_restore_pipeline([unit], connection, restore_plan, manifest, settings, args).to_runner_api()
+print(sorted(m for m in sys.modules if m.split(".")[0] == "pyarrow"))
+"""
+
+
+def test_launchers_plan_csv_and_parquet_runs_without_pyarrow(tmp_path: Path) -> None:
+    """pyarrow (about 45 MB per process) is imported only where a Parquet file is written or
+    read: neither the export's nor the restore's launcher loads it, not even for a Parquet
+    export (the format registry imports the pyarrow side at its first call). A fresh
+    interpreter, so that no other test's imports count."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PLAN_WITHOUT_RUNNING, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+# Run by a fresh interpreter: a pipeline on the local multi-process runner the exports use.
+# Its first stage reports whether a worker has pyarrow loaded; the second (after the shuffle,
+# so it starts when the first has ended) imports pyarrow and reports its allocator.
+_WORKER_REPORT = """
+import sys
+import pipeline.cli
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from pipeline.graph import local_runner
+
+path = sys.argv[1]
+
+def loaded(_):
+    import os, sys
+    return f"{os.getpid()} {'pyarrow' in sys.modules}"
+
+def allocator(line):
+    import os, pyarrow
+    return f"{line} {os.getpid()} {pyarrow.default_memory_pool().backend_name}"
+
+def append(line):
+    with open(path, "a") as handle:
+        handle.write(line + "\\n")
+
+options = PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                           "--direct_num_workers=2"])
+with beam.Pipeline(runner=local_runner(options), options=options) as p:
+    _ = (p | beam.Create(range(8)) | beam.Map(loaded) | beam.Reshuffle()
+         | beam.Map(allocator) | beam.Map(append))
+import os
+print("pyarrow" in sys.modules, os.getpid())
+"""
+
+
+def test_local_workers_load_pyarrow_only_when_used_with_the_system_allocator(
+    tmp_path: Path,
+) -> None:
+    """The workers Beam's local runner starts (``pipeline.worker``, not our Dockerfile's
+    environment) run without pyarrow until a step imports it, and then Arrow allocates
+    with the system allocator, although the launcher's own environment does not name it."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    reports = tmp_path / "reports.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", _WORKER_REPORT, str(reports)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    launcher_loaded, launcher = result.stdout.split()
+    assert launcher_loaded == "False"
+    reported = [line.split() for line in reports.read_text().splitlines()]
+    assert len(reported) == 8
+    assert {(was_loaded, backend) for _, was_loaded, _, backend in reported} == {
+        ("False", "system")
+    }
+    pids = {pid for first, _, second, _ in reported for pid in (first, second)}
+    assert launcher not in pids and len(pids) >= 1  # steps ran in the worker processes

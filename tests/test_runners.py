@@ -411,7 +411,7 @@ def test_worker_imports_beam_without_pyarrow() -> None:
     Parquet format can still import it afterwards."""
     script = (
         "import sys; import pipeline.worker; print('pyarrow' in sys.modules); "
-        "import transforms.formats.parquet; print('pyarrow' in sys.modules)"
+        "import transforms.formats.parquet_arrow; print('pyarrow' in sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True

@@ -25,7 +25,6 @@ and the matrix's wall time.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from dev.cassandra_local import PINNED_VERSIONS, ClusterHandle, LocalCluster, make_keyspace
+from dev.cassandra_local import PINNED_VERSIONS, ClusterHandle, LocalCluster
 from dev.load_table import load_big_table
 from tests import helpers
 from tests import test_writetime_features as features
@@ -107,12 +106,7 @@ def release(session: Any) -> str:
 @pytest.fixture(scope="module")
 def ks(session: Any) -> Iterator[str]:
     """A fresh keyspace on the release's node (overrides conftest's, which needs ``cassandra``)."""
-    name = make_keyspace(session, "version_matrix", 1)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(Exception):
-            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
+    yield from helpers.module_keyspace(session, "version_matrix")
 
 
 @pytest.fixture(scope="module")

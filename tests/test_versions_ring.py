@@ -9,7 +9,6 @@ its last node before this module starts its three.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,6 @@ from dev.cassandra_local import (
     ClusterHandle,
     LocalCluster,
     checkout_prefix,
-    make_keyspace,
 )
 from tests import helpers
 from tests.conftest import MULTI_MIN_AVAILABLE, TEST_ROOT, VersionNodes, _local_cluster
@@ -31,7 +29,7 @@ from tests.test_export_ring import (  # noqa: F401 - fixtures and the test, run 
     node_tokens,
     test_blob_keys_at_ring_edges_exactly_once,
 )
-from tests.test_export_types import Exports
+from tests.test_versions import exports, ks  # noqa: F401 - the matrix's fixtures
 
 pytestmark = [pytest.mark.versions, pytest.mark.multinode]
 
@@ -62,21 +60,6 @@ def db(cassandra_version: VersionNodes) -> Iterator[ClusterHandle]:
     lock = TEST_ROOT / f"ring{RING_VERSION}.lock"
     with _local_cluster(lock, cluster, timeout=RING_START_TIMEOUT) as handle:
         yield handle
-
-
-@pytest.fixture(scope="module")
-def ks(session: Any) -> Iterator[str]:
-    name = make_keyspace(session, "version_ring", 1)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(Exception):
-            session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=120)
-
-
-@pytest.fixture(scope="module")
-def exports(hosts: str, tmp_path_factory: pytest.TempPathFactory) -> Exports:
-    return Exports(hosts, tmp_path_factory.mktemp("ring41"))
 
 
 def test_three_nodes_of_4_1_own_the_ring(session: Any) -> None:

@@ -112,22 +112,24 @@ def csv_chunks(
             yield _csv_record_columns(path, chunk, len(expected), number)
             number += len(chunk)
         return
-    body = text[:-2]
-    line_ends = body.count("\r\n")
-    if body.count("\n") != line_ends or body.count("\r") != line_ends:
+    # The text up to its last line end, searched in place: a copy without that line end
+    # would hold a second unit-sized string for as long as the unit is decoded.
+    limit = len(text) - 2
+    line_ends = text.count("\r\n", 0, limit)
+    if text.count("\n", 0, limit) != line_ends or text.count("\r", 0, limit) != line_ends:
         raise ExportFileError(path, "malformed CSV: a bare line break outside quotes")
-    first = body.find("\r\n")
-    header = body.split(layout.delimiter) if first < 0 else body[:first].split(layout.delimiter)
+    first = text.find("\r\n", 0, limit)
+    header = text[: limit if first < 0 else first].split(layout.delimiter)
     _check_header(path, header, expected)
     check_row_count(path, line_ends, expected_rows)
     position, number = first, 2
     while 0 <= position:
         end = position
         for _ in range(chunk_rows):
-            end = body.find("\r\n", end + 2)
+            end = text.find("\r\n", end + 2, limit)
             if end < 0:
                 break
-        lines = body[position + 2 : None if end < 0 else end].split("\r\n")
+        lines = text[position + 2 : limit if end < 0 else end].split("\r\n")
         yield _csv_line_columns(path, lines, layout, len(expected), number)
         position, number = end, number + len(lines)
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 __all__ = ["ColumnEncoder", "interleave", "nullable_column_encoder", "Run", "varints"]
 
@@ -47,8 +46,13 @@ def _fixed(values: np.ndarray) -> Run:
     return raw, np.full(len(values), values.itemsize, np.int64)
 
 
-def _length_prefixed(values: Sequence[Any], arrow_type: pa.DataType) -> list[Run]:
-    array = pa.array(values, type=arrow_type)
+def _length_prefixed(values: Sequence[Any], binary: bool) -> list[Run]:
+    """Strings (or bytes) -> their lengths' varints and their bytes, laid out by pyarrow.
+    pyarrow is imported here, at the first string column: an export without one (and
+    every process of a CSV export) never loads it (about 45 MB of resident memory)."""
+    import pyarrow as pa
+
+    array = pa.array(values, type=pa.binary() if binary else pa.string())
     offsets = np.frombuffer(array.buffers()[1], np.int32)[: len(array) + 1].astype(np.int64)
     data_buffer = array.buffers()[2]
     data = (
@@ -93,9 +97,9 @@ def _value_encoder(schema: Any) -> Callable[[Sequence[Any]], list[Run]]:
     if primitive == "float":
         return lambda values: [_fixed(np.array(values, dtype="<f4"))]
     if primitive == "string":
-        return lambda values: _length_prefixed(values, pa.string())
+        return lambda values: _length_prefixed(values, binary=False)
     if primitive == "bytes":
-        return lambda values: _length_prefixed(values, pa.binary())
+        return lambda values: _length_prefixed(values, binary=True)
     return _fallback(schema)
 
 
