@@ -176,5 +176,14 @@ def send_columnar(session: Any, statement: Any, paging_state: bytes | None, hand
 
 
 def supports_columnar(session: Any) -> bool:
-    """True when ``session`` is a driver session ``send_columnar`` can use."""
-    return hasattr(session, "_create_response_future") and hasattr(session, "_on_request")
+    """True when ``session`` is the driver's own ``Session``, whose private request path
+    ``send_columnar`` uses. Any other object (a proxy that wraps ``execute_async``, as the
+    fault-injection tests do) is driven through its public ``execute_async`` and gives
+    rows, so a wrapper always sees every request."""
+    from cassandra.cluster import Session
+
+    return (
+        isinstance(session, Session)
+        and hasattr(session, "_create_response_future")
+        and hasattr(session, "_on_request")
+    )

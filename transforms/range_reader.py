@@ -90,9 +90,7 @@ class ReadRangesFn(beam.DoFn):
             if self._client_tokens is None
             else self._prepare(with_token=False)
         )
-        self._columnar_handler = (
-            columnar_handler() if self.columnar and supports_columnar(self._session) else None
-        )
+        self._columnar_handler = columnar_handler() if self.columnar else None
         self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
@@ -334,7 +332,9 @@ class _RangeReader(PageClaims):
                     slots.release()
         handler = getattr(self.fn, "_columnar_handler", None)
         try:
-            if handler is not None:
+            # Checked per request: a session swapped after setup (a fault-injecting proxy)
+            # is driven through its own execute_async.
+            if handler is not None and supports_columnar(session):
                 future = send_columnar(session, bound, paging_state, handler)
             else:
                 future = execute_async(bound, paging_state=paging_state)
