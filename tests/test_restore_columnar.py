@@ -32,7 +32,7 @@ from cassandra.query import BatchType
 from tests.helpers import export
 from tests.test_export_types import OTHER_ROWS, TYPES
 from tests.test_restore import read_span, restore
-from tests.test_restore_formats import comparable, ttl_problems
+from tests.test_restore_formats import cell_snapshot, ttl_problems
 from transforms.cassandra_write import partition_chunks
 from transforms.cql_types import parse_cql_type
 from transforms.export_decode import ExportLayout, read_unit_columns, rows_of
@@ -120,20 +120,8 @@ def export_of(hosts: str, table: str, out: Path, fmt: str, extra: tuple[str, ...
 
 
 def snapshot(session: Any, table: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    selectors = ", ".join(
-        f"{'blobAsBigint(timestampAsBlob(' + c + '))' if c in TIMESTAMPS else c}, "
-        f"WRITETIME({c}), TTL({c})"
-        for c in NAMES
-    )
-    values: dict[Any, Any] = {}
-    ttls: dict[Any, Any] = {}
-    for row in session.execute(f"SELECT k1, k2, c, {selectors} FROM {table}"):
-        cells = row[3:]
-        values[tuple(row[:3])] = tuple(
-            (comparable(cells[i]), cells[i + 1]) for i in range(0, len(cells), 3)
-        )
-        ttls[tuple(row[:3])] = tuple(cells[i + 2] for i in range(0, len(cells), 3))
-    return values, ttls
+    """:func:`cell_snapshot` of the plain table, keyed by (k1, k2, c)."""
+    return cell_snapshot(session, table, ["k1", "k2", "c"], NAMES, TIMESTAMPS)
 
 
 @pytest.fixture(scope="module")

@@ -58,23 +58,30 @@ def comparable(value: Any) -> Any:
     return repr(value)
 
 
-def snapshot(session: Any, table: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    """(values and writetimes, TTLs) of every cell, keyed by (pk, ck)."""
-    # A timestamp out of datetime's range (years 1-9999) is read as its integer.
+def cell_snapshot(
+    session: Any, table: str, keys: list[str], columns: list[str], timestamps: set[str]
+) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """(values and writetimes, TTLs) of every cell of ``columns``, keyed by the tuple of
+    ``keys``; a column in ``timestamps`` is read as its integer, so a timestamp out of
+    datetime's range (years 1-9999) compares too."""
     selectors = ", ".join(
-        f"{'blobAsBigint(timestampAsBlob(' + c + '))' if c in TIMESTAMPS else c}, "
+        f"{'blobAsBigint(timestampAsBlob(' + c + '))' if c in timestamps else c}, "
         f"WRITETIME({c}), TTL({c})"
-        for c in CELL_COLUMNS
+        for c in columns
     )
+    width = len(keys)
     values: dict[Any, Any] = {}
     ttls: dict[Any, Any] = {}
-    for row in session.execute(f"SELECT pk, ck, {selectors} FROM {table}"):
-        cells = row[2:]
-        values[(row[0], row[1])] = tuple(
-            (comparable(cells[i]), cells[i + 1]) for i in range(0, len(cells), 3)
-        )
-        ttls[(row[0], row[1])] = tuple(cells[i + 2] for i in range(0, len(cells), 3))
+    for row in session.execute(f"SELECT {', '.join(keys)}, {selectors} FROM {table}"):
+        key, cells = tuple(row[:width]), row[width:]
+        values[key] = tuple((comparable(cells[i]), cells[i + 1]) for i in range(0, len(cells), 3))
+        ttls[key] = tuple(cells[i + 2] for i in range(0, len(cells), 3))
     return values, ttls
+
+
+def snapshot(session: Any, table: str) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """:func:`cell_snapshot` of the every-type table, keyed by (pk, ck)."""
+    return cell_snapshot(session, table, ["pk", "ck"], CELL_COLUMNS, TIMESTAMPS)
 
 
 def ttl_problems(
