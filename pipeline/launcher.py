@@ -13,6 +13,7 @@ from pipeline.job import prepare_export
 from pipeline.logs import setup_logging
 from pipeline.progress import ProgressReporter, print_summary
 from pipeline.runners import runner_of, with_partitions
+from transforms.rate_limit import remove_bucket
 from transforms.sinks import finalize_export
 
 
@@ -57,5 +58,6 @@ def run(argv: list[str], out: Any = None) -> int:
     finally:
         if reporter is not None:
             reporter.stop()
+        remove_bucket(job.connection.rate_limit)
     print_summary(job, time.monotonic() - started, out)
     return 0

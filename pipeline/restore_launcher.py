@@ -22,6 +22,7 @@ from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit, WriteSettings
 from transforms.normalize import parse_time_micros
+from transforms.rate_limit import remove_bucket
 from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
@@ -194,7 +195,6 @@ def prepare_restore(settings: Settings) -> RestoreJob:
             max_batch_statements=settings["batch_statements"],
             max_in_flight=settings["max_in_flight"],
             retries=settings["retries"],
-            max_rows_per_second=connection.max_rows_per_second_per_worker,
         ),
         units=todo,
         units_total=len(units),
@@ -466,5 +466,6 @@ def run(argv: list[str], out: Any = None) -> int:
     finally:
         if reporter is not None:
             reporter.stop()
+        remove_bucket(job.connection.rate_limit)
     print_restore_summary(job, time.monotonic() - started, out)
     return 0

@@ -10,7 +10,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    PortableOptions,
+    StandardOptions,
+)
 
 from pipeline.options import UsageError
 
@@ -201,6 +206,24 @@ def worker_count(beam_args: list[str]) -> int:
                 except ValueError:
                     raise UsageError(f"{name}: {value!r} is not an integer") from None
     return 1
+
+
+# Worker environments that run the SDK workers as processes of this machine (sharing its
+# temporary directory); DOCKER and EXTERNAL ones may not.
+_HOST_ENVIRONMENTS = ("LOOPBACK", "PROCESS")
+
+
+def workers_share_machine(beam_args: list[str]) -> bool:
+    """Whether every worker runs on the launcher's machine as a process that sees its
+    temporary directory, so that all can take rows from one rate-limit bucket: a local
+    runner (any running mode) in its default, LOOPBACK or PROCESS environment, or Dask with
+    no scheduler named (the runner then starts a cluster here). A named Dask scheduler may
+    have workers anywhere, even at a loopback address (an SSH tunnel), so it does not."""
+    runner = runner_of(beam_args)
+    if runner.name == "DaskRunner":
+        return not any(a.startswith("--dask_client_address") for a in beam_args)
+    environment = PipelineOptions(beam_args).view_as(PortableOptions).environment_type
+    return runner.local and (not environment or environment.upper() in _HOST_ENVIRONMENTS)
 
 
 def loses_checkpoint_residuals(beam_args: list[str]) -> bool:

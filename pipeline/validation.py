@@ -8,11 +8,12 @@ from typing import Any
 
 from pipeline.config import Settings, credentials
 from pipeline.options import SPECS_BY_DEST, UsageError
-from pipeline.runners import worker_count
+from pipeline.runners import worker_count, workers_share_machine
 from transforms import manifest as mf
-from transforms.cassandra_session import ConnectionConfig, parse_host
+from transforms.cassandra_session import ConnectionConfig, RateLimit, parse_host
 from transforms.formats import SinkConfig, check_sink
 from transforms.normalize import WritetimeFilter, parse_time_micros
+from transforms.rate_limit import new_bucket_path
 
 
 def output_directory(settings: Settings) -> str:
@@ -50,7 +51,7 @@ def split_table(settings: Settings) -> tuple[str, str]:
 
 
 def connection_config(settings: Settings) -> ConnectionConfig:
-    """The ConnectionConfig of the settings; the rate limit is split over the workers."""
+    """The ConnectionConfig of the settings, with the job's rate limit (:func:`rate_limit`)."""
     hosts = tuple(h.strip() for h in str(settings["hosts"]).split(",") if h.strip())
     if not hosts:
         raise UsageError("--hosts: give at least one contact point, e.g. --hosts 10.0.0.1:9042")
@@ -73,7 +74,6 @@ def connection_config(settings: Settings) -> ConnectionConfig:
                 raise UsageError(f"{flag}: cannot read {path}: {exc.strerror}") from None
     if settings.get("ssl_cert_file") and not settings.get("ssl_key_file"):
         raise UsageError("--ssl-cert-file needs --ssl-key-file (the client's private key)")
-    rate = float(settings["max_rows_per_second"])
     return ConnectionConfig(
         hosts=hosts,
         port=settings["port"],
@@ -91,7 +91,22 @@ def connection_config(settings: Settings) -> ConnectionConfig:
         fetch_size=settings["fetch_size"],
         retries=settings["retries"],
         max_concurrent_queries=settings["max_concurrent_queries"],
-        max_rows_per_second_per_worker=rate / worker_count(settings.beam_args) if rate else 0.0,
+        rate_limit=rate_limit(settings),
+    )
+
+
+def rate_limit(settings: Settings) -> RateLimit:
+    """``--max-rows-per-second`` for the workers: one bucket shared by every process of the
+    job when all run on this machine (a new file path for each launch, created by the first
+    worker that reads); otherwise split evenly over the workers the job runs with."""
+    rate = float(settings["max_rows_per_second"])
+    if not rate:
+        return RateLimit()
+    shared = workers_share_machine(settings.beam_args)
+    return RateLimit(
+        rows_per_second=rate,
+        workers=worker_count(settings.beam_args),
+        bucket_path=new_bucket_path() if shared else None,
     )
 
 

@@ -222,17 +222,39 @@ def committed_at(marker: dict[str, Any]) -> float:
 
 
 THROTTLE_LIMIT = 3_000  # rows/s: the 25,000 rows take about 8.3 s
-THROTTLE_FETCH = 100
+THROTTLE_FETCH = 250
+# The uneven table: one partition of 20,000 rows (in one unit, whatever the splits), and
+# 500 partitions of 10 rows: whichever worker reads the big partition reads 80% of the rows.
+UNEVEN_BIG = 20_000
+UNEVEN_SMALL = range(1_000, 1_500)
+UNEVEN_ROWS = UNEVEN_BIG + 10 * len(UNEVEN_SMALL)
+
+
+def expected_uneven() -> list[tuple[int, int, str, int]]:
+    keys = [(0, ck) for ck in range(UNEVEN_BIG)]
+    keys += [(pk, ck) for pk in UNEVEN_SMALL for ck in range(10)]
+    return [(pk, ck, skew_value(pk, ck), skew_writetime(pk, ck)) for pk, ck in keys]
 
 
 @pytest.fixture(scope="module")
-def big25k(data: Data) -> str:
-    info = load_big_table(data.session, data.keyspace, "big25k", partitions=2_500)
-    _log(f"loaded {info.rows:,} rows into big25k in {info.seconds:.1f} s")
-    return "big25k"
-
-
-THROTTLED: dict[tuple[str, int], str] = {}  # (mode, workers) -> what was measured
+def uneven25k(data: Data) -> str:
+    """The uneven table, loaded as unlogged batches of 10 rows of one partition."""
+    table = "uneven25k"
+    data.session.execute(
+        f"CREATE TABLE {data.keyspace}.{table} (pk int, ck int, v text, PRIMARY KEY (pk, ck))",
+        timeout=60,
+    )
+    one = f"INSERT INTO {data.keyspace}.{table} (pk, ck, v) VALUES (?, ?, ?) USING TIMESTAMP ?;"
+    batch = data.session.prepare(f"BEGIN UNLOGGED BATCH {one * 10} APPLY BATCH")
+    rows = expected_uneven()
+    params = [[value for row in rows[i : i + 10] for value in row] for i in range(0, len(rows), 10)]
+    started = time.monotonic()
+    for ok, result in execute_concurrent_with_args(
+        data.session, batch, params, concurrency=32, results_generator=True
+    ):
+        assert ok, result
+    _log(f"loaded {UNEVEN_ROWS:,} uneven rows in {time.monotonic() - started:.1f} s")
+    return table
 
 
 def _node_scans(data: Data, table: str) -> int:
@@ -250,28 +272,10 @@ def _node_scans(data: Data, table: str) -> int:
     return total
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("mode", "workers"),
-    [
-        ("multi_threading", 1),
-        ("multi_threading", 2),
-        ("multi_processing", 1),
-        ("multi_processing", 2),
-    ],
-)
-def test_max_rows_per_second_holds_the_total_rate(
-    data: Data, big25k: str, tmp_path: Path, mode: str, workers: int
-) -> None:
-    """The limit is the total over all workers, whatever the running mode. Measured with the
-    test's own clock and the node's own count of the table's scans: the reading phase runs
-    from the first scan the node counted to the last (polled every 20 ms), and the node
-    served exactly the pages the export's units need (rows // fetch size + 1 each)."""
-    out = tmp_path / "out"
-    argv = data.args(big25k, out, "--max-rows-per-second", str(THROTTLE_LIMIT))
-    argv += ["--fetch-size", str(THROTTLE_FETCH), "--splits", "16"]
-    argv += [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
-    scans_before = _node_scans(data, big25k)
+def _reading_seconds(data: Data, table: str, argv: list[str]) -> tuple[float, int, str]:
+    """Run the exporter; (seconds from the first to the last change of the node's scan
+    count of ``table``, polled every 20 ms; scans the node counted; the CLI's output)."""
+    scans_before = _node_scans(data, table)
     first = last = None
     seen = scans_before
     proc = subprocess.Popen(
@@ -285,7 +289,7 @@ def test_max_rows_per_second_holds_the_total_rate(
     try:
         while proc.poll() is None:
             now = time.monotonic()
-            scans = _node_scans(data, big25k)
+            scans = _node_scans(data, table)
             if scans != seen:  # the first change: reading began; the last: it ended
                 first = now if first is None else first
                 last = now
@@ -297,19 +301,48 @@ def test_max_rows_per_second_holds_the_total_rate(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, stdout + stderr
-    assert_exactly(big_rows_from_csv(helpers.read_csv_parts(out)[1]), expected_big(2_500))
-    markers = helpers.markers(out)
-    pages = sum(m["rows"] // THROTTLE_FETCH + 1 for m in markers)
-    assert _node_scans(data, big25k) - scans_before == pages == seen - scans_before
     assert first is not None and last is not None
-    rows = 25_000
-    measured = rows / (last - first)
-    THROTTLED[(mode, workers)] = (
-        f"{measured:,.0f} rows/s over {last - first:.1f} s ({pages} pages counted by the node)"
-    )
+    assert _node_scans(data, table) == seen
+    return last - first, seen - scans_before, stdout + stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "layout",
+    [
+        (),
+        ("--direct_running_mode=multi_threading", "--direct_num_workers=1"),
+        ("--direct_running_mode=multi_threading", "--direct_num_workers=2"),
+        ("--direct_running_mode=multi_processing", "--direct_num_workers=1"),
+        ("--direct_running_mode=multi_processing", "--direct_num_workers=2"),
+    ],
+    ids=["in-process", "threads-1", "threads-2", "processes-1", "processes-2"],
+)
+def test_max_rows_per_second_holds_the_total_rate(
+    data: Data, uneven25k: str, tmp_path: Path, layout: tuple[str, ...]
+) -> None:
+    """The limit is the total over all workers, whatever the layout, even when one worker
+    gets most of the rows: one unit holds the 20,000-row partition (80% of the table), so
+    with two workers the one that reads it has at least four times the rows of the other.
+    Measured with the test's own clock and the node's own count of the table's scans: the
+    reading phase runs from the first scan the node counted to the last, and the node
+    served exactly the pages the export's units need (rows // fetch size + 1 each)."""
+    out = tmp_path / "out"
+    argv = data.args(uneven25k, out, "--max-rows-per-second", str(THROTTLE_LIMIT))
+    argv += ["--fetch-size", str(THROTTLE_FETCH), "--splits", "16", *layout]
+    seconds, scans, _ = _reading_seconds(data, uneven25k, argv)
+    assert_exactly(skewed_rows(out), expected_uneven())
+    markers = helpers.markers(out)
+    assert scans == sum(m["rows"] // THROTTLE_FETCH + 1 for m in markers)
+    heaviest = max(m["rows"] for m in markers)
+    assert heaviest >= UNEVEN_BIG
+    assert sum(m["rows"] for m in markers) == UNEVEN_ROWS
+    measured = UNEVEN_ROWS / seconds
+    name = " ".join(layout) or "in-process"
     _log(
-        f"--max-rows-per-second {THROTTLE_LIMIT:,}, {mode}, {workers} worker(s): "
-        f"{THROTTLED[(mode, workers)]}"
+        f"--max-rows-per-second {THROTTLE_LIMIT:,}, {name}: {measured:,.0f} rows/s over "
+        f"{seconds:.1f} s ({scans} pages counted by the node; heaviest unit {heaviest:,} "
+        f"of {UNEVEN_ROWS:,} rows)"
     )
     assert abs(measured - THROTTLE_LIMIT) <= 0.10 * THROTTLE_LIMIT
 

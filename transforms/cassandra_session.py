@@ -1,6 +1,6 @@
-"""The Cassandra session of one worker process: connection settings, TLS, routing,
-a shared reference-counted session, a shared rate limiter and query slots, and which
-driver errors are worth a retry.
+"""The Cassandra session of one worker process: connection settings (the job's rate limit
+among them, applied by ``transforms.rate_limit``), TLS, routing, a shared
+reference-counted session and query slots, and which driver errors are worth a retry.
 
 The reader uses it; a writer that restores rows into Cassandra shares it. It imports no
 other module of this project, so it can sit below every transform.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +22,35 @@ __all__ = [
     "ConnectionConfig",
     "consistency_level",
     "is_retryable",
-    "leave_limiter",
-    "limiter_for",
     "parse_host",
     "query_slots",
     "RangeAwarePolicy",
-    "RateLimiter",
+    "RateLimit",
     "release_session",
     "splitting_helps",
 ]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``--max-rows-per-second`` as every worker receives it (``transforms.rate_limit``
+    applies it).
+
+    Attributes:
+        rows_per_second: the limit on the whole job's rows per second; 0 for none.
+        workers: the workers that split the limit evenly when they share no bucket.
+        bucket_path: the file every process of the job takes its rows from, on the
+            launcher's machine; None when workers may run on other machines (each worker
+            then holds ``rows_per_second / workers``).
+    """
+
+    rows_per_second: float = 0.0
+    workers: int = 1
+    bucket_path: str | None = None
+
+    def per_worker(self) -> float:
+        """One worker's even share of the limit (used without a shared bucket)."""
+        return self.rows_per_second / max(1, self.workers)
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,7 @@ class ConnectionConfig:
     fetch_size: int = 5000
     retries: int = 6
     max_concurrent_queries: int = 0
-    max_rows_per_second_per_worker: float = 0.0
+    rate_limit: RateLimit = RateLimit()
 
     def contact_points(self) -> list[tuple[str, int]]:
         """(host, port) pairs; a port given with a host wins over ``port``."""
@@ -338,54 +357,7 @@ def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float
     return random.uniform(0, min(cap, base * (2**attempt)))
 
 
-class RateLimiter:
-    """A token bucket shared by the threads of one worker process.
-
-    Its rate is ``per_reader`` rows per second times the readers (DoFn instances) of this
-    process that hold it: a limit split over N workers then adds up to the same total
-    whether the workers are N processes or N threads of one process."""
-
-    def __init__(self, per_reader: float) -> None:
-        self.per_reader = per_reader
-        self.readers = 0
-        self._lock = threading.Lock()
-        self._next = time.monotonic()
-
-    @property
-    def rate(self) -> float:
-        """Rows per second for the whole process."""
-        return self.per_reader * max(1, self.readers)
-
-    def acquire(self, rows: int) -> None:
-        if self.per_reader <= 0 or rows <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + rows / self.rate
-            wait = start - now
-        if wait > 0:
-            time.sleep(wait)
-
-
-_LIMITERS: dict[float, RateLimiter] = {}
 _QUERY_SLOTS: dict[int, threading.BoundedSemaphore] = {}
-
-
-def limiter_for(per_reader: float) -> RateLimiter:
-    """This process's rate limiter, joined by one more reader of ``per_reader`` rows/s.
-
-    Each call must be matched by :func:`leave_limiter` (in the DoFn's teardown)."""
-    with _SESSIONS_LOCK:
-        limiter = _LIMITERS.setdefault(per_reader, RateLimiter(per_reader))
-        limiter.readers += 1
-        return limiter
-
-
-def leave_limiter(limiter: RateLimiter) -> None:
-    """One reader of ``limiter`` is gone: the process's rate drops by its share."""
-    with _SESSIONS_LOCK:
-        limiter.readers = max(0, limiter.readers - 1)
 
 
 def query_slots(n: int) -> threading.BoundedSemaphore | None:

@@ -33,7 +33,6 @@ from apache_beam.metrics import Metrics
 
 from transforms.cassandra_session import (
     ConnectionConfig,
-    RateLimiter,
     acquire_session,
     consistency_level,
     release_session,
@@ -47,6 +46,7 @@ from transforms.export_decode import (
     rows_of,
 )
 from transforms.manifest import exists, write_json
+from transforms.rate_limit import leave_limiter, limiter_for
 from transforms.restore_columnar import ColumnarWriter, columnar_fields
 from transforms.restore_encode import EncodedBatch, batch_statement, execute_encoded
 from transforms.restore_manifest import RestoreLayout
@@ -99,7 +99,6 @@ class WriteSettings:
     max_batch_statements: int = 64
     max_in_flight: int = 32
     retries: int = 6
-    max_rows_per_second: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ class RestoreUnitsFn(beam.DoFn):
         self._prepared: dict[Shape, Any] = {}
         self._serialized: dict[Shape, tuple[bytes, tuple[Any, ...]]] = {}
         self._protocol_version = self._session.cluster.protocol_version
-        self._limiter = RateLimiter(self.settings.max_rows_per_second)
+        self._limiter = limiter_for(self.connection.rate_limit)
         self._check_consistency = consistency_level(
             list_check_consistency(self.connection.consistency)
         )
@@ -164,6 +163,9 @@ class RestoreUnitsFn(beam.DoFn):
                 self._list_types[column.name] = prepared.result_metadata[2 * i][3]
 
     def teardown(self) -> None:
+        if getattr(self, "_limiter", None) is not None:
+            leave_limiter(self._limiter)
+            self._limiter = None
         release_session(self.connection)
 
     def _prepare(self, shape: Shape) -> Any:

@@ -25,8 +25,6 @@ from transforms.cassandra_session import (
     backoff_seconds,
     consistency_level,
     is_retryable,
-    leave_limiter,
-    limiter_for,
     query_slots,
     release_session,
     splitting_helps,
@@ -35,6 +33,7 @@ from transforms.columnar import ColumnPage, columnar_handler, send_columnar, sup
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.page_claims import NO_KEY, PIECE_STOPPED, PageClaims
 from transforms.partition_token import PartitionTokens, partition_tokens_for
+from transforms.rate_limit import leave_limiter, limiter_for
 from transforms.table_plan import TablePlan
 from transforms.token_restriction import TOKEN_RANGES
 
@@ -91,7 +90,7 @@ class ReadRangesFn(beam.DoFn):
             else self._prepare(with_token=False)
         )
         self._columnar_handler = columnar_handler() if self.columnar else None
-        self._limiter = limiter_for(self.connection.max_rows_per_second_per_worker)
+        self._limiter = limiter_for(self.connection.rate_limit)
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
     def _prepare(self, with_token: bool) -> Any:

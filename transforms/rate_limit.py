@@ -1,0 +1,168 @@
+"""``--max-rows-per-second`` as the workers apply it: one limit for the whole job.
+
+When every worker runs on the launcher's machine (Beam's local runners in any running
+mode, a Dask cluster on this machine), all their processes take rows from one
+:class:`SharedBucket`, a file under the system's temporary directory: the job's total
+rate holds however the work units fall between the processes. When workers may run on
+other machines, each worker process holds its even share instead
+(:class:`RateLimiter`): the total then never exceeds the limit, but runs below it while
+some workers have no work left.
+
+Both pace rows the same way: rows are booked on a schedule at the limit's rate, and a
+caller waits until its rows' place on the schedule comes. Time not used is not saved
+up, so no burst follows an idle spell: over any stretch of the run the rows booked are
+at most the rate times its length plus one booking (a page of rows).
+
+The job's :class:`~transforms.cassandra_session.RateLimit` travels with the connection
+settings; this module turns it into a limiter in each worker process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from transforms.cassandra_session import RateLimit
+
+__all__ = [
+    "book",
+    "leave_limiter",
+    "limiter_for",
+    "new_bucket_path",
+    "Limiter",
+    "RateLimiter",
+    "remove_bucket",
+    "SharedBucket",
+]
+
+# The shared bucket's file holds one number: when the next rows may be read, in seconds
+# of the machine's monotonic clock (one clock for every process of the machine).
+_NEXT = struct.Struct("<d")
+
+
+def book(next_at: float, now: float, rows: int, rate: float) -> tuple[float, float]:
+    """Book ``rows`` at ``rate`` rows/s on a schedule whose next free moment is ``next_at``:
+    (the schedule's new next free moment, seconds to wait from ``now``). Rows start when
+    the schedule is free, or now if it has been free since earlier (no saved-up time)."""
+    start = max(now, next_at)
+    return start + rows / rate, start - now
+
+
+class RateLimiter:
+    """A schedule shared by the threads of one worker process, for workers that share no
+    bucket.
+
+    Its rate is ``per_reader`` rows per second times the readers (DoFn instances) of this
+    process that hold it: a limit split over N workers then adds up to the same total
+    whether the workers are N processes or N threads of one process."""
+
+    def __init__(self, per_reader: float) -> None:
+        self.per_reader = per_reader
+        self.readers = 0
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    @property
+    def rate(self) -> float:
+        """Rows per second for the whole process."""
+        return self.per_reader * max(1, self.readers)
+
+    def acquire(self, rows: int) -> None:
+        """Wait until ``rows`` more rows keep the process within its rate."""
+        if self.per_reader <= 0 or rows <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._next, wait = book(self._next, now, rows, self.rate)
+        if wait > 0:
+            time.sleep(wait)
+
+
+class SharedBucket:
+    """The schedule of every process of one job on one machine, kept in a file.
+
+    Each acquire opens the file, takes an exclusive ``flock`` (which also excludes other
+    threads of the same process: each acquire opens the file anew), books its rows and
+    releases the lock before it waits. Readers acquire a page at a time, so the lock is
+    taken once per page. The file is created by the first acquire and removed by the
+    launcher (:func:`remove_bucket`) when the job ends."""
+
+    def __init__(
+        self,
+        path: str,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.path = path
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+
+    def acquire(self, rows: int) -> None:
+        """Wait until ``rows`` more rows keep the whole job within its rate."""
+        if self.rate <= 0 or rows <= 0:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stored = os.pread(fd, _NEXT.size, 0)
+            now = self._clock()
+            next_at = _NEXT.unpack(stored)[0] if len(stored) == _NEXT.size else now
+            next_at, wait = book(next_at, now, rows, self.rate)
+            os.pwrite(fd, _NEXT.pack(next_at), 0)
+        finally:
+            os.close(fd)  # releases the lock
+        if wait > 0:
+            self._sleep(wait)
+
+
+Limiter = RateLimiter | SharedBucket
+
+_LOCK = threading.Lock()
+_LIMITERS: dict[float, RateLimiter] = {}
+_BUCKETS: dict[str, SharedBucket] = {}
+
+
+def limiter_for(limit: RateLimit) -> Limiter:
+    """This process's limiter for ``limit``: the job's shared bucket, or the process's own
+    schedule joined by one more reader of the worker's share.
+
+    Each call must be matched by :func:`leave_limiter` (in the DoFn's teardown)."""
+    with _LOCK:
+        if limit.bucket_path is not None:
+            return _BUCKETS.setdefault(
+                limit.bucket_path, SharedBucket(limit.bucket_path, limit.rows_per_second)
+            )
+        per_reader = limit.per_worker()
+        limiter = _LIMITERS.setdefault(per_reader, RateLimiter(per_reader))
+        limiter.readers += 1
+        return limiter
+
+
+def leave_limiter(limiter: Limiter) -> None:
+    """One reader of ``limiter`` is gone: a process's own schedule drops by its share (the
+    shared bucket's rate is the job's and stays)."""
+    if isinstance(limiter, RateLimiter):
+        with _LOCK:
+            limiter.readers = max(0, limiter.readers - 1)
+
+
+def new_bucket_path() -> str:
+    """A path for one job's shared bucket under the system's temporary directory, new for
+    each launch: no earlier job's schedule is ever read."""
+    return os.path.join(tempfile.gettempdir(), f"cassandra-export-rate-{uuid.uuid4().hex}")
+
+
+def remove_bucket(limit: RateLimit) -> None:
+    """Remove the job's shared bucket file, if it has one and a worker created it."""
+    if limit.bucket_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(limit.bucket_path)
