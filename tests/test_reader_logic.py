@@ -4,7 +4,6 @@ real reads are tested on Cassandra in the integration tests."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -234,25 +233,3 @@ def test_connection_repr_hides_the_password() -> None:
     config = ConnectionConfig(username="reader", password="s3cret-pw")
     assert "s3cret-pw" not in repr(config)
     assert "s3cret-pw" not in str(config.session_key())
-
-
-def test_rate_limit_adds_up_over_the_readers_of_one_process() -> None:
-    """Two worker threads of one process share its limiter at twice the per-worker rate (the
-    bug: they shared one limiter at the per-worker rate, halving the total)."""
-    from transforms.cassandra_session import leave_limiter, limiter_for
-
-    per_worker = 1234.0
-    first = limiter_for(per_worker)
-    second = limiter_for(per_worker)
-    try:
-        assert first is second
-        assert first.rate == 2 * per_worker
-        start = first._next = time.monotonic() + 3600  # far ahead: acquire only books time
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(time, "sleep", lambda _s: None)
-            first.acquire(2468)
-        assert first._next - start == 2468 / (2 * per_worker)
-    finally:
-        leave_limiter(first)
-    assert second.rate == per_worker  # one reader left
-    leave_limiter(second)
