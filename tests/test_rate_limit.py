@@ -1,7 +1,7 @@
 """The rate limit's bookkeeping (transforms/rate_limit.py), without Cassandra.
 
-* ``book``: rows start when the schedule is free, or now if it has been free since earlier
-  (no saved-up time, so no burst after an idle spell).
+* ``book``: rows start when the schedule is free; a reader behind the schedule catches
+  up on at most one second of it (older time is forgiven, not saved up).
 * ``SharedBucket``: two buckets on one file (two processes of a job) book on one
   schedule, with a fake clock: every wait is exact. Real processes and threads booking
   at once never lose a booking (the file lock), counted exactly.
@@ -27,8 +27,10 @@ import pytest
 from pipeline.config import Settings
 from pipeline.validation import rate_limit
 from tests.helpers import REPO
+from transforms import rate_limit as rate_limit_module
 from transforms.cassandra_session import RateLimit
 from transforms.rate_limit import (
+    CATCH_UP_SECONDS,
     RateLimiter,
     SharedBucket,
     book,
@@ -54,11 +56,15 @@ def stored(path: Path) -> float:
     return struct.unpack("<d", path.read_bytes())[0]
 
 
-def test_book_starts_when_the_schedule_is_free_and_saves_no_time() -> None:
+def test_book_starts_when_the_schedule_is_free_and_catches_up_one_second_at_most() -> None:
+    assert CATCH_UP_SECONDS == 1.0
     assert book(next_at=10.0, now=10.0, rows=250, rate=1000.0) == (10.25, 0.0)
     assert book(next_at=10.5, now=10.0, rows=250, rate=1000.0) == (10.75, 0.5)
-    # Free since 2.0: the rows start now, the 8 idle seconds buy nothing.
-    assert book(next_at=2.0, now=10.0, rows=500, rate=1000.0) == (10.5, 0.0)
+    # 0.5 s behind: the rows count from where the schedule was, no wait.
+    assert book(next_at=9.5, now=10.0, rows=250, rate=1000.0) == (9.75, 0.0)
+    # Free since 2.0: only the last second counts, the 7 s before are forgiven.
+    assert book(next_at=2.0, now=10.0, rows=500, rate=1000.0) == (9.5, 0.0)
+    assert book(next_at=2.0, now=10.0, rows=500, rate=1000.0, catch_up=0.0) == (10.5, 0.0)
 
 
 def test_two_buckets_on_one_file_share_one_schedule(tmp_path: Path) -> None:
@@ -73,7 +79,11 @@ def test_two_buckets_on_one_file_share_one_schedule(tmp_path: Path) -> None:
     second.acquire(0)  # nothing to book
     assert clock.sleeps == [0.25, 0.5]
     assert stored(path) == 101.0
-    clock.now = 200.0  # idle for 99 s: no burst follows
+    clock.now = 200.0  # idle for 99 s: one second of it is caught up, no more
+    second.acquire(250)
+    first.acquire(750)
+    assert clock.sleeps == [0.25, 0.5]
+    assert stored(path) == 200.0
     second.acquire(250)
     first.acquire(250)
     assert clock.sleeps == [0.25, 0.5, 0.25]
@@ -189,3 +199,16 @@ def test_workers_elsewhere_split_the_limit_evenly(beam_args: tuple[str, ...], wo
 
 def test_no_limit_no_bucket() -> None:
     assert rate_limit(_settings("--direct_num_workers=2", rate=0)) == RateLimit()
+
+
+def test_a_process_schedule_starts_at_its_first_booking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Created long before its first page, the process's schedule still gives no catch-up
+    at the start: the second booking waits for the first."""
+    clock = FakeClock(50.0)
+    monkeypatch.setattr(rate_limit_module.time, "monotonic", clock)
+    monkeypatch.setattr(rate_limit_module.time, "sleep", clock.sleep)
+    limiter = RateLimiter(1000.0)
+    clock.now = 80.0
+    limiter.acquire(500)
+    limiter.acquire(500)
+    assert clock.sleeps == [0.5]
