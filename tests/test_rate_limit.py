@@ -30,6 +30,7 @@ from tests.helpers import REPO
 from transforms import rate_limit as rate_limit_module
 from transforms.cassandra_session import RateLimit
 from transforms.rate_limit import (
+    BOOKING_SECONDS,
     CATCH_UP_SECONDS,
     RateLimiter,
     SharedBucket,
@@ -88,6 +89,22 @@ def test_two_buckets_on_one_file_share_one_schedule(tmp_path: Path) -> None:
     first.acquire(250)
     assert clock.sleeps == [0.25, 0.5, 0.25]
     assert stored(path) == 200.5
+
+
+def test_small_acquires_book_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """At 1,024 rows/s a booking is at least 16 rows (1/64 s): 33 acquires of one row book
+    three chunks on the file; each row waits for its chunk's place on the schedule."""
+    assert BOOKING_SECONDS == 1 / 64
+    path = tmp_path / "bucket"
+    clock = FakeClock(100.0)  # stopped: every wait is from 100.0
+    bucket = SharedBucket(str(path), 1024.0, clock, clock.sleep)
+    for _ in range(33):
+        bucket.acquire(1)
+    assert clock.sleeps == [1 / 64] * 16 + [2 / 64]
+    assert stored(path) == 100.0 + 3 / 64
+    bucket.acquire(40)  # 15 rows left of the last chunk: 25 more booked, no less
+    assert clock.sleeps[-1] == 3 / 64
+    assert stored(path) == 100.0 + 3 / 64 + 25 / 1024
 
 
 def test_unlimited_bucket_creates_no_file(tmp_path: Path) -> None:

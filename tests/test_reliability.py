@@ -48,11 +48,12 @@ import os
 import random
 import struct
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,14 @@ def uneven25k(data: Data) -> str:
     return table
 
 
-def _node_scans(data: Data, table: str) -> int:
-    """Range scans (pages) of ``table`` that the nodes coordinated since they started, from
-    their own client request metrics (``system_views.coordinator_scan_latency``)."""
+def _node_requests(data: Data, table: str, view: str = "coordinator_scan_latency") -> int:
+    """Requests on ``table`` that the nodes coordinated since they started, from their own
+    client request metrics: range scans (pages) by default, or writes
+    (``coordinator_write_latency``)."""
     total = 0
     for host in data.session.cluster.metadata.all_hosts():
         row = data.session.execute(
-            "SELECT count FROM system_views.coordinator_scan_latency "
-            "WHERE keyspace_name = %s AND table_name = %s",
+            f"SELECT count FROM system_views.{view} WHERE keyspace_name = %s AND table_name = %s",
             (data.keyspace, table),
             host=host,
         ).one()
@@ -272,14 +273,13 @@ def _node_scans(data: Data, table: str) -> int:
     return total
 
 
-def _reading_seconds(data: Data, table: str, argv: list[str]) -> tuple[float, int, str]:
-    """Run the exporter; (seconds from the first to the last change of the node's scan
-    count of ``table``, polled every 20 ms; scans the node counted; the CLI's output)."""
-    scans_before = _node_scans(data, table)
+def _active_seconds(command: list[str], count: Callable[[], int]) -> tuple[float, int]:
+    """Run ``command``; (seconds from the first to the last change of ``count``, the node's
+    request count, polled every 20 ms; requests it counted meanwhile)."""
+    before = seen = count()
     first = last = None
-    seen = scans_before
     proc = subprocess.Popen(
-        helpers.cli_command() + argv,
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -289,11 +289,11 @@ def _reading_seconds(data: Data, table: str, argv: list[str]) -> tuple[float, in
     try:
         while proc.poll() is None:
             now = time.monotonic()
-            scans = _node_scans(data, table)
-            if scans != seen:  # the first change: reading began; the last: it ended
+            requests = count()
+            if requests != seen:  # the first change: the work began; the last: it ended
                 first = now if first is None else first
                 last = now
-                seen = scans
+                seen = requests
             time.sleep(0.02)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -302,24 +302,23 @@ def _reading_seconds(data: Data, table: str, argv: list[str]) -> tuple[float, in
             proc.communicate()
     assert proc.returncode == 0, stdout + stderr
     assert first is not None and last is not None
-    assert _node_scans(data, table) == seen
-    return last - first, seen - scans_before, stdout + stderr
+    assert count() == seen
+    return last - first, seen - before
+
+
+THROTTLE_LAYOUTS = {
+    "in-process": (),
+    "threads-1": ("--direct_running_mode=multi_threading", "--direct_num_workers=1"),
+    "threads-2": ("--direct_running_mode=multi_threading", "--direct_num_workers=2"),
+    "processes-1": ("--direct_running_mode=multi_processing", "--direct_num_workers=1"),
+    "processes-2": ("--direct_running_mode=multi_processing", "--direct_num_workers=2"),
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "layout",
-    [
-        (),
-        ("--direct_running_mode=multi_threading", "--direct_num_workers=1"),
-        ("--direct_running_mode=multi_threading", "--direct_num_workers=2"),
-        ("--direct_running_mode=multi_processing", "--direct_num_workers=1"),
-        ("--direct_running_mode=multi_processing", "--direct_num_workers=2"),
-    ],
-    ids=["in-process", "threads-1", "threads-2", "processes-1", "processes-2"],
-)
+@pytest.mark.parametrize("layout", list(THROTTLE_LAYOUTS))
 def test_max_rows_per_second_holds_the_total_rate(
-    data: Data, uneven25k: str, tmp_path: Path, layout: tuple[str, ...]
+    data: Data, uneven25k: str, tmp_path: Path, layout: str
 ) -> None:
     """The limit is the total over all workers, whatever the layout, even when one worker
     gets most of the rows: one unit holds the 20,000-row partition (80% of the table), so
@@ -329,8 +328,10 @@ def test_max_rows_per_second_holds_the_total_rate(
     served exactly the pages the export's units need (rows // fetch size + 1 each)."""
     out = tmp_path / "out"
     argv = data.args(uneven25k, out, "--max-rows-per-second", str(THROTTLE_LIMIT))
-    argv += ["--fetch-size", str(THROTTLE_FETCH), "--splits", "16", *layout]
-    seconds, scans, _ = _reading_seconds(data, uneven25k, argv)
+    argv += ["--fetch-size", str(THROTTLE_FETCH), "--splits", "16", *THROTTLE_LAYOUTS[layout]]
+    seconds, scans = _active_seconds(
+        helpers.cli_command() + argv, lambda: _node_requests(data, uneven25k)
+    )
     assert_exactly(skewed_rows(out), expected_uneven())
     markers = helpers.markers(out)
     assert scans == sum(m["rows"] // THROTTLE_FETCH + 1 for m in markers)
@@ -338,11 +339,50 @@ def test_max_rows_per_second_holds_the_total_rate(
     assert heaviest >= UNEVEN_BIG
     assert sum(m["rows"] for m in markers) == UNEVEN_ROWS
     measured = UNEVEN_ROWS / seconds
-    name = " ".join(layout) or "in-process"
     _log(
-        f"--max-rows-per-second {THROTTLE_LIMIT:,}, {name}: {measured:,.0f} rows/s over "
-        f"{seconds:.1f} s ({scans} pages counted by the node; heaviest unit {heaviest:,} "
-        f"of {UNEVEN_ROWS:,} rows)"
+        f"export --max-rows-per-second {THROTTLE_LIMIT:,}, {layout}: {measured:,.0f} rows/s "
+        f"over {seconds:.1f} s ({scans} pages counted by the node; heaviest unit "
+        f"{heaviest:,} of {UNEVEN_ROWS:,} rows)"
+    )
+    assert abs(measured - THROTTLE_LIMIT) <= 0.10 * THROTTLE_LIMIT
+
+
+@pytest.fixture(scope="module")
+def uneven_export(data: Data, uneven25k: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uneven table exported (unthrottled, 16 units), for the restore's throttle."""
+    out = tmp_path_factory.mktemp("uneven") / "export"
+    result = helpers.run_cli(data.args(uneven25k, out, "--splits", "16"))
+    assert result.code == 0, result.describe()
+    assert max(m["rows"] for m in helpers.markers(out)) >= UNEVEN_BIG
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["in-process", "threads-2", "processes-2"])
+def test_restore_max_rows_per_second_holds_the_total_rate(
+    data: Data, uneven_export: Path, layout: str
+) -> None:
+    """The restore's limit is the total too: the export unit holding the 20,000-row
+    partition goes to one worker. Measured with the test's own clock from the first to the
+    last write to the target table that the node counted
+    (``system_views.coordinator_write_latency``); the target then holds exactly the rows,
+    values and writetimes of the source."""
+    target = f"restored_{layout.replace('-', '_')}"
+    command = [sys.executable, "-m", "pipeline.restore_cli", "--hosts", data.hosts]
+    command += ["--input", str(uneven_export), "--table", f"{data.keyspace}.{target}"]
+    command += ["--create-table", "--progress-interval", "0", "--runner=FnApiRunner"]
+    command += ["--max-rows-per-second", str(THROTTLE_LIMIT), *THROTTLE_LAYOUTS[layout]]
+    seconds, writes = _active_seconds(
+        command, lambda: _node_requests(data, target, "coordinator_write_latency")
+    )
+    restored = data.session.execute(
+        f"SELECT pk, ck, v, WRITETIME(v) FROM {data.keyspace}.{target}", timeout=60
+    )
+    assert_exactly([tuple(r) for r in restored], expected_uneven())
+    measured = UNEVEN_ROWS / seconds
+    _log(
+        f"restore --max-rows-per-second {THROTTLE_LIMIT:,}, {layout}: {measured:,.0f} rows/s "
+        f"over {seconds:.1f} s ({writes} write requests counted by the node)"
     )
     assert abs(measured - THROTTLE_LIMIT) <= 0.10 * THROTTLE_LIMIT
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import struct
 import tempfile
@@ -37,6 +38,7 @@ from transforms.cassandra_session import RateLimit
 
 __all__ = [
     "book",
+    "BOOKING_SECONDS",
     "CATCH_UP_SECONDS",
     "leave_limiter",
     "limiter_for",
@@ -51,6 +53,10 @@ __all__ = [
 # on it): without it, every pause between pages (a unit's commit, a slow page) would be
 # lost, and a single reader ran 7% under the limit in tests/test_reliability.py.
 CATCH_UP_SECONDS = 1.0
+
+# The least a process books on the shared schedule at a time, in seconds of the rate (rows
+# it has booked and not used by the end of the job are at most this much).
+BOOKING_SECONDS = 1 / 64
 
 # The shared bucket's file holds one number: when the next rows may be read, in seconds
 # of the machine's monotonic clock (one clock for every process of the machine).
@@ -102,11 +108,13 @@ class RateLimiter:
 class SharedBucket:
     """The schedule of every process of one job on one machine, kept in a file.
 
-    Each acquire opens the file, takes an exclusive ``flock`` (which also excludes other
-    threads of the same process: each acquire opens the file anew), books its rows and
-    releases the lock before it waits. Readers acquire a page at a time, so the lock is
-    taken once per page. The file is created by the first acquire and removed by the
-    launcher (:func:`remove_bucket`) when the job ends."""
+    A booking opens the file, takes an exclusive ``flock`` (which also excludes other
+    threads of the same process: each booking opens the file anew), books its rows and
+    releases the lock before it waits. Rows are booked a chunk at a time, at least
+    ``BOOKING_SECONDS`` of the rate (a page, for a reader), and handed out to the process's
+    callers from there, so small acquires (the restore's partitions) take the lock a few
+    dozen times a second at most. The file is created by the first booking and removed by
+    the launcher (:func:`remove_bucket`) when the job ends."""
 
     def __init__(
         self,
@@ -119,11 +127,28 @@ class SharedBucket:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
+        self._lock = threading.Lock()
+        self._chunk = math.ceil(rate * BOOKING_SECONDS)
+        self._credit = 0  # rows booked by this process and not handed out yet
+        self._start = 0.0  # when the rows of its latest booking may be read
 
     def acquire(self, rows: int) -> None:
         """Wait until ``rows`` more rows keep the whole job within its rate."""
         if self.rate <= 0 or rows <= 0:
             return
+        with self._lock:
+            if self._credit < rows:
+                booked = max(rows - self._credit, self._chunk)
+                self._start = self._book(booked)
+                self._credit += booked
+            self._credit -= rows
+            start = self._start
+        wait = start - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+
+    def _book(self, rows: int) -> float:
+        """Book ``rows`` on the file's schedule; when they may be read."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -134,8 +159,7 @@ class SharedBucket:
             os.pwrite(fd, _NEXT.pack(next_at), 0)
         finally:
             os.close(fd)  # releases the lock
-        if wait > 0:
-            self._sleep(wait)
+        return now + wait
 
 
 Limiter = RateLimiter | SharedBucket
