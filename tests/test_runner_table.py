@@ -192,6 +192,31 @@ def test_processes_give_arrow_the_system_allocator(
     assert result.stdout == f"{backend}\n"
 
 
+_SKIPPED_THEN_IMPORTED = """
+import sys
+import pipeline.cli, pipeline.restore_cli, pipeline.worker
+print(sorted(m for m in ("apache_beam.io.gcp.bigquery", "requests", "urllib3") if m in sys.modules))
+from apache_beam.io.gcp.bigquery import WriteToBigQuery
+print(WriteToBigQuery.__module__)
+"""
+
+
+def test_processes_import_beam_without_its_bigquery_io_which_stays_importable() -> None:
+    """Beam's optional BigQuery IO (with requests and urllib3, about 6 MB per process) is
+    not loaded by the launchers or the local workers (``SKIPPED_BEAM_MODULES``), and a
+    later import of it works. A fresh interpreter, so that no other test's imports count."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SKIPPED_THEN_IMPORTED],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, "[]\napache_beam.io.gcp.bigquery\n"), (
+        result.stderr
+    )
+
+
 # Run by a fresh interpreter: the two launchers' modules, then an export pipeline for a CSV
 # and for a Parquet export and a restore pipeline, built and serialized as a run would
 # submit them (DoFns pickled, format registry included), but not run.
