@@ -15,8 +15,8 @@ The C heap has one arena (:func:`one_malloc_arena`): glibc otherwise gives threa
 allocate at the same time arenas of their own (the SDK's gRPC and bundle threads, the
 driver's event loop, Arrow's writer), each keeping its free pages. Measured on a Parquet
 export of 1,000,000 narrow rows: 2-3 MB less per worker at its peak, 5 MB with
-``transforms.elements.trim_heap`` after each piece, with no measurable CPU cost (the
-threads take the GIL for most of their work anyway).
+``transforms.elements.trim_heap`` after each piece; the bench's CPU per row did not grow
+(the threads hold the GIL for most of their work anyway).
 """
 
 from __future__ import annotations
