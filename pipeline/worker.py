@@ -36,7 +36,7 @@ def one_malloc_arena() -> None:
     threads start. Does nothing on a C library without ``mallopt`` (musl, macOS)."""
     try:
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such C library or function
         pass
 
 

@@ -48,10 +48,11 @@ def relax_gc() -> None:
 
 
 def _malloc_trim() -> Any:
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS,
+    Windows)."""
     try:
         return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no such C library or function
         return None
 
 
