@@ -1,5 +1,5 @@
-"""Pure tests of the column path (transforms.columnar, the CSV writer's ``write_columns``,
-``StatsBuilder.add_columns``, ``ColumnBatch``): the same bytes and figures as the row path
+"""Pure tests of the column path (transforms.columnar, the CSV and Parquet writers'
+``write_columns``, ``StatsBuilder.add_columns``, ``ColumnBatch``): the same bytes and figures as the row path
 for the same values, and result pages decoded by the driver's NumPy parser exactly as the
 row parser decodes them, or handed back as rows where columns would not be exact."""
 
@@ -11,6 +11,7 @@ import math
 import random
 import struct
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -24,6 +25,7 @@ from transforms.cql_types import parse_cql_type
 from transforms.elements import ColumnBatch, PieceElementCoder, PieceKey
 from transforms.formats.base import SinkConfig
 from transforms.formats.csv import CsvWriter
+from transforms.formats.parquet_arrow import open_parquet_writer
 from transforms.stats import StatsBuilder
 from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
 
@@ -220,6 +222,54 @@ def test_statistics_sum_writetimes_beyond_int64_exactly() -> None:
     by_columns.add_columns([_column([1] * 5, "<i8"), _column(writetimes, "<i8")])
     assert by_columns.to_json() == by_rows.to_json()
     assert by_columns.to_json()["writetime"]["b"]["sum"] == sum(writetimes)
+
+
+# --- Parquet ----------------------------------------------------------------------------
+
+
+def _parquet(path: Path, sink: SinkConfig, write: str, data: Any) -> bytes:
+    writer = open_parquet_writer(str(path), _plan(), sink, "max")
+    for chunk in data:
+        getattr(writer, write)(chunk)
+    writer.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("writetime_format", "codec", "group_rows"),
+    [("iso", "zstd", 100_000), ("micros", "snappy", 100_000), ("iso", "none", 50)],
+)
+def test_parquet_columns_write_the_bytes_of_the_rows(
+    tmp_path: Path, writetime_format: str, codec: str, group_rows: int
+) -> None:
+    """The same file, byte for byte, from a ColumnBatch's columns as from its rows: the
+    numbers' masks become the nulls, NaN and infinities stay values, timestamps and
+    writetimes outside years 1-9999 stay exact, row groups split alike."""
+    rows = _rows(300, seed=len(codec))
+    sink = SinkConfig(
+        format="parquet",
+        writetime_format=writetime_format,
+        parquet_codec=codec,
+        parquet_row_group_rows=group_rows,
+    )
+    chunks = [rows[:1], rows[1:120], rows[120:]]
+    by_rows = _parquet(tmp_path / "rows.parquet", sink, "write_rows", chunks)
+    by_columns = _parquet(
+        tmp_path / "columns.parquet", sink, "write_columns", [_columns(c) for c in chunks]
+    )
+    assert by_columns == by_rows
+
+
+def test_parquet_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: Path) -> None:
+    full = [tuple(vals[0] for _, _, _, vals in COLUMNS) + (5,) * 9 + (7,) * 3] * 4
+    empty = [(1,) + (None,) * (len(full[0]) - 1)] * 3
+    sink = SinkConfig(format="parquet")
+    for name, rows in (("full", full), ("empty", empty)):
+        by_rows = _parquet(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
+        assert _parquet(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
+    writer = open_parquet_writer(str(tmp_path / "narrow"), _plan(), sink, "max")
+    with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
+        writer.write_columns(_columns(_rows(2, seed=1))[:3])
 
 
 # --- ColumnBatch -------------------------------------------------------------------------

@@ -192,6 +192,31 @@ def test_processes_give_arrow_the_system_allocator(
     assert result.stdout == f"{backend}\n"
 
 
+_SKIPPED_THEN_IMPORTED = """
+import sys
+import pipeline.cli, pipeline.restore_cli, pipeline.worker
+print(sorted(m for m in ("apache_beam.io.gcp.bigquery", "requests", "urllib3") if m in sys.modules))
+from apache_beam.io.gcp.bigquery import WriteToBigQuery
+print(WriteToBigQuery.__module__)
+"""
+
+
+def test_processes_import_beam_without_its_bigquery_io_which_stays_importable() -> None:
+    """Beam's optional BigQuery IO (with requests and urllib3, about 6 MB per process) is
+    not loaded by the launchers or the local workers (``SKIPPED_BEAM_MODULES``), and a
+    later import of it works. A fresh interpreter, so that no other test's imports count."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SKIPPED_THEN_IMPORTED],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, "[]\napache_beam.io.gcp.bigquery\n"), (
+        result.stderr
+    )
+
+
 # Run by a fresh interpreter: the two launchers' modules, then an export pipeline for a CSV
 # and for a Parquet export and a restore pipeline, built and serialized as a run would
 # submit them (DoFns pickled, format registry included), but not run.
@@ -311,3 +336,61 @@ def test_local_workers_load_pyarrow_only_when_used_with_the_system_allocator(
     }
     pids = {pid for first, _, second, _ in reported for pid in (first, second)}
     assert launcher not in pids and len(pids) >= 1  # steps ran in the worker processes
+
+
+# Run by a fresh interpreter: threads allocating at the same time (blocks of 1 KB, from
+# malloc), then the number of glibc arenas as malloc_info reports them. argv[1]: the module
+# imported first.
+_ARENAS = """
+import ctypes, importlib, sys, threading
+importlib.import_module(sys.argv[1])
+barrier = threading.Barrier(4)
+def allocate():
+    barrier.wait()
+    kept = [bytes(1024) for _ in range(2000)]
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+libc = ctypes.CDLL(None)
+libc.open_memstream.restype = ctypes.c_void_p
+buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
+stream = libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+print(buffer.value.count(b"<heap nr="))
+"""
+
+
+@pytest.mark.parametrize(("module", "arenas"), [("pipeline.worker", 1), ("json", 5)])
+def test_local_workers_allocate_from_one_malloc_arena(module: str, arenas: int) -> None:
+    """A local worker's threads share glibc's main arena (``pipeline.worker``); without it
+    (a module that changes nothing) each of 4 threads gets an arena of its own."""
+    result = subprocess.run(
+        [sys.executable, "-c", _ARENAS, module],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stdout) == (0, f"{arenas}\n"), result.stderr
+
+
+_TRIM = """
+import ctypes
+from transforms.elements import trim_heap
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+blocks = [libc.malloc(100_000) for _ in range(200)]  # below the mmap threshold: the heap
+for block in blocks[:-1]:  # the last one stays: the free space is not at the heap's top
+    libc.free(ctypes.c_void_p(block))
+print(trim_heap())
+"""
+
+
+def test_trim_heap_gives_free_pages_back() -> None:
+    """``trim_heap`` after a writer freed 20 MB in the middle of the heap gives pages back
+    (glibc's malloc_trim says it released memory)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _TRIM], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr

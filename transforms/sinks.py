@@ -30,7 +30,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import cql_text
-from transforms.elements import NAMESPACE, ColumnBatch, PieceEnd, PieceKey, RowBatch, relax_gc
+from transforms.elements import (
+    NAMESPACE,
+    ColumnBatch,
+    PieceEnd,
+    PieceKey,
+    RowBatch,
+    relax_gc,
+    trim_heap,
+)
 from transforms.formats import SinkConfig, UnitWriter, check_sink, get_format
 from transforms.manifest import (
     Layout,
@@ -165,6 +173,7 @@ class WritePiecesFn(beam.DoFn):
         piece = self._piece(key)
         del self._open[key]
         piece.writer.close()
+        trim_heap()
         layout = self._layout
         stem = layout.piece_stem(key.unit_id, key.offset)
         final = layout.data_file(stem, self.format.file_extension(self.sink))

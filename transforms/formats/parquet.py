@@ -51,4 +51,5 @@ FORMAT = Format(
     open_writer=open_parquet_writer,
     merge=merge_parquet,
     read_rows=read_parquet_rows,
+    takes_columns=True,
 )

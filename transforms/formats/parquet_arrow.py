@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import numpy
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -305,6 +306,29 @@ class ParquetWriter:
             self._columns, zip(*rows, strict=True), self._storage, self._schema, strict=True
         ):
             array = pa.array(column if convert is None else convert(column), type=storage)
+            arrays.append(array if storage == field.type else array.view(field.type))
+        self._groups.add(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+
+    def write_columns(self, columns: Sequence[Any]) -> None:
+        """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
+        order): the same Arrow arrays, so the same file, as ``write_rows`` of those rows.
+        Masked arrays of numbers (no conversion ever applies to them) go into Arrow
+        without a Python object per value, their mask as the nulls; object arrays of
+        driver values are converted as ``write_rows`` converts a column."""
+        if len(columns) != len(self._columns):
+            raise ValueError(f"rows have {len(columns)} fields, the plan {len(self._columns)}")
+        if not columns or not len(columns[0]):
+            return
+        arrays = []
+        for convert, column, storage, field in zip(
+            self._columns, columns, self._storage, self._schema, strict=True
+        ):
+            if isinstance(column, numpy.ma.MaskedArray):
+                mask = numpy.ma.getmaskarray(column)
+                data = numpy.ma.getdata(column)
+                array = pa.array(data, mask=mask if mask.any() else None, type=storage)
+            else:
+                array = pa.array(column if convert is None else convert(column), type=storage)
             arrays.append(array if storage == field.type else array.view(field.type))
         self._groups.add(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
 
