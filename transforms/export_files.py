@@ -127,7 +127,7 @@ def csv_chunks(
     count is found in its chunk."""
     width = len(layout.field_names)
     records = _csv_records(path, texts, layout)
-    next(records)  # the header, checked by check_csv
+    next(records, None)  # the header, checked by check_csv
     number = 2  # the record number of the chunk's first record
     while chunk := list(itertools.islice(records, chunk_rows)):
         yield _csv_columns(path, chunk, layout, width, number)
