@@ -684,7 +684,7 @@ def test_jsonl_truncated(tmp_path: Path) -> None:
 def test_json_truncated(tmp_path: Path) -> None:
     path, layout = written(tmp_path, SinkConfig("json"))
     rewrite(path, lambda b: b[:-4])
-    assert error_of(path, layout).startswith("bad JSON at line 51 column ")
+    assert error_of(path, layout) == "truncated: the JSON array has no closing line"
 
 
 def test_json_wrong_fields(tmp_path: Path) -> None:

@@ -571,6 +571,69 @@ def test_file_cut_at_a_row_boundary(hosts: str, tgt: str, exported: Path, tmp_pa
     )
 
 
+def test_bad_value_late_in_a_unit_leaves_it_unfinished_and_resume_is_exact(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    """A unit of 5,000 rows (one partition) whose last row holds a value no export writes:
+    the file's structure is sound, so its first chunks of 2,000 rows are written before
+    the third is decoded and refused (exit 2, one line); the unit is not marked done. From
+    the repaired file, --resume redoes it: the target equals the source, no list element
+    twice."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    session.execute(
+        f"CREATE TABLE {ks}.late (k int, c int, v text, l list<text>, PRIMARY KEY (k, c))"
+    )
+    insert = session.prepare(
+        f"UPDATE {ks}.late USING TIMESTAMP ? SET v = ?, l = l + ? WHERE k = 1 AND c = ?"
+    )
+    rows = [(1_000_000 + c, f"v{c}", [f"a{c}", f"b{c}"], c) for c in range(5000)]
+    for ok, outcome in execute_concurrent_with_args(session, insert, rows, concurrency=32):
+        assert ok, outcome
+    out = tmp_path / "late"
+    export(
+        hosts,
+        f"{ks}.late",
+        out,
+        "--format",
+        "csv",
+        "--collection-writetime",
+        "list",
+        "--ttl-columns",
+        "*",
+    )
+    (path,) = [p for p in (out / "data").glob("part-*") if b"\r\n1,4999," in p.read_bytes()]
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"\r\n1,4999,", b"\r\nx,4999,"))
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.late"]
+    failed = restore(*argv, "--create-table")
+    assert (failed.code, failed.stdout) == (2, ""), failed.describe()
+    assert failed.stderr == (
+        f"cassandra-restore: error: {path}: field 'k': bad value (ValueError: 'x' is not an "
+        "integer)\n"
+    )
+    manifest_dir = out / "_manifest" / "restore" / f"{tgt}.late"
+    stem = next(
+        p.stem
+        for p in (out / "_manifest" / "ranges").glob("0*.json")
+        if json.loads(p.read_text())["file"] == path.name
+    )
+    assert not (manifest_dir / f"{stem}.json").exists()
+    assert (manifest_dir / "attempts" / f"{stem}.json").exists()
+    # A partition is written in pieces of 1,000 rows (PARTITION_CHUNK_ROWS), each sent once
+    # the row after it is decoded: rows 0-2999 were written (the unit waited for every
+    # write in flight before it failed), 3000-3999 were decoded but never sent.
+    written = session.execute(f"SELECT count(*) FROM {tgt}.late").one()[0]
+    assert written == 3000
+    path.write_bytes(good)
+    resumed = restore(*argv, "--resume")
+    assert resumed.code == 0, resumed.describe()
+    assert list_rows(session, f"{tgt}.late") == list_rows(session, f"{ks}.late")
+    done = json.loads((manifest_dir / f"{stem}.json").read_text())
+    assert (done["redo"], done["rows"]) == (True, 5000)
+    assert done["list_elements_present"] == 6000
+
+
 # --- last write wins, re-export, counters, --timestamp --------------------------------------
 
 

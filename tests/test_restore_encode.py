@@ -160,3 +160,20 @@ def test_encoded_batch_is_the_drivers_batch_message(
     encoded.send_body(got, version)
     assert got.getvalue() == expected.getvalue()
     assert encoded.opcode == like.opcode
+
+
+def test_the_encoded_writes_load_no_numpy() -> None:
+    """``execute_encoded`` shares its driver request path with the columnar reader
+    (``cassandra_session.send_adjusted``), whose module needs NumPy: the restore's encoder
+    and that path import neither NumPy nor the driver until they are used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, transforms.restore_encode, transforms.cassandra_session; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'cassandra'}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found == "[]\n"

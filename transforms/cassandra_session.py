@@ -8,10 +8,11 @@ other module of this project, so it can sit below every transform.
 
 from __future__ import annotations
 
+import functools
 import random
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "RangeAwarePolicy",
     "RateLimit",
     "release_session",
+    "send_adjusted",
     "splitting_helps",
 ]
 
@@ -366,3 +368,32 @@ def query_slots(n: int) -> threading.BoundedSemaphore | None:
         return None
     with _SESSIONS_LOCK:
         return _QUERY_SLOTS.setdefault(n, threading.BoundedSemaphore(n))
+
+
+def send_adjusted(
+    session: Any,
+    statement: Any,
+    adjust: Callable[[Any], None],
+    paging_state: bytes | None = None,
+) -> Any:
+    """``session.execute_async(statement, paging_state=...)``, with ``adjust(future)``
+    changing the request before it is sent (its message, its protocol handler). The steps
+    of ``Session.execute_async`` in driver 3.30.1, whose public API has no per-request
+    option: the same profile, routing, timeout and retry policy. The driver's own
+    ``Session`` only (private methods)."""
+    not_set, default_profile = _driver_defaults()
+    future = session._create_response_future(
+        statement, None, False, {}, not_set, default_profile, paging_state, None
+    )
+    adjust(future)
+    session._on_request(future)
+    future.send_request()
+    return future
+
+
+@functools.cache
+def _driver_defaults() -> tuple[Any, Any]:
+    """The driver's "not set" timeout and default execution profile key."""
+    from cassandra.cluster import _NOT_SET, EXEC_PROFILE_DEFAULT
+
+    return _NOT_SET, EXEC_PROFILE_DEFAULT

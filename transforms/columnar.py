@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy
 
+from transforms.cassandra_session import send_adjusted
+
 __all__ = ["ColumnPage", "columnar_handler", "send_columnar", "supports_columnar"]
 
 # Big-endian byte patterns written into every slot of a numeric array before a page is
@@ -164,15 +166,11 @@ def send_columnar(session: Any, statement: Any, paging_state: bytes | None, hand
     """``session.execute_async(statement, paging_state=...)`` with ``handler`` decoding
     its answer: what ``Session.execute_async`` does, with the request's own handler
     instead of the session's (driver 3.30.1's ``Session`` has no per-request option)."""
-    from cassandra.cluster import _NOT_SET, EXEC_PROFILE_DEFAULT
 
-    future = session._create_response_future(
-        statement, None, False, {}, _NOT_SET, EXEC_PROFILE_DEFAULT, paging_state, None
-    )
-    future._protocol_handler = handler
-    session._on_request(future)
-    future.send_request()
-    return future
+    def with_handler(future: Any) -> None:
+        future._protocol_handler = handler
+
+    return send_adjusted(session, statement, with_handler, paging_state)
 
 
 def supports_columnar(session: Any) -> bool:

@@ -38,24 +38,24 @@ the row count with the unit's marker (``_manifest/ranges/<unit>.json``, ``rows``
 has no checksum: with ``--avro-codec null`` a damaged byte inside a block can decode as
 another valid value.
 
-Memory: a unit file's bytes are read whole (compressed data is checked to its end), but its
-rows are decoded and handed out ``CHUNK_ROWS`` at a time, so the decoded values in memory
-do not grow with the unit (a unit holds more rows as a table grows). Before the first row,
-the whole file's structure is checked: compression, the last record's line end, the CSV
-header, quotes and line breaks, and the row count against the unit's marker (CSV and JSON
-lines without parsing the values; JSON, Avro and Parquet files are parsed whole first). A
-value that cannot be decoded is found in its chunk: :class:`ExportFileError` is then
-raised while the rows are iterated, after the rows of earlier chunks were handed out.
+Memory: a unit file is read twice, as a stream, and never held whole (a unit holds more
+rows as a table grows). The first pass checks the whole file's structure before a row is
+handed out: compression (to the end of the data), the last record's line end, the CSV
+header, quotes and line breaks, the JSON array's lines, Avro blocks and sync markers,
+every Parquet row group, and the row count against the unit's marker; no value is decoded.
+The second pass decodes the rows and hands them out ``CHUNK_ROWS`` at a time. A value
+that cannot be decoded is found in its chunk: :class:`ExportFileError` is then raised
+while the rows are iterated, after the rows of earlier chunks were handed out.
 
 Modules: :mod:`transforms.export_layout` (the layout from the manifest),
-:mod:`transforms.export_files` (bytes and records of each format),
+:mod:`transforms.export_stream` (a file's bytes and text, a block at a time),
+:mod:`transforms.export_files` (the records of each format),
 :mod:`transforms.value_decoders` (raw values to typed values).
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,17 +63,19 @@ from typing import Any
 
 from transforms.cql_types import CqlType, udt_field_names
 from transforms.export_files import (
-    avro_columns,
+    avro_chunks,
     brief,
+    check_avro,
+    check_csv,
+    check_json,
+    check_jsonl,
     check_row_count,
     csv_chunks,
-    first_line,
-    json_columns,
+    json_chunks,
     jsonl_chunks,
-    read_bytes,
-    text_of,
 )
 from transforms.export_layout import ExportFileError, ExportLayout, LayoutField, UdtValue
+from transforms.export_stream import byte_blocks, first_line, open_unit_file, text_blocks
 from transforms.value_decoders import column_decoders
 
 __all__ = [
@@ -107,14 +109,15 @@ def read_unit_rows(
 ) -> Iterator[DecodedRow]:
     """Decode one committed unit file (any FileSystems path) into rows.
 
-    The file is read and its structure checked before this returns (see the module's
+    The whole file is read and its structure checked before this returns (see the module's
     notes), so a truncated file raises :class:`ExportFileError` before any of its rows
     are used; ``expected_rows`` (the unit marker's count) also catches a file cut at a row
-    boundary, which still parses. Rows are decoded ``chunk_rows`` at a time as they are
-    iterated; a bad value raises :class:`ExportFileError` then.
+    boundary, which still parses. The file is then read again as the rows are iterated,
+    decoded ``chunk_rows`` at a time; a bad value raises :class:`ExportFileError` then.
     """
     if layout.format == "parquet":
-        return _parquet_rows(path, read_bytes(path, "none"), layout, expected_rows)
+        _check_parquet(path, layout, expected_rows)
+        return _parquet_rows(path, layout, chunk_rows)
     chunks = read_unit_columns(path, layout, expected_rows, chunk_rows)
     return itertools.chain.from_iterable(map(functools.partial(rows_of, layout), chunks))
 
@@ -128,31 +131,30 @@ def read_unit_columns(
     whole file's structure before this returns, a bad value when its chunk is reached)."""
     if layout.format == "parquet":
         raise ValueError("Parquet files are read by rows (read_unit_rows)")
-    data = read_bytes(path, "none" if layout.format == "avro" else layout.compression)
-    chunks: Iterator[list[list[Any]]]
-    if layout.format == "csv":
-        chunks = csv_chunks(path, text_of(path, data), layout, expected_rows, chunk_rows)
+    if layout.format == "avro":
+        check_avro(path, layout, expected_rows)
+    elif layout.format == "csv":
+        check_csv(path, _texts(path, layout), layout, expected_rows)
     elif layout.format == "jsonl":
-        chunks = jsonl_chunks(path, text_of(path, data), layout, expected_rows, chunk_rows)
+        check_jsonl(path, _texts(path, layout), expected_rows)
     else:
-        if layout.format == "avro":
-            columns = avro_columns(path, data, layout)
-        else:
-            columns = json_columns(path, text_of(path, data), layout)
-        check_row_count(path, len(columns[0]) if columns else 0, expected_rows)
-        chunks = _sliced(columns, chunk_rows)
-    del data
-    decoders = column_decoders(layout)
-    first = next(chunks, None)  # the whole file's checks run before this returns
-    if first is None:
-        return iter(())
-    return _decoded_chunks(path, layout, decoders, _decoded(path, layout, decoders, first), chunks)
+        check_json(path, _texts(path, layout), expected_rows)
+    return _decoded_chunks(
+        path, layout, column_decoders(layout), _raw_chunks(path, layout, chunk_rows)
+    )
 
 
-def _sliced(columns: list[list[Any]], size: int) -> Iterator[list[list[Any]]]:
-    rows = len(columns[0]) if columns else 0
-    for start in range(0, rows, size):
-        yield [column[start : start + size] for column in columns]
+def _texts(path: str, layout: ExportLayout) -> Iterator[str]:
+    """A text file's UTF-8 text, decompressed, a block at a time (a pass from its start)."""
+    return text_blocks(path, byte_blocks(path, layout.compression))
+
+
+def _raw_chunks(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[list[list[Any]]]:
+    """The file's raw fields (before decoding), ``chunk_rows`` records at a time."""
+    if layout.format == "avro":
+        return avro_chunks(path, layout, chunk_rows)
+    chunks = {"csv": csv_chunks, "jsonl": jsonl_chunks, "json": json_chunks}[layout.format]
+    return chunks(path, _texts(path, layout), layout, chunk_rows)
 
 
 def _decoded(
@@ -169,46 +171,55 @@ def _decoded(
 
 
 def _decoded_chunks(
-    path: str,
-    layout: ExportLayout,
-    decoders: list[Any],
-    first: list[list[Any]],
-    chunks: Iterator[list[list[Any]]],
+    path: str, layout: ExportLayout, decoders: list[Any], chunks: Iterator[list[list[Any]]]
 ) -> Iterator[list[list[Any]]]:
-    yield first
-    del first  # not kept while the next chunks are decoded
     for columns in chunks:
         yield _decoded(path, layout, decoders, columns)
 
 
-def _parquet_rows(
-    path: str, data: bytes, layout: ExportLayout, expected_rows: int | None
-) -> Iterator[DecodedRow]:
-    """A Parquet unit, decoded whole (so a corrupt file fails before any row is used) by the
-    Parquet format's own reader, which knows each column's CQL type from the file."""
+def _check_parquet(path: str, layout: ExportLayout, expected_rows: int | None) -> None:
+    """A Parquet unit read whole once (a row group at a time, by the Parquet format's own
+    reader), so a corrupt file fails before any row is used; its columns and row count."""
+    from transforms.formats.parquet import check_parquet_file
+
+    with open_unit_file(path) as handle:
+        try:
+            names, rows = check_parquet_file(handle)
+        except Exception as exc:  # pyarrow's errors have no common base class
+            raise ExportFileError(
+                path, f"not a readable Parquet file ({first_line(exc)})"
+            ) from None
+    check_row_count(path, rows, expected_rows)
+    expected = list(layout.field_names)
+    if rows and names != expected:
+        raise ExportFileError(
+            path, f"columns {brief(names)} do not match the export's {brief(expected)}"
+        )
+
+
+def _parquet_rows(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[DecodedRow]:
+    """A Parquet unit's rows, ``chunk_rows`` decoded at a time by the Parquet format's own
+    reader, which knows each column's CQL type from the file."""
     from transforms.formats.parquet import read_parquet_rows
 
-    try:
-        rows = list(read_parquet_rows(io.BytesIO(data), sets_in_file_order=True))
-    except Exception as exc:  # pyarrow's errors have no common base class
-        raise ExportFileError(path, f"not a readable Parquet file ({first_line(exc)})") from None
-    check_row_count(path, len(rows), expected_rows)
-    expected = list(layout.field_names)
-    if rows and list(rows[0]) != expected:
-        raise ExportFileError(
-            path, f"columns {brief(list(rows[0]))} do not match the export's {brief(expected)}"
-        )
     by_role: dict[str, list[LayoutField]] = {"value": [], "writetime": [], "ttl": []}
     for field in layout.fields:
         by_role[field.role].append(field)
-    return (
-        DecodedRow(
+    rows = read_parquet_rows(path, chunk_rows, sets_in_file_order=True)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow's errors have no common base class
+            raise ExportFileError(
+                path, f"not a readable Parquet file ({first_line(exc)})"
+            ) from None
+        yield DecodedRow(
             {f.column: _udt_of(f.cql_type, row[f.name]) for f in by_role["value"]},
             {f.column: row[f.name] for f in by_role["writetime"]},
             {f.column: row[f.name] for f in by_role["ttl"]},
         )
-        for row in rows
-    )
 
 
 def _udt_of(t: CqlType, value: Any) -> Any:

@@ -1,84 +1,52 @@
-"""Reading an export's unit files: bytes (any FileSystems path, decompressed and checked),
-then the raw fields of its records (CSV, JSON lines, JSON, Avro), a bounded chunk of
-records at a time where the format allows it.
+"""Reading an export's unit files (CSV, JSON lines, JSON, Avro) as streams, in two passes:
+
+- ``check_*`` reads the whole file once and checks its structure without decoding values
+  (compression to its end, the last record's line end, the CSV header, quotes and line
+  breaks, the JSON array's lines, Avro blocks and sync markers) and its row count;
+- ``*_chunks`` reads it again and hands out the raw fields of ``chunk_rows`` records at a
+  time, a list per output field.
+
+Both hold a block of the file (:data:`transforms.export_stream.BLOCK_BYTES`) and a chunk
+of records at a time, whatever the file's size.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 import itertools
 import json
 import operator
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from transforms.cql_types import avro_field_name
 from transforms.export_layout import ExportFileError, ExportLayout
+from transforms.export_stream import (
+    BLOCK_BYTES,
+    PrefixedStream,
+    first_line,
+    line_chunks,
+    open_unit_file,
+)
 
 __all__ = [
-    "avro_columns",
+    "avro_chunks",
     "brief",
+    "check_avro",
+    "check_csv",
+    "check_json",
+    "check_jsonl",
     "check_row_count",
     "csv_chunks",
-    "first_line",
-    "json_columns",
+    "json_chunks",
     "jsonl_chunks",
-    "read_bytes",
-    "text_of",
 ]
 
 # ---------------------------------------------------------------------------
-# Files
+# CSV
 # ---------------------------------------------------------------------------
-
-
-def read_bytes(path: str, compression: str) -> bytes:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            data = handle.read()
-    except Exception as exc:  # FileNotFoundError, BeamIOError, permission errors, ...
-        raise ExportFileError(path, f"cannot read: {first_line(exc)}") from None
-    if compression == "none":
-        return data
-    if not data:
-        raise ExportFileError(path, f"empty file, not {compression} data")
-    try:
-        if compression == "gzip":
-            return gzip.decompress(data)
-        return _zstd_decompress(data)
-    except Exception as exc:  # OSError, EOFError, zlib.error, zstandard.ZstdError
-        raise ExportFileError(path, f"bad {compression} data: {first_line(exc)}") from None
-
-
-def _zstd_decompress(data: bytes) -> bytes:
-    import zstandard
-
-    parts = []
-    while data:
-        frame = zstandard.ZstdDecompressor().decompressobj()
-        parts.append(frame.decompress(data))
-        if not frame.eof:
-            raise EOFError("compressed data ends before the end of its frame")
-        data = frame.unused_data
-    return b"".join(parts)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def text_of(path: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ExportFileError(path, f"not UTF-8 at byte {exc.start}") from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -87,51 +55,109 @@ def _csv_pattern(delimiter: str) -> re.Pattern[str]:
     return re.compile(rf'"((?:[^"]|"")*)"({d}|\r\n)|([^{d}"\r\n]*)({d}|\r\n)')
 
 
-def csv_chunks(
-    path: str, text: str, layout: ExportLayout, expected_rows: int | None, chunk_rows: int
-) -> Iterator[list[list[Any]]]:
-    """The fields of an exported CSV file, ``chunk_rows`` records at a time, each chunk a
-    list per output field (None for null).
+def _record_end(text: str) -> int:
+    """Where the text's last whole CSV record ends (0: none ends in it). The text begins
+    a record; a CRLF ends one when the quotes before it are balanced (an even count)."""
+    end = text.rfind("\r\n")
+    if end < 0:
+        return 0
+    if '"' in text:
+        odd = text.count('"', 0, end) % 2
+        while odd:
+            previous = text.rfind("\r\n", 0, end)
+            if previous < 0:
+                return 0
+            odd ^= text.count('"', previous, end) % 2
+            end = previous
+    return end + 2
+
+
+def _csv_segments(path: str, texts: Iterable[str]) -> Iterator[str]:
+    """The CSV text in pieces of whole records (each ends with the CRLF of its last). Text
+    left after the last record is a truncated file, or a quote left open."""
+    carry = ""
+    for block in texts:
+        text = carry + block if carry else block
+        end = _record_end(text)
+        if end:
+            yield text[:end]
+        carry = text[end:]
+    if carry.endswith("\r\n"):
+        raise ExportFileError(path, "malformed CSV: an unbalanced or stray quote")
+    if carry:
+        raise ExportFileError(path, "truncated: the last CSV record has no line end")
+
+
+def check_csv(
+    path: str, texts: Iterable[str], layout: ExportLayout, expected_rows: int | None
+) -> None:
+    """Check an exported CSV text without decoding its values: the header, line breaks and
+    quotes, the last record's line end, and the record count against ``expected_rows``.
 
     RFC 4180 as the exporter writes it: CRLF after every record, the header included; an
     unquoted field equal to the null text is null, a quoted one never is (the exporter
-    quotes an empty string, and any text equal to the null text). Before the first chunk
-    the whole text is checked: its last line end, the header, line breaks and quotes, and
-    the record count against ``expected_rows``; a record with a wrong field count is found
-    in its chunk."""
-    if not text.endswith("\r\n"):
+    quotes an empty string, and any text equal to the null text)."""
+    records = 0
+    for segment in _csv_segments(path, texts):
+        if records == 0:
+            if '"' in segment:
+                header: Sequence[Any] = next(
+                    _csv_quoted_records(path, segment, layout.delimiter, layout.null_value)
+                )
+            else:
+                header = segment[: segment.find("\r\n")].split(layout.delimiter)
+            _check_header(path, header, list(layout.field_names))
+        if '"' in segment:
+            records += _count_quoted(path, segment, layout.delimiter)
+            continue
+        line_ends = segment.count("\r\n")
+        if segment.count("\n") != line_ends or segment.count("\r") != line_ends:
+            raise ExportFileError(path, "malformed CSV: a bare line break outside quotes")
+        records += line_ends
+    if records == 0:
         raise ExportFileError(path, "truncated: the last CSV record has no line end")
-    expected = list(layout.field_names)
-    if '"' in text:
-        rows = _count_quoted(path, text, layout.delimiter)
-        records = _csv_quoted_records(path, text, layout.delimiter, layout.null_value)
-        _check_header(path, next(records), expected)
-        check_row_count(path, rows, expected_rows)
-        number = 2
-        while chunk := list(itertools.islice(records, chunk_rows)):
-            yield _csv_record_columns(path, chunk, len(expected), number)
-            number += len(chunk)
-        return
-    # The text up to its last line end, searched in place: a copy without that line end
-    # would hold a second unit-sized string for as long as the unit is decoded.
-    limit = len(text) - 2
-    line_ends = text.count("\r\n", 0, limit)
-    if text.count("\n", 0, limit) != line_ends or text.count("\r", 0, limit) != line_ends:
-        raise ExportFileError(path, "malformed CSV: a bare line break outside quotes")
-    first = text.find("\r\n", 0, limit)
-    header = text[: limit if first < 0 else first].split(layout.delimiter)
-    _check_header(path, header, expected)
-    check_row_count(path, line_ends, expected_rows)
-    position, number = first, 2
-    while 0 <= position:
-        end = position
-        for _ in range(chunk_rows):
-            end = text.find("\r\n", end + 2, limit)
-            if end < 0:
-                break
-        lines = text[position + 2 : limit if end < 0 else end].split("\r\n")
-        yield _csv_line_columns(path, lines, layout, len(expected), number)
-        position, number = end, number + len(lines)
+    check_row_count(path, records - 1, expected_rows)
+
+
+def csv_chunks(
+    path: str, texts: Iterable[str], layout: ExportLayout, chunk_rows: int
+) -> Iterator[list[list[Any]]]:
+    """The fields of a CSV text checked by :func:`check_csv`, ``chunk_rows`` records at a
+    time, each chunk a list per output field (None for null). A record with a wrong field
+    count is found in its chunk."""
+    width = len(layout.field_names)
+    records = _csv_records(path, texts, layout)
+    next(records, None)  # the header, checked by check_csv
+    number = 2  # the record number of the chunk's first record
+    while chunk := list(itertools.islice(records, chunk_rows)):
+        yield _csv_columns(path, chunk, layout, width, number)
+        number += len(chunk)
+
+
+def _csv_records(path: str, texts: Iterable[str], layout: ExportLayout) -> Iterator[Any]:
+    """The records of a CSV text: a line where a piece of the text has no quote, else a
+    list of fields (quoted ones unquoted)."""
+    for segment in _csv_segments(path, texts):
+        if '"' in segment:
+            yield from _csv_quoted_records(path, segment, layout.delimiter, layout.null_value)
+        else:
+            yield from segment[:-2].split("\r\n")
+
+
+def _csv_columns(
+    path: str, records: list[Any], layout: ExportLayout, width: int, number: int
+) -> list[list[Any]]:
+    """Records (unquoted lines, or lists of quoted fields) as a list per field."""
+    if all(isinstance(record, str) for record in records):
+        return _csv_line_columns(path, records, layout, width, number)
+    null, delimiter = layout.null_value, layout.delimiter
+    fields = [
+        [None if f == null else f for f in record.split(delimiter)]
+        if isinstance(record, str)
+        else record
+        for record in records
+    ]
+    return _csv_record_columns(path, fields, width, number)
 
 
 def _csv_line_columns(
@@ -171,15 +197,15 @@ def _check_header(path: str, header: Sequence[Any], expected: list[str]) -> None
 
 
 def _count_quoted(path: str, text: str, delimiter: str) -> int:
-    """Records of a CSV text with quoted fields, the header excluded, counted by one regex
-    pass that also checks no field is skipped (the matched lengths add up to the text)."""
+    """Records of a CSV text with quoted fields, counted by one regex pass that also checks
+    no field is skipped (the matched lengths add up to the text)."""
     records = consumed = 0
     for match in _csv_pattern(delimiter).finditer(text):
         consumed += match.end() - match.start()
         records += match.group(2) == "\r\n" or match.group(4) == "\r\n"
     if consumed != len(text):
         raise ExportFileError(path, "malformed CSV: an unbalanced or stray quote")
-    return records - 1
+    return records
 
 
 def _csv_quoted_records(
@@ -216,22 +242,36 @@ def check_row_count(path: str, rows: int, expected_rows: int | None) -> None:
         )
 
 
-def jsonl_chunks(
-    path: str, text: str, layout: ExportLayout, expected_rows: int | None, chunk_rows: int
-) -> Iterator[list[list[Any]]]:
-    """The fields of a JSON lines file, ``chunk_rows`` lines at a time, a list per field.
-    Its last line end and line count are checked before the first chunk."""
-    if text and not text.endswith("\n"):
+def _text_ends(texts: Iterable[str], pair: str) -> tuple[str, int, int, str]:
+    """One pass over the text: its first two characters, its line ends, how often the two
+    characters ``pair`` occur (also across blocks), its last three characters."""
+    head = tail = ""
+    lines = pairs = 0
+    for block in texts:
+        if len(head) < 2:
+            head = (head + block)[:2]
+        lines += block.count("\n")
+        pairs += (tail[-1:] + block[:1]) == pair
+        pairs += block.count(pair)
+        tail = (tail + block)[-3:]
+    return head, lines, pairs, tail
+
+
+def check_jsonl(path: str, texts: Iterable[str], expected_rows: int | None) -> None:
+    """A JSON lines text's last line end and line count (its lines are parsed later)."""
+    _, lines, _, tail = _text_ends(texts, "\n\n")
+    if tail and not tail.endswith("\n"):
         raise ExportFileError(path, "truncated: the last JSON line has no line end")
-    check_row_count(path, text.count("\n"), expected_rows)
-    position, number = 0, 1
-    while position < len(text):
-        end = position - 1
-        for _ in range(chunk_rows):
-            end = text.find("\n", end + 1)
-            if end < 0:
-                break
-        lines = text[position : len(text) - 1 if end < 0 else end].split("\n")
+    check_row_count(path, lines, expected_rows)
+
+
+def jsonl_chunks(
+    path: str, texts: Iterable[str], layout: ExportLayout, chunk_rows: int
+) -> Iterator[list[list[Any]]]:
+    """The fields of a JSON lines text checked by :func:`check_jsonl`, ``chunk_rows`` lines
+    at a time, a list per field."""
+    number = 1
+    for lines in line_chunks(texts, "\n", chunk_rows):
         objects = []
         for offset, line in enumerate(lines):
             try:
@@ -241,20 +281,57 @@ def jsonl_chunks(
                     path, f"bad JSON on line {number + offset}: {exc.msg}"
                 ) from None
         yield _json_columns(path, objects, layout, number)
-        position, number = (len(text) if end < 0 else end + 1), number + len(lines)
+        number += len(lines)
 
 
-def json_columns(path: str, text: str, layout: ExportLayout) -> list[list[Any]]:
-    """The fields of a JSON file (one array of objects, parsed whole), a list per field."""
-    try:
-        objects = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ExportFileError(
-            path, f"bad JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    if not isinstance(objects, list):
-        raise ExportFileError(path, "a JSON export file holds one array")
-    return _json_columns(path, objects, layout, 1)
+def check_json(path: str, texts: Iterable[str], expected_rows: int | None) -> None:
+    """A JSON export text's layout as the exporter writes it, one array with a row object per
+    line (``[``, the rows separated by ``,`` at their line ends, ``]``), without parsing the
+    rows; and its row count against ``expected_rows``."""
+    head, lines, separators, tail = _text_ends(texts, ",\n")
+    if head == "[]" and (lines, tail) == (1, "[]\n"):
+        check_row_count(path, 0, expected_rows)
+        return
+    if head != "[\n":
+        raise ExportFileError(path, "a JSON export file holds one array, one row per line")
+    if tail != "\n]\n":
+        raise ExportFileError(path, "truncated: the JSON array has no closing line")
+    if separators != lines - 3:
+        raise ExportFileError(path, "a JSON export file holds one array, one row per line")
+    check_row_count(path, lines - 2, expected_rows)
+
+
+def json_chunks(
+    path: str, texts: Iterable[str], layout: ExportLayout, chunk_rows: int
+) -> Iterator[list[list[Any]]]:
+    """The fields of a JSON text checked by :func:`check_json`, ``chunk_rows`` rows at a
+    time, a list per field."""
+    number = 2  # the line of the chunk's first row (line 1 is "[")
+    for lines in line_chunks(_after_first_line(texts), "\n", chunk_rows):
+        if lines[-1] == "]":  # the array's end, not a row
+            lines.pop()
+        objects = []
+        for offset, line in enumerate(lines):
+            try:
+                objects.append(json.loads(line[:-1] if line.endswith(",") else line))
+            except json.JSONDecodeError as exc:
+                raise ExportFileError(
+                    path, f"bad JSON at line {number + offset} column {exc.colno}: {exc.msg}"
+                ) from None
+        if objects:
+            yield _json_columns(path, objects, layout, number - 1)
+        number += len(lines)
+
+
+def _after_first_line(texts: Iterable[str]) -> Iterator[str]:
+    """The text after its first line end."""
+    blocks = iter(texts)
+    for block in blocks:
+        end = block.find("\n")
+        if end >= 0:
+            yield block[end + 1 :]
+            break
+    yield from blocks
 
 
 def _json_columns(
@@ -299,33 +376,59 @@ _AVRO_HEADER_SCHEMA = {
 }
 
 
-def avro_columns(path: str, data: bytes, layout: ExportLayout) -> list[list[Any]]:
-    """The records' fields, a list per output field. fastavro applies the *writer* schema's logical
-    types (datetimes that overflow past year 9999, dates, UUIDs), so the header is
-    rewritten with a schema without them and the stored ints and strings come back."""
+def _avro_stream(path: str, handle: Any, layout: ExportLayout) -> io.BufferedReader:
+    """The Avro file read from ``handle``, its header checked (magic, fields) and rewritten
+    with a schema without logical types: fastavro applies the *writer* schema's logical
+    types (datetimes that overflow past year 9999, dates, UUIDs), and without them the
+    stored ints and strings come back."""
+    import fastavro
+
+    header = fastavro.schemaless_reader(handle, _AVRO_HEADER_SCHEMA)
+    if header["magic"] != b"Obj\x01":
+        raise ExportFileError(path, "not an Avro object container file")
+    schema = json.loads(header["meta"]["avro.schema"])
+    found = [f["name"] for f in schema.get("fields", ())]
+    names = _avro_field_names(layout)
+    if found != names:
+        raise ExportFileError(
+            path, f"Avro fields {brief(found)} are not the layout's {brief(names)}"
+        )
+    meta = dict(header["meta"])
+    meta["avro.schema"] = json.dumps(_without_logical_types(schema)).encode()
+    plain = io.BytesIO()
+    fastavro.schemaless_writer(plain, _AVRO_HEADER_SCHEMA, {**header, "meta": meta})
+    return io.BufferedReader(PrefixedStream(plain.getvalue(), handle), BLOCK_BYTES)
+
+
+def check_avro(path: str, layout: ExportLayout, expected_rows: int | None) -> None:
+    """An Avro file's header, its blocks (each read, decompressed and followed by the
+    file's sync marker) and their record count against ``expected_rows``; the records
+    themselves are decoded later."""
+    import fastavro
+
+    with open_unit_file(path) as handle:
+        try:
+            stream = _avro_stream(path, handle, layout)
+            rows = sum(block.num_records for block in fastavro.block_reader(stream))
+        except ExportFileError:
+            raise
+        except Exception as exc:  # fastavro: EOFError, ValueError, zlib.error, ...
+            raise ExportFileError(path, f"bad Avro data: {first_line(exc)}") from None
+    check_row_count(path, rows, expected_rows)
+
+
+def avro_chunks(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[list[list[Any]]]:
+    """The records' fields of an Avro file checked by :func:`check_avro`, ``chunk_rows``
+    records at a time, a list per output field."""
     import fastavro
 
     names = _avro_field_names(layout)
-    try:
-        stream = io.BytesIO(data)
-        header = fastavro.schemaless_reader(stream, _AVRO_HEADER_SCHEMA)
-        if header["magic"] != b"Obj\x01":
-            raise ExportFileError(path, "not an Avro object container file")
-        schema = json.loads(header["meta"]["avro.schema"])
-        found = [f["name"] for f in schema.get("fields", ())]
-        if found != names:
-            raise ExportFileError(
-                path, f"Avro fields {brief(found)} are not the layout's {brief(names)}"
-            )
-        meta = dict(header["meta"])
-        meta["avro.schema"] = json.dumps(_without_logical_types(schema)).encode()
-        plain = io.BytesIO()
-        fastavro.schemaless_writer(plain, _AVRO_HEADER_SCHEMA, {**header, "meta": meta})
-        plain.write(data[stream.tell() :])
-        plain.seek(0)
-        records = list(fastavro.reader(plain))
-        return [list(map(operator.itemgetter(name), records)) for name in names]
-    except ExportFileError:
-        raise
-    except Exception as exc:  # fastavro: EOFError, ValueError, zlib.error, ...
-        raise ExportFileError(path, f"bad Avro data: {first_line(exc)}") from None
+    with open_unit_file(path) as handle:
+        try:
+            records = fastavro.reader(_avro_stream(path, handle, layout))
+            while chunk := list(itertools.islice(records, chunk_rows)):
+                yield [list(map(operator.itemgetter(name), chunk)) for name in names]
+        except ExportFileError:
+            raise
+        except Exception as exc:  # fastavro: EOFError, ValueError, zlib.error, ...
+            raise ExportFileError(path, f"bad Avro data: {first_line(exc)}") from None

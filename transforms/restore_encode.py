@@ -26,6 +26,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from transforms.cassandra_session import send_adjusted
+
 __all__ = [
     "batch_statement",
     "column_encoder",
@@ -229,16 +231,9 @@ def batch_statement(keyspace: str, routing_key: bytes) -> Any:
 def execute_encoded(session: Any, batch: EncodedBatch) -> Any:
     """Send ``batch`` as ``session.execute_async`` sends a ``BatchStatement`` (same
     profile, routing, timeout and retry policy), with the members' bytes as its body."""
-    future = session._create_response_future(batch.statement, None, False, {}, _not_set())
-    future.message = _message_class()(batch.members, batch.count, future.message)
-    future._protocol_handler = session.client_protocol_handler
-    session._on_request(future)
-    future.send_request()
-    return future
 
+    def with_members(future: Any) -> None:
+        future.message = _message_class()(batch.members, batch.count, future.message)
+        future._protocol_handler = session.client_protocol_handler
 
-@functools.cache
-def _not_set() -> Any:
-    from cassandra.cluster import _NOT_SET
-
-    return _NOT_SET
+    return send_adjusted(session, batch.statement, with_members)

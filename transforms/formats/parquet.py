@@ -17,7 +17,13 @@ from typing import Any
 from transforms.formats.base import Format, SinkConfig, UnitWriter
 from transforms.table_plan import TablePlan
 
-__all__ = ["FORMAT", "merge_parquet", "open_parquet_writer", "read_parquet_rows"]
+__all__ = [
+    "FORMAT",
+    "check_parquet_file",
+    "merge_parquet",
+    "open_parquet_writer",
+    "read_parquet_rows",
+]
 
 
 def open_parquet_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> UnitWriter:
@@ -32,6 +38,14 @@ def merge_parquet(parts: Sequence[str], target: str, sink: SinkConfig) -> None:
     from transforms.formats import parquet_arrow
 
     parquet_arrow.merge_parquet(parts, target, sink)
+
+
+def check_parquet_file(file: Any) -> tuple[list[str], int]:
+    """An exported Parquet file's column names and row count, every row group read
+    (``parquet_arrow.check_parquet_file``)."""
+    from transforms.formats import parquet_arrow
+
+    return parquet_arrow.check_parquet_file(file)
 
 
 def read_parquet_rows(

@@ -67,6 +67,7 @@ from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
     "arrow_type",
+    "check_parquet_file",
     "Convert",
     "merge_parquet",
     "open_parquet_writer",
@@ -430,6 +431,17 @@ def _column_reader(described: dict[str, Any], sets_in_file_order: bool) -> Conve
     if described["role"] != "value":
         return None  # writetimes as int microseconds, TTLs as int seconds (lists as lists)
     return _from_arrow(CqlType.from_json(described["cql_type"]), sets_in_file_order)
+
+
+def check_parquet_file(file: Any) -> tuple[list[str], int]:
+    """An exported Parquet file's output column names and row count (from its footer), after
+    every row group was read and dropped, so that a damaged page fails here and not after
+    rows were used; one row group is held at a time. ``file``: a seekable binary file."""
+    source = pq.ParquetFile(file)
+    columns = json.loads(source.schema_arrow.metadata[SCHEMA_METADATA_KEY])["columns"]
+    for index in range(source.num_row_groups):
+        source.read_row_group(index)
+    return [c["name"] for c in columns], source.metadata.num_rows
 
 
 def read_parquet_rows(
