@@ -1,4 +1,4 @@
-"""Pure tests of the column path (transforms.columnar, the CSV and Parquet writers'
+"""Pure tests of the column path (transforms.columnar, the CSV, Parquet and Avro writers'
 ``write_columns``, ``StatsBuilder.add_columns``, ``ColumnBatch``): the same bytes and figures as the row path
 for the same values, and result pages decoded by the driver's NumPy parser exactly as the
 row parser decodes them, or handed back as rows where columns would not be exact."""
@@ -19,11 +19,13 @@ import pytest
 from cassandra import protocol
 
 from tests.cql_values import f32
+from tests.helpers import avro_without_sync
 from transforms.columnar import ColumnPage, columnar_handler
 from transforms.cql_text import rfc3339_array_texts, timestamp_texts, writetime_texts
 from transforms.cql_types import parse_cql_type
 from transforms.elements import ColumnBatch, PieceElementCoder, PieceKey
-from transforms.formats.base import SinkConfig
+from transforms.formats.avro import open_avro_writer
+from transforms.formats.base import AVRO_CODECS, SinkConfig
 from transforms.formats.csv import CsvWriter
 from transforms.formats.parquet_arrow import open_parquet_writer
 from transforms.stats import StatsBuilder
@@ -268,6 +270,47 @@ def test_parquet_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: 
         by_rows = _parquet(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
         assert _parquet(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
     writer = open_parquet_writer(str(tmp_path / "narrow"), _plan(), sink, "max")
+    with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
+        writer.write_columns(_columns(_rows(2, seed=1))[:3])
+
+
+# --- Avro -------------------------------------------------------------------------------
+
+
+def _avro(path: Path, sink: SinkConfig, write: str, data: Any) -> bytes:
+    writer = open_avro_writer(str(path), _plan(), sink, "max")
+    for chunk in data:
+        getattr(writer, write)(chunk)
+    writer.close()
+    return avro_without_sync(path.read_bytes())
+
+
+@pytest.mark.parametrize("codec", AVRO_CODECS)
+@pytest.mark.parametrize("writetime_format", ["iso", "micros"])
+def test_avro_columns_write_the_bytes_of_the_rows(
+    tmp_path: Path, writetime_format: str, codec: str
+) -> None:
+    """The same container file, byte for byte but for its random sync marker, from a
+    ColumnBatch's columns as from its rows: masks become the union's null branch, NaN and
+    infinities stay values, timestamps and writetimes outside years 1-9999 stay exact."""
+    rows = _rows(300, seed=len(codec))
+    sink = SinkConfig(format="avro", writetime_format=writetime_format, avro_codec=codec)
+    chunks = [rows[:1], rows[1:120], rows[120:]]
+    by_rows = _avro(tmp_path / "rows.avro", sink, "write_rows", chunks)
+    by_columns = _avro(
+        tmp_path / "columns.avro", sink, "write_columns", [_columns(c) for c in chunks]
+    )
+    assert by_columns == by_rows
+
+
+def test_avro_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: Path) -> None:
+    full = [tuple(vals[0] for _, _, _, vals in COLUMNS) + (5,) * 9 + (7,) * 3] * 4
+    empty = [(1,) + (None,) * (len(full[0]) - 1)] * 3
+    sink = SinkConfig(format="avro")
+    for name, rows in (("full", full), ("empty", empty)):
+        by_rows = _avro(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
+        assert _avro(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
+    writer = open_avro_writer(str(tmp_path / "narrow"), _plan(), sink, "max")
     with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
         writer.write_columns(_columns(_rows(2, seed=1))[:3])
 

@@ -149,15 +149,28 @@ class AvroWriter:
         if not rows:
             return
         check_width(rows, len(self._encoders))
+        self._append(list(zip(*rows, strict=True)), len(rows))
+
+    def write_columns(self, columns: Sequence[Any]) -> None:
+        """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
+        order): the same bytes ``write_rows`` writes for those rows. Masked arrays of
+        numbers are encoded as arrays, without a Python object per value."""
+        if len(columns) != len(self._encoders):
+            raise ValueError(f"rows have {len(columns)} fields, the plan {len(self._encoders)}")
+        if not columns or not len(columns[0]):
+            return
+        self._append(columns, len(columns[0]))
+
+    def _append(self, columns: Sequence[Any], rows: int) -> None:
         runs = [
             run
-            for encode, column in zip(self._encoders, zip(*rows, strict=True), strict=True)
+            for encode, column in zip(self._encoders, columns, strict=True)
             for run in encode(column)
         ]
-        encoded = interleave(runs, len(rows))
+        encoded = interleave(runs, rows)
         self._pending.append(encoded)
         self._pending_bytes += len(encoded)
-        self._pending_rows += len(rows)
+        self._pending_rows += rows
         if self._pending_bytes >= _BLOCK_BYTES:
             self._write_block()
 
@@ -216,4 +229,5 @@ FORMAT = Format(
     open_writer=open_avro_writer,
     merge=merge_avro,
     read_rows=read_avro_rows,
+    takes_columns=True,
 )

@@ -118,15 +118,23 @@ def nullable_column_encoder(schema: Any, convert: Callable[[Any], Any] | None) -
 
     def column_runs(column: Sequence[Any]) -> list[Run]:
         rows = len(column)
-        if None in column:
-            present = np.fromiter((v is not None for v in column), np.bool_, rows)
-            values = [v for v in column if v is not None]
+        values: Any
+        if isinstance(column, np.ma.MaskedArray):
+            present, values = _masked_values(column)
         else:
-            present = None
-            values = list(column)
+            if isinstance(column, np.ndarray):
+                column = column.tolist()
+            if None in column:
+                present = np.fromiter((v is not None for v in column), np.bool_, rows)
+                values = [v for v in column if v is not None]
+            else:
+                present = None
+                values = list(column)
         if convert is not None:
-            values = list(map(convert, values))
-        runs = encode(values) if values else [(np.empty(0, np.uint8), np.empty(0, np.int64))]
+            values = list(
+                map(convert, values.tolist() if isinstance(values, np.ndarray) else values)
+            )
+        runs = encode(values) if len(values) else [(np.empty(0, np.uint8), np.empty(0, np.int64))]
         ones = np.ones(rows, np.int64)
         if present is None:
             return [(np.full(rows, union_byte, np.uint8), ones), *runs]
@@ -134,6 +142,17 @@ def nullable_column_encoder(schema: Any, convert: Callable[[Any], Any] | None) -
         return [(unions, ones), *(_scattered(run, present) for run in runs)]
 
     return column_runs
+
+
+def _masked_values(column: np.ma.MaskedArray) -> tuple[np.ndarray | None, np.ndarray]:
+    """A masked column of numbers (masked: null) -> which rows are present (None: all)
+    and the present values, still an array: no Python object per value."""
+    mask = np.ma.getmaskarray(column)
+    data = np.ma.getdata(column)
+    if not mask.any():
+        return None, data
+    present = ~mask
+    return present, data[present]
 
 
 def interleave(runs: Sequence[Run], rows: int) -> bytes:
