@@ -226,15 +226,27 @@ def test_statistics_sum_writetimes_beyond_int64_exactly() -> None:
     assert by_columns.to_json()["writetime"]["b"]["sum"] == sum(writetimes)
 
 
-# --- Parquet ----------------------------------------------------------------------------
+# --- Parquet and Avro -------------------------------------------------------------------
+
+_OPENERS = {"parquet": open_parquet_writer, "avro": open_avro_writer}
 
 
-def _parquet(path: Path, sink: SinkConfig, write: str, data: Any) -> bytes:
-    writer = open_parquet_writer(str(path), _plan(), sink, "max")
+def _written(path: Path, sink: SinkConfig, write: str, data: Any) -> bytes:
+    """The file ``sink.format``'s writer makes of ``data`` (chunks of rows or of columns)
+    through its ``write`` method; an Avro file's random sync marker zeroed."""
+    writer = _OPENERS[sink.format](str(path), _plan(), sink, "max")
     for chunk in data:
         getattr(writer, write)(chunk)
     writer.close()
-    return path.read_bytes()
+    written = path.read_bytes()
+    return avro_without_sync(written) if sink.format == "avro" else written
+
+
+def _both_ways(tmp_path: Path, sink: SinkConfig, rows: list[tuple[Any, ...]]) -> None:
+    chunks = [rows[:1], rows[1:120], rows[120:]]
+    by_rows = _written(tmp_path / "rows", sink, "write_rows", chunks)
+    by_columns = _written(tmp_path / "columns", sink, "write_columns", map(_columns, chunks))
+    assert by_columns == by_rows
 
 
 @pytest.mark.parametrize(
@@ -247,42 +259,13 @@ def test_parquet_columns_write_the_bytes_of_the_rows(
     """The same file, byte for byte, from a ColumnBatch's columns as from its rows: the
     numbers' masks become the nulls, NaN and infinities stay values, timestamps and
     writetimes outside years 1-9999 stay exact, row groups split alike."""
-    rows = _rows(300, seed=len(codec))
     sink = SinkConfig(
         format="parquet",
         writetime_format=writetime_format,
         parquet_codec=codec,
         parquet_row_group_rows=group_rows,
     )
-    chunks = [rows[:1], rows[1:120], rows[120:]]
-    by_rows = _parquet(tmp_path / "rows.parquet", sink, "write_rows", chunks)
-    by_columns = _parquet(
-        tmp_path / "columns.parquet", sink, "write_columns", [_columns(c) for c in chunks]
-    )
-    assert by_columns == by_rows
-
-
-def test_parquet_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: Path) -> None:
-    full = [tuple(vals[0] for _, _, _, vals in COLUMNS) + (5,) * 9 + (7,) * 3] * 4
-    empty = [(1,) + (None,) * (len(full[0]) - 1)] * 3
-    sink = SinkConfig(format="parquet")
-    for name, rows in (("full", full), ("empty", empty)):
-        by_rows = _parquet(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
-        assert _parquet(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
-    writer = open_parquet_writer(str(tmp_path / "narrow"), _plan(), sink, "max")
-    with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
-        writer.write_columns(_columns(_rows(2, seed=1))[:3])
-
-
-# --- Avro -------------------------------------------------------------------------------
-
-
-def _avro(path: Path, sink: SinkConfig, write: str, data: Any) -> bytes:
-    writer = open_avro_writer(str(path), _plan(), sink, "max")
-    for chunk in data:
-        getattr(writer, write)(chunk)
-    writer.close()
-    return avro_without_sync(path.read_bytes())
+    _both_ways(tmp_path, sink, _rows(300, seed=len(codec)))
 
 
 @pytest.mark.parametrize("codec", AVRO_CODECS)
@@ -293,24 +276,19 @@ def test_avro_columns_write_the_bytes_of_the_rows(
     """The same container file, byte for byte but for its random sync marker, from a
     ColumnBatch's columns as from its rows: masks become the union's null branch, NaN and
     infinities stay values, timestamps and writetimes outside years 1-9999 stay exact."""
-    rows = _rows(300, seed=len(codec))
     sink = SinkConfig(format="avro", writetime_format=writetime_format, avro_codec=codec)
-    chunks = [rows[:1], rows[1:120], rows[120:]]
-    by_rows = _avro(tmp_path / "rows.avro", sink, "write_rows", chunks)
-    by_columns = _avro(
-        tmp_path / "columns.avro", sink, "write_columns", [_columns(c) for c in chunks]
-    )
-    assert by_columns == by_rows
+    _both_ways(tmp_path, sink, _rows(300, seed=len(codec)))
 
 
-def test_avro_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", sorted(_OPENERS))
+def test_columns_without_nulls_all_nulls_and_of_another_width(tmp_path: Path, fmt: str) -> None:
     full = [tuple(vals[0] for _, _, _, vals in COLUMNS) + (5,) * 9 + (7,) * 3] * 4
     empty = [(1,) + (None,) * (len(full[0]) - 1)] * 3
-    sink = SinkConfig(format="avro")
+    sink = SinkConfig(format=fmt)
     for name, rows in (("full", full), ("empty", empty)):
-        by_rows = _avro(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
-        assert _avro(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
-    writer = open_avro_writer(str(tmp_path / "narrow"), _plan(), sink, "max")
+        by_rows = _written(tmp_path / f"{name}-rows", sink, "write_rows", [rows])
+        assert _written(tmp_path / name, sink, "write_columns", [_columns(rows)]) == by_rows
+    writer = _OPENERS[fmt](str(tmp_path / "narrow"), _plan(), sink, "max")
     with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
         writer.write_columns(_columns(_rows(2, seed=1))[:3])
 
