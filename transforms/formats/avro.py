@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_convert, cql_types
 from transforms.formats.avro_encoding import interleave, nullable_column_encoder, varints
-from transforms.formats.base import Format, SinkConfig, check_width, is_list_field
+from transforms.formats.base import Format, SinkConfig, check_width, column_rows, is_list_field
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
@@ -155,11 +155,9 @@ class AvroWriter:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
         order): the same bytes ``write_rows`` writes for those rows. Masked arrays of
         numbers are encoded as arrays, without a Python object per value."""
-        if len(columns) != len(self._encoders):
-            raise ValueError(f"rows have {len(columns)} fields, the plan {len(self._encoders)}")
-        if not columns or not len(columns[0]):
-            return
-        self._append(columns, len(columns[0]))
+        rows = column_rows(columns, len(self._encoders))
+        if rows:
+            self._append(columns, rows)
 
     def _append(self, columns: Sequence[Any], rows: int) -> None:
         runs = [

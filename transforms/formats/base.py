@@ -28,6 +28,7 @@ from transforms.table_plan import COLLECTION_LIST, OutputField, TablePlan
 __all__ = [
     "AVRO_CODECS",
     "check_width",
+    "column_rows",
     "ColumnFn",
     "COMPRESSIONS",
     "converted_columns",
@@ -227,6 +228,14 @@ def check_width(rows: Sequence[tuple[Any, ...]], width: int) -> None:
     widths = set(map(len, rows))
     if widths and widths != {width}:
         raise ValueError(f"rows have {sorted(widths)} fields, the plan {width}")
+
+
+def column_rows(columns: Sequence[Any], width: int) -> int:
+    """The rows in a ``ColumnBatch``'s ``columns`` (0 for none); raise ValueError unless
+    there are ``width`` columns, as :func:`check_width` does for rows."""
+    if len(columns) != width:
+        raise ValueError(f"rows have {len(columns)} fields, the plan {width}")
+    return len(columns[0]) if columns else 0
 
 
 def converted_columns(

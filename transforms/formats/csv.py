@@ -20,6 +20,7 @@ from transforms.formats.base import (
     Format,
     SinkConfig,
     check_width,
+    column_rows,
     create_text_file,
     is_list_field,
     writetime_column_fn,
@@ -270,11 +271,7 @@ class CsvWriter:
     def write_columns(self, columns: Sequence[Any]) -> None:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
         order): the same bytes ``write_rows`` writes for those rows."""
-        if len(columns) != len(self._array_columns):
-            raise ValueError(
-                f"rows have {len(columns)} fields, the plan {len(self._array_columns)}"
-            )
-        if not columns or not len(columns[0]):
+        if not column_rows(columns, len(self._array_columns)):
             return
         fields = [
             convert(column) for convert, column in zip(self._array_columns, columns, strict=True)

@@ -62,7 +62,7 @@ from cassandra.util import Date, Duration, OrderedMap, SortedSet, Time
 
 from transforms import cql_convert, cql_text, cql_types
 from transforms.cql_types import CqlType
-from transforms.formats.base import SinkConfig, check_width, is_list_field
+from transforms.formats.base import SinkConfig, check_width, column_rows, is_list_field
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
@@ -316,9 +316,7 @@ class ParquetWriter:
         Masked arrays of numbers (no conversion ever applies to them) go into Arrow
         without a Python object per value, their mask as the nulls; object arrays of
         driver values are converted as ``write_rows`` converts a column."""
-        if len(columns) != len(self._columns):
-            raise ValueError(f"rows have {len(columns)} fields, the plan {len(self._columns)}")
-        if not columns or not len(columns[0]):
+        if not column_rows(columns, len(self._columns)):
             return
         arrays = []
         for convert, column, storage, field in zip(
