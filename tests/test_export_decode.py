@@ -778,3 +778,80 @@ def test_reads_through_beam_filesystems(sink: SinkConfig) -> None:
         )
     finally:
         memfs.reset("memory://decode-test/")
+
+
+# --- RFC 3339 columns read by NumPy -----------------------------------------------------------
+
+_YEAR_1_MILLIS = -62_135_596_800_000
+_YEAR_9999_END_MILLIS = 253_402_300_799_999
+
+
+@pytest.mark.parametrize("per_second", [1000, 1_000_000])
+def test_rfc3339_column_equals_the_value_parser(per_second: int) -> None:
+    """Whole columns read by NumPy give exactly what the per-value parser gives, for the
+    calendar's edges, out-of-range integers and a random sample of the range."""
+    import random
+
+    import numpy
+
+    from transforms.cql_text import rfc3339_array_texts
+    from transforms.value_decoders import _COLUMN_FORMS, _timestamp_millis, _writetime_micros
+
+    parse = _timestamp_millis if per_second == 1000 else _writetime_micros
+    column = _COLUMN_FORMS[parse]
+    scale = per_second // 1000
+    low, high = _YEAR_1_MILLIS * scale, (_YEAR_9999_END_MILLIS + 1) * scale - 1
+    leap_day = 951_782_400 * per_second  # 2000-02-29T00:00:00
+    edges = [low, high, 0, -1, 1, leap_day, leap_day - 1, leap_day + 86_400 * per_second]
+    edges += [-4_107_542_400 * per_second, 4_107_542_400 * per_second - 1]  # 1839, 2100
+    generator = random.Random(7)
+    sample = [generator.randint(low, high) for _ in range(20_000)]
+    values = edges + sample
+    texts = rfc3339_array_texts(numpy.array(values), per_second)
+    assert column(texts) == values == [parse(t) for t in texts]
+    outside = [low - 1, high + 1, -(2**63), 2**63 - 1]
+    mixed = values[:5] + outside
+    mixed_texts = rfc3339_array_texts(numpy.array(mixed), per_second)
+    assert mixed_texts[5:] == [str(v) for v in outside]
+    assert column(mixed_texts) == mixed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "2023-02-29T00:00:00.000Z",  # not a leap year
+        "2023-13-01T00:00:00.000Z",
+        "0000-01-01T00:00:00.000Z",
+        "2023-04-31T00:00:00.000Z",
+        "2023-01-01 00:00:00.000Z",
+        "2023-01-01T00:00:00.000z",
+        "2023-01-01T0a:00:00.000Z",
+    ],
+)
+def test_rfc3339_column_refuses_what_the_value_parser_refuses(bad: str) -> None:
+    from transforms.value_decoders import _COLUMN_FORMS, _timestamp_millis
+
+    with pytest.raises(ValueError) as per_value:
+        _timestamp_millis(bad)
+    with pytest.raises(ValueError) as whole:
+        _COLUMN_FORMS[_timestamp_millis](["2023-01-01T00:00:00.000Z", bad])
+    assert str(whole.value) == str(per_value.value)
+
+
+def test_rfc3339_column_reads_hours_as_the_value_parser_does() -> None:
+    """The per-value parser adds hours, minutes and seconds as numbers (99:99:99 included);
+    the column form gives the same integers."""
+    from transforms.value_decoders import _COLUMN_FORMS, _timestamp_millis
+
+    text = "2024-02-29T99:99:99.999Z"
+    assert _COLUMN_FORMS[_timestamp_millis]([text]) == [_timestamp_millis(text)]
+    assert _timestamp_millis(text) == 1_709_164_800_000 + (99 * 3600 + 99 * 60 + 99) * 1000 + 999
+
+
+def test_rfc3339_column_lengths_that_only_sum_right() -> None:
+    """Texts whose lengths add up to whole fixed-width texts but are not each one such text
+    (a row's 'Z' moved to the next) are read one by one, and refused."""
+    from transforms.value_decoders import _COLUMN_FORMS, _timestamp_millis
+
+    with pytest.raises(ValueError, match="'2023-01-01T00:00:00.000' is not an integer"):
+        _COLUMN_FORMS[_timestamp_millis](["2023-01-01T00:00:00.000", "Z2023-01-01T00:00:00.000Z"])

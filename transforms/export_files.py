@@ -169,12 +169,19 @@ def _csv_line_columns(
     if counts.count(width - 1) == len(lines):
         flat = delimiter.join(lines).split(delimiter)
         columns = [flat[i::width] for i in range(width)]
-        return [
-            [None if f == null else f for f in column] if null in column else column
-            for column in columns
-        ]
+        return [_nulls_as_none(column, null) for column in columns]
     records = [[None if f == null else f for f in line.split(delimiter)] for line in lines]
     return _csv_record_columns(path, records, width, number)
+
+
+def _nulls_as_none(column: list[str], null: str) -> list[str | None]:
+    """A column of CSV fields with the null text as None (a column of nulls only, such as
+    the TTLs of cells without one, is made at once)."""
+    if null not in column:
+        return column
+    if column.count(null) == len(column):
+        return [None] * len(column)
+    return [None if f == null else f for f in column]
 
 
 def _csv_record_columns(

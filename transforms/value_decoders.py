@@ -34,6 +34,7 @@ __all__ = ["column_decoders"]
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _SECONDS_PER_DAY = 86_400
 _NANOS_PER_SECOND = 1_000_000_000
+_DAYS_0001_TO_1970 = _EPOCH_ORDINAL - 1
 _INTEGER = re.compile(r"-?\d+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339_MILLIS = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z")
@@ -369,8 +370,6 @@ def _field_decoder(field: LayoutField, layout: ExportLayout) -> Decoder:
 
 
 _INTEGER_LINES = re.compile(r"-?\d+(?:\n-?\d+)*")
-# Distinct whole seconds remembered while decoding one writetime column.
-_SECOND_CACHE_ENTRIES = 100_000
 
 
 def _integer_column(texts: Sequence[str]) -> list[int]:
@@ -384,25 +383,76 @@ def _integer_column(texts: Sequence[str]) -> list[int]:
     return list(map(_integer, texts))
 
 
-def _writetime_column(texts: Sequence[str]) -> list[int]:
-    """RFC 3339 writetimes (or out-of-range integers) -> micros, each whole second parsed
-    (and checked) once: the cells of a row, and rows written together, share it."""
-    seconds: dict[str, int] = {}
-    out = []
-    append = out.append
-    for text in texts:
-        fraction = text[20:26]
-        if len(text) != 27 or text[26] != "Z" or text[19] != "." or not fraction.isdigit():
-            append(_writetime_micros(text))
-            continue
-        second = text[:19]
-        base = seconds.get(second)
-        if base is None:
-            if len(seconds) > _SECOND_CACHE_ENTRIES:
-                seconds.clear()
-            base = seconds[second] = _writetime_micros(second + ".000000Z")
-        append(base + int(fraction))
-    return out
+def _rfc3339_column(
+    parse: Callable[[str], int], per_second: int
+) -> Callable[[Sequence[str]], list[int]]:
+    """A column form of ``parse`` (one of the ``_rfc3339`` decoders): the texts of the
+    fixed width it reads ('YYYY-MM-DDTHH:MM:SS.fffZ', 3 or 6 fraction digits) are read by
+    NumPy integer arithmetic over their bytes, the same values ``parse`` gives; a text of
+    another length, or one that is not such a text of a real date, goes through ``parse``
+    (the exporter's out-of-range integers, and bad values with ``parse``'s message)."""
+    import numpy
+
+    fraction_digits = len(str(per_second)) - 1
+    width = 21 + fraction_digits
+    separators = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", width - 1: "Z"}
+    separator_at = numpy.array(sorted(separators))
+    separator_bytes = numpy.array([ord(separators[i]) for i in sorted(separators)], numpy.uint8)
+    digit_at = numpy.array([i for i in range(width) if i not in separators])
+    fraction_weights = 10 ** numpy.arange(fraction_digits - 1, -1, -1, dtype=numpy.int64)
+    # Days before each month (index 1-12) in a common year, and each month's length.
+    days_before = numpy.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334])
+    month_days = numpy.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+    def vectorized(joined: str, rows: int) -> tuple[Any, Any]:
+        """(values, which rows are such texts) for ``rows`` texts of ``width`` chars."""
+        data = numpy.frombuffer(joined.encode("ascii"), numpy.uint8).reshape(rows, width)
+        ok = (data[:, separator_at] == separator_bytes).all(axis=1)
+        d = data[:, digit_at].astype(numpy.int64) - 48
+        ok &= ((d >= 0) & (d <= 9)).all(axis=1)
+        year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+        month = d[:, 4] * 10 + d[:, 5]
+        day = d[:, 6] * 10 + d[:, 7]
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        ok &= (year >= 1) & (month >= 1) & (month <= 12)
+        month = numpy.where(ok, month, 1)
+        ok &= (day >= 1) & (day <= month_days[month] + (leap & (month == 2)))
+        before = year - 1  # whole years before this one, from 0001-01-01
+        days = (
+            before * 365
+            + before // 4
+            - before // 100
+            + before // 400
+            + days_before[month]
+            + (leap & (month > 2))
+            + day
+            - 1
+            - _DAYS_0001_TO_1970
+        )
+        seconds = (
+            days * _SECONDS_PER_DAY
+            + (d[:, 8] * 10 + d[:, 9]) * 3600
+            + (d[:, 10] * 10 + d[:, 11]) * 60
+            + d[:, 12] * 10
+            + d[:, 13]
+        )
+        return seconds * per_second + d[:, 14:] @ fraction_weights, ok
+
+    def column(texts: Sequence[str]) -> list[int]:
+        rows = len(texts)
+        joined = "".join(texts)
+        if rows == 0 or len(joined) != rows * width or not joined.isascii():
+            return list(map(parse, texts))
+        if min(map(len, texts)) != width:  # lengths that only sum to the right total
+            return list(map(parse, texts))
+        values, ok = vectorized(joined, rows)
+        out = values.tolist()
+        if not ok.all():
+            for index in numpy.flatnonzero(~ok).tolist():
+                out[index] = parse(texts[index])
+        return out
+
+    return column
 
 
 def _float32_column(values: Sequence[Any]) -> list[float]:
@@ -417,7 +467,8 @@ def _float32_column(values: Sequence[Any]) -> list[float]:
 # Decoders with a faster form for a whole column of non-null values.
 _COLUMN_FORMS: dict[Decoder, Callable[[Sequence[Any]], list[Any]]] = {
     _integer: _integer_column,
-    _writetime_micros: _writetime_column,
+    _timestamp_millis: _rfc3339_column(_timestamp_millis, 1000),
+    _writetime_micros: _rfc3339_column(_writetime_micros, 1_000_000),
     _float32: _float32_column,
 }
 
@@ -431,6 +482,8 @@ def _column_decoder(decode: Decoder) -> Callable[[Sequence[Any]], list[Any]]:
     def column(values: Sequence[Any]) -> list[Any]:
         if None not in values:
             return whole(values)
+        if values.count(None) == len(values):
+            return [None] * len(values)
         found = iter(whole([v for v in values if v is not None]))
         return [None if v is None else next(found) for v in values]
 
