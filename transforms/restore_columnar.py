@@ -21,9 +21,13 @@ writer is given.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy
 
 from transforms.export_layout import ExportLayout
 from transforms.restore_encode import (
@@ -98,13 +102,16 @@ class ColumnarWriter:
         self.partition_rows = partition_rows
         width = len(self.data)
         self._marker_prefix: bytes | None = None
-        # (data column indexes of a group) -> the start of its batch members
+        # (data column indexes of a group) -> the start of its batch members; the same
+        # keyed by the group's bits (1 << index), as ``_shared_cells`` codes rows
         self.prefixes: dict[tuple[int, ...], bytes] = {}
+        self.code_prefixes: dict[int, bytes] = {}
         if width:  # bind order: timestamp, TTL, values, keys
             full = prepare(Shape(ROW, tuple(c.whole for c in self.data)))
             types = [c.type for c in full.column_metadata]
             value_types, key_types = types[2 : 2 + width], types[2 + width :]
             self.prefixes[tuple(range(width))] = member_prefix(full)
+            self.code_prefixes[(1 << width) - 1] = self.prefixes[tuple(range(width))]
         else:  # a table of key columns only: every row is its marker (keys, timestamp)
             value_types, key_types = [], [c.type for c in self._marker().column_metadata][:-1]
         self.value_encoders = [
@@ -122,6 +129,7 @@ class ColumnarWriter:
     def _prefix(self, group: tuple[int, ...]) -> bytes:
         shape = Shape(ROW, tuple(self.data[j].whole for j in group))
         prefix = self.prefixes[group] = member_prefix(self.prepare(shape))
+        self.code_prefixes[sum(1 << j for j in group)] = prefix
         return prefix
 
     def _marker(self) -> Any:
@@ -166,7 +174,7 @@ class ColumnarWriter:
         rows = len(columns[0]) if columns else 0
         if rows == 0:
             return
-        cells_of, stamps_of, ttls_of = self._cells(columns, rows)
+        cells = self._cells(columns, rows)
         key_parts = [
             encode(columns[i]) for encode, i in zip(self.key_encoders, self.key_fields, strict=True)
         ]
@@ -184,8 +192,7 @@ class ColumnarWriter:
             self.last_partition = key
             before_partition(end - start)
             routing = routing_key([part[start] for part in partition_parts])
-            rows_of = (cells_of, stamps_of, ttls_of, keys)
-            batches = self._partition_batches(rows_of, start, end, read_started_micros, counts)
+            batches = self._partition_batches(cells, keys, start, end, read_started_micros, counts)
             for members, statements in batches:
                 send(EncodedBatch(self.batch_statement(routing), members, statements))
                 counts.statements += statements
@@ -194,12 +201,11 @@ class ColumnarWriter:
             counts.partitions += opens
             start = end
 
-    def _cells(
-        self, columns: Sequence[list[Any]], rows: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Per row: its encoded cells (None for null), their writetimes and exported TTLs."""
+    def _cells(self, columns: Sequence[list[Any]], rows: int) -> _ChunkCells:
+        """Per row: its encoded cells (None for null), their writetimes and exported TTLs,
+        and whether its present cells share one writetime and TTL (see ``_ChunkCells``)."""
         if not self.data:
-            return [()] * rows, [()] * rows, [()] * rows
+            return _ChunkCells([()] * rows, [()] * rows, [()] * rows, [-1] * rows, [], [], [])
         encoded = [
             encode(columns[i])
             for encode, i in zip(self.value_encoders, self.value_fields, strict=True)
@@ -208,17 +214,21 @@ class ColumnarWriter:
             columns[i] if i is not None else [self.fixed] * rows for i in self.writetime_fields
         ]
         ttls = [columns[i] if i is not None else [None] * rows for i in self.ttl_fields]
-        return (
+        codes, shared_stamps, shared_ttls, present = _shared_cells(encoded, stamps, ttls, rows)
+        return _ChunkCells(
             list(zip(*encoded, strict=True)),
             list(zip(*stamps, strict=True)),
             list(zip(*ttls, strict=True)),
+            codes,
+            shared_stamps,
+            shared_ttls,
+            present,
         )
 
     def _partition_batches(
         self,
-        rows_of: tuple[
-            list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[bytes]
-        ],
+        cells: _ChunkCells,
+        keys: list[bytes],
         start: int,
         end: int,
         read_started_micros: int,
@@ -226,41 +236,39 @@ class ColumnarWriter:
     ) -> list[tuple[bytes, int]]:
         """Rows ``start:end`` of one partition as batches (members, statements); a row's
         statements never split. All are built before the first is sent, as the row path
-        does, so no TTL is computed after a wait for a free request slot."""
-        cells_of, stamps_of, ttls_of, keys = rows_of
+        does, so no TTL is computed after a wait for a free request slot.
+
+        A row whose present cells share one writetime and one live TTL (``cells.codes``)
+        becomes its one statement by joining bytes; any other row goes through ``_row``."""
         width = len(self.data)
+        full_code = (1 << width) - 1
         read_started_s = read_started_micros // 1_000_000
         offset = read_started_s - int(self.clock())
-        full = self.prefixes.get(tuple(range(width)), b"")
         limit = self.max_batch_statements
+        code_prefixes = self.code_prefixes
         batches: list[tuple[bytes, int]] = []
         batch: list[bytes] = []
         statements = 0
         for i in range(start, end):
-            cells, stamps, ttls = cells_of[i], stamps_of[i], ttls_of[i]
-            if (
-                width
-                and None not in cells
-                and stamps.count(stamps[0]) == width
-                and ttls.count(ttls[0]) == width
-                and (ttls[0] is None or ttls[0] + offset > 0)
-            ):
-                ttl = ttls[0]
+            code = cells.codes[i]
+            prefix = code_prefixes.get(code) if code >= 0 else None
+            ttl = cells.shared_ttls[i] if prefix is not None else None
+            if prefix is not None and (ttl is None or ttl + offset > 0):
+                present = cells.cells[i]
                 row = [
-                    full
-                    + encode_bigint(stamps[0])
+                    prefix
+                    + encode_bigint(cells.shared_stamps[i])
                     + encode_int(0 if ttl is None else ttl + offset)
-                    + b"".join(cells)
+                    + b"".join(present if code == full_code else filter(None, present))
                     + keys[i]
                 ]
-                counts.cells += width
+                counts.cells += cells.present[i]
             else:
-                built = self._row(cells, stamps, ttls, keys[i], offset, read_started_micros, counts)
+                row_of = (cells.cells[i], cells.stamps[i], cells.ttls[i], keys[i])
+                built = self._row(*row_of, offset, read_started_micros, counts)
                 while built is None:  # a statement shape was prepared: TTLs count from now
                     offset = read_started_s - int(self.clock())
-                    built = self._row(
-                        cells, stamps, ttls, keys[i], offset, read_started_micros, counts
-                    )
+                    built = self._row(*row_of, offset, read_started_micros, counts)
                 row = built
             if not row:
                 continue
@@ -323,6 +331,98 @@ class ColumnarWriter:
         counts.cells += present - expired
         counts.expired_cells += expired
         return statements
+
+
+class _ChunkCells(NamedTuple):
+    """A chunk's data cells, per row: ``cells`` (encoded, None for null), ``stamps`` and
+    ``ttls`` (their writetimes and exported TTLs); ``codes`` the bits (1 << data column)
+    of its present cells when they all share one writetime and one exported TTL, else -1;
+    for such a row ``shared_stamps``, ``shared_ttls`` (None: no TTL) and ``present`` (its
+    number of present cells)."""
+
+    cells: list[tuple[Any, ...]]
+    stamps: list[tuple[Any, ...]]
+    ttls: list[tuple[Any, ...]]
+    codes: list[int]
+    shared_stamps: list[int]
+    shared_ttls: list[int | None]
+    present: list[int]
+
+
+# More data columns than fit one int64 of bits: every row goes through ``_row``.
+_MAX_CODED_COLUMNS = 62
+
+
+def _shared_cells(
+    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
+) -> tuple[list[int], list[int], list[int | None], list[int]]:
+    """``_ChunkCells``'s codes, shared writetimes, shared TTLs and present counts, worked
+    out with NumPy over the chunk's columns (data column j: ``encoded[j]``, ``stamps[j]``,
+    ``ttls[j]``) instead of row by row."""
+    width = len(encoded)
+    if width > _MAX_CODED_COLUMNS:
+        return [-1] * rows, [], [], []
+    present = numpy.ones((width, rows), bool)
+    for j, column in enumerate(encoded):
+        if None in column:
+            present[j] = numpy.fromiter(
+                map(operator.is_not, column, itertools.repeat(None)), bool, rows
+            )
+    try:
+        stamp, stamp_none = _int64_rows(stamps, ~present)
+        ttl, ttl_none = _int64_rows(ttls, ~present)
+    except OverflowError:  # not a writetime or TTL the exporter wrote: ``_row`` reports it
+        return [-1] * rows, [], [], []
+    first = present.argmax(axis=0)
+    at = numpy.arange(rows)
+    first_stamp, first_stamp_none = stamp[first, at], stamp_none[first, at]
+    first_ttl, first_ttl_none = ttl[first, at], ttl_none[first, at]
+    same = (
+        (stamp == first_stamp)
+        & (stamp_none == first_stamp_none)
+        & (ttl == first_ttl)
+        & (ttl_none == first_ttl_none)
+    )
+    shared = present.any(axis=0) & (same | ~present).all(axis=0) & ~first_stamp_none
+    bits = numpy.left_shift(1, numpy.arange(width, dtype=numpy.int64))
+    codes = numpy.where(shared, bits @ present.astype(numpy.int64), -1)
+    shared_ttls: list[int | None] = first_ttl.tolist()
+    for index in numpy.flatnonzero(first_ttl_none).tolist():
+        shared_ttls[index] = None
+    return codes.tolist(), first_stamp.tolist(), shared_ttls, present.sum(axis=0).tolist()
+
+
+def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
+    """Columns of ints or None as (an int64 array, 0 where None; where None), where the
+    values of ``absent`` cells (null cells: a bool array like the result) do not matter
+    and may be taken as None. A column equal to an earlier one (a row's cells written
+    together share their writetimes) is converted once; one without None, or of None
+    only, without looking at each value."""
+    rows = len(columns[0])
+    values = numpy.zeros((len(columns), rows), numpy.int64)
+    none = numpy.zeros((len(columns), rows), bool)
+    done: list[tuple[list[Any], int]] = []
+    for j, column in enumerate(columns):
+        same = next((k for earlier, k in done if column is earlier or column == earlier), None)
+        if same is not None and (absent[j] == absent[same]).all():
+            values[j], none[j] = values[same], none[same]
+            continue
+        done.append((column, j))
+        if None not in column:
+            values[j] = numpy.array(column, dtype=numpy.int64)
+            continue
+        if column.count(None) == rows:
+            none[j] = True
+            continue
+        items = numpy.array(column, dtype=object)
+        items[absent[j]] = 0
+        try:  # None only where the cell is null: nothing else to look at
+            values[j], none[j] = items.astype(numpy.int64), absent[j]
+        except TypeError:
+            missing = numpy.fromiter(map(operator.is_, column, itertools.repeat(None)), bool, rows)
+            items[missing] = 0
+            values[j], none[j] = items.astype(numpy.int64), missing | absent[j]
+    return values, none
 
 
 def _joined(parts: list[list[bytes]]) -> list[bytes]:

@@ -1,0 +1,62 @@
+"""Which rows of a chunk the columnar restore writes as one statement
+(``transforms.restore_columnar._shared_cells``): rows whose present cells share one
+writetime and one exported TTL, with the bits of those cells. Pure logic on made-up
+columns; the bytes written are compared with the row path's on a real node in
+tests/test_restore_columnar.py."""
+
+from __future__ import annotations
+
+from transforms.restore_columnar import _MAX_CODED_COLUMNS, _shared_cells
+
+C = b"\x00\x00\x00\x01x"  # an encoded cell
+
+
+def test_rows_whose_present_cells_share_a_writetime_and_ttl() -> None:
+    encoded = [
+        [C, C, None, C, None, C, C, C],
+        [C, None, C, C, None, C, C, C],
+        [C, C, C, C, None, C, C, C],
+    ]
+    stamps = [
+        [5, 5, None, 5, None, 5, 5, 5],
+        [5, None, 6, 5, None, 5, 5, 5],
+        [5, 5, 6, 6, None, 5, 5, 5],
+    ]
+    ttls = [
+        [None, 9, None, None, None, 9, None, 0],
+        [None, None, 9, None, None, 9, 9, None],
+        [None, 9, 9, None, None, 8, None, None],
+    ]
+    codes, shared_stamps, shared_ttls, present = _shared_cells(encoded, stamps, ttls, 8)
+    assert codes == [
+        0b111,  # all at writetime 5, no TTL
+        0b101,  # the null cell left out: 5 and TTL 9 for both others
+        0b110,  # the null cell left out: 6 and TTL 9 for both others
+        -1,  # writetimes 5 and 6
+        -1,  # no cell present: its row marker
+        -1,  # TTLs 9 and 8
+        -1,  # TTL 9 next to none
+        -1,  # TTL 0 next to none (not a TTL the exporter writes, still not the same)
+    ]
+    assert shared_stamps[:3] == [5, 5, 6]
+    assert shared_ttls[:3] == [None, 9, 9]
+    assert present[:3] == [3, 2, 2]
+
+
+def test_a_present_cell_without_writetime_is_not_shared() -> None:
+    codes, *_ = _shared_cells([[C, C]], [[None, 3]], [[None, None]], 2)
+    assert codes == [-1, 0b1]
+    # writetime 0 next to none (None is held as 0 in the arrays)
+    codes, *_ = _shared_cells([[C], [C]], [[0], [None]], [[None], [None]], 1)
+    assert codes == [-1]
+
+
+def test_writetimes_beyond_int64_go_row_by_row() -> None:
+    codes, *_ = _shared_cells([[C, C]], [[2**63, 1]], [[None, None]], 2)
+    assert codes == [-1, -1]
+
+
+def test_tables_wider_than_a_code_go_row_by_row() -> None:
+    width = _MAX_CODED_COLUMNS + 1
+    codes, *_ = _shared_cells([[C]] * width, [[1]] * width, [[None]] * width, 1)
+    assert codes == [-1]
