@@ -67,7 +67,7 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
         "batch-statements",
         "statements per unlogged batch of one partition (a row's statements are never split)",
         type=positive_int,
-        default=64,
+        default=128,
         group="connection",
     ),
     # What to restore, and where

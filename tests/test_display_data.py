@@ -126,7 +126,7 @@ def test_the_restore_and_its_dofn_show_target_and_input() -> None:
         "target": "shop_copy.orders",
         "input": "/data/orders",
         "restore_manifest": "/data/orders/_manifest/r",
-        "batch_statements": 64,
+        "batch_statements": 128,
         "max_in_flight": 32,
     }
     manifest: dict[str, Any] = {}

@@ -96,7 +96,7 @@ class WriteSettings:
 
     export_root: str
     restore_root: str
-    max_batch_statements: int = 64
+    max_batch_statements: int = 128
     max_in_flight: int = 32
     retries: int = 6
 
