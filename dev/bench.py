@@ -21,7 +21,8 @@ Tools::
     dsbulk, dsbulk-ts        DSBulk unload, plain and with -timestamp
     cqlsh                    cqlsh COPY TO (NUMPROCESSES = --workers)
     restore                  cassandra-restore of our export made with --writetime-columns '*'
-                             --ttl-columns '*' (--restore-format, CSV by default)
+                             --ttl-columns '*' (--restore-format, CSV by default), in-process
+                             (its default) unless --restore-workers N names worker processes
     restore-base             the same restore (same source) run from --baseline-src DIR
     dsbulk-load              DSBulk load -timestamp true --schema.preserveTtl true of what
                              DSBulk unloaded with the same flags
@@ -572,6 +573,7 @@ class Context:
     ours_auto_layout: bool = False  # ours* name no runner or workers: the export picks
     variant: Variant | None = None
     restore_format: str = "csv"
+    restore_workers: int = 0  # 0: the restore's default layout (in-process); else processes
     # restore tool -> the directory its source was exported to (see prepare_restore_sources)
     restore_sources: dict[str, Path] = field(default_factory=dict)
 
@@ -800,8 +802,9 @@ def _restore(ctx: Context, tool: str, out: Path) -> Invocation | str:
         cmd += ["--input", str(src), "--table", f"{KEYSPACE}.{target}"]
         cmd += ["--restore-log", str(out / "restore-log"), "--progress-interval", "0"]
         cmd += ["--runner", "FnApiRunner"]
-        if ctx.workers > 1:
-            cmd += ["--direct_running_mode=multi_processing", f"--direct_num_workers={ctx.workers}"]
+        if ctx.restore_workers > 1:
+            cmd += ["--direct_running_mode=multi_processing"]
+            cmd += [f"--direct_num_workers={ctx.restore_workers}"]
         env["PYTHONPATH"] = str(tree)
         cwd = tree
     elif tool == "dsbulk-load":
@@ -1145,6 +1148,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("csv", "jsonl", "avro", "parquet"),
         help="format of the export the restore tool reads",
     )
+    parser.add_argument(
+        "--restore-workers",
+        type=int,
+        default=0,
+        help="worker processes of restore* (default: in-process, the restore's own default; "
+        "the peers keep --workers)",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the table, run nothing")
     parser.add_argument(
         "--report", nargs="+", type=Path, metavar="JSON", help="print result files as Markdown"
@@ -1182,6 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
         ours_auto_layout=args.ours_auto_layout,
         variant=variant,
         restore_format=args.restore_format,
+        restore_workers=args.restore_workers,
     )
     if any(t.startswith("dsbulk") for t in tools):
         ctx.dsbulk_lib, ctx.dsbulk_why = ensure_dsbulk()
@@ -1215,6 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": args.rows,
         "table": f"{KEYSPACE}.{table}",
         "workers": args.workers,
+        "restore_workers": args.restore_workers,
         "fetch_size": args.fetch_size,
         "repeat": args.repeat,
         "started_at": started.isoformat(),

@@ -10,8 +10,9 @@ null), the same single-partition batches (a row never split, at most
 
 - each column is encoded once per chunk (:func:`transforms.restore_encode.column_encoder`),
   not value by value through the driver's binding;
-- a row whose cells are all set with one writetime and one TTL (the common case) becomes
-  its one statement by joining bytes, without a dict, a group or a ``Statement``;
+- a row whose present cells share one writetime and one TTL (the common case, null cells
+  included) becomes its one statement by joining bytes, without a dict, a group or a
+  ``Statement``; which rows those are is worked out with NumPy a chunk at a time;
 - a batch is sent as its members' bytes (:class:`transforms.restore_encode.EncodedBatch`).
 
 Nothing here talks to Cassandra except through the ``prepare`` and ``send`` functions the
