@@ -388,6 +388,12 @@ def print_restore_summary(job: RestoreJob, elapsed: float, out: Any) -> None:
             f"(not written again); retries: {total('retries'):,}",
             file=out,
         )
+    if total("server_warnings"):
+        print(
+            f"  Cassandra attached {total('server_warnings'):,} warnings to acknowledged "
+            "writes (the distinct texts are in the log)",
+            file=out,
+        )
     print(f"  restore manifest: {job.restore_layout.root}", file=out)
 
 

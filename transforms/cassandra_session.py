@@ -274,6 +274,26 @@ class RangeAwarePolicy:
         self._child.on_remove(host)
 
 
+def replica_range_of(session: Any) -> Callable[[bytes], int] | None:
+    """A function from a partition's routing key to the index of the range of the ring that
+    holds its Murmur3 token (partitions with the same index have the same replicas), from
+    the session's token map as it is now; None when the driver has none."""
+    import bisect
+
+    from cassandra.metadata import Murmur3Token
+
+    token_map = session.cluster.metadata.token_map
+    if token_map is None or not token_map.ring:
+        return None
+    ring = [token.value for token in token_map.ring]
+    hash_fn = Murmur3Token.hash_fn
+
+    def range_of(routing: bytes) -> int:
+        return bisect.bisect_left(ring, hash_fn(routing)) % len(ring)
+
+    return range_of
+
+
 # --- one session per worker process -------------------------------------------------------
 
 _SESSIONS: dict[tuple[Any, ...], list[Any]] = {}

@@ -36,6 +36,7 @@ from transforms.cassandra_session import (
     acquire_session,
     consistency_level,
     release_session,
+    replica_range_of,
 )
 from transforms.elements import NAMESPACE, relax_gc
 from transforms.export_decode import (
@@ -248,6 +249,7 @@ class RestoreUnitsFn(beam.DoFn):
                 self.settings.max_batch_statements,
                 PARTITION_CHUNK_ROWS,
                 functools.partial(batch_statement, self.plan.keyspace),
+                replica_range=replica_range_of(self._session),
             )
 
         def before_partition(rows: int) -> None:

@@ -25,7 +25,7 @@ import functools
 import itertools
 import operator
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy
@@ -39,6 +39,7 @@ from transforms.restore_encode import (
     member_prefix,
     routing_key,
 )
+from transforms.restore_groups import PartitionBatches, grouped, packed
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
 from transforms.restore_rows import bindable
 from transforms.table_plan import STATIC
@@ -78,8 +79,10 @@ class ColumnarWriter:
     """Writes chunks of decoded columns of one plain table (see the module's notes).
 
     ``prepare(shape)`` returns the driver's prepared statement of a shape (a round trip the
-    first time); ``batch_statement(routing_key)`` the driver statement a partition's batch
-    is sent with (routing, keyspace); ``clock()`` the time TTLs count from."""
+    first time); ``batch_statement(routing_key)`` the driver statement a batch is sent with
+    (routing, keyspace); ``clock()`` the time TTLs count from; ``replica_range(routing_key)``
+    which range of the target's ring holds a partition (small partitions of one range share
+    batches, see :mod:`transforms.restore_groups`; None: every partition alone)."""
 
     def __init__(
         self,
@@ -91,8 +94,10 @@ class ColumnarWriter:
         partition_rows: int,
         batch_statement: Callable[[bytes], Any],
         clock: Callable[[], float] = time.time,
+        replica_range: Callable[[bytes], Hashable] | None = None,
     ) -> None:
         self.plan = plan
+        self.replica_range = replica_range
         self.clock = clock
         self.batch_statement = batch_statement
         self.key_fields, self.value_fields, self.writetime_fields, self.ttl_fields = fields
@@ -150,8 +155,9 @@ class ColumnarWriter:
     ) -> None:
         """Write one unit's chunks of decoded columns (the layout's fields, in order).
 
-        ``before_partition(rows)`` runs before a partition's (or a piece's) statements are
-        built (rate limit, a free request slot), so their TTLs are not aged by waiting.
+        ``before_partition(rows)`` runs before the statements of a partition (or a piece of
+        one, or a group of small partitions sent together) are built (rate limit, a free
+        request slot), so their TTLs are not aged by waiting.
         A chunk with a row that lacks part of its key (a static-only partition exported
         without its statics) goes to ``rows_fallback``, the row path, which writes and is
         refused as it always was."""
@@ -171,7 +177,8 @@ class ColumnarWriter:
         before_partition: Callable[[int], None],
         send: Callable[[EncodedBatch], None],
     ) -> None:
-        """Write one chunk of decoded columns, partition by partition (see write_unit)."""
+        """Write one chunk of decoded columns, partition by partition; consecutive small
+        partitions of one range of the ring share batches (see write_unit)."""
         rows = len(columns[0]) if columns else 0
         if rows == 0:
             return
@@ -182,6 +189,7 @@ class ColumnarWriter:
         partition_parts = key_parts[: self.partition_width]
         partitions = _joined(partition_parts)
         keys = _joined(key_parts)
+        spans = []  # (start row, end row, routing key) per partition, or piece of one
         start = 0
         while start < rows:
             key = partitions[start]
@@ -189,18 +197,28 @@ class ColumnarWriter:
             limit = min(rows, start + self.partition_rows)
             while end < limit and partitions[end] == key:
                 end += 1
-            opens = key != self.last_partition
-            self.last_partition = key
-            before_partition(end - start)
-            routing = routing_key([part[start] for part in partition_parts])
-            batches = self._partition_batches(cells, keys, start, end, read_started_micros, counts)
-            for members, statements in batches:
+            spans.append((start, end, routing_key([part[start] for part in partition_parts])))
+            start = end
+        limit = self.max_batch_statements
+        for group in grouped(spans, self.replica_range, limit):
+            before_partition(sum(end - start for start, end, _ in group))
+            built = []
+            for start, end, routing in group:
+                opens = partitions[start] != self.last_partition
+                self.last_partition = partitions[start]
+                cells_before = counts.cells
+                batches = self._partition_batches(
+                    cells, keys, start, end, read_started_micros, counts
+                )
+                built.append(
+                    PartitionBatches(routing, batches, end - start, counts.cells - cells_before)
+                )
+                counts.rows += end - start
+                counts.partitions += opens
+            for routing, members, statements in packed(built, limit):
                 send(EncodedBatch(self.batch_statement(routing), members, statements))
                 counts.statements += statements
                 counts.batches += 1
-            counts.rows += end - start
-            counts.partitions += opens
-            start = end
 
     def _cells(self, columns: Sequence[list[Any]], rows: int) -> _ChunkCells:
         """Per row: its encoded cells (None for null), their writetimes and exported TTLs,

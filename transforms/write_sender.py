@@ -7,6 +7,7 @@ be read and tested on its own.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class UnitCounts:
     expired_cells: int = 0
     list_elements_present: int = 0
     retries: int = 0
+    server_warnings: int = 0  # warnings Cassandra sent back with acknowledged writes
 
     def to_json(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -95,6 +97,7 @@ class WriteSender:
         while True:
             try:
                 future.result()
+                self._note_warnings(future)
                 return
             except Exception as exc:
                 if attempt >= self.retries or not safe_to_resend(exc, appends_list):
@@ -105,6 +108,24 @@ class WriteSender:
                 self.counts.retries += 1
                 time.sleep(backoff_seconds(attempt))
                 future = self.execute(statement)
+
+    def _note_warnings(self, future: Any) -> None:
+        """Count the warnings the node attached to an acknowledged write (a batch over its
+        size or partition-count threshold, say) and log each distinct text once."""
+        warnings = getattr(future, "warnings", None)
+        if not warnings:
+            return
+        self.counts.server_warnings += len(warnings)
+        for text in warnings:
+            if text not in _LOGGED_WARNINGS and len(_LOGGED_WARNINGS) < _MAX_LOGGED_WARNINGS:
+                _LOGGED_WARNINGS.add(text)
+                _LOG.warning("Cassandra warned about a restore write: %s", text)
+
+
+# Distinct node warnings logged per worker process (each is counted in the summary).
+_MAX_LOGGED_WARNINGS = 5
+_LOGGED_WARNINGS: set[str] = set()
+_LOG = logging.getLogger(__name__)
 
 
 def safe_to_resend(exc: BaseException, appends_list: bool) -> bool:

@@ -1,0 +1,84 @@
+"""Which small partitions the columnar restore sends in one batch
+(``transforms.restore_groups``): pure logic on made-up spans and batches. The round trip of
+a table of small partitions through it, on a real node, is in
+tests/test_restore_small_partitions.py."""
+
+from __future__ import annotations
+
+from transforms.restore_groups import (
+    MAX_DATA_BYTES,
+    MAX_PARTITIONS,
+    PartitionBatches,
+    grouped,
+    packed,
+)
+
+
+def spans_of(sizes: list[int]) -> list[tuple[int, int, bytes]]:
+    spans, start = [], 0
+    for i, size in enumerate(sizes):
+        spans.append((start, start + size, bytes([i])))
+        start += size
+    return spans
+
+
+def test_consecutive_spans_of_one_range_are_grouped() -> None:
+    spans = spans_of([1] * 25)
+    ranges = {bytes([i]): 0 if i < 7 else 1 for i in range(25)}  # a range ends after 7
+    groups = [[s[2][0] for s in g] for g in grouped(spans, ranges.__getitem__, 128)]
+    assert groups == [list(range(7)), list(range(7, 17)), list(range(17, 25))]
+
+
+def test_groups_hold_at_most_max_statements_rows() -> None:
+    groups = list(grouped(spans_of([50, 50, 50, 200, 1, 1]), lambda _: 0, 128))
+    assert [[s[2][0] for s in g] for g in groups] == [[0, 1], [2], [3], [4, 5]]
+
+
+def test_without_a_token_map_every_span_is_alone() -> None:
+    groups = list(grouped(spans_of([1, 1, 1]), None, 128))
+    assert [len(g) for g in groups] == [1, 1, 1]
+
+
+def one(routing: bytes, size: int, statements: int = 1, cells: int = 1) -> PartitionBatches:
+    return PartitionBatches(routing, [(bytes(size), statements)], statements, cells)
+
+
+def test_small_partitions_share_a_batch_routed_by_the_first() -> None:
+    parts = [one(bytes([i]), 100) for i in range(3)]
+    assert list(packed(parts, 128)) == [(b"\x00", bytes(300), 3)]
+
+
+def test_a_batch_holds_at_most_max_partitions() -> None:
+    parts = [one(bytes([i]), 10) for i in range(MAX_PARTITIONS + 3)]
+    sent = list(packed(parts, 128))
+    assert [(r, len(m), n) for r, m, n in sent] == [
+        (b"\x00", 10 * MAX_PARTITIONS, MAX_PARTITIONS),
+        (bytes([MAX_PARTITIONS]), 30, 3),
+    ]
+
+
+def test_a_batch_stays_under_the_data_size_estimate() -> None:
+    # 990 bytes + 16 per cell + 16 per row: 1022 estimated; four fit in 4096, five do not
+    parts = [one(bytes([i]), 990) for i in range(5)]
+    assert parts[0].data_bytes == 1022 and 4 * 1022 <= MAX_DATA_BYTES < 5 * 1022
+    assert [(r, n) for r, _, n in packed(parts, 128)] == [(b"\x00", 4), (b"\x04", 1)]
+
+
+def test_large_or_split_partitions_go_alone_in_order() -> None:
+    big = PartitionBatches(b"B", [(bytes(MAX_DATA_BYTES), 1)], 1, 1)
+    split = PartitionBatches(b"S", [(b"s1", 128), (b"s2", 3)], 131, 131)
+    empty = PartitionBatches(b"E", [], 2, 0)  # every cell expired
+    parts = [one(b"a", 5), big, one(b"b", 5), empty, one(b"c", 5), split, one(b"d", 5)]
+    assert list(packed(parts, 128)) == [
+        (b"a", bytes(5), 1),
+        (b"B", bytes(MAX_DATA_BYTES), 1),
+        (b"b", bytes(10), 2),
+        (b"S", b"s1", 128),
+        (b"S", b"s2", 3),
+        (b"d", bytes(5), 1),
+    ]
+
+
+def test_statements_bound_a_shared_batch() -> None:
+    parts = [one(bytes([i]), 10, statements=50) for i in range(3)]
+    assert [n for _, _, n in packed(parts, 128)] == [100, 50]
