@@ -28,6 +28,7 @@ __all__ = [
     "RangeAwarePolicy",
     "RateLimit",
     "release_session",
+    "replica_range_of",
     "send_adjusted",
     "splitting_helps",
 ]
