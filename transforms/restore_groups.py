@@ -90,11 +90,12 @@ def packed(
     for partition in partitions:
         if not partition.batches:  # every cell expired since the export: nothing to send
             continue
-        single = len(partition.batches) == 1 and partition.data_bytes <= MAX_DATA_BYTES
+        size = partition.data_bytes
+        single = len(partition.batches) == 1 and size <= MAX_DATA_BYTES
         if members and (
             not single
             or count == MAX_PARTITIONS
-            or data + partition.data_bytes > MAX_DATA_BYTES
+            or data + size > MAX_DATA_BYTES
             or statements + partition.batches[0][1] > max_statements
         ):
             yield routing, b"".join(members), statements
@@ -108,7 +109,7 @@ def packed(
         batch_members, batch_statements = partition.batches[0]
         members.append(batch_members)
         statements += batch_statements
-        data += partition.data_bytes
+        data += size
         count += 1
     if members:
         yield routing, b"".join(members), statements
