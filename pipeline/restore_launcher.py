@@ -193,6 +193,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
             export_root=source,
             restore_root=restore_layout.root,
             max_batch_statements=settings["batch_statements"],
+            max_batch_partitions=settings["batch_partitions"],
             max_in_flight=settings["max_in_flight"],
             retries=settings["retries"],
         ),

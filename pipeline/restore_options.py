@@ -70,6 +70,14 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
         default=128,
         group="connection",
     ),
+    OptionSpec(
+        "batch-partitions",
+        "small partitions of one replica range per unlogged batch (1: each alone); the node "
+        "logs a warning above its unlogged_batch_across_partitions_warn_threshold (10)",
+        type=positive_int,
+        default=10,
+        group="connection",
+    ),
     # What to restore, and where
     OptionSpec(
         "input",

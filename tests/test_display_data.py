@@ -127,6 +127,7 @@ def test_the_restore_and_its_dofn_show_target_and_input() -> None:
         "input": "/data/orders",
         "restore_manifest": "/data/orders/_manifest/r",
         "batch_statements": 128,
+        "batch_partitions": 10,
         "max_in_flight": 32,
     }
     manifest: dict[str, Any] = {}

@@ -82,3 +82,10 @@ def test_large_or_split_partitions_go_alone_in_order() -> None:
 def test_statements_bound_a_shared_batch() -> None:
     parts = [one(bytes([i]), 10, statements=50) for i in range(3)]
     assert [n for _, _, n in packed(parts, 128)] == [100, 50]
+
+
+def test_the_partition_bound_is_a_parameter() -> None:
+    parts = [one(bytes([i]), 10) for i in range(5)]
+    assert [n for _, _, n in packed(parts, 128, 2)] == [2, 2, 1]
+    groups = list(grouped(spans_of([1] * 5), lambda _: 0, 128, 3))
+    assert [len(g) for g in groups] == [3, 2]

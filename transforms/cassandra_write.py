@@ -50,6 +50,7 @@ from transforms.manifest import exists, write_json
 from transforms.rate_limit import leave_limiter, limiter_for
 from transforms.restore_columnar import ColumnarWriter, columnar_fields
 from transforms.restore_encode import EncodedBatch, batch_statement, execute_encoded
+from transforms.restore_groups import MAX_PARTITIONS
 from transforms.restore_manifest import RestoreLayout
 from transforms.restore_plan import (
     PARTITION,
@@ -98,6 +99,7 @@ class WriteSettings:
     export_root: str
     restore_root: str
     max_batch_statements: int = 128
+    max_batch_partitions: int = MAX_PARTITIONS
     max_in_flight: int = 32
     retries: int = 6
 
@@ -250,6 +252,7 @@ class RestoreUnitsFn(beam.DoFn):
                 PARTITION_CHUNK_ROWS,
                 functools.partial(batch_statement, self.plan.keyspace),
                 replica_range=replica_range_of(self._session),
+                max_batch_partitions=self.settings.max_batch_partitions,
             )
 
         def before_partition(rows: int) -> None:
@@ -490,5 +493,6 @@ def _restore_display_data(
         "input": settings.export_root,
         "restore_manifest": settings.restore_root,
         "batch_statements": settings.max_batch_statements,
+        "batch_partitions": settings.max_batch_partitions,
         "max_in_flight": settings.max_in_flight,
     }

@@ -39,7 +39,7 @@ from transforms.restore_encode import (
     member_prefix,
     routing_key,
 )
-from transforms.restore_groups import PartitionBatches, grouped, packed
+from transforms.restore_groups import MAX_PARTITIONS, PartitionBatches, grouped, packed
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
 from transforms.restore_rows import bindable
 from transforms.table_plan import STATIC
@@ -95,9 +95,11 @@ class ColumnarWriter:
         batch_statement: Callable[[bytes], Any],
         clock: Callable[[], float] = time.time,
         replica_range: Callable[[bytes], Hashable] | None = None,
+        max_batch_partitions: int = MAX_PARTITIONS,
     ) -> None:
         self.plan = plan
         self.replica_range = replica_range
+        self.max_batch_partitions = max_batch_partitions
         self.clock = clock
         self.batch_statement = batch_statement
         self.key_fields, self.value_fields, self.writetime_fields, self.ttl_fields = fields
@@ -200,7 +202,8 @@ class ColumnarWriter:
             spans.append((start, end, routing_key([part[start] for part in partition_parts])))
             start = end
         limit = self.max_batch_statements
-        for group in grouped(spans, self.replica_range, limit):
+        most = self.max_batch_partitions
+        for group in grouped(spans, self.replica_range, limit, most):
             before_partition(sum(end - start for start, end, _ in group))
             built = []
             for start, end, routing in group:
@@ -215,7 +218,7 @@ class ColumnarWriter:
                 )
                 counts.rows += end - start
                 counts.partitions += opens
-            for routing, members, statements in packed(built, limit):
+            for routing, members, statements in packed(built, limit, most):
                 send(EncodedBatch(self.batch_statement(routing), members, statements))
                 counts.statements += statements
                 counts.batches += 1

@@ -8,10 +8,11 @@ export unit is a token range, so its partitions come in token order) whose token
 the same range of the target's ring have the same replicas, so the coordinator the batch is
 routed to owns all of them and applies them as local writes: they go in one batch.
 
-Such a batch stays under Cassandra's warnings for multi-partition batches: at most
-``MAX_PARTITIONS`` partitions (the node warns above 10, ``unlogged_batch_across_partitions_
-warn_threshold``) and an estimated data size of at most ``MAX_DATA_BYTES`` (the node warns
-above 5 KiB, ``batch_size_warn_threshold``, and refuses above 50 KiB). A partition over
+Such a batch stays under Cassandra's warnings for multi-partition batches: by default at
+most ``MAX_PARTITIONS`` partitions (the node warns above 10, ``unlogged_batch_across_
+partitions_warn_threshold``; ``--batch-partitions`` changes it for a node configured
+otherwise) and an estimated data size of at most ``MAX_DATA_BYTES`` (the node warns above
+5 KiB, ``batch_size_warn_threshold``, and refuses above 50 KiB). A partition over
 either bound is sent alone, as before. Only the columnar restore of plain tables groups:
 rewriting such cells is idempotent, while the row path's list checks rely on each batch
 being one partition, applied atomically.
@@ -53,10 +54,11 @@ def grouped(
     spans: Sequence[tuple[int, int, bytes]],
     replica_range: Callable[[bytes], Hashable] | None,
     max_statements: int,
+    max_partitions: int = MAX_PARTITIONS,
 ) -> Iterator[list[tuple[int, int, bytes]]]:
     """Partition spans (start row, end row, routing key) in groups that may share batches:
     consecutive spans whose routing keys fall in one range of the ring, at most
-    ``MAX_PARTITIONS`` of them and ``max_statements`` rows in all. Without
+    ``max_partitions`` of them and ``max_statements`` rows in all. Without
     ``replica_range`` (no token map) every span is a group of its own."""
     index = 0
     while index < len(spans):
@@ -66,7 +68,7 @@ def grouped(
         index += 1
         if replica_range is not None and rows < max_statements:
             owner = replica_range(routing)
-            while index < len(spans) and len(group) < MAX_PARTITIONS:
+            while index < len(spans) and len(group) < max_partitions:
                 start, end, routing = spans[index]
                 if rows + end - start > max_statements or replica_range(routing) != owner:
                     break
@@ -77,11 +79,13 @@ def grouped(
 
 
 def packed(
-    partitions: Sequence[PartitionBatches], max_statements: int
+    partitions: Sequence[PartitionBatches],
+    max_statements: int,
+    max_partitions: int = MAX_PARTITIONS,
 ) -> Iterator[tuple[bytes, bytes, int]]:
     """The batches to send for a group of partitions: (routing key, members, statements).
     Partitions of one batch each are packed together while the batch stays within
-    ``MAX_PARTITIONS``, ``MAX_DATA_BYTES`` and ``max_statements``; any other partition's
+    ``max_partitions``, ``MAX_DATA_BYTES`` and ``max_statements``; any other partition's
     batches go alone. A partition's batches keep their order; routing is the first
     partition's of the batch."""
     members: list[bytes] = []
@@ -94,7 +98,7 @@ def packed(
         single = len(partition.batches) == 1 and size <= MAX_DATA_BYTES
         if members and (
             not single
-            or count == MAX_PARTITIONS
+            or count == max_partitions
             or data + size > MAX_DATA_BYTES
             or statements + partition.batches[0][1] > max_statements
         ):
