@@ -233,15 +233,21 @@ def rfc3339_array_bytes(values: Any, per_second: int) -> tuple[Any, Any]:
     return out.view(f"S{out.dtype.itemsize}"), inside
 
 
+_FEW_VALUES = 128
+
+
 def rfc3339_array_texts(values: Any, per_second: int) -> list[str]:
     """A NumPy integer array (no nulls) of ``per_second`` units since the epoch as
     :func:`timestamp_texts` (1000) or :func:`writetime_texts` (1,000,000) render it, through
-    :func:`rfc3339_array_bytes`; outside years 1-9999 the integer."""
+    :func:`rfc3339_array_bytes` (fewer than ``_FEW_VALUES`` value by value, cheaper than
+    NumPy's work per call); outside years 1-9999 the integer."""
     import numpy
 
     values = numpy.asarray(values, dtype=numpy.int64)
+    if len(values) < _FEW_VALUES:
+        return _rfc3339_texts(values.tolist(), per_second)
     fixed, inside = rfc3339_array_bytes(values, per_second)
-    texts = fixed.astype(f"U{fixed.dtype.itemsize}").tolist()
+    texts = list(map(bytes.decode, fixed.tolist()))
     if not inside.all():
         for index in numpy.flatnonzero(~inside).tolist():
             texts[index] = str(int(values[index]))
