@@ -200,11 +200,11 @@ def _day_prefix_span(first: int, span: int) -> Any:
 def rfc3339_array_bytes(values: Any, per_second: int) -> tuple[Any, Any]:
     """A NumPy integer array of ``per_second`` units since the epoch (1000: milliseconds,
     1,000,000: microseconds) as ASCII RFC 3339 UTC texts of one width (an 'S24' or 'S27'
-    array: 24 or 27 bytes each, so a writer can use the array's memory as the texts), and a
-    bool array that is False where a value is outside years 1-9999 (its text is then the
-    integer, see :func:`rfc3339_array_texts`; its entry in the bytes array means nothing).
-    Vectorized (integer arithmetic and table lookups), several times faster than NumPy's
-    ``datetime_as_string``."""
+    array), and a bool array that is False where a value is outside years 1-9999 (its text
+    is then the integer, see :func:`rfc3339_array_texts`; its entry in the bytes array
+    means nothing). Vectorized: integer arithmetic and table lookups, no Python object per
+    value (texts from NumPy's ``datetime_as_string`` with a time zone took about 1.5 times
+    the CPU of :func:`rfc3339_array_texts`'s, on arrays of 1,000 values)."""
     import numpy
 
     tables = _byte_tables()
