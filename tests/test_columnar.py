@@ -20,13 +20,14 @@ from cassandra import protocol
 
 from tests.cql_values import f32
 from tests.helpers import avro_without_sync
+from transforms import cql_text
 from transforms.columnar import ColumnPage, columnar_handler
 from transforms.cql_text import rfc3339_array_texts, timestamp_texts, writetime_texts
 from transforms.cql_types import parse_cql_type
 from transforms.elements import ColumnBatch, PieceElementCoder, PieceKey
 from transforms.formats.avro import open_avro_writer
 from transforms.formats.base import AVRO_CODECS, SinkConfig
-from transforms.formats.csv import CsvWriter
+from transforms.formats.csv import CsvWriter, SharedWritetimeTexts, csv_lines
 from transforms.formats.parquet_arrow import open_parquet_writer
 from transforms.stats import StatsBuilder
 from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
@@ -181,6 +182,44 @@ def test_csv_columns_refuse_a_batch_of_another_width() -> None:
     writer = CsvWriter(io.BytesIO(), _plan(), SinkConfig(), "max")
     with pytest.raises(ValueError, match="rows have 3 fields, the plan 22"):
         writer.write_columns(_columns(_rows(2, seed=1))[:3])
+
+
+def test_csv_lines_interleave_fields_delimiters_and_line_ends() -> None:
+    fields = [["1", "22", ""], ["ünï", '"q"', "x"], ["a", "b", "c"]]
+    assert csv_lines(fields, ";") == '1;ünï;a\r\n22;"q";b\r\n;x;c\r\n'.encode()
+    assert csv_lines([("only",)], "::") == b"only\r\n"
+    assert csv_lines([["1", "2"], ("3", "4")], "::") == b"1::3\r\n2::4\r\n"
+
+
+def test_shared_writetime_texts_keep_each_rows_last_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writetime equal to the row's last one reuses its text, also across a null cell;
+    a different one is rendered; masked entries are the null text whatever they hold."""
+    rendered: list[list[int]] = []
+
+    def recorded(values: Any, per_second: int) -> list[str]:
+        rendered.append(values.tolist())
+        return rfc3339_array_texts(values, per_second)
+
+    monkeypatch.setattr(cql_text, "rfc3339_array_texts", recorded)
+    shared = SharedWritetimeTexts()
+    first = shared.fields(numpy.array([0, 1, 5]), numpy.array([False, True, False]), "N")
+    assert first == ["1970-01-01T00:00:00.000000Z", "N", "1970-01-01T00:00:00.000005Z"]
+    second = shared.fields(numpy.array([7, 1, 5]), numpy.array([True, False, True]), "N")
+    assert second == ["N", "1970-01-01T00:00:00.000001Z", "N"]
+    third = shared.fields(numpy.array([0, 2**63 - 1, 5]), numpy.array([False] * 3), "")
+    assert third == [
+        "1970-01-01T00:00:00.000000Z",
+        "9223372036854775807",
+        "1970-01-01T00:00:00.000005Z",
+    ]
+    assert shared.texts.tolist() == [
+        "1970-01-01T00:00:00.000000Z",
+        "9223372036854775807",
+        "1970-01-01T00:00:00.000005Z",
+    ]
+    other_length = shared.fields(numpy.array([-1]), numpy.array([False]), "")
+    assert other_length == ["1969-12-31T23:59:59.999999Z"]
+    assert rendered == [[0, 5], [1], [2**63 - 1], [-1]]
 
 
 def test_rfc3339_arrays_render_as_the_value_loops() -> None:

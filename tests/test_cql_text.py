@@ -8,7 +8,9 @@ import datetime
 import math
 import random
 import struct
+from collections.abc import Callable
 
+import numpy
 import pytest
 
 from tests.cql_values import f32
@@ -17,8 +19,11 @@ from transforms.cql_text import (
     float32_json_values,
     float32_texts,
     format_writetime_iso,
+    rfc3339_array_bytes,
+    rfc3339_array_texts,
     timestamp_texts,
     writetime_formatter,
+    writetime_texts,
 )
 from transforms.cql_types import CqlType
 
@@ -160,3 +165,70 @@ def test_writetime_formatter() -> None:
     assert micros(None) is None
     with pytest.raises(ValueError, match="'seconds'"):
         writetime_formatter("seconds")
+
+
+def test_rfc3339_array_bytes_fixed_width_texts() -> None:
+    values = numpy.array([0, -1, MIN_MILLIS, MAX_MILLIS, MAX_MILLIS + 1, 951782400123])
+    fixed, inside = rfc3339_array_bytes(values, 1000)
+    assert fixed.dtype == numpy.dtype("S24")
+    assert fixed[[0, 1, 2, 3, 5]].tolist() == [
+        b"1970-01-01T00:00:00.000Z",
+        b"1969-12-31T23:59:59.999Z",
+        b"0001-01-01T00:00:00.000Z",
+        b"9999-12-31T23:59:59.999Z",
+        b"2000-02-29T00:00:00.123Z",
+    ]
+    assert inside.tolist() == [True, True, True, True, False, True]
+    fixed, inside = rfc3339_array_bytes(numpy.array([-1, MAX_MICROS, MAX_MICROS + 1]), 1_000_000)
+    assert fixed.dtype == numpy.dtype("S27")
+    assert fixed[:2].tolist() == [b"1969-12-31T23:59:59.999999Z", b"9999-12-31T23:59:59.999999Z"]
+    assert inside.tolist() == [True, True, False]
+    fixed, inside = rfc3339_array_bytes(numpy.array([], dtype=numpy.int64), 1000)
+    assert (fixed.dtype, len(fixed), len(inside)) == (numpy.dtype("S24"), 0, 0)
+
+
+def _edges(per_second: int) -> list[int]:
+    """Each unit around the epoch, day starts (leap days, century and 400-year
+    boundaries) and the ends of years 1-9999, and the integer extremes."""
+    day = 86_400 * per_second
+    first, last = MIN_MILLIS * (per_second // 1000), (MAX_MILLIS + 1) * (per_second // 1000)
+    epoch = datetime.date(1970, 1, 1)
+    days = [
+        (datetime.date(year, month, 1) - epoch).days
+        for year in (1, 4, 100, 400, 1600, 1900, 1969, 1970, 2000, 2100, 2400, 9999)
+        for month in (1, 2, 3, 12)
+    ]
+    days += [(datetime.date(year, 2, 28) - epoch).days for year in (4, 1600, 1900, 2000, 2100)]
+    starts = [d * day for d in days] + [first, last, 0, day, -day]
+    edges = [start + delta for start in starts for delta in (-per_second, -1, 0, 1, per_second)]
+    return edges + [-(2**63), 2**63 - 1, -(2**63) + 1, 2**63 - 2]
+
+
+@pytest.mark.parametrize(
+    ("per_second", "reference"), [(1000, timestamp_texts), (1_000_000, writetime_texts)]
+)
+def test_rfc3339_array_texts_equal_the_value_loops(
+    per_second: int, reference: Callable[[list[int]], list[str]]
+) -> None:
+    """The vectorized rendering against the per-value one (itself checked against datetime
+    above): the edges, every day of years 1-4, 1601-2000 (a whole Gregorian 400-year
+    cycle) and 9996-9999, and random values over the whole range and beyond in batches of
+    many sizes (batches spanning few days look their day prefixes up in a table, the
+    others compute each)."""
+    edges = _edges(per_second)
+    assert rfc3339_array_texts(numpy.array(edges), per_second) == reference(edges)
+    day = 86_400 * per_second
+    epoch = datetime.date(1970, 1, 1)
+    for first_year, last_year in ((1, 4), (1601, 2000), (9996, 9999)):
+        start = (datetime.date(first_year, 1, 1) - epoch).days
+        end = (datetime.date(last_year, 12, 31) - epoch).days
+        values = numpy.arange(start, end + 1, dtype=numpy.int64) * day + (day - 1)
+        assert rfc3339_array_texts(values, per_second) == reference(values.tolist())
+    rng = numpy.random.default_rng(per_second)
+    low, high = MIN_MILLIS * (per_second // 1000), (MAX_MILLIS + 1) * (per_second // 1000)
+    spread = rng.integers(low - day, high + day, 50_000)
+    recent = 1_700_000_000 * per_second + rng.integers(-3 * day, 3 * day, 50_000)
+    for values in (spread, recent, numpy.concatenate([spread[:500], recent[:500]])):
+        sizes = rng.integers(1, 3000, 200).cumsum()
+        for batch in numpy.split(values, sizes[sizes < len(values)]):
+            assert rfc3339_array_texts(batch, per_second) == reference(batch.tolist())

@@ -45,6 +45,7 @@ __all__ = [
     "float32_texts",
     "format_writetime_iso",
     "json_text",
+    "rfc3339_array_bytes",
     "rfc3339_array_texts",
     "time_text",
     "timestamp_millis",
@@ -123,23 +124,130 @@ def _rfc3339_texts(values: Iterable[Any], per_second: int) -> list[str]:
     return out
 
 
-_NUMPY_UNITS = {1000: "ms", 1_000_000: "us"}
+# Fixed-width RFC 3339 texts as NumPy records of the lookup tables' pieces, viewed as bytes.
+_DATE_FIELDS = [  # 'YYYY-MM-DDT'
+    ("century", "S2"),
+    ("year", "S2"),
+    ("dash1", "S1"),
+    ("month", "S2"),
+    ("dash2", "S1"),
+    ("day", "S2"),
+    ("t", "S1"),
+]
+_TIME_FIELDS = [("day", "S11"), ("minute", "S6"), ("second", "S2")]  # + 'HH:MM:' 'SS'
+_FRACTION_FIELDS = {
+    1000: [("millis", "S5")],  # '.mmmZ'
+    1_000_000: [("head", "S4"), ("tail", "S4")],  # '.mmm' 'uuuZ'
+}
 
 
-def rfc3339_array_texts(values: Any, per_second: int) -> list[str]:
-    """A NumPy integer array (no nulls) of ``per_second`` units since the epoch as
-    :func:`timestamp_texts` (1000) or :func:`writetime_texts` (1,000,000) render it,
-    formatted by NumPy's ``datetime_as_string`` in C; outside years 1-9999 the integer."""
+@functools.cache
+def _byte_tables() -> dict[str | int, Any]:
+    """The text lookup tables as NumPy bytes arrays, and the record dtypes (by name, or by
+    ``per_second`` for a whole text); built on first use."""
     import numpy
 
-    unit = _NUMPY_UNITS[per_second]
+    def table(texts: Sequence[str]) -> Any:
+        return numpy.array([t.encode("ascii") for t in texts])
+
+    return {
+        "date": numpy.dtype(_DATE_FIELDS),
+        1000: numpy.dtype(_TIME_FIELDS + _FRACTION_FIELDS[1000]),
+        1_000_000: numpy.dtype(_TIME_FIELDS + _FRACTION_FIELDS[1_000_000]),
+        "two": table([f"{i:02d}" for i in range(100)]),
+        "minute": table(_HOUR_MINUTE),
+        "millis": table(_MILLIS_FRACTION),
+        "head": table(_MICROS_HEAD),
+        "tail": table(_MICROS_TAIL),
+    }
+
+
+def _day_prefix_bytes(days: Any) -> Any:
+    """Days since the epoch (an int32 array, all within years 1-9999) as 'YYYY-MM-DDT'
+    (an 'S11' array): the proleptic Gregorian civil date by integer arithmetic (H. Hinnant's
+    days_from_civil inverse, on days shifted to start at 0000-03-01)."""
+    import numpy
+
+    tables = _byte_tables()
+    two = tables["two"]
+    era, day_of_era = numpy.divmod(days + 719_468, 146_097)
+    year_of_era = (
+        day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096
+    ) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    march_month = (5 * day_of_year + 2) // 153  # 0 = March ... 11 = February
+    month = numpy.where(march_month < 10, march_month + 3, march_month - 9)
+    century, year = numpy.divmod(year_of_era + era * 400 + (month <= 2), 100)
+    out = numpy.empty(len(days), dtype=tables["date"])
+    out["century"], out["year"], out["month"] = two[century], two[year], two[month]
+    out["day"] = two[day_of_year - (153 * march_month + 2) // 5 + 1]
+    out["dash1"] = out["dash2"] = b"-"
+    out["t"] = b"T"
+    return out.view("S11")
+
+
+@functools.lru_cache(maxsize=16)
+def _day_prefix_span(first: int, span: int) -> Any:
+    """The 'YYYY-MM-DDT' of ``span`` days from ``first`` (read-only). Cached: the batches of
+    an export mostly cover the same few days."""
+    import numpy
+
+    prefixes = _day_prefix_bytes(numpy.arange(first, first + span, dtype=numpy.int32))
+    prefixes.flags.writeable = False
+    return prefixes
+
+
+def rfc3339_array_bytes(values: Any, per_second: int) -> tuple[Any, Any]:
+    """A NumPy integer array of ``per_second`` units since the epoch (1000: milliseconds,
+    1,000,000: microseconds) as ASCII RFC 3339 UTC texts of one width (an 'S24' or 'S27'
+    array), and a bool array that is False where a value is outside years 1-9999 (its text
+    is then the integer, see :func:`rfc3339_array_texts`; its entry in the bytes array
+    means nothing). Vectorized: integer arithmetic and table lookups, no Python object per
+    value (texts from NumPy's ``datetime_as_string`` with a time zone took about 1.5 times
+    the CPU of :func:`rfc3339_array_texts`'s, on arrays of 1,000 values)."""
+    import numpy
+
+    tables = _byte_tables()
     values = numpy.asarray(values, dtype=numpy.int64)
     low = _MIN_DAY * _SECONDS_PER_DAY * per_second
     high = (_MAX_DAY + 1) * _SECONDS_PER_DAY * per_second - 1
     inside = (values >= low) & (values <= high)
-    texts = numpy.datetime_as_string(
-        values.view(f"datetime64[{unit}]"), unit=unit, timezone="UTC"
-    ).tolist()
+    seconds, fraction = numpy.divmod(numpy.where(inside, values, 0), per_second)
+    days, second_of_day = numpy.divmod(seconds, _SECONDS_PER_DAY)
+    days, fraction = days.astype(numpy.int32), fraction.astype(numpy.int32)
+    out = numpy.empty(len(values), dtype=tables[per_second])
+    if len(values):
+        first = int(days.min())
+        span = int(days.max()) - first + 1
+        if span <= len(values):  # one prefix per day of the span, then looked up
+            out["day"] = _day_prefix_span(first, span)[days - first]
+        else:
+            out["day"] = _day_prefix_bytes(days)
+    minute, second = numpy.divmod(second_of_day.astype(numpy.int32), 60)
+    out["minute"], out["second"] = tables["minute"][minute], tables["two"][second]
+    if per_second == 1000:
+        out["millis"] = tables["millis"][fraction]
+    else:
+        head, tail = numpy.divmod(fraction, 1000)
+        out["head"], out["tail"] = tables["head"][head], tables["tail"][tail]
+    return out.view(f"S{out.dtype.itemsize}"), inside
+
+
+_FEW_VALUES = 128
+
+
+def rfc3339_array_texts(values: Any, per_second: int) -> list[str]:
+    """A NumPy integer array (no nulls) of ``per_second`` units since the epoch as
+    :func:`timestamp_texts` (1000) or :func:`writetime_texts` (1,000,000) render it, through
+    :func:`rfc3339_array_bytes` (fewer than ``_FEW_VALUES`` value by value, cheaper than
+    NumPy's work per call); outside years 1-9999 the integer."""
+    import numpy
+
+    values = numpy.asarray(values, dtype=numpy.int64)
+    if len(values) < _FEW_VALUES:
+        return _rfc3339_texts(values.tolist(), per_second)
+    fixed, inside = rfc3339_array_bytes(values, per_second)
+    texts = list(map(bytes.decode, fixed.tolist()))
     if not inside.all():
         for index in numpy.flatnonzero(~inside).tolist():
             texts[index] = str(int(values[index]))

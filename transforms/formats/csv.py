@@ -30,6 +30,7 @@ from transforms.table_plan import OutputField, TablePlan
 __all__ = [
     "csv_array_column",
     "csv_column",
+    "csv_lines",
     "SharedWritetimeTexts",
     "csv_quote",
     "CsvWriter",
@@ -145,28 +146,33 @@ def _array_texts(
 
 
 class SharedWritetimeTexts:
-    """The ISO texts of the writetime column a writer rendered last, reused for the equal
-    writetimes of the next one: the cells of a row written together share a writetime,
-    so most of a batch's writetime columns are the first one again."""
+    """The ISO texts of the writetimes a writer rendered last, row by row, reused for the
+    equal writetimes of its next column: the cells of a row written together share a
+    writetime, so most of a batch's writetime columns are the first one again. A row whose
+    cell is null keeps its last text, so the next column finds it too."""
 
     def __init__(self) -> None:
-        self.data: Any = None  # int64 writetimes of the last column
-        self.texts: Any = None  # their texts (object array), where ``rendered``
+        self.data: Any = None  # int64 writetime of each row, where ``rendered``
+        self.texts: Any = None  # their texts (object array)
         self.rendered: Any = None
 
-    def texts_of(self, data: Any, mask: Any) -> Any:
-        """An object array: the ISO text of each unmasked writetime (None where masked)."""
-        texts = numpy.empty(len(data), dtype=object)
+    def fields(self, data: Any, mask: Any, null: str) -> list[str]:
+        """The CSV fields of a writetime column: the ISO text of each unmasked writetime,
+        ``null`` where masked."""
         need = ~mask
         if self.data is not None and len(self.data) == len(data):
-            same = need & self.rendered & (data == self.data)
-            texts[same] = self.texts[same]
-            need &= ~same
+            texts = self.texts.copy()
+            need &= ~(self.rendered & (data == self.data))
+            data = numpy.where(mask, self.data, data)
+            rendered = self.rendered | ~mask
+        else:
+            texts = numpy.empty(len(data), dtype=object)
+            rendered = ~mask
         if need.any():
-            rendered = cql_text.rfc3339_array_texts(data[need], 1_000_000)
-            texts[need] = numpy.array(rendered, dtype=object)
-        self.data, self.texts, self.rendered = data, texts, ~mask
-        return texts
+            rendered_texts = cql_text.rfc3339_array_texts(data[need], 1_000_000)
+            texts[need] = numpy.array(rendered_texts, dtype=object)
+        self.data, self.texts, self.rendered = data, texts, rendered
+        return numpy.where(mask, null, texts).tolist() if mask.any() else texts.tolist()
 
 
 def csv_array_column(
@@ -193,10 +199,7 @@ def csv_array_column(
         data = numpy.ma.getdata(column)
         mask = numpy.ma.getmaskarray(column)
         if iso:
-            fields = shared.texts_of(data.astype(numpy.int64, copy=False), mask)
-            if mask.any():
-                fields[mask] = null
-            return fields.tolist()
+            return shared.fields(data.astype(numpy.int64, copy=False), mask, null)
         if not mask.any():
             return texts_of(data)
         fields = numpy.full(len(data), null, dtype=object)
@@ -232,12 +235,26 @@ def csv_column(
                 or null in texts
             ):
                 texts = [csv_quote(delimiter, null, t) for t in texts]
-        if has_null:
-            found = iter(texts)
-            return [null if v is None else next(found) for v in column]
-        return texts
+        if not has_null:
+            return texts
+        if texts is values:  # text written as it is: the column with nulls replaced
+            return [null if v is None else v for v in column]
+        found = iter(texts)
+        return [null if v is None else next(found) for v in column]
 
     return convert
+
+
+def csv_lines(fields: Sequence[Sequence[str]], delimiter: str) -> bytes:
+    """A batch's CSV fields (one sequence per column, of equal lengths) as its lines, each
+    ended by CRLF, in UTF-8. The fields are interleaved with the delimiters and line ends
+    into one list joined once: about a third less CPU than joining each row."""
+    width, rows = len(fields), len(fields[0])
+    parts = [delimiter] * (2 * width * rows)
+    for index, column in enumerate(fields):
+        parts[2 * index :: 2 * width] = column
+    parts[2 * width - 1 :: 2 * width] = ["\r\n"] * rows
+    return "".join(parts).encode("utf-8")
 
 
 class CsvWriter:
@@ -261,12 +278,9 @@ class CsvWriter:
         if not rows:
             return
         check_width(rows, len(self._columns))
-        fields = [
-            convert(column)
-            for convert, column in zip(self._columns, zip(*rows, strict=True), strict=True)
-        ]
-        lines = map(self._delimiter.join, zip(*fields, strict=True))
-        self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+        columns = zip(*rows, strict=True)
+        fields = [convert(column) for convert, column in zip(self._columns, columns, strict=True)]
+        self._handle.write(csv_lines(fields, self._delimiter))
 
     def write_columns(self, columns: Sequence[Any]) -> None:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
@@ -276,8 +290,7 @@ class CsvWriter:
         fields = [
             convert(column) for convert, column in zip(self._array_columns, columns, strict=True)
         ]
-        lines = map(self._delimiter.join, zip(*fields, strict=True))
-        self._handle.write(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+        self._handle.write(csv_lines(fields, self._delimiter))
 
     def close(self) -> None:
         self._handle.close()
