@@ -110,16 +110,14 @@ class ColumnarWriter:
         self.partition_rows = partition_rows
         width = len(self.data)
         self._marker_prefix: bytes | None = None
-        # (data column indexes of a group) -> the start of its batch members; the same
-        # keyed by the group's bits (1 << index), as ``_shared_cells`` codes rows
-        self.prefixes: dict[tuple[int, ...], bytes] = {}
-        self.code_prefixes: dict[int, bytes] = {}
+        # a group of data columns, by its bits (1 << index, as ``_shared_cells`` codes
+        # rows) -> the start of its batch members
+        self.prefixes: dict[int, bytes] = {}
         if width:  # bind order: timestamp, TTL, values, keys
             full = prepare(Shape(ROW, tuple(c.whole for c in self.data)))
             types = [c.type for c in full.column_metadata]
             value_types, key_types = types[2 : 2 + width], types[2 + width :]
-            self.prefixes[tuple(range(width))] = member_prefix(full)
-            self.code_prefixes[(1 << width) - 1] = self.prefixes[tuple(range(width))]
+            self.prefixes[(1 << width) - 1] = member_prefix(full)
         else:  # a table of key columns only: every row is its marker (keys, timestamp)
             value_types, key_types = [], [c.type for c in self._marker().column_metadata][:-1]
         self.value_encoders = [
@@ -136,8 +134,7 @@ class ColumnarWriter:
 
     def _prefix(self, group: tuple[int, ...]) -> bytes:
         shape = Shape(ROW, tuple(self.data[j].whole for j in group))
-        prefix = self.prefixes[group] = member_prefix(self.prepare(shape))
-        self.code_prefixes[sum(1 << j for j in group)] = prefix
+        prefix = self.prefixes[_code(group)] = member_prefix(self.prepare(shape))
         return prefix
 
     def _marker(self) -> Any:
@@ -267,13 +264,13 @@ class ColumnarWriter:
         read_started_s = read_started_micros // 1_000_000
         offset = read_started_s - int(self.clock())
         limit = self.max_batch_statements
-        code_prefixes = self.code_prefixes
+        prefixes = self.prefixes
         batches: list[tuple[bytes, int]] = []
         batch: list[bytes] = []
         statements = 0
         for i in range(start, end):
             code = cells.codes[i]
-            prefix = code_prefixes.get(code) if code >= 0 else None
+            prefix = prefixes.get(code) if code >= 0 else None
             ttl = cells.shared_ttls[i] if prefix is not None else None
             if prefix is not None and (ttl is None or ttl + offset > 0):
                 present = cells.cells[i]
@@ -336,7 +333,7 @@ class ColumnarWriter:
                 self._marker()
                 return None
             return [self._marker_prefix + key + encode_bigint(marker_timestamp)]
-        missing = [tuple(g) for g in groups.values() if tuple(g) not in self.prefixes]
+        missing = [tuple(g) for g in groups.values() if _code(g) not in self.prefixes]
         if missing:
             for group in missing:
                 self._prefix(group)
@@ -344,7 +341,7 @@ class ColumnarWriter:
         statements = []
         for (stamp, restored), members in groups.items():
             statements.append(
-                self.prefixes[tuple(members)]
+                self.prefixes[_code(members)]
                 + encode_bigint(stamp)
                 + encode_int(restored)
                 + b"".join([cells[j] for j in members])
@@ -445,6 +442,11 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
             items[missing] = 0
             values[j], none[j] = items.astype(numpy.int64), missing | absent[j]
     return values, none
+
+
+def _code(group: Sequence[int]) -> int:
+    """The bits (1 << data column index) of a group of data columns."""
+    return sum(1 << j for j in group)
 
 
 def _joined(parts: list[list[bytes]]) -> list[bytes]:
