@@ -38,7 +38,7 @@ Usage::
 
     python -m dev.bench --hosts 127.0.0.9:9042 [--rows 2000000] [--variant narrow|wide|collections]
         [--tools ours,ours-wt,ours-avro,ours-avro-wt,raw,raw-wt,dsbulk,dsbulk-ts,cqlsh]
-        [--workers 2] [--repeat 1] [--fetch-size 5000] [--jmx-port 7199]
+        [--workers 2] [--repeat 1] [--fetch-size 5000] [--ours-fetch-size N] [--jmx-port 7199]
     python -m dev.bench --report bench/results/FILE.json ...   # result files as Markdown
 
 Without ``--hosts`` it uses ``CASSANDRA_CONTACT_POINTS`` or starts a local node with
@@ -560,7 +560,7 @@ class Context:
     table: str
     rows: int
     workers: int
-    fetch_size: int
+    fetch_size: int  # the peers', the raw scan's and base*'s page size
     work_dir: Path
     python: str
     baseline_src: Path | None
@@ -571,6 +571,7 @@ class Context:
     cqlsh_why: str = ""
     extra_ours: list[str] = field(default_factory=list)
     ours_auto_layout: bool = False  # ours* name no runner or workers: the export picks
+    ours_fetch_size: int | None = None  # None: ours* keep their own default (sized pages)
     variant: Variant | None = None
     restore_format: str = "csv"
     restore_workers: int = 0  # 0: the restore's default layout (in-process); else processes
@@ -599,7 +600,11 @@ def _ours(
     cmd += ["--format", fmt, "--writetime-columns", "*" if wt else "none"]
     if ttl:
         cmd += ["--ttl-columns", "*"]
-    cmd += ["--fetch-size", str(ctx.fetch_size), "--progress-interval", "0"]
+    if base:
+        cmd += ["--fetch-size", str(ctx.fetch_size)]
+    elif ctx.ours_fetch_size is not None:
+        cmd += ["--fetch-size", str(ctx.ours_fetch_size)]
+    cmd += ["--progress-interval", "0"]
     if base or not ctx.ours_auto_layout:
         cmd += ["--runner", "FnApiRunner"]
         if ctx.workers > 1:
@@ -1071,6 +1076,15 @@ def _hosts(arg: str | None) -> list[str]:
     return cluster.contact_points
 
 
+def _ours_pages(result: dict[str, Any]) -> str:
+    """How ours* sized their pages, when a result says (older results ran them at
+    ``fetch_size`` too)."""
+    if "ours_fetch_size" not in result:
+        return ""
+    size = result["ours_fetch_size"]
+    return " (ours: pages sized from their bytes)" if size is None else f" (ours: {size})"
+
+
 def markdown_report(result: dict[str, Any], name: str) -> str:
     """One result file as Markdown: the tools' table, then the ratios."""
     machine = result.get("machine", {})
@@ -1079,7 +1093,8 @@ def markdown_report(result: dict[str, Any], name: str) -> str:
     at_start = f"{start[0]:.1f} at start, " if start else ""
     lines = [
         f"**{result['variant']}, {result['rows']:,} rows**, {result['workers']} workers, "
-        f"fetch size {result['fetch_size']}, {result['repeat']} round(s), load average "
+        f"fetch size {result['fetch_size']}{_ours_pages(result)}, {result['repeat']} round(s), "
+        "load average "
         f"{at_start}{load[0]:.1f} at end (`{name}`)",
         "",
         "| tool | rows/s | wall s | CPU s | CPU µs/row | peak RSS MB | peak PSS MB "
@@ -1123,7 +1138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="narrow")
     parser.add_argument("--tools", default=DEFAULT_TOOLS, help=f"any of {','.join(ALL_TOOLS)}")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--fetch-size", type=int, default=5000)
+    parser.add_argument(
+        "--fetch-size", type=int, default=5000, help="page size of the peers, raw and base*"
+    )
+    parser.add_argument(
+        "--ours-fetch-size",
+        type=int,
+        help="ours*' --fetch-size (default: their own, pages sized from their bytes)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="rounds, interleaved")
     parser.add_argument("--baseline-src", type=Path, help="dir with transforms/ and pipeline/")
     parser.add_argument(
@@ -1190,6 +1212,7 @@ def main(argv: list[str] | None = None) -> int:
         ours_src=args.ours_src.resolve(),
         extra_ours=list(args.ours_arg),
         ours_auto_layout=args.ours_auto_layout,
+        ours_fetch_size=args.ours_fetch_size,
         variant=variant,
         restore_format=args.restore_format,
         restore_workers=args.restore_workers,
@@ -1216,7 +1239,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio_map = ratios(summary)
     title = (
         f"{variant.name} table, {args.rows:,} rows, {args.workers} worker(s), "
-        f"fetch size {args.fetch_size}, {args.repeat} round(s)"
+        f"fetch size {args.fetch_size}{_ours_pages(vars(args))}, {args.repeat} round(s)"
     )
     print_table(summary, ratio_map, title)
     warnings = [r["warning"] for r in runs if r.get("warning")]
@@ -1228,6 +1251,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "restore_workers": args.restore_workers,
         "fetch_size": args.fetch_size,
+        "ours_fetch_size": args.ours_fetch_size,
         "repeat": args.repeat,
         "started_at": started.isoformat(),
         "label": args.label,

@@ -120,7 +120,13 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         choices=CONSISTENCY_LEVELS,
         group="connection",
     ),
-    OptionSpec("fetch-size", "rows per page", type=positive_int, default=5000, group="connection"),
+    OptionSpec(
+        "fetch-size",
+        "rows per page; 0 sizes pages from their bytes (about 3 MiB, 100 to 20000 rows)",
+        type=non_negative_int,
+        default=0,
+        group="connection",
+    ),
     OptionSpec(
         "read-timeout",
         "seconds before a page request times out",

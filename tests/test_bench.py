@@ -87,3 +87,9 @@ def test_markdown_report() -> None:
         "|---|---:|",
         "| ours/raw | 0.50 |",
     ]
+
+
+def test_report_says_how_ours_sized_pages() -> None:
+    assert bench._ours_pages({"fetch_size": 5000}) == ""  # results from before the option
+    assert bench._ours_pages({"ours_fetch_size": None}) == " (ours: pages sized from their bytes)"
+    assert bench._ours_pages({"ours_fetch_size": 5000}) == " (ours: 5000)"

@@ -133,12 +133,12 @@ CASES: list[Case] = [
     Case(
         "fetch-size-abc",
         lambda c: c.args("--fetch-size", "abc"),
-        "--fetch-size: 'abc' is not a positive integer",
+        "--fetch-size: 'abc' is not an integer >= 0",
     ),
     Case(
-        "fetch-size-zero",
-        lambda c: c.args("--fetch-size", "0"),
-        "--fetch-size: '0' is not a positive integer",
+        "fetch-size-negative",
+        lambda c: c.args("--fetch-size", "-5"),
+        "--fetch-size: '-5' is not an integer >= 0",
     ),
     Case(
         "splits-negative",
@@ -454,7 +454,7 @@ CASES: list[Case] = [
     Case(
         "config-bad-value",
         lambda c: _config(c, f"table: {c.ks}.t\nhosts: {c.hosts}\nfetch_size: lots\n"),
-        "--fetch-size: 'lots' is not a positive integer",
+        "--fetch-size: 'lots' is not an integer >= 0",
     ),
     # --- writetime filters
     Case(

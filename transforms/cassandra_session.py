@@ -73,7 +73,7 @@ class ConnectionConfig:
     consistency: str = "LOCAL_QUORUM"
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
-    fetch_size: int = 5000
+    fetch_size: int = 0  # rows per page; 0: sized from the bytes of each page read
     retries: int = 6
     max_concurrent_queries: int = 0
     rate_limit: RateLimit = RateLimit()

@@ -50,14 +50,17 @@ class ColumnPage:
 
     ``columns[i]`` is a ``numpy.ma.MaskedArray`` of machine numbers (native byte order;
     masked: null) or an object ``numpy.ndarray`` of driver values (None: null).
+    ``nbytes`` is the size of the result message the page came in (0: unknown), which
+    sizes the pages that follow (``range_reader.auto_page_rows``).
     Deliberately not iterable: the driver's ``ResultSet`` keeps it as one item.
     """
 
-    __slots__ = ("columns", "length")
+    __slots__ = ("columns", "length", "nbytes")
 
-    def __init__(self, columns: list[Any], length: int) -> None:
+    def __init__(self, columns: list[Any], length: int, nbytes: int = 0) -> None:
         self.columns = columns
         self.length = length
+        self.nbytes = nbytes
 
     def __len__(self) -> int:
         return self.length
@@ -138,6 +141,8 @@ def _build_handler() -> Any:
                 )
                 page = _page_of(self.parsed_rows, self.column_names)
                 if page is not None:
+                    with f.getbuffer() as body:  # the message body, not copied
+                        page.nbytes = body.nbytes
                     self.parsed_rows = page
                     return
             f.seek(start)

@@ -37,9 +37,29 @@ from transforms.rate_limit import leave_limiter, limiter_for
 from transforms.table_plan import TablePlan
 from transforms.token_restriction import TOKEN_RANGES
 
-__all__ = ["RangeReadError", "ReadRangesFn"]
+__all__ = ["RangeReadError", "ReadRangesFn", "auto_page_rows"]
 
 _LOG = logging.getLogger(__name__)
+
+# Pages sized from their bytes (``--fetch-size 0``, the default). A page costs the node a
+# fixed amount (the range query resumed from its paging state) besides its rows: 20,000
+# narrow rows per page took about 10% less node CPU per row than 5,000 on Cassandra 5.0.
+# Pages of wide rows hold fewer rows, so that a page (held twice: one read, one being
+# processed) stays a few MiB in memory.
+AUTO_FIRST_PAGE_ROWS = 5000  # before any page was measured
+AUTO_PAGE_BYTES = 3 << 20  # result message bytes aimed at per page
+AUTO_MIN_PAGE_ROWS = 100
+AUTO_MAX_PAGE_ROWS = 20000
+
+
+def auto_page_rows(rows: int, nbytes: int) -> int | None:
+    """Rows of the next page after one of ``rows`` rows in ``nbytes`` message bytes:
+    ``AUTO_PAGE_BYTES`` worth at that size per row, within ``AUTO_MIN_PAGE_ROWS`` ..
+    ``AUTO_MAX_PAGE_ROWS``; None when the page tells nothing (no rows, size unknown)."""
+    if rows <= 0 or nbytes <= 0:
+        return None
+    wanted = AUTO_PAGE_BYTES * rows // nbytes
+    return max(AUTO_MIN_PAGE_ROWS, min(AUTO_MAX_PAGE_ROWS, wanted))
 
 
 @beam.typehints.with_output_types(PieceElement)
@@ -95,7 +115,7 @@ class ReadRangesFn(beam.DoFn):
 
     def _prepare(self, with_token: bool) -> Any:
         statement = self._session.prepare(self.plan.select_cql(with_token=with_token))
-        statement.fetch_size = self.connection.fetch_size
+        statement.fetch_size = self.connection.fetch_size or AUTO_FIRST_PAGE_ROWS
         statement.consistency_level = consistency_level(self.connection.consistency)
         return statement
 
@@ -103,7 +123,7 @@ class ReadRangesFn(beam.DoFn):
         return {
             **self.connection.display_data(),
             "table": f"{self.plan.keyspace}.{self.plan.table}",
-            "fetch_size": self.connection.fetch_size,
+            "fetch_size": self.connection.fetch_size or "auto",
             "batch_size": self.batch_size,
             "checkpoint_rows": self.checkpoint_rows,
             "columnar": self.columnar,
@@ -174,7 +194,9 @@ class _RangeReader(PageClaims):
       tokens are computed here (``tokens``; None: the query selects ``token(pk)`` first);
     - ``window``: the window width in tokens (None: the rest of the range);
       ``good_pages``: pages read since the last failure or change of width;
-    - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began.
+    - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began;
+    - ``page_rows``: the fetch size of the next request (``auto_page_rows`` after each
+      page of columns when the fetch size is automatic; else the one given).
     """
 
     MIN_WINDOW = 1 << 20  # never split a failing window below this many tokens
@@ -199,6 +221,9 @@ class _RangeReader(PageClaims):
         self.good_pages = 0
         self.batch: list[tuple[Any, ...]] = []
         self.since_checkpoint = 0
+        self.auto_pages = not fn.connection.fetch_size
+        # Automatic sizes carry over from the worker's previous piece (same table).
+        self.page_rows = fn.connection.fetch_size or getattr(fn, "_page_rows", AUTO_FIRST_PAGE_ROWS)
 
     def run(self) -> Iterator[RowBatch]:
         """Read the restriction, window after window; then claim past its end."""
@@ -316,6 +341,7 @@ class _RangeReader(PageClaims):
         is raised by ``_finish``, where the retry logic is."""
         bound = self.statement.bind((after, upto))
         bound.routing_token = upto
+        bound.fetch_size = self.page_rows
         session = self.fn._session
         slots = self.fn._slots
         if slots is not None:
@@ -354,6 +380,9 @@ class _RangeReader(PageClaims):
         rows = result.current_rows
         self.fn.pages_counter.inc()
         self.fn._limiter.acquire(_row_count(rows))
+        if self.auto_pages and len(rows) == 1 and type(rows[0]) is ColumnPage:
+            self.page_rows = auto_page_rows(rows[0].length, rows[0].nbytes) or self.page_rows
+            self.fn._page_rows = self.page_rows
         return rows, result.paging_state
 
 
