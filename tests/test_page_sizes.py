@@ -1,11 +1,12 @@
-"""Pages sized from their bytes (``--fetch-size 0``, the default): after each page read as
-columns, the reader asks for about ``AUTO_PAGE_BYTES`` worth of rows at that page's size
-per row, within ``AUTO_MIN_PAGE_ROWS`` .. ``AUTO_MAX_PAGE_ROWS``.
+"""Pages sized from their bytes (``--fetch-size 0``, the default): after each page, read as
+columns or as row tuples, the reader asks for about ``AUTO_PAGE_BYTES`` worth of rows at
+that page's size per row, within ``AUTO_MIN_PAGE_ROWS`` .. ``AUTO_MAX_PAGE_ROWS``.
 
-On a real node: a table of small rows is read in pages of the largest size after the
-first, a table of 2 KB rows in pages smaller than the first; every request's fetch size is
-exactly the rule applied to the page before it, and the export is line for line the one a
-fixed ``--fetch-size 5000`` gives, every row once.
+On a real node, through both paths (CSV reads columns, JSON lines rows): a table of small
+rows is read in pages of the largest size after the first, a table of 2 KB rows in pages
+smaller than the first; every request's fetch size is exactly the rule applied to the page
+before it, and the export holds exactly the rows a fixed ``--fetch-size 5000`` gives, each
+once.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import pytest
 from cassandra.concurrent import execute_concurrent_with_args
 
-from tests.helpers import export, read_csv_parts
+from tests.helpers import export, read_rows
 from transforms import range_reader
-from transforms.columnar import ColumnPage
+from transforms.columnar import ColumnPage, RowPage
 from transforms.range_reader import (
     AUTO_FIRST_PAGE_ROWS,
     AUTO_MAX_PAGE_ROWS,
@@ -68,11 +69,13 @@ def tables(session: Any, ks: str) -> dict[str, str]:
     return {"small": small, "big": big}
 
 
+PAGE_TYPES = {"csv": ColumnPage, "jsonl": RowPage}
+
+
 @pytest.fixture
 def requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Every page request of the export run in this process, in order: ("send", fetch
-    size), and ("page", rows, message bytes) for each answer with rows (all of them pages
-    of columns here)."""
+    size), and ("page", rows, message bytes, page type) for each answer with rows."""
     events: list[tuple[Any, ...]] = []
     start, finish = range_reader._RangeReader._start, range_reader._RangeReader._finish
 
@@ -82,9 +85,10 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
     def recorded_finish(self: Any, sent: Any) -> Any:
         rows, paging_state = finish(self, sent)
-        if rows:  # an empty answer (a range without rows) teaches nothing
-            assert len(rows) == 1 and type(rows[0]) is ColumnPage, "expected pages of columns"
-            events.append(("page", rows[0].length, rows[0].nbytes))
+        if rows and type(rows[0]) is ColumnPage:
+            events.append(("page", rows[0].length, rows[0].nbytes, ColumnPage))
+        elif rows:  # an empty answer (a range without rows) teaches nothing
+            events.append(("page", len(rows), getattr(rows, "nbytes", 0), type(rows)))
         return rows, paging_state
 
     monkeypatch.setattr(range_reader._RangeReader, "_start", recorded_start)
@@ -92,11 +96,11 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return events
 
 
-def _export_lines(hosts: str, table: str, out: Path, *extra: str) -> list[str]:
+def _export_lines(hosts: str, table: str, out: Path, fmt: str, *extra: str) -> list[str]:
     """The rows exported (with v's writetime), sorted."""
-    export(hosts, table, str(out), "--splits", "1", *extra)
-    header, rows = read_csv_parts(out)
-    assert header == ["pk", "ck", "v", "v_writetime"]
+    export(hosts, table, str(out), "--splits", "1", "--format", fmt, *extra)
+    rows = read_rows(out)
+    assert all(set(r) == {"pk", "ck", "v", "v_writetime"} for r in rows)
     return sorted(f"{r['pk']},{r['ck']},{r['v']},{r['v_writetime']}" for r in rows)
 
 
@@ -121,6 +125,7 @@ def _sent_sizes(events: list[tuple[Any, ...]]) -> tuple[list[int], list[int]]:
     return before, after
 
 
+@pytest.mark.parametrize("fmt", sorted(PAGE_TYPES))
 @pytest.mark.parametrize("kind, shape, text", [("small", SMALL, "v"), ("big", BIG, "x" * BIG_TEXT)])
 def test_pages_follow_their_bytes_and_the_export_is_unchanged(
     hosts: str,
@@ -130,18 +135,21 @@ def test_pages_follow_their_bytes_and_the_export_is_unchanged(
     kind: str,
     shape: tuple[int, int],
     text: str,
+    fmt: str,
 ) -> None:
     expected = _expected(*shape, text)
-    fixed = _export_lines(hosts, tables[kind], tmp_path / "fixed", "--fetch-size", "5000")
+    fixed_out = tmp_path / "fixed"
+    fixed = _export_lines(hosts, tables[kind], fixed_out, fmt, "--fetch-size", "5000")
     assert [line.rsplit(",", 1)[0] for line in fixed] == expected
     assert {e[1] for e in requests if e[0] == "send"} == {5000}
 
     requests.clear()
-    auto = _export_lines(hosts, tables[kind], tmp_path / "auto")
+    auto = _export_lines(hosts, tables[kind], tmp_path / "auto", fmt)
     assert auto == fixed  # every row once, the same values and writetimes
     before, after = _sent_sizes(requests)
     assert set(before) == {AUTO_FIRST_PAGE_ROWS}
     pages = [e for e in requests if e[0] == "page"]
+    assert {p[3] for p in pages} == {PAGE_TYPES[fmt]}
     assert sum(p[1] for p in pages) == len(expected)
     assert len(after) >= 2
     if kind == "small":

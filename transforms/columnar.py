@@ -23,6 +23,10 @@ real value may also hold, is parsed again into row tuples) and the third (parsed
 into rows). A page is therefore a :class:`ColumnPage` whenever its columns are exact, and
 the usual list of row tuples otherwise: a reader must take both.
 
+Every page also tells the size of the message it came in (``ColumnPage.nbytes``, and
+:class:`RowPage` for pages of row tuples, also those :func:`sized_rows_handler` reads for
+an export that takes rows), from which the reader sizes the pages that follow.
+
 The handler is chosen per request (:func:`send_columnar`), never set on the shared
 session, so other users of a pooled session keep getting rows.
 """
@@ -36,7 +40,14 @@ import numpy
 
 from transforms.cassandra_session import send_adjusted
 
-__all__ = ["ColumnPage", "columnar_handler", "send_columnar", "supports_columnar"]
+__all__ = [
+    "ColumnPage",
+    "RowPage",
+    "columnar_handler",
+    "send_columnar",
+    "sized_rows_handler",
+    "supports_columnar",
+]
 
 # Big-endian byte patterns written into every slot of a numeric array before a page is
 # parsed, by item size: an improbable integer, and a NaN with a payload for floats.
@@ -64,6 +75,23 @@ class ColumnPage:
 
     def __len__(self) -> int:
         return self.length
+
+
+class RowPage(list):  # type: ignore[type-arg]
+    """A page of row tuples (the driver's list, copied) with ``nbytes``, the size of the
+    result message it came in."""
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self, rows: list[Any], nbytes: int) -> None:
+        super().__init__(rows)
+        self.nbytes = nbytes
+
+
+def _body_size(f: Any) -> int:
+    """The size of a result message's body (``io.BytesIO``), without copying it."""
+    with f.getbuffer() as body:
+        return body.nbytes
 
 
 def _marked_array(coltype: Any, size: int) -> Any:
@@ -110,7 +138,34 @@ def _page_of(parsed: Any, names: Sequence[str]) -> ColumnPage | None:
     return ColumnPage(columns, len(columns[0]))
 
 
-_HANDLER: list[Any] = []  # the handler class, built once per process
+_HANDLERS: dict[str, Any] = {}  # the handler classes, built once per process
+
+
+def _build_sized_rows_handler() -> Any:
+    from cassandra import protocol
+
+    opcode = protocol.ResultMessage.opcode
+    row_handler = protocol.ProtocolHandler
+    row_message = row_handler.message_types_by_opcode[opcode]
+
+    class SizedRowsResultMessage(row_message):  # type: ignore[misc, valid-type]
+        """A rows result as a RowPage."""
+
+        def recv_results_rows(
+            self, f: Any, protocol_version: int, user_type_map: Any, metadata: Any, cep: Any
+        ) -> None:
+            row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
+            self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
+
+    class SizedRowsProtocolHandler(row_handler):  # type: ignore[misc, valid-type]
+        """The driver's protocol handler with rows results read as RowPage."""
+
+        message_types_by_opcode = {
+            **row_handler.message_types_by_opcode,
+            opcode: SizedRowsResultMessage,
+        }
+
+    return SizedRowsProtocolHandler
 
 
 def _build_handler() -> Any:
@@ -141,12 +196,12 @@ def _build_handler() -> Any:
                 )
                 page = _page_of(self.parsed_rows, self.column_names)
                 if page is not None:
-                    with f.getbuffer() as body:  # the message body, not copied
-                        page.nbytes = body.nbytes
+                    page.nbytes = _body_size(f)
                     self.parsed_rows = page
                     return
             f.seek(start)
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
+            self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
 
     class ColumnarProtocolHandler(numpy_handler):  # type: ignore[misc, valid-type]
         """The driver's protocol handler with rows results read by ColumnarResultMessage."""
@@ -160,11 +215,19 @@ def _build_handler() -> Any:
 
 
 def columnar_handler() -> Any:
-    """The protocol handler whose rows results are ``[ColumnPage]`` where exact (else
-    row tuples), or None when the driver has no NumPy parser."""
-    if not _HANDLER:
-        _HANDLER.append(_build_handler())
-    return _HANDLER[0]
+    """The protocol handler whose rows results are ``[ColumnPage]`` where exact (else a
+    ``RowPage``), or None when the driver has no NumPy parser."""
+    if "columns" not in _HANDLERS:
+        _HANDLERS["columns"] = _build_handler()
+    return _HANDLERS["columns"]
+
+
+def sized_rows_handler() -> Any:
+    """The driver's protocol handler with rows results read as a ``RowPage`` (row tuples
+    and the size of their message)."""
+    if "rows" not in _HANDLERS:
+        _HANDLERS["rows"] = _build_sized_rows_handler()
+    return _HANDLERS["rows"]
 
 
 def send_columnar(session: Any, statement: Any, paging_state: bytes | None, handler: Any) -> Any:

@@ -29,7 +29,14 @@ from transforms.cassandra_session import (
     release_session,
     splitting_helps,
 )
-from transforms.columnar import ColumnPage, columnar_handler, send_columnar, supports_columnar
+from transforms.columnar import (
+    ColumnPage,
+    RowPage,
+    columnar_handler,
+    send_columnar,
+    sized_rows_handler,
+    supports_columnar,
+)
 from transforms.elements import NAMESPACE, PieceElement, PieceEnd, PieceKey, RowBatch, relax_gc
 from transforms.page_claims import NO_KEY, PIECE_STOPPED, PageClaims
 from transforms.partition_token import PartitionTokens, partition_tokens_for
@@ -109,7 +116,11 @@ class ReadRangesFn(beam.DoFn):
             if self._client_tokens is None
             else self._prepare(with_token=False)
         )
-        self._columnar_handler = columnar_handler() if self.columnar else None
+        # Pages as columns, or as rows with their sizes when those size the pages.
+        if self.columnar:
+            self._page_handler = columnar_handler()
+        else:
+            self._page_handler = None if self.connection.fetch_size else sized_rows_handler()
         self._limiter = limiter_for(self.connection.rate_limit)
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
@@ -281,7 +292,7 @@ class _RangeReader(PageClaims):
             # empty the page once read, or a fast scan holds dozens of pages per worker.
             # A ColumnPage is the request's own result (the list only wraps it): drop
             # its arrays too; the batches emitted hold their own slices.
-            if type(rows) is list:
+            if isinstance(rows, list):
                 if rows and type(rows[0]) is ColumnPage:
                     rows[0].columns.clear()
                 rows.clear()
@@ -355,7 +366,7 @@ class _RangeReader(PageClaims):
             finally:
                 if slots is not None:
                     slots.release()
-        handler = getattr(self.fn, "_columnar_handler", None)
+        handler = getattr(self.fn, "_page_handler", None)
         try:
             # Checked per request: a session swapped after setup (a fault-injecting proxy)
             # is driven through its own execute_async.
@@ -380,10 +391,22 @@ class _RangeReader(PageClaims):
         rows = result.current_rows
         self.fn.pages_counter.inc()
         self.fn._limiter.acquire(_row_count(rows))
-        if self.auto_pages and len(rows) == 1 and type(rows[0]) is ColumnPage:
-            self.page_rows = auto_page_rows(rows[0].length, rows[0].nbytes) or self.page_rows
-            self.fn._page_rows = self.page_rows
+        if self.auto_pages:
+            self._size_next_page(rows)
         return rows, result.paging_state
+
+    def _size_next_page(self, rows: list[Any]) -> None:
+        """With automatic page sizes: the next request's fetch size from this page's rows
+        and message bytes (a page of columns or a ``RowPage``; a page of unknown size
+        changes nothing), kept on the DoFn for the worker's next piece."""
+        if len(rows) == 1 and type(rows[0]) is ColumnPage:
+            size = auto_page_rows(rows[0].length, rows[0].nbytes)
+        elif type(rows) is RowPage:
+            size = auto_page_rows(len(rows), rows.nbytes)
+        else:
+            return
+        if size is not None:
+            self.page_rows = self.fn._page_rows = size
 
 
 def _row_count(rows: list[Any]) -> int:
