@@ -21,7 +21,7 @@ from cassandra import protocol
 from tests.cql_values import f32
 from tests.helpers import avro_without_sync
 from transforms import cql_text
-from transforms.columnar import ColumnPage, columnar_handler
+from transforms.columnar import ColumnPage, RowPage, columnar_handler, sized_rows_handler
 from transforms.cql_text import rfc3339_array_texts, timestamp_texts, writetime_texts
 from transforms.cql_types import parse_cql_type
 from transforms.elements import ColumnBatch, PieceElementCoder, PieceKey
@@ -415,6 +415,7 @@ def test_a_page_decodes_into_the_columns_the_row_parser_gives() -> None:
     body = _rows_message(PAGE_COLUMNS, PAGE_ROWS)
     parsed = _decode(handler, body)
     assert type(parsed) is ColumnPage and parsed.length == 3
+    assert parsed.nbytes == len(body)  # what sizes the next page
     assert [c.dtype.str for c in parsed.columns] == [
         "<i8",
         "|O",
@@ -443,9 +444,16 @@ def test_a_page_decodes_into_the_columns_the_row_parser_gives() -> None:
 def test_a_page_that_columns_cannot_hold_exactly_comes_as_rows(row: tuple[Any, ...]) -> None:
     body = _rows_message(PAGE_COLUMNS, PAGE_ROWS + [row])
     parsed = _decode(columnar_handler(), body)
-    assert type(parsed) is list
+    assert type(parsed) is RowPage and parsed.nbytes == len(body)
     assert _same(parsed, _decode(protocol.ProtocolHandler, body))
     assert len(parsed) == 4
+
+
+def test_the_sized_rows_handler_gives_the_row_parsers_rows_and_their_size() -> None:
+    body = _rows_message(PAGE_COLUMNS, PAGE_ROWS)
+    parsed = _decode(sized_rows_handler(), body)
+    assert type(parsed) is RowPage and parsed.nbytes == len(body)
+    assert _same(parsed, _decode(protocol.ProtocolHandler, body))
 
 
 def test_a_page_with_two_columns_of_one_name_comes_as_rows() -> None:
