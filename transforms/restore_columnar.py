@@ -5,8 +5,9 @@ non-frozen collection or UDT, no static column): most tables. Its rows need none
 per-element work of :mod:`transforms.restore_rows`, so they are written straight from the
 decoded columns, with the same statements (shapes, bind order, grouping of a row's cells by
 (writetime, TTL), expired cells skipped, ``INSERT`` of the key for a row whose cells are all
-null), the same single-partition batches (a row never split, at most
-``max_batch_statements`` statements each) and the same TTL clock, but:
+null), the same single-partition batches (at most ``max_batch_statements`` statements
+and ``max_batch_bytes`` bytes each, a row split only when it alone is over the bytes) and
+the same TTL clock, but:
 
 - each column is encoded once per chunk (:func:`transforms.restore_encode.column_encoder`),
   not value by value through the driver's binding;
@@ -41,7 +42,7 @@ from transforms.restore_encode import (
 )
 from transforms.restore_groups import MAX_PARTITIONS, PartitionBatches, grouped, packed
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
-from transforms.restore_rows import bindable
+from transforms.restore_rows import MAX_BATCH_BYTES, bindable
 from transforms.table_plan import STATIC
 
 __all__ = ["ColumnarWriter", "columnar_fields"]
@@ -96,8 +97,10 @@ class ColumnarWriter:
         clock: Callable[[], float] = time.time,
         replica_range: Callable[[bytes], Hashable] | None = None,
         max_batch_partitions: int = MAX_PARTITIONS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self.plan = plan
+        self.max_batch_bytes = max_batch_bytes
         self.replica_range = replica_range
         self.max_batch_partitions = max_batch_partitions
         self.clock = clock
@@ -253,9 +256,11 @@ class ColumnarWriter:
         read_started_micros: int,
         counts: Any,
     ) -> list[tuple[bytes, int]]:
-        """Rows ``start:end`` of one partition as batches (members, statements); a row's
-        statements never split. All are built before the first is sent, as the row path
-        does, so no TTL is computed after a wait for a free request slot.
+        """Rows ``start:end`` of one partition as batches (members, statements) of at most
+        ``max_batch_statements`` statements and ``max_batch_bytes`` bytes of members; a row's
+        statements are split only when the row alone is over the byte budget. All are built
+        before the first is sent, as the row path does, so no TTL is computed after a wait
+        for a free request slot.
 
         A row whose present cells share one writetime and one live TTL (``cells.codes``)
         becomes its one statement by joining bytes; any other row goes through ``_row``."""
@@ -265,9 +270,10 @@ class ColumnarWriter:
         offset = read_started_s - int(self.clock())
         limit = self.max_batch_statements
         prefixes = self.prefixes
+        budget = self.max_batch_bytes
         batches: list[tuple[bytes, int]] = []
         batch: list[bytes] = []
-        statements = 0
+        statements = data = 0
         for i in range(start, end):
             code = cells.codes[i]
             prefix = prefixes.get(code) if code >= 0 else None
@@ -291,11 +297,16 @@ class ColumnarWriter:
                 row = built
             if not row:
                 continue
-            if batch and statements + len(row) > limit:
-                batches.append((b"".join(batch), statements))
-                batch, statements = [], 0
-            batch += row
-            statements += len(row)
+            size = len(row[0]) if len(row) == 1 else sum(map(len, row))
+            # A row over the byte budget is cut into its statements (no list here: each
+            # rewrites its cells with their timestamps), as the row path does.
+            for piece, piece_size in ((row, size),) if size <= budget else _statements(row):
+                if batch and (statements + len(piece) > limit or data + piece_size > budget):
+                    batches.append((b"".join(batch), statements))
+                    batch, statements, data = [], 0, 0
+                batch += piece
+                statements += len(piece)
+                data += piece_size
         if batch:
             batches.append((b"".join(batch), statements))
         return batches
@@ -442,6 +453,11 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
             items[missing] = 0
             values[j], none[j] = items.astype(numpy.int64), missing | absent[j]
     return values, none
+
+
+def _statements(row: list[bytes]) -> list[tuple[list[bytes], int]]:
+    """Each encoded statement of a row as a piece of its own, with its size."""
+    return [([member], len(member)) for member in row]
 
 
 def _code(group: Sequence[int]) -> int:
