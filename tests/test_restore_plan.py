@@ -6,6 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from transforms.restore_batches import (
+    MAX_BATCH_BYTES,
+    pack_batches,
+    statement_bytes,
+    value_bytes,
+)
 from transforms.restore_manifest import retarget_create, udts_in_dependency_order
 from transforms.restore_plan import (
     ADD,
@@ -21,14 +27,7 @@ from transforms.restore_plan import (
     list_check_cql,
     statement_cql,
 )
-from transforms.restore_rows import (
-    MAX_BATCH_BYTES,
-    RowStatementBuilder,
-    TtlClock,
-    pack_batches,
-    statement_bytes,
-    value_bytes,
-)
+from transforms.restore_rows import RowStatementBuilder, TtlClock
 
 COLUMNS = [
     {"name": "k", "cql_type": "int", "kind": "partition_key"},

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy
 
 from transforms.export_layout import ExportLayout
+from transforms.restore_batches import MAX_BATCH_BYTES
 from transforms.restore_encode import (
     EncodedBatch,
     column_encoder,
@@ -42,7 +43,7 @@ from transforms.restore_encode import (
 )
 from transforms.restore_groups import MAX_PARTITIONS, PartitionBatches, grouped, packed
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
-from transforms.restore_rows import MAX_BATCH_BYTES, bindable
+from transforms.restore_rows import bindable
 from transforms.table_plan import STATIC
 
 __all__ = ["ColumnarWriter", "columnar_fields"]
@@ -256,14 +257,11 @@ class ColumnarWriter:
         read_started_micros: int,
         counts: Any,
     ) -> list[tuple[bytes, int]]:
-        """Rows ``start:end`` of one partition as batches (members, statements) of at most
-        ``max_batch_statements`` statements and ``max_batch_bytes`` bytes of members; a row's
-        statements are split only when the row alone is over the byte budget. All are built
-        before the first is sent, as the row path does, so no TTL is computed after a wait
-        for a free request slot.
-
-        A row whose present cells share one writetime and one live TTL (``cells.codes``)
-        becomes its one statement by joining bytes; any other row goes through ``_row``."""
+        """Rows ``start:end`` of one partition as batches (members, statements), bounded as
+        the row path's (``restore_batches``). All are built before the first is sent, so no
+        TTL is computed after a wait for a free request slot. A row whose present cells
+        share one writetime and one live TTL (``cells.codes``) becomes its one statement by
+        joining bytes; any other row goes through ``_row``."""
         width = len(self.data)
         full_code = (1 << width) - 1
         read_started_s = read_started_micros // 1_000_000
