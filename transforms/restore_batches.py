@@ -35,20 +35,31 @@ def value_bytes(value: Any) -> int:
     makes a row large; collections by their elements)."""
     if value is None:
         return 0
-    if isinstance(value, bytes | bytearray | memoryview):
-        return len(value)
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode("utf-8"))
-    if isinstance(value, Mapping):
-        return sum(2 * _VALUE_OVERHEAD + value_bytes(k) + value_bytes(v) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, list | tuple | set | frozenset):  # before Mapping: a costlier check
         return sum(_VALUE_OVERHEAD + value_bytes(v) for v in value)
+    if isinstance(value, dict | Mapping):
+        return sum(2 * _VALUE_OVERHEAD + value_bytes(k) + value_bytes(v) for k, v in value.items())
     return _SCALAR_BYTES
 
 
 def statement_bytes(statement: Statement) -> int:
-    """An estimate of a statement's size in a batch: its bound values and their framing."""
-    return _STATEMENT_OVERHEAD + sum(_VALUE_OVERHEAD + value_bytes(v) for v in statement.values)
+    """An estimate of a statement's size in a batch: its bound values and their framing
+    (``value_bytes`` of each; ints and texts, most values, inline: this runs for every
+    statement the row path writes)."""
+    total = _STATEMENT_OVERHEAD + _VALUE_OVERHEAD * len(statement.values)
+    for value in statement.values:
+        kind = type(value)
+        if kind is int:
+            total += _SCALAR_BYTES
+        elif kind is str:
+            total += len(value) if value.isascii() else len(value.encode("utf-8"))
+        else:
+            total += value_bytes(value)
+    return total
 
 
 def _units(row: RowWrites, max_bytes: int) -> list[tuple[list[Statement], int]]:
@@ -57,9 +68,11 @@ def _units(row: RowWrites, max_bytes: int) -> list[tuple[list[Statement], int]]:
     its list appends stay together: a redone unit checks a row's lists against the target,
     which is exact only when the row's appends were applied all or none (one batch, applied
     atomically); every other statement rewrites the same cells with the same timestamps."""
+    if len(row.statements) == 1:
+        return [(row.statements, statement_bytes(row.statements[0]))]
     sizes = [statement_bytes(s) for s in row.statements]
     total = sum(sizes)
-    if total <= max_bytes or len(row.statements) == 1:
+    if total <= max_bytes:
         return [(row.statements, total)]
     units: list[tuple[list[Statement], int]] = []
     appends: list[Statement] = []
