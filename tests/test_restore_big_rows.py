@@ -8,6 +8,8 @@ list with per-element writetimes) the row path. Each holds a partition of 60 row
 (three fit in 1 MiB: 20 batches), one of 4 such rows (2 batches), and one whose first row
 holds 1.5 MiB followed by two small rows (the large row alone, then the rest: 2 batches;
 in ``listed`` the large row's blob alone, then its two list appends with the small rows).
+``listed`` is then restored again with ``--overwrite``: every list element is found on the
+target and none is appended twice.
 """
 
 from __future__ import annotations
@@ -117,4 +119,18 @@ def test_large_rows_are_split_by_bytes_and_round_trip(
     # one statement per row for the blob; one list append per row, two in partition 3
     statements = ROWS if which == "plain" else 2 * ROWS + len(PARTITIONS[2][1])
     assert sum(m["statements"] for m in markers) == statements
+    assert sum(m["batches"] for m in markers) == BATCHES
+    if which == "plain":
+        return
+    # Redone (--overwrite): every list element is found on the target and not appended
+    # again; the blobs are rewritten in the same batches.
+    again = restore(
+        "--hosts", hosts, "--input", str(out), "--table", target, "--restore-log", str(log),
+        "--overwrite",
+    )  # fmt: skip
+    assert again.code == 0, again.describe()
+    assert cell_snapshot(session, target, ["pk", "ck"], columns, set())[0] == source_values
+    markers = [json.loads(p.read_text()) for p in (log / target).glob("[0-9]*.json")]
+    assert sum(m["list_elements_present"] for m in markers) == 2 * ROWS + len(PARTITIONS[2][1])
+    assert sum(m["statements"] for m in markers) == ROWS
     assert sum(m["batches"] for m in markers) == BATCHES
