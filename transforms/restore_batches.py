@@ -20,8 +20,8 @@ __all__ = ["MAX_BATCH_BYTES", "pack_batches", "statement_bytes", "value_bytes"]
 # is a sixteenth of both, which leaves room for what the estimate leaves out and for nodes
 # configured with smaller segments; it keeps ``--max-in-flight`` (32) such requests near the
 # node's per-client budget of request bytes in flight (``native_transport_max_request_data_
-# in_flight_per_ip``, a tenth of the heap's quarter); and at 1 MiB a request's own cost is
-# negligible beside its data's. Rows of ordinary size never reach it (128 rows of 8 KiB).
+# in_flight_per_ip``, a fortieth of the heap: 25.6 MiB on a test node's 1 GiB); and at 1 MiB
+# a request's own cost is negligible beside its data's. Rows of ordinary size never reach it (128 rows of 8 KiB).
 MAX_BATCH_BYTES = 1 << 20
 # What a statement adds to its values in a batch: its prepared id and counts (the 4-byte
 # length of each value is counted with the value).
