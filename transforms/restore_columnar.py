@@ -296,15 +296,15 @@ class ColumnarWriter:
             if not row:
                 continue
             size = len(row[0]) if len(row) == 1 else sum(map(len, row))
-            # A row over the byte budget is cut into its statements (no list here: each
-            # rewrites its cells with their timestamps), as the row path does.
-            for piece, piece_size in ((row, size),) if size <= budget else _statements(row):
-                if batch and (statements + len(piece) > limit or data + piece_size > budget):
-                    batches.append((b"".join(batch), statements))
-                    batch, statements, data = [], 0, 0
-                batch += piece
-                statements += len(piece)
-                data += piece_size
+            if batch and (statements + len(row) > limit or data + size > budget):
+                batches.append((b"".join(batch), statements))
+                batch, statements, data = [], 0, 0
+            if size > budget:  # rare: cut into batches of its own (see _cut)
+                batches += _cut(row, limit, budget)
+                continue
+            batch += row
+            statements += len(row)
+            data += size
         if batch:
             batches.append((b"".join(batch), statements))
         return batches
@@ -453,9 +453,22 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
     return values, none
 
 
-def _statements(row: list[bytes]) -> list[tuple[list[bytes], int]]:
-    """Each encoded statement of a row as a piece of its own, with its size."""
-    return [([member], len(member)) for member in row]
+def _cut(row: list[bytes], limit: int, budget: int) -> list[tuple[bytes, int]]:
+    """A row over the byte budget as batches (members, statements) of its own statements,
+    within ``limit`` statements and ``budget`` bytes each (a statement over it alone). It
+    may be cut anywhere: no list here, each statement rewrites its cells with their
+    timestamps."""
+    batches: list[tuple[bytes, int]] = []
+    batch: list[bytes] = []
+    data = 0
+    for member in row:
+        if batch and (len(batch) == limit or data + len(member) > budget):
+            batches.append((b"".join(batch), len(batch)))
+            batch, data = [], 0
+        batch.append(member)
+        data += len(member)
+    batches.append((b"".join(batch), len(batch)))
+    return batches
 
 
 def _code(group: Sequence[int]) -> int:
