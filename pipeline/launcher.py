@@ -13,7 +13,7 @@ from pipeline.job import prepare_export
 from pipeline.logs import setup_logging
 from pipeline.progress import ProgressReporter, print_summary
 from pipeline.runners import runner_of, with_partitions
-from transforms.rate_limit import remove_bucket
+from transforms.rate_limit import claim_bucket
 from transforms.sinks import finalize_export
 
 
@@ -37,6 +37,7 @@ def run(argv: list[str], out: Any = None) -> int:
     beam_args = with_partitions(settings.beam_args, len(job.work_items))
     pipeline = build_pipeline(job, beam_args, finalize=not runner.finalize_in_launcher)
     detached = runner.detached
+    claim = claim_bucket(job.connection.rate_limit)  # and old launches' left behind
     reporter = None
     if not detached and settings["progress_interval"] > 0:
         reporter = ProgressReporter(job, settings["progress_interval"], sys.stderr)
@@ -58,6 +59,6 @@ def run(argv: list[str], out: Any = None) -> int:
     finally:
         if reporter is not None:
             reporter.stop()
-        remove_bucket(job.connection.rate_limit)
+        claim.release()
     print_summary(job, time.monotonic() - started, out)
     return 0

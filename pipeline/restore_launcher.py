@@ -22,7 +22,7 @@ from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit, WriteSettings
 from transforms.normalize import parse_time_micros
-from transforms.rate_limit import remove_bucket
+from transforms.rate_limit import claim_bucket
 from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
@@ -463,6 +463,7 @@ def run(argv: list[str], out: Any = None) -> int:
     pipeline = build_restore_pipeline(
         job.units, job.connection, job.plan, job.manifest, job.write, beam_args
     )
+    claim = claim_bucket(job.connection.rate_limit)  # and old launches' left behind
     reporter = None
     if settings["progress_interval"] > 0:
         reporter = RestoreProgress(job, settings["progress_interval"], sys.stderr)
@@ -473,6 +474,6 @@ def run(argv: list[str], out: Any = None) -> int:
     finally:
         if reporter is not None:
             reporter.stop()
-        remove_bucket(job.connection.rate_limit)
+        claim.release()
     print_restore_summary(job, time.monotonic() - started, out)
     return 0

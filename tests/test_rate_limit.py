@@ -15,7 +15,9 @@ The rate measured end to end against a real node is in tests/test_reliability.py
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -32,12 +34,15 @@ from transforms.cassandra_session import RateLimit
 from transforms.rate_limit import (
     BOOKING_SECONDS,
     CATCH_UP_SECONDS,
+    STALE_SECONDS,
+    BucketClaim,
     RateLimiter,
     SharedBucket,
     book,
     leave_limiter,
     limiter_for,
     remove_bucket,
+    sweep_stale_buckets,
 )
 
 
@@ -229,3 +234,96 @@ def test_a_process_schedule_starts_at_its_first_booking(monkeypatch: pytest.Monk
     limiter.acquire(500)
     limiter.acquire(500)
     assert clock.sleeps == [0.5]
+
+
+NOW = 1_900_000_000.0
+OLD = NOW - STALE_SECONDS - 1
+
+
+def _bucket(directory: Path, hex_digits: str, mtime: float, owner: bool = True) -> list[Path]:
+    """A bucket file (and its owner file) as a launch leaves them, modified at ``mtime``."""
+    paths = [directory / f"cassandra-export-rate-{hex_digits}"]
+    if owner:
+        paths.append(directory / f"cassandra-export-rate-{hex_digits}.owner")
+    for path in paths:
+        path.write_bytes(b"")
+        os.utime(path, (mtime, mtime))
+    return paths
+
+
+def test_sweep_removes_stale_buckets_and_keeps_live_ones(tmp_path: Path) -> None:
+    stale = _bucket(tmp_path, "a" * 32, OLD)
+    ownerless = _bucket(tmp_path, "b" * 32, OLD, owner=False)
+    live = _bucket(tmp_path, "c" * 32, OLD)
+    young = _bucket(tmp_path, "d" * 32, NOW - 10)  # its launcher may not have locked it yet
+    booked = _bucket(tmp_path, "e" * 32, OLD)
+    os.utime(booked[0], (NOW - 10, NOW - 10))  # workers still book (their launcher was killed)
+    other = tmp_path / "cassandra-export-rate-notours"
+    other.write_bytes(b"")
+    os.utime(other, (OLD, OLD))
+    fd = os.open(live[1], os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as the live launcher holds it
+        removed = sweep_stale_buckets(str(tmp_path), now=NOW)
+    finally:
+        os.close(fd)
+    assert sorted(removed) == sorted(str(p) for p in stale + ownerless)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in live + young + booked + [other]
+    )
+    # the live launcher has gone (its lock with it): its files go at the next sweep
+    assert sorted(sweep_stale_buckets(str(tmp_path), now=NOW)) == sorted(str(p) for p in live)
+
+
+def test_a_claim_keeps_its_bucket_until_released_and_a_killed_launcher_leaves_it_stale(
+    tmp_path: Path,
+) -> None:
+    limit = RateLimit(
+        100.0, workers=1, bucket_path=str(tmp_path / f"cassandra-export-rate-{'f' * 32}")
+    )
+    claim = BucketClaim(limit)
+    SharedBucket(limit.bucket_path or "", 100.0).acquire(1)  # a worker makes the bucket
+    later = os.path.getmtime(limit.bucket_path or "") + STALE_SECONDS + 1
+    assert sweep_stale_buckets(str(tmp_path), now=later) == []
+    assert len(list(tmp_path.iterdir())) == 2
+    claim.release()
+    assert list(tmp_path.iterdir()) == []
+    # a launcher's process killed with SIGKILL while it held its claim
+    path = str(tmp_path / f"cassandra-export-rate-{'0' * 32}")
+    code = (
+        "import sys, time\n"
+        "from transforms.cassandra_session import RateLimit\n"
+        "from transforms.rate_limit import BucketClaim, SharedBucket\n"
+        "BucketClaim(RateLimit(100.0, workers=1, bucket_path=sys.argv[1]))\n"
+        "SharedBucket(sys.argv[1], 100.0).acquire(1)\n"
+        "print('claimed', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code, path], cwd=str(REPO), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None and launcher.stdout.readline() == "claimed\n"
+        later = os.path.getmtime(path) + STALE_SECONDS + 1
+        assert sweep_stale_buckets(str(tmp_path), now=later) == []  # alive: kept
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait(30)
+        if launcher.stdout is not None:
+            launcher.stdout.close()
+    assert sorted(sweep_stale_buckets(str(tmp_path), now=later)) == [path, path + ".owner"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_claim_bucket_sweeps_the_temporary_directory_at_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_limit_module.tempfile, "tempdir", str(tmp_path))
+    now = os.path.getmtime(tmp_path)
+    stale = _bucket(tmp_path, "1" * 32, now - STALE_SECONDS - 60)
+    claim = rate_limit_module.claim_bucket(RateLimit())  # no limit: no bucket of its own
+    claim.release()
+    assert all(not p.exists() for p in stale)

@@ -36,10 +36,11 @@ from tests.test_restore_formats import cell_snapshot, ttl_problems
 from transforms.cassandra_write import partition_chunks
 from transforms.cql_types import parse_cql_type
 from transforms.export_decode import ExportLayout, read_unit_columns, rows_of
+from transforms.restore_batches import pack_batches
 from transforms.restore_columnar import ColumnarWriter, columnar_fields
 from transforms.restore_encode import EncodedBatch, _message_class
 from transforms.restore_plan import Shape, build_restore_plan, statement_cql
-from transforms.restore_rows import RowStatementBuilder, TtlClock, pack_batches
+from transforms.restore_rows import RowStatementBuilder, TtlClock
 from transforms.write_sender import UnitCounts
 
 USER_TYPES = {"addr": (("street", "zip", "tags"), ("text", "int", "frozen<set<text>>"))}

@@ -1,10 +1,15 @@
 """Which small partitions the columnar restore sends in one batch
 (``transforms.restore_groups``): pure logic on made-up spans and batches. The round trip of
 a table of small partitions through it, on a real node, is in
-tests/test_restore_small_partitions.py."""
+tests/test_restore_small_partitions.py. Also how the columnar writer cuts one partition's
+batches by bytes (large rows on a real node: tests/test_restore_big_rows.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from transforms.restore_columnar import ColumnarWriter
+from transforms.restore_encode import EncodedBatch
 from transforms.restore_groups import (
     MAX_DATA_BYTES,
     MAX_PARTITIONS,
@@ -12,6 +17,8 @@ from transforms.restore_groups import (
     grouped,
     packed,
 )
+from transforms.restore_plan import ROW, Shape, build_restore_plan
+from transforms.write_sender import UnitCounts
 
 
 def spans_of(sizes: list[int]) -> list[tuple[int, int, bytes]]:
@@ -89,3 +96,61 @@ def test_the_partition_bound_is_a_parameter() -> None:
     assert [n for _, _, n in packed(parts, 128, 2)] == [2, 2, 1]
     groups = list(grouped(spans_of([1] * 5), lambda _: 0, 128, 3))
     assert [len(g) for g in groups] == [3, 2]
+
+
+class _Column:
+    def __init__(self, cql_type: Any) -> None:
+        self.type = cql_type
+
+
+class _Prepared:
+    """What ColumnarWriter reads of a prepared statement: its id and its bound types."""
+
+    def __init__(self, types: list[Any]) -> None:
+        self.query_id = b"q" * 16
+        self.column_metadata = [_Column(t) for t in types]
+
+
+def test_columnar_batches_split_by_bytes() -> None:
+    from cassandra.cqltypes import BytesType, Int32Type, LongType
+
+    plan = build_restore_plan(
+        "ks",
+        "t",
+        [
+            {"name": "pk", "cql_type": "int", "kind": "partition_key"},
+            {"name": "ck", "cql_type": "int", "kind": "clustering"},
+            {"name": "b", "cql_type": "blob", "kind": "regular"},
+        ],
+        {},
+        ["b"],
+        ["b"],
+    )
+    row_types = [LongType, Int32Type, BytesType, Int32Type, Int32Type]  # timestamp, TTL, b, keys
+
+    def prepare(shape: Shape) -> _Prepared:
+        return _Prepared(row_types if shape.scope == ROW else [Int32Type, Int32Type, LongType])
+
+    # a chunk's fields: pk, ck, b, WRITETIME(b), TTL(b)
+    writer = ColumnarWriter(
+        plan, ([0, 1], [2], [3], [4]), prepare, 5, 128, 1000, bytes, max_batch_bytes=1000
+    )
+    sizes = [300, 300, 300, 300, 300, 1200, 10, 10]
+    columns = [
+        [1] * len(sizes),
+        list(range(len(sizes))),
+        [b"x" * n for n in sizes],
+        [1_000 + i for i in range(len(sizes))],
+        [None] * len(sizes),
+    ]
+    sent: list[EncodedBatch] = []
+    writer.write_chunk(columns, 0, UnitCounts(), lambda rows: None, sent.append)
+    # a member: 21 bytes of prefix, then [int] length and bytes of each value: timestamp
+    # (8), TTL (4), the blob, two int keys: 61 bytes beside the blob
+    assert [(len(b.members), b.count) for b in sent] == [
+        (2 * 361, 2),
+        (2 * 361, 2),
+        (361, 1),
+        (1261, 1),  # over the budget alone
+        (2 * 71, 2),
+    ]

@@ -6,6 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from transforms.restore_batches import (
+    MAX_BATCH_BYTES,
+    pack_batches,
+    statement_bytes,
+    value_bytes,
+)
 from transforms.restore_manifest import retarget_create, udts_in_dependency_order
 from transforms.restore_plan import (
     ADD,
@@ -16,11 +22,12 @@ from transforms.restore_plan import (
     SET_VALUE,
     Assignment,
     Shape,
+    Statement,
     build_restore_plan,
     list_check_cql,
     statement_cql,
 )
-from transforms.restore_rows import RowStatementBuilder, TtlClock, pack_batches
+from transforms.restore_rows import RowStatementBuilder, TtlClock
 
 COLUMNS = [
     {"name": "k", "cql_type": "int", "kind": "partition_key"},
@@ -257,3 +264,66 @@ def test_partition_chunks_keep_partitions_apart_and_bound_memory() -> None:
         (True, [(2, 1)]),
         (True, [(3, None), (3, 4)]),
     ]
+
+
+def test_statement_bytes_counts_values_and_their_framing() -> None:
+    shape = Shape(ROW, (Assignment("v", SET_VALUE),))
+    # 24 for the statement, 4 per value, 16 per scalar (timestamp, TTL, keys), the text
+    assert statement_bytes(Statement(shape, (10, 0, "x" * 100, 1, 2), 1)) == 24 + 5 * 4 + 64 + 100
+    assert value_bytes(None) == 0
+    assert value_bytes(b"\0" * 7) == 7
+    assert value_bytes("é" * 10) == 20  # UTF-8 bytes, not characters
+    assert value_bytes(["ab", "c"]) == (4 + 2) + (4 + 1)
+    assert value_bytes({"a": 1}) == 8 + 1 + 16
+    assert value_bytes(("z" * 5, None)) == (4 + 5) + 4
+
+
+def _text_row(c: int, text: str, stamp: int, **more: Any) -> Any:
+    return BUILDER.row_writes(
+        row(k=1, c=c, v=(text, stamp, None), **more),
+        CLOCK,
+        with_statics=False,
+        marker_timestamp=1,
+    )
+
+
+def test_batches_split_by_bytes() -> None:
+    rows = [_text_row(c, "x" * 300, c) for c in range(5)]
+    assert [statement_bytes(r.statements[0]) for r in rows] == [408] * 5
+    assert pack_batches(rows, 128, 1000) == [
+        rows[0].statements + rows[1].statements,
+        rows[2].statements + rows[3].statements,
+        rows[4].statements,
+    ]
+    assert pack_batches(rows, 128, 816) == pack_batches(rows, 128, 1000)
+    assert [len(b) for b in pack_batches(rows, 128, 815)] == [1, 1, 1, 1, 1]
+    assert [len(b) for b in pack_batches(rows, 3, 10_000)] == [3, 2]
+    assert [len(b) for b in pack_batches(rows, 128)] == [5]  # 2 KiB: far below 1 MiB
+    assert MAX_BATCH_BYTES == 1 << 20
+
+
+def test_a_row_over_the_byte_budget_keeps_its_list_appends_in_one_batch() -> None:
+    big = _text_row(0, "x" * 1200, 5, l=(["a", "b", "c"], [5, 6, 6], [None, None, None]))
+    v, append_a, append_bc = big.statements
+    assert (append_a.appends_list, append_bc.appends_list, v.appends_list) == (True, True, False)
+    assert statement_bytes(v) == 1308
+    small = _text_row(1, "y", 7)
+    # the big row's text alone, then its two appends together, with the next row
+    assert pack_batches([big, small], 128, 1000) == [[v], [append_a, append_bc, *small.statements]]
+    # a budget the whole row fits: the row is one batch, as always
+    whole = sum(statement_bytes(s) for s in big.statements)
+    assert pack_batches([big, small], 128, whole) == [big.statements, small.statements]
+
+
+def test_a_row_over_the_byte_budget_without_lists_is_cut_into_statements() -> None:
+    big = _text_row(0, "x" * 600, 5, fu=({"street": "z" * 600, "zip": 1}, 6, None))
+    assert [statement_bytes(s) for s in big.statements] == [
+        708,
+        732,
+    ]  # the UDT bound as a tuple: (4 + 600) + (4 + 16)
+    small = _text_row(1, "y", 7)
+    assert pack_batches([big, small], 128, 1000) == [
+        [big.statements[0]],
+        [big.statements[1], *small.statements],
+    ]
+    assert pack_batches([big, small], 128, 1440) == [big.statements, small.statements]

@@ -48,6 +48,7 @@ from transforms.export_decode import (
 )
 from transforms.manifest import exists, write_json
 from transforms.rate_limit import leave_limiter, limiter_for
+from transforms.restore_batches import pack_batches
 from transforms.restore_columnar import ColumnarWriter, columnar_fields
 from transforms.restore_encode import EncodedBatch, batch_statement, execute_encoded
 from transforms.restore_groups import MAX_PARTITIONS
@@ -68,7 +69,6 @@ from transforms.restore_rows import (
     RowStatementBuilder,
     RowWrites,
     TtlClock,
-    pack_batches,
     partition_chunks,
 )
 from transforms.write_sender import (

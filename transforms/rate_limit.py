@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import math
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -39,7 +40,9 @@ from transforms.cassandra_session import RateLimit
 __all__ = [
     "book",
     "BOOKING_SECONDS",
+    "BucketClaim",
     "CATCH_UP_SECONDS",
+    "claim_bucket",
     "leave_limiter",
     "limiter_for",
     "new_bucket_path",
@@ -47,6 +50,8 @@ __all__ = [
     "RateLimiter",
     "remove_bucket",
     "SharedBucket",
+    "STALE_SECONDS",
+    "sweep_stale_buckets",
 ]
 
 # How far behind the schedule a reader may catch up (faster than the rate, until it is back
@@ -114,7 +119,8 @@ class SharedBucket:
     ``BOOKING_SECONDS`` of the rate (a page, for a reader), and handed out to the process's
     callers from there, so small acquires (the restore's partitions) take the lock a few
     dozen times a second at most. The file is created by the first booking and removed by
-    the launcher (:func:`remove_bucket`) when the job ends."""
+    the launcher (:meth:`BucketClaim.release`) when the job ends; a launcher killed before
+    that leaves it to the next launch's :func:`sweep_stale_buckets`."""
 
     def __init__(
         self,
@@ -193,10 +199,24 @@ def leave_limiter(limiter: Limiter) -> None:
             limiter.readers = max(0, limiter.readers - 1)
 
 
+_PREFIX = "cassandra-export-rate-"
+# A bucket's name, and its owner's: the prefix and a UUID's 32 hex digits (new_bucket_path).
+_NAME = re.compile(_PREFIX + r"([0-9a-f]{32})(\.owner)?")
+# How long a bucket and its owner file must have been left unmodified before a launch may
+# remove them. A launcher holds a lock on its owner file for its whole life, so a live
+# launcher's files are never removed; the age only spares what no lock shows alive: a
+# launcher in the instant between creating its owner file and locking it, workers that go
+# on booking after their launcher was killed (a Dask cluster's), and buckets of launchers
+# that made no owner file. Each booking writes the bucket, so a bucket in use is younger
+# than this; one whose users stalled longer is made again by their next booking, with a
+# fresh schedule.
+STALE_SECONDS = 600.0
+
+
 def new_bucket_path() -> str:
     """A path for one job's shared bucket under the system's temporary directory, new for
     each launch: no earlier job's schedule is ever read."""
-    return os.path.join(tempfile.gettempdir(), f"cassandra-export-rate-{uuid.uuid4().hex}")
+    return os.path.join(tempfile.gettempdir(), f"{_PREFIX}{uuid.uuid4().hex}")
 
 
 def remove_bucket(limit: RateLimit) -> None:
@@ -204,3 +224,76 @@ def remove_bucket(limit: RateLimit) -> None:
     if limit.bucket_path is not None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(limit.bucket_path)
+
+
+class BucketClaim:
+    """A launcher's hold on its job's bucket: an ``flock`` on ``<bucket>.owner``, kept until
+    :meth:`release` (or the process's end, however it ends), which tells a later launch's
+    :func:`sweep_stale_buckets` that the bucket is in use."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self._fd: int | None = None
+        if limit.bucket_path is not None:
+            fd = os.open(limit.bucket_path + ".owner", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd = fd
+
+    def release(self) -> None:
+        """Remove the bucket and the owner file, then let go of the lock."""
+        remove_bucket(self.limit)
+        if self._fd is not None and self.limit.bucket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.limit.bucket_path + ".owner")
+            os.close(self._fd)
+            self._fd = None
+
+
+def claim_bucket(limit: RateLimit) -> BucketClaim:
+    """At a launch: remove the buckets earlier launchers left behind (a launcher killed with
+    SIGKILL cannot remove its own), then hold this job's (see :class:`BucketClaim`)."""
+    sweep_stale_buckets()
+    return BucketClaim(limit)
+
+
+def sweep_stale_buckets(
+    directory: str | None = None, now: float | None = None, min_age: float = STALE_SECONDS
+) -> list[str]:
+    """Remove the buckets (and owner files) under ``directory`` (the system's temporary
+    directory) whose launcher is gone: its owner file is not locked, or there is none, and
+    neither file was modified in the last ``min_age`` seconds. Returns the removed paths."""
+    directory = directory or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    found: dict[str, list[str]] = {}
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        match = _NAME.fullmatch(name)
+        if match:
+            found.setdefault(match.group(1), []).append(os.path.join(directory, name))
+    removed: list[str] = []
+    for paths in found.values():
+        try:
+            if any(now - os.stat(path).st_mtime < min_age for path in paths):
+                continue
+        except FileNotFoundError:  # released meanwhile
+            continue
+        owner = next((path for path in paths if path.endswith(".owner")), None)
+        fd = None
+        try:
+            if owner is not None:
+                fd = os.open(owner, os.O_RDWR)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # the owner's file (last) under its lock: no launcher holds it any more
+            for path in sorted(paths, key=lambda p: p == owner):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                    removed.append(path)
+        except OSError:  # a live launcher's (locked), just released, or another user's
+            continue
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed

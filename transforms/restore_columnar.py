@@ -5,8 +5,9 @@ non-frozen collection or UDT, no static column): most tables. Its rows need none
 per-element work of :mod:`transforms.restore_rows`, so they are written straight from the
 decoded columns, with the same statements (shapes, bind order, grouping of a row's cells by
 (writetime, TTL), expired cells skipped, ``INSERT`` of the key for a row whose cells are all
-null), the same single-partition batches (a row never split, at most
-``max_batch_statements`` statements each) and the same TTL clock, but:
+null), the same single-partition batches (at most ``max_batch_statements`` statements
+and ``max_batch_bytes`` bytes each, a row split only when it alone is over the bytes) and
+the same TTL clock, but:
 
 - each column is encoded once per chunk (:func:`transforms.restore_encode.column_encoder`),
   not value by value through the driver's binding;
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy
 
 from transforms.export_layout import ExportLayout
+from transforms.restore_batches import MAX_BATCH_BYTES
 from transforms.restore_encode import (
     EncodedBatch,
     column_encoder,
@@ -96,8 +98,10 @@ class ColumnarWriter:
         clock: Callable[[], float] = time.time,
         replica_range: Callable[[bytes], Hashable] | None = None,
         max_batch_partitions: int = MAX_PARTITIONS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self.plan = plan
+        self.max_batch_bytes = max_batch_bytes
         self.replica_range = replica_range
         self.max_batch_partitions = max_batch_partitions
         self.clock = clock
@@ -253,21 +257,21 @@ class ColumnarWriter:
         read_started_micros: int,
         counts: Any,
     ) -> list[tuple[bytes, int]]:
-        """Rows ``start:end`` of one partition as batches (members, statements); a row's
-        statements never split. All are built before the first is sent, as the row path
-        does, so no TTL is computed after a wait for a free request slot.
-
-        A row whose present cells share one writetime and one live TTL (``cells.codes``)
-        becomes its one statement by joining bytes; any other row goes through ``_row``."""
+        """Rows ``start:end`` of one partition as batches (members, statements), bounded as
+        the row path's (``restore_batches``). All are built before the first is sent, so no
+        TTL is computed after a wait for a free request slot. A row whose present cells
+        share one writetime and one live TTL (``cells.codes``) becomes its one statement by
+        joining bytes; any other row goes through ``_row``."""
         width = len(self.data)
         full_code = (1 << width) - 1
         read_started_s = read_started_micros // 1_000_000
         offset = read_started_s - int(self.clock())
         limit = self.max_batch_statements
         prefixes = self.prefixes
+        budget = self.max_batch_bytes
         batches: list[tuple[bytes, int]] = []
         batch: list[bytes] = []
-        statements = 0
+        statements = data = 0
         for i in range(start, end):
             code = cells.codes[i]
             prefix = prefixes.get(code) if code >= 0 else None
@@ -291,11 +295,16 @@ class ColumnarWriter:
                 row = built
             if not row:
                 continue
-            if batch and statements + len(row) > limit:
+            size = len(row[0]) if len(row) == 1 else sum(map(len, row))
+            if batch and (statements + len(row) > limit or data + size > budget):
                 batches.append((b"".join(batch), statements))
-                batch, statements = [], 0
+                batch, statements, data = [], 0, 0
+            if size > budget:  # rare: cut into batches of its own (see _cut)
+                batches += _cut(row, limit, budget)
+                continue
             batch += row
             statements += len(row)
+            data += size
         if batch:
             batches.append((b"".join(batch), statements))
         return batches
@@ -442,6 +451,24 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
             items[missing] = 0
             values[j], none[j] = items.astype(numpy.int64), missing | absent[j]
     return values, none
+
+
+def _cut(row: list[bytes], limit: int, budget: int) -> list[tuple[bytes, int]]:
+    """A row over the byte budget as batches (members, statements) of its own statements,
+    within ``limit`` statements and ``budget`` bytes each (a statement over it alone). It
+    may be cut anywhere: no list here, each statement rewrites its cells with their
+    timestamps."""
+    batches: list[tuple[bytes, int]] = []
+    batch: list[bytes] = []
+    data = 0
+    for member in row:
+        if batch and (len(batch) == limit or data + len(member) > budget):
+            batches.append((b"".join(batch), len(batch)))
+            batch, data = [], 0
+        batch.append(member)
+        data += len(member)
+    batches.append((b"".join(batch), len(batch)))
+    return batches
 
 
 def _code(group: Sequence[int]) -> int:

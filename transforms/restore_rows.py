@@ -1,4 +1,5 @@
-"""Pure restore logic: the timestamped statements of one decoded row, and their batches.
+"""Pure restore logic: the timestamped statements of one decoded row (their batches:
+:mod:`transforms.restore_batches`).
 
 Cells of a row that share (writetime, TTL) form one ``UPDATE ... USING TIMESTAMP t AND
 TTL n`` statement (see :mod:`transforms.restore_plan` for the statements' CQL). A row is
@@ -39,7 +40,6 @@ from transforms.table_plan import STATIC
 __all__ = [
     "bindable",
     "key_getter",
-    "pack_batches",
     "PARTITION_CHUNK_ROWS",
     "partition_chunks",
     "RowStatementBuilder",
@@ -433,21 +433,3 @@ def partition_chunks(
         current.append(row)
     if current:
         yield opens, current
-
-
-def pack_batches(rows: Sequence[RowWrites], max_statements: int) -> list[list[Statement]]:
-    """Statements of one partition in batches of at most ``max_statements``; a row's
-    statements always share one batch (a single-partition batch is applied atomically, which
-    the list check of a redone unit relies on), so a larger row gets a batch of its own."""
-    batches: list[list[Statement]] = []
-    current: list[Statement] = []
-    for row in rows:
-        if not row.statements:
-            continue
-        if current and len(current) + len(row.statements) > max_statements:
-            batches.append(current)
-            current = []
-        current.extend(row.statements)
-    if current:
-        batches.append(current)
-    return batches
