@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 import sys
 import threading
 import time
@@ -69,8 +70,14 @@ def _schema(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
-    keyspace = settings.get("keyspace") or schema["keyspace"]
-    table = settings.get("table") or schema["table"]
+    """(keyspace, table) of the target, unquoted: the options, else the exported table's.
+    A name Cassandra cannot hold (empty, a dot or a space in it) is refused here, before
+    anything is created: an empty one would otherwise mean the exported table itself."""
+    keyspace = settings.get("keyspace")
+    table = settings.get("table")
+    keyspace = schema["keyspace"] if keyspace is None else keyspace
+    table = schema["table"] if table is None else table
+    keyspace_option = "--keyspace"
     if "." in table and not table.startswith('"'):
         ks_part, _, table = table.partition(".")
         if settings.get("keyspace") and settings["keyspace"] != ks_part:
@@ -79,6 +86,17 @@ def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
                 f"{settings['keyspace']}"
             )
         keyspace = ks_part
+        keyspace_option = "--table"
+    keyspace, table = _unquote(keyspace), _unquote(table)
+    for option, name, kind in (
+        (keyspace_option, keyspace, "keyspace"),
+        ("--table", table, "table"),
+    ):
+        if not re.fullmatch(r"\w+", name, re.ASCII):
+            raise UsageError(
+                f"{option}: {name!r} is not a {kind} name: Cassandra names are letters, "
+                "digits and underscores"
+            )
     return keyspace, table
 
 
@@ -90,9 +108,10 @@ def _export_units(
     layout: mf.Layout, manifest: dict[str, Any], warnings: list[str]
 ) -> list[RestoreUnit]:
     """One unit per committed export piece (its marker), with the time its read started."""
-    import re
-
-    starts = read_starts(layout)
+    try:
+        starts = read_starts(layout)
+    except mf.ManifestError as exc:  # a read stamp that is not what the export writes
+        raise UsageError(f"--input: {exc}") from None
     unstamped = 0
     fallback = int(manifest["started_at_micros"])
     data_files = {posixpath.basename(p.replace("\\", "/")) for p in mf.list_files(layout.data_dir)}
@@ -101,8 +120,8 @@ def _export_units(
         name = posixpath.basename(path.replace("\\", "/"))
         if not re.match(_MARKER_NAME, name):
             continue
-        marker = mf.read_json(path)
         try:
+            marker = mf.read_json(path)
             file_name, unit_id = str(marker["file"]), int(marker["unit_id"])
         except (KeyError, TypeError, ValueError):
             raise UsageError(f"--input: marker {path} is malformed") from None
@@ -148,7 +167,6 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     source, layout, manifest = _load_export(settings)
     schema = _schema(manifest)
     keyspace, table = _target_name(settings, schema)
-    keyspace, table = _unquote(keyspace), _unquote(table)
     export_plan = manifest["plan"]
     policy = manifest["export_config"].get("collection_writetime", "max")
     restore_layout = RestoreLayout.for_target(
