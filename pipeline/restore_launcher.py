@@ -28,6 +28,8 @@ from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
 _MARKER_NAME = r"^\d{5,}(?:\.s\d+)?\.json$"
+# --table [KS.]T: the keyspace ends at the first dot outside its double quotes.
+_QUALIFIED = re.compile(r'(?:("(?:[^"]|"")*"|[^."]*)\.)?(.*)', re.DOTALL)
 
 
 @dataclass
@@ -78,9 +80,9 @@ def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
     keyspace = schema["keyspace"] if keyspace is None else keyspace
     table = schema["table"] if table is None else table
     keyspace_option = "--keyspace"
-    if "." in table and not table.startswith('"'):
-        ks_part, _, table = table.partition(".")
-        if settings.get("keyspace") and settings["keyspace"] != ks_part:
+    ks_part, table = _QUALIFIED.fullmatch(table).groups()
+    if ks_part is not None:
+        if settings.get("keyspace") and _unquote(settings["keyspace"]) != _unquote(ks_part):
             raise UsageError(
                 f"--table {settings['table']} names keyspace {ks_part} but --keyspace is "
                 f"{settings['keyspace']}"

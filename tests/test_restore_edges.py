@@ -157,14 +157,22 @@ def test_target_names_cassandra_cannot_hold_are_bad_input(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "created"),
+    [
+        ('{tgt}."MixedCase"', "MixedCase"),
+        ('"{tgt}"."Both_Quoted"', "Both_Quoted"),
+        ('"{tgt}".Plain_Mixed', "Plain_Mixed"),
+    ],
+)
 def test_quoted_mixed_case_target_name(
-    session: Any, hosts: str, tgt: str, static_lists: tuple[str, Path]
+    session: Any, hosts: str, tgt: str, static_lists: tuple[str, Path], name: str, created: str
 ) -> None:
+    """Either part of --table may be quoted; an unquoted name keeps its case too."""
     source, out = static_lists
-    result = restore(
-        "--hosts", hosts, "--input", str(out), "--table", f'{tgt}."MixedCase"', "--create-table"
-    )
+    target = name.format(tgt=tgt)
+    result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
     assert result.code == 0, result.describe()
-    assert cells(session, f'{tgt}."MixedCase"', STATIC_LIST_CELLS) == cells(
+    assert cells(session, f'{tgt}."{created}"', STATIC_LIST_CELLS) == cells(
         session, source, STATIC_LIST_CELLS
     )
