@@ -44,6 +44,12 @@ def _check_columns(
             f"primary key columns are ({', '.join(target_keys)}) on the target but "
             f"({', '.join(exported_keys)}) in the export"
         )
+    _refuse(plan, problems + _type_problems(schema, target_types))
+
+
+def _type_problems(schema: dict[str, Any], target_types: dict[str, Any]) -> list[str]:
+    """Each user type of the export that exists on the target with other fields."""
+    problems = []
     for name, fields in schema.get("types", {}).items():
         have = target_types.get(name)
         want = [(f, t) for f, t in fields]
@@ -52,11 +58,24 @@ def _check_columns(
                 f"type {name} has fields ({', '.join(f'{f} {t}' for f, t in have)}) on the "
                 f"target but ({', '.join(f'{f} {t}' for f, t in want)}) in the export"
             )
+    return problems
+
+
+def _refuse(plan: RestorePlan, problems: list[str]) -> None:
+    """Bad input naming every problem, if there is any."""
     if problems:
         raise UsageError(
             f"the target table {plan.keyspace}.{plan.table} does not match the export: "
             + "; ".join(problems)
         )
+
+
+def _user_types(ks_meta: Any) -> dict[str, Any]:
+    """name -> [(field, type), ...] of each user type of a keyspace."""
+    return {
+        name: list(zip(udt.field_names, udt.field_types, strict=True))
+        for name, udt in ks_meta.user_types.items()
+    }
 
 
 def prepare_target(
@@ -87,14 +106,12 @@ def prepare_target(
                     f"--table: table {plan.keyspace}.{plan.table} does not exist; add "
                     "--create-table to create it from the export's schema"
                 )
+            # A type that differs is refused before the table is created with it.
+            _refuse(plan, _type_problems(schema, _user_types(ks_meta)))
             _create(session, plan, schema, ks_meta)
             cluster.refresh_schema_metadata()
             ks_meta = cluster.metadata.keyspaces[plan.keyspace]
-        target_types = {
-            name: list(zip(udt.field_names, udt.field_types, strict=True))
-            for name, udt in ks_meta.user_types.items()
-        }
-        _check_columns(plan, schema, ks_meta.tables[plan.table], target_types)
+        _check_columns(plan, schema, ks_meta.tables[plan.table], _user_types(ks_meta))
     finally:
         cluster.shutdown()
     return connection

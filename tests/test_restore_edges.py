@@ -176,3 +176,29 @@ def test_quoted_mixed_case_target_name(
     assert cells(session, f'{tgt}."{created}"', STATIC_LIST_CELLS) == cells(
         session, source, STATIC_LIST_CELLS
     )
+
+
+def test_user_type_mismatch_refused_before_the_table_is_created(
+    session: Any, ks: str, hosts: str, tgt: str, tmp_path: Path
+) -> None:
+    """--create-table with a same-named type of other fields on the target: refused (exit 2)
+    and nothing created, so a rerun after fixing the type is not met by a stray table."""
+    session.execute(f"CREATE TYPE {ks}.pt (x int, y text)")
+    session.execute(f"CREATE TABLE {ks}.with_pt (k int PRIMARY KEY, p frozen<pt>)")
+    session.execute(f"INSERT INTO {ks}.with_pt (k, p) VALUES (1, {{x: 1, y: 'a'}})")
+    out = tmp_path / "with_pt"
+    export(hosts, f"{ks}.with_pt", out, "--format", "avro")
+    session.execute(f"CREATE TYPE {tgt}.pt (x bigint, y text)")
+    target = f"{tgt}.with_pt"
+    result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+    assert (result.code, result.stdout) == (2, ""), result.describe()
+    assert result.stderr == (
+        f"cassandra-restore: error: the target table {target} does not match the export: "
+        "type pt has fields (x bigint, y text) on the target but (x int, y text) in the export\n"
+    )
+    found = session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND "
+        "table_name = 'with_pt'",
+        (tgt,),
+    )
+    assert list(found) == []
