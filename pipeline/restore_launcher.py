@@ -17,7 +17,7 @@ from pipeline.config import Settings, parse_settings
 from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
-from pipeline.restore_target import prepare_target
+from pipeline.restore_target import prepare_target, target_name
 from pipeline.runners import dask_tasks_executing, runner_of, with_partitions
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
@@ -28,8 +28,7 @@ from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
 _MARKER_NAME = r"^\d{5,}(?:\.s\d+)?\.json$"
-# --table [KS.]T: the keyspace ends at the first dot outside its double quotes.
-_QUALIFIED = re.compile(r'(?:("(?:[^"]|"")*"|[^."]*)\.)?(.*)', re.DOTALL)
+_MAX_WRITETIME = 2**63 - 1
 
 
 @dataclass
@@ -69,41 +68,6 @@ def _schema(manifest: dict[str, Any]) -> dict[str, Any]:
             for name, (fields, types) in plan.get("user_types", {}).items()
         },
     }
-
-
-def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
-    """(keyspace, table) of the target, unquoted: the options, else the exported table's.
-    A name Cassandra cannot hold (empty, a dot or a space in it) is refused here, before
-    anything is created: an empty one would otherwise mean the exported table itself."""
-    keyspace = settings.get("keyspace")
-    table = settings.get("table")
-    keyspace = schema["keyspace"] if keyspace is None else keyspace
-    table = schema["table"] if table is None else table
-    keyspace_option = "--keyspace"
-    ks_part, table = _QUALIFIED.fullmatch(table).groups()
-    if ks_part is not None:
-        if settings.get("keyspace") and _unquote(settings["keyspace"]) != _unquote(ks_part):
-            raise UsageError(
-                f"--table {settings['table']} names keyspace {ks_part} but --keyspace is "
-                f"{settings['keyspace']}"
-            )
-        keyspace = ks_part
-        keyspace_option = "--table"
-    keyspace, table = _unquote(keyspace), _unquote(table)
-    for option, name, kind in (
-        (keyspace_option, keyspace, "keyspace"),
-        ("--table", table, "table"),
-    ):
-        if not re.fullmatch(r"\w+", name, re.ASCII):
-            raise UsageError(
-                f"{option}: {name!r} is not a {kind} name: Cassandra names are letters, "
-                "digits and underscores"
-            )
-    return keyspace, table
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
 def _export_units(
@@ -159,16 +123,22 @@ def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int
     if str(text).strip().lower() == "now":
         return time.time_ns() // 1000
     try:
-        return parse_time_micros(text)
+        micros = parse_time_micros(text)
     except ValueError as exc:
         raise UsageError(f"--timestamp: {exc}") from None
+    if not -_MAX_WRITETIME <= micros <= _MAX_WRITETIME:  # Cassandra reserves the minimum
+        raise UsageError(
+            f"--timestamp: {micros} microseconds is outside the range of a writetime "
+            f"({-_MAX_WRITETIME} to {_MAX_WRITETIME})"
+        )
+    return micros
 
 
 def prepare_restore(settings: Settings) -> RestoreJob:
     """Validate the export and the target; on success the restore manifest holds restore.json."""
     source, layout, manifest = _load_export(settings)
     schema = _schema(manifest)
-    keyspace, table = _target_name(settings, schema)
+    keyspace, table = target_name(settings, schema)
     export_plan = manifest["plan"]
     policy = manifest["export_config"].get("collection_writetime", "max")
     restore_layout = RestoreLayout.for_target(

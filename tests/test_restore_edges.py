@@ -202,3 +202,20 @@ def test_user_type_mismatch_refused_before_the_table_is_created(
         (tgt,),
     )
     assert list(found) == []
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-9223372036854775808"])
+def test_timestamp_beyond_a_writetime_is_bad_input(
+    hosts: str, tgt: str, static_lists: tuple[str, Path], value: str
+) -> None:
+    """A writetime is a signed 64-bit count of microseconds, above Cassandra's reserved
+    minimum; before, a larger --timestamp failed mid-run (exit 1) when first bound."""
+    _, out = static_lists
+    result = restore(
+        "--hosts", hosts, "--input", str(out), "--table", f"{tgt}.ts", "--timestamp", value
+    )
+    assert (result.code, result.stdout) == (2, ""), result.describe()
+    assert result.stderr == (
+        f"cassandra-restore: error: --timestamp: {value} microseconds is outside the range "
+        "of a writetime (-9223372036854775807 to 9223372036854775807)\n"
+    )
