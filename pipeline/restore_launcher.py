@@ -144,7 +144,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     restore_layout = RestoreLayout.for_target(
         source, f"{keyspace}.{table}", settings.get("restore_log")
     )
-    recorded = mf.read_json(restore_layout.run_json) if mf.exists(restore_layout.run_json) else None
+    recorded = _recorded_run(settings, restore_layout)
     plan = build_restore_plan(
         keyspace,
         table,
@@ -214,6 +214,22 @@ def _load_export(settings: Settings) -> tuple[str, mf.Layout, dict[str, Any]]:
     return source, layout, manifest
 
 
+_DAMAGED = ": the restore manifest is damaged; restore every unit again with --overwrite"
+
+
+def _recorded_run(settings: Settings, restore_layout: RestoreLayout) -> dict[str, Any] | None:
+    """restore.json of an earlier run, if any. A damaged one is bad input, except under
+    ``--overwrite``, which starts the run anew and rewrites it."""
+    if not mf.exists(restore_layout.run_json):
+        return None
+    try:
+        return mf.read_json(restore_layout.run_json)
+    except mf.ManifestError as exc:
+        if settings["overwrite"]:
+            return None
+        raise UsageError(f"{exc}{_DAMAGED}") from None
+
+
 def _done_before(
     settings: Settings,
     restore_layout: RestoreLayout,
@@ -226,7 +242,10 @@ def _done_before(
     it: :func:`_start_run`). Reads only."""
     if recorded is None or settings["overwrite"]:
         return {}
-    done = restore_layout.done_markers()
+    try:
+        done = restore_layout.done_markers()
+    except mf.ManifestError as exc:
+        raise UsageError(f"{exc}{_DAMAGED}") from None
     if len(done) < units_total and not settings["resume"]:
         raise UsageError(
             f"a restore of {settings['input']} into {plan.keyspace}.{plan.table} was started "

@@ -219,3 +219,29 @@ def test_timestamp_beyond_a_writetime_is_bad_input(
         f"cassandra-restore: error: --timestamp: {value} microseconds is outside the range "
         "of a writetime (-9223372036854775807 to 9223372036854775807)\n"
     )
+
+
+def test_damaged_restore_manifest_is_bad_input_and_overwrite_recovers(
+    session: Any, hosts: str, tgt: str, static_lists: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A restore.json or done marker that is not JSON: exit 2 naming the file and the way
+    out (before, exit 1 advising --resume, which met the same file again); --overwrite
+    starts the run anew."""
+    source, out = static_lists
+    target = f"{tgt}.damaged_log"
+    log = tmp_path / "log"
+    argv = ("--hosts", hosts, "--input", str(out), "--table", target, "--restore-log", str(log))
+    assert restore(*argv, "--create-table").code == 0
+    run_json = log / target / "restore.json"
+    done = sorted(p for p in (log / target).glob("*.json") if p.name != "restore.json")[0]
+    for damaged in (run_json, done):
+        damaged.write_text("{")
+        result = restore(*argv, "--resume")
+        assert (result.code, result.stdout) == (2, ""), result.describe()
+        assert result.stderr.startswith(f"cassandra-restore: error: {damaged} is not valid JSON")
+        assert result.stderr.endswith(
+            ": the restore manifest is damaged; restore every unit again with --overwrite\n"
+        )
+        again = restore(*argv, "--overwrite")
+        assert again.code == 0, again.describe()
+    assert cells(session, target, STATIC_LIST_CELLS) == cells(session, source, STATIC_LIST_CELLS)
