@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from pipeline.config import Settings, parse_settings
 from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
-from pipeline.restore_target import prepare_target
+from pipeline.restore_target import prepare_target, target_name
 from pipeline.runners import dask_tasks_executing, runner_of, with_partitions
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
@@ -27,6 +28,7 @@ from transforms.restore_manifest import RestoreLayout, read_starts
 from transforms.restore_plan import RestorePlan, build_restore_plan
 
 _MARKER_NAME = r"^\d{5,}(?:\.s\d+)?\.json$"
+_MAX_WRITETIME = 2**63 - 1
 
 
 @dataclass
@@ -68,31 +70,14 @@ def _schema(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
-    keyspace = settings.get("keyspace") or schema["keyspace"]
-    table = settings.get("table") or schema["table"]
-    if "." in table and not table.startswith('"'):
-        ks_part, _, table = table.partition(".")
-        if settings.get("keyspace") and settings["keyspace"] != ks_part:
-            raise UsageError(
-                f"--table {settings['table']} names keyspace {ks_part} but --keyspace is "
-                f"{settings['keyspace']}"
-            )
-        keyspace = ks_part
-    return keyspace, table
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
-
-
 def _export_units(
     layout: mf.Layout, manifest: dict[str, Any], warnings: list[str]
 ) -> list[RestoreUnit]:
     """One unit per committed export piece (its marker), with the time its read started."""
-    import re
-
-    starts = read_starts(layout)
+    try:
+        starts = read_starts(layout)
+    except mf.ManifestError as exc:  # a read stamp that is not what the export writes
+        raise UsageError(f"--input: {exc}") from None
     unstamped = 0
     fallback = int(manifest["started_at_micros"])
     data_files = {posixpath.basename(p.replace("\\", "/")) for p in mf.list_files(layout.data_dir)}
@@ -101,8 +86,8 @@ def _export_units(
         name = posixpath.basename(path.replace("\\", "/"))
         if not re.match(_MARKER_NAME, name):
             continue
-        marker = mf.read_json(path)
         try:
+            marker = mf.read_json(path)
             file_name, unit_id = str(marker["file"]), int(marker["unit_id"])
         except (KeyError, TypeError, ValueError):
             raise UsageError(f"--input: marker {path} is malformed") from None
@@ -138,23 +123,28 @@ def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int
     if str(text).strip().lower() == "now":
         return time.time_ns() // 1000
     try:
-        return parse_time_micros(text)
+        micros = parse_time_micros(text)
     except ValueError as exc:
         raise UsageError(f"--timestamp: {exc}") from None
+    if not -_MAX_WRITETIME <= micros <= _MAX_WRITETIME:  # Cassandra reserves the minimum
+        raise UsageError(
+            f"--timestamp: {micros} microseconds is outside the range of a writetime "
+            f"({-_MAX_WRITETIME} to {_MAX_WRITETIME})"
+        )
+    return micros
 
 
 def prepare_restore(settings: Settings) -> RestoreJob:
     """Validate the export and the target; on success the restore manifest holds restore.json."""
     source, layout, manifest = _load_export(settings)
     schema = _schema(manifest)
-    keyspace, table = _target_name(settings, schema)
-    keyspace, table = _unquote(keyspace), _unquote(table)
+    keyspace, table = target_name(settings, schema)
     export_plan = manifest["plan"]
     policy = manifest["export_config"].get("collection_writetime", "max")
     restore_layout = RestoreLayout.for_target(
         source, f"{keyspace}.{table}", settings.get("restore_log")
     )
-    recorded = mf.read_json(restore_layout.run_json) if mf.exists(restore_layout.run_json) else None
+    recorded = _recorded_run(settings, restore_layout)
     plan = build_restore_plan(
         keyspace,
         table,
@@ -224,6 +214,22 @@ def _load_export(settings: Settings) -> tuple[str, mf.Layout, dict[str, Any]]:
     return source, layout, manifest
 
 
+_DAMAGED = ": the restore manifest is damaged; restore every unit again with --overwrite"
+
+
+def _recorded_run(settings: Settings, restore_layout: RestoreLayout) -> dict[str, Any] | None:
+    """restore.json of an earlier run, if any. A damaged one is bad input, except under
+    ``--overwrite``, which starts the run anew and rewrites it."""
+    if not mf.exists(restore_layout.run_json):
+        return None
+    try:
+        return mf.read_json(restore_layout.run_json)
+    except mf.ManifestError as exc:
+        if settings["overwrite"]:
+            return None
+        raise UsageError(f"{exc}{_DAMAGED}") from None
+
+
 def _done_before(
     settings: Settings,
     restore_layout: RestoreLayout,
@@ -236,7 +242,10 @@ def _done_before(
     it: :func:`_start_run`). Reads only."""
     if recorded is None or settings["overwrite"]:
         return {}
-    done = restore_layout.done_markers()
+    try:
+        done = restore_layout.done_markers()
+    except mf.ManifestError as exc:
+        raise UsageError(f"{exc}{_DAMAGED}") from None
     if len(done) < units_total and not settings["resume"]:
         raise UsageError(
             f"a restore of {settings['input']} into {plan.keyspace}.{plan.table} was started "

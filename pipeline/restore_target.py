@@ -1,9 +1,11 @@
-"""The restore's target table on the cluster: connect, check that the keyspace exists,
+"""The restore's target table: its name from the options (checked before anything is
+written), then on the cluster: connect, check that the keyspace exists,
 create the table and its user types from the export's recorded schema when asked, and check
 that every exported column exists there with the same type and kind."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pipeline.config import Settings
@@ -13,6 +15,45 @@ from pipeline.validation import connection_config
 from transforms.cassandra_session import ConnectionConfig
 from transforms.restore_manifest import retarget_create
 from transforms.restore_plan import RestorePlan
+
+# --table [KS.]T: the keyspace ends at the first dot outside its double quotes.
+_QUALIFIED = re.compile(r'(?:("(?:[^"]|"")*"|[^."]*)\.)?(.*)', re.DOTALL)
+
+
+def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
+    """(keyspace, table) of the target, unquoted: the options, else the exported table's.
+    A name Cassandra cannot hold (empty, a dot or a space in it) is refused here, before
+    anything is created: an empty one would otherwise mean the exported table itself."""
+    keyspace = settings.get("keyspace")
+    table = settings.get("table")
+    keyspace = schema["keyspace"] if keyspace is None else keyspace
+    table = schema["table"] if table is None else table
+    keyspace_option = "--keyspace"
+    ks_part, table = _QUALIFIED.fullmatch(table).groups()
+    if ks_part is not None:
+        if settings.get("keyspace") and _unquote(settings["keyspace"]) != _unquote(ks_part):
+            raise UsageError(
+                f"--table {settings['table']} names keyspace {ks_part} but --keyspace is "
+                f"{settings['keyspace']}"
+            )
+        keyspace = ks_part
+        keyspace_option = "--table"
+    keyspace, table = _unquote(keyspace), _unquote(table)
+    for option, name, kind in (
+        (keyspace_option, keyspace, "keyspace"),
+        ("--table", table, "table"),
+    ):
+        if not re.fullmatch(r"\w+", name, re.ASCII):
+            raise UsageError(
+                f"{option}: {name!r} is not a {kind} name: Cassandra names are letters, "
+                "digits and underscores"
+            )
+    return keyspace, table
+
+
+def _unquote(name: str) -> str:
+    """A name without its CQL double quotes (and with "" inside as one quote)."""
+    return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
 
 
 def _check_columns(
@@ -44,6 +85,12 @@ def _check_columns(
             f"primary key columns are ({', '.join(target_keys)}) on the target but "
             f"({', '.join(exported_keys)}) in the export"
         )
+    _refuse(plan, problems + _type_problems(schema, target_types))
+
+
+def _type_problems(schema: dict[str, Any], target_types: dict[str, Any]) -> list[str]:
+    """Each user type of the export that exists on the target with other fields."""
+    problems = []
     for name, fields in schema.get("types", {}).items():
         have = target_types.get(name)
         want = [(f, t) for f, t in fields]
@@ -52,11 +99,24 @@ def _check_columns(
                 f"type {name} has fields ({', '.join(f'{f} {t}' for f, t in have)}) on the "
                 f"target but ({', '.join(f'{f} {t}' for f, t in want)}) in the export"
             )
+    return problems
+
+
+def _refuse(plan: RestorePlan, problems: list[str]) -> None:
+    """Bad input naming every problem, if there is any."""
     if problems:
         raise UsageError(
             f"the target table {plan.keyspace}.{plan.table} does not match the export: "
             + "; ".join(problems)
         )
+
+
+def _user_types(ks_meta: Any) -> dict[str, Any]:
+    """name -> [(field, type), ...] of each user type of a keyspace."""
+    return {
+        name: list(zip(udt.field_names, udt.field_types, strict=True))
+        for name, udt in ks_meta.user_types.items()
+    }
 
 
 def prepare_target(
@@ -87,14 +147,12 @@ def prepare_target(
                     f"--table: table {plan.keyspace}.{plan.table} does not exist; add "
                     "--create-table to create it from the export's schema"
                 )
+            # A type that differs is refused before the table is created with it.
+            _refuse(plan, _type_problems(schema, _user_types(ks_meta)))
             _create(session, plan, schema, ks_meta)
             cluster.refresh_schema_metadata()
             ks_meta = cluster.metadata.keyspaces[plan.keyspace]
-        target_types = {
-            name: list(zip(udt.field_names, udt.field_types, strict=True))
-            for name, udt in ks_meta.user_types.items()
-        }
-        _check_columns(plan, schema, ks_meta.tables[plan.table], target_types)
+        _check_columns(plan, schema, ks_meta.tables[plan.table], _user_types(ks_meta))
     finally:
         cluster.shutdown()
     return connection

@@ -25,6 +25,7 @@ from transforms.restore_plan import (
     Statement,
     build_restore_plan,
     list_check_cql,
+    list_check_key_scope,
     statement_cql,
 )
 from transforms.restore_rows import RowStatementBuilder, TtlClock
@@ -219,6 +220,23 @@ def test_cql() -> None:
     assert list_check_cql(with_static_list, PARTITION) == (
         "SELECT sl, WRITETIME(sl) FROM ks.t WHERE k = ? LIMIT 1"
     )
+    # Every list static: Cassandra refuses a read of statics only restricting the clustering
+    # key, so a row's list read is the partition's.
+    only_static_lists = build_restore_plan(
+        "ks",
+        "t",
+        [c for c in COLUMNS if c["name"] != "l"]
+        + [{"name": "sl", "cql_type": "list<int>", "kind": "static"}],
+        TYPES,
+        [],
+        [],
+    )
+    for scope in (ROW, PARTITION):
+        assert list_check_key_scope(only_static_lists, scope) == PARTITION
+        assert list_check_cql(only_static_lists, scope) == (
+            "SELECT sl, WRITETIME(sl) FROM ks.t WHERE k = ? LIMIT 1"
+        )
+    assert list_check_key_scope(with_static_list, ROW) == ROW
 
 
 def test_udts_in_dependency_order_and_retargeting() -> None:

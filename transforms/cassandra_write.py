@@ -62,6 +62,7 @@ from transforms.restore_plan import (
     Statement,
     list_check_columns,
     list_check_cql,
+    list_check_key_scope,
     statement_cql,
 )
 from transforms.restore_rows import (
@@ -153,15 +154,15 @@ class RestoreUnitsFn(beam.DoFn):
         self._check_consistency = consistency_level(
             list_check_consistency(self.connection.consistency)
         )
-        # scope -> (prepared read of the lists a redo checks, their columns)
-        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...]]] = {}
+        # scope -> (prepared read of the lists a redo checks, their columns, its key's scope)
+        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...], str]] = {}
         self._list_types: dict[str, Any] = {}
         for scope in (ROW, PARTITION):
             columns = list_check_columns(self.plan, scope)
             if not columns:
                 continue
             prepared = self._session.prepare(list_check_cql(self.plan, scope))
-            self._list_checks[scope] = (prepared, columns)
+            self._list_checks[scope] = (prepared, columns, list_check_key_scope(self.plan, scope))
             for i, column in enumerate(columns):
                 self._list_types[column.name] = prepared.result_metadata[2 * i][3]
 
@@ -388,8 +389,8 @@ class RestoreUnitsFn(beam.DoFn):
         check = self._list_checks.get(scope)
         if check is None:
             return None
-        prepared, columns = check
-        read = prepared.bind(self._builder.key_values(row.values, scope))
+        prepared, columns, key_scope = check
+        read = prepared.bind(self._builder.key_values(row.values, key_scope))
         read.consistency_level = self._check_consistency
         found = self._session.execute(read).one()
         if found is None:

@@ -162,8 +162,8 @@ class ColumnarWriter:
         one, or a group of small partitions sent together) are built (rate limit, a free
         request slot), so their TTLs are not aged by waiting.
         A chunk with a row that lacks part of its key (a static-only partition exported
-        without its statics) goes to ``rows_fallback``, the row path, which writes and is
-        refused as it always was."""
+        without its statics) goes to ``rows_fallback``, the row path, which writes nothing
+        for that row."""
         self.last_partition = None  # a unit's first rows open their partition
         for columns in chunks:
             if any(None in columns[i] for i in self.key_fields):

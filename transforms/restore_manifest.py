@@ -27,7 +27,15 @@ from typing import Any
 
 import apache_beam as beam
 
-from transforms.manifest import Layout, exists, join, list_files, read_json, write_json
+from transforms.manifest import (
+    Layout,
+    ManifestError,
+    exists,
+    join,
+    list_files,
+    read_json,
+    write_json,
+)
 from transforms.table_plan import TablePlan, quote_identifier
 
 __all__ = [
@@ -142,11 +150,15 @@ class RecordReadStartFn(beam.DoFn):
 
 
 def read_starts(layout: Layout) -> dict[int, int]:
-    """unit_id -> read_started_at_micros of every unit stamped in the export."""
+    """unit_id -> read_started_at_micros of every unit stamped in the export. A stamp that
+    is not JSON or lacks its fields raises ManifestError (the export is damaged)."""
     starts = {}
     for path in list_files(join(layout.manifest_dir, "reads"), "*.json"):
         stamp = read_json(path)
-        starts[int(stamp["unit_id"])] = int(stamp["read_started_at_micros"])
+        try:
+            starts[int(stamp["unit_id"])] = int(stamp["read_started_at_micros"])
+        except (KeyError, TypeError, ValueError):
+            raise ManifestError(f"read stamp {path} is malformed") from None
     return starts
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "FIELD",
     "list_check_columns",
     "list_check_cql",
+    "list_check_key_scope",
     "MARKER",
     "PARTITION",
     "RestoreColumn",
@@ -207,14 +208,24 @@ def list_check_columns(plan: RestorePlan, scope: str) -> tuple[RestoreColumn, ..
     return tuple(c for c in plan.list_columns if c.kind == STATIC)
 
 
+def list_check_key_scope(plan: RestorePlan, scope: str) -> str:
+    """The key the list read of ``scope`` restricts: the row's primary key (ROW) when a
+    regular list is read, else the partition key (PARTITION): Cassandra refuses a read of
+    static columns only that restricts the clustering columns."""
+    if scope == ROW and any(c.kind != STATIC for c in plan.list_columns):
+        return ROW
+    return PARTITION
+
+
 def list_check_cql(plan: RestorePlan, scope: str = ROW) -> str:
     """The read a redone unit makes before appending to lists: each list with its element
     writetimes, for one row (ROW) or the statics of one partition (PARTITION)."""
-    keys = plan.partition_key if scope == PARTITION else plan.partition_key + plan.clustering
+    key_scope = list_check_key_scope(plan, scope)
+    keys = plan.partition_key if key_scope == PARTITION else plan.partition_key + plan.clustering
     where = " AND ".join(f"{quote_identifier(c.name)} = ?" for c in keys)
     selectors = []
     for column in list_check_columns(plan, scope):
         name = quote_identifier(column.name)
         selectors += [name, f"WRITETIME({name})"]
-    limit = " LIMIT 1" if scope == PARTITION else ""
+    limit = " LIMIT 1" if key_scope == PARTITION else ""
     return f"SELECT {', '.join(selectors)} FROM {plan.qualified_table} WHERE {where}{limit}"

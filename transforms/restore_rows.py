@@ -154,8 +154,6 @@ class RowStatementBuilder:
         }
         self.list_columns = plan.list_columns
         self.counter_table = plan.is_counter_table
-        # A row is static-only (no clustering values) only in a table with statics.
-        self._has_statics = any(c.kind == STATIC for c in plan.columns)
         # Per data column, what row_writes reads for every cell: name, scope, static,
         # whether it is a plain value (not a counter, not a multi-cell collection or UDT:
         # the common case, written inline), its whole-value assignment, UDT-ness,
@@ -179,7 +177,10 @@ class RowStatementBuilder:
         return self._keys_of[PARTITION if scope == PARTITION else ROW](values)
 
     def is_static_only(self, values: Mapping[str, Any]) -> bool:
-        return self._has_statics and any(values.get(n) is None for n in self.clustering_names)
+        """Whether a row lacks its clustering values: a partition with static cells only,
+        also when its statics were not exported (``--columns``), which leaves it nothing to
+        write (a row marker needs the whole primary key)."""
+        return any(values.get(n) is None for n in self.clustering_names)
 
     def list_elements(
         self, row: Any, clock: TtlClock
