@@ -39,6 +39,7 @@ def ks(request: pytest.FixtureRequest, session: Any) -> str:
         "CREATE TABLE {ks}.clash (k int PRIMARY KEY, v text, v_writetime text)",
         "CREATE TABLE {ks}.sentinel (k int PRIMARY KEY)",
         "CREATE TABLE {ks}.x (k int PRIMARY KEY)",
+        "CREATE TABLE {ks}.t2 (k int PRIMARY KEY, v text)",
         'CREATE TABLE {ks}."MixedCase" ("Order" int, "select" text, "from" int, '
         '"Value" text, PRIMARY KEY ("Order", "select"))',
     ):
@@ -83,6 +84,13 @@ class Ctx:
         path = self.tmp / name
         path.write_text(text, encoding="utf-8")
         return str(path)
+
+    def unfinished_copy(self, name: str) -> str:
+        """A copy of the finished export, elsewhere than ``out``, without its _SUCCESS."""
+        copy = self.tmp / name
+        shutil.copytree(self.finished, copy)
+        (copy / "_SUCCESS").unlink()
+        return str(copy)
 
     def interrupted_export(self) -> str:
         """A copy of the finished export with its last unit uncommitted and no _SUCCESS."""
@@ -486,6 +494,17 @@ CASES: list[Case] = [
         "incremental-from-nothing",
         lambda c: c.args("--incremental-from", str(c.tmp / "prev")),
         "--incremental-from",
+    ),
+    Case(
+        "incremental-from-unfinished",
+        lambda c: c.args("--incremental-from", str(c.tmp / "prev")),
+        "is not a finished export (no _SUCCESS)",
+        setup=lambda c: c.unfinished_copy("prev"),
+    ),
+    Case(
+        "incremental-from-other-table",
+        lambda c: c.args("--incremental-from", str(c.finished), table="t2"),
+        "is an export of another table",
     ),
     # --- resume
     Case(
