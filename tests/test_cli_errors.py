@@ -181,6 +181,21 @@ CASES: list[Case] = [
         "--delimiter: 'ab' is not one character",
     ),
     Case("delimiter-quote", lambda c: c.args("--delimiter", '"'), "--delimiter"),
+    Case(
+        "null-value-delimiter",
+        lambda c: c.args("--null-value", ","),
+        "--null-value: ',' holds the delimiter, a quote, CR or LF",
+    ),
+    Case(
+        "null-value-newline",
+        lambda c: c.args("--null-value", "a\nb"),
+        "--null-value: 'a\\nb' holds the delimiter, a quote, CR or LF",
+    ),
+    Case(
+        "null-value-quote",
+        lambda c: c.args("--format", "csv", "--delimiter", "tab", "--null-value", '"N"'),
+        "--null-value: '\"N\"' holds the delimiter",
+    ),
     Case("bool-flag-value", lambda c: c.args("--ssl=maybe"), "--ssl: 'maybe' is not true or false"),
     Case("stray-argument", lambda c: c.args("extra"), "unexpected argument 'extra'"),
     Case(
