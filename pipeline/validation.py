@@ -143,6 +143,12 @@ def incremental_start(settings: Settings) -> tuple[int | None, dict[str, Any] | 
     previous = settings.get("incremental_from")
     if not previous:
         return None, None
+    if _nested(previous, settings.get("output") or ""):
+        raise UsageError(
+            f"--incremental-from {previous} and --output name the same directory (or one holds "
+            "the other): the new export would replace the one it starts from; choose another "
+            "--output"
+        )
     try:
         prev_manifest = mf.load_export(mf.Layout(previous))
     except mf.ManifestError as exc:
@@ -164,6 +170,16 @@ def incremental_start(settings: Settings) -> tuple[int | None, dict[str, Any] | 
         "incremental_from": prev_manifest.get("incremental_from"),
     }
     return started - overlap, origin
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether directories ``a`` and ``b`` are the same or one lies inside the other."""
+
+    def norm(path: str) -> str:
+        return (path if "://" in path else os.path.abspath(path)).rstrip("/") + "/"
+
+    a, b = norm(a), norm(b)
+    return a.startswith(b) or b.startswith(a)
 
 
 def check_incremental_table(origin: dict[str, Any] | None, table: str) -> None:

@@ -517,6 +517,13 @@ CASES: list[Case] = [
         setup=lambda c: c.unfinished_copy("prev"),
     ),
     Case(
+        "incremental-from-inside-output",
+        lambda c: c.args("--overwrite", "--incremental-from", f"{c.out}/prev"),
+        "and --output name the same directory (or one holds the other)",
+        setup=lambda c: shutil.copytree(c.finished, f"{c.out}/prev"),
+        new_export=False,
+    ),
+    Case(
         "incremental-from-other-table",
         lambda c: c.args("--incremental-from", str(c.finished), table="t2"),
         "is an export of another table",
