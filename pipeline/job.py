@@ -192,6 +192,7 @@ def _prepare_new(settings: Settings, layout: mf.Layout) -> ExportJob:
     row_filter = validation.row_filter(settings, incremental_after)
     connection = validation.connection_config(settings)
     plan, tokens, estimates, schema = _plan_from_cluster(settings, connection)
+    validation.check_incremental_table(origin, f"{plan.keyspace}.{plan.table}")
     connection = validation.connection_config(settings)  # the rate limit of that layout
     if (row_filter.after is not None or row_filter.before is not None) and not (
         plan.writetime_columns

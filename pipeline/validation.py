@@ -143,10 +143,21 @@ def incremental_start(settings: Settings) -> tuple[int | None, dict[str, Any] | 
     previous = settings.get("incremental_from")
     if not previous:
         return None, None
+    if _nested(previous, settings.get("output") or ""):
+        raise UsageError(
+            f"--incremental-from {previous} and --output name the same directory (or one holds "
+            "the other): the new export would replace the one it starts from; choose another "
+            "--output"
+        )
     try:
         prev_manifest = mf.load_export(mf.Layout(previous))
     except mf.ManifestError as exc:
         raise UsageError(f"--incremental-from: {exc}") from None
+    if not mf.exists(mf.Layout(previous).success):
+        raise UsageError(
+            f"--incremental-from: {previous} is not a finished export (no _SUCCESS): rows it "
+            "has not exported yet would be missing from the chain; finish it with --resume first"
+        )
     started = int(prev_manifest["started_at_micros"])
     overlap = int(float(settings["incremental_overlap"]) * 1_000_000)
     origin = {
@@ -159,6 +170,26 @@ def incremental_start(settings: Settings) -> tuple[int | None, dict[str, Any] | 
         "incremental_from": prev_manifest.get("incremental_from"),
     }
     return started - overlap, origin
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether directories ``a`` and ``b`` are the same or one lies inside the other."""
+
+    def norm(path: str) -> str:
+        return (path if "://" in path else os.path.abspath(path)).rstrip("/") + "/"
+
+    a, b = norm(a), norm(b)
+    return a.startswith(b) or b.startswith(a)
+
+
+def check_incremental_table(origin: dict[str, Any] | None, table: str) -> None:
+    """Refuse --incremental-from an export of another table: its start time says nothing about
+    which rows of this table were already exported."""
+    if origin is not None and origin["table"] != table:
+        raise UsageError(
+            f"--incremental-from: {origin['path']} is an export of another table "
+            f"({origin['table']}), not of {table}; give an export of {table}"
+        )
 
 
 def check_output_is_directory(output: str) -> None:

@@ -39,6 +39,7 @@ def ks(request: pytest.FixtureRequest, session: Any) -> str:
         "CREATE TABLE {ks}.clash (k int PRIMARY KEY, v text, v_writetime text)",
         "CREATE TABLE {ks}.sentinel (k int PRIMARY KEY)",
         "CREATE TABLE {ks}.x (k int PRIMARY KEY)",
+        "CREATE TABLE {ks}.t2 (k int PRIMARY KEY, v text)",
         'CREATE TABLE {ks}."MixedCase" ("Order" int, "select" text, "from" int, '
         '"Value" text, PRIMARY KEY ("Order", "select"))',
     ):
@@ -83,6 +84,13 @@ class Ctx:
         path = self.tmp / name
         path.write_text(text, encoding="utf-8")
         return str(path)
+
+    def unfinished_copy(self, name: str) -> str:
+        """A copy of the finished export, elsewhere than ``out``, without its _SUCCESS."""
+        copy = self.tmp / name
+        shutil.copytree(self.finished, copy)
+        (copy / "_SUCCESS").unlink()
+        return str(copy)
 
     def interrupted_export(self) -> str:
         """A copy of the finished export with its last unit uncommitted and no _SUCCESS."""
@@ -173,6 +181,21 @@ CASES: list[Case] = [
         "--delimiter: 'ab' is not one character",
     ),
     Case("delimiter-quote", lambda c: c.args("--delimiter", '"'), "--delimiter"),
+    Case(
+        "null-value-delimiter",
+        lambda c: c.args("--null-value", ","),
+        "--null-value: ',' holds the delimiter, a quote, CR or LF",
+    ),
+    Case(
+        "null-value-newline",
+        lambda c: c.args("--null-value", "a\nb"),
+        "--null-value: 'a\\nb' holds the delimiter, a quote, CR or LF",
+    ),
+    Case(
+        "null-value-quote",
+        lambda c: c.args("--format", "csv", "--delimiter", "tab", "--null-value", '"N"'),
+        "--null-value: '\"N\"' holds the delimiter",
+    ),
     Case("bool-flag-value", lambda c: c.args("--ssl=maybe"), "--ssl: 'maybe' is not true or false"),
     Case("stray-argument", lambda c: c.args("extra"), "unexpected argument 'extra'"),
     Case(
@@ -486,6 +509,24 @@ CASES: list[Case] = [
         "incremental-from-nothing",
         lambda c: c.args("--incremental-from", str(c.tmp / "prev")),
         "--incremental-from",
+    ),
+    Case(
+        "incremental-from-unfinished",
+        lambda c: c.args("--incremental-from", str(c.tmp / "prev")),
+        "is not a finished export (no _SUCCESS)",
+        setup=lambda c: c.unfinished_copy("prev"),
+    ),
+    Case(
+        "incremental-from-inside-output",
+        lambda c: c.args("--overwrite", "--incremental-from", f"{c.out}/prev"),
+        "and --output name the same directory (or one holds the other)",
+        setup=lambda c: shutil.copytree(c.finished, f"{c.out}/prev"),
+        new_export=False,
+    ),
+    Case(
+        "incremental-from-other-table",
+        lambda c: c.args("--incremental-from", str(c.finished), table="t2"),
+        "is an export of another table",
     ),
     # --- resume
     Case(

@@ -155,7 +155,11 @@ NULLS = ["", "NULL", "0", "-", "1970", "NaN", "\\N", "true", "Infinity"]
 
 @pytest.mark.parametrize(
     ("delimiter", "null_value", "writetime_format"),
-    list(itertools.product(DELIMITERS, NULLS, ("iso", "micros"))),
+    [
+        (delimiter, null, wt_format)
+        for delimiter, null, wt_format in itertools.product(DELIMITERS, NULLS, ("iso", "micros"))
+        if delimiter not in null  # such a null text is refused: it is written unquoted
+    ],
 )
 def test_csv_columns_write_the_bytes_of_the_rows(
     delimiter: str, null_value: str, writetime_format: str

@@ -137,7 +137,7 @@ NUMBER_OPTIONS = [
     (*WT, "--fetch-size", "7"),
     (*WT, "--writetime-format", "micros", "--delimiter", ";", "--null-value", "NULL"),
     (*WT, "--delimiter", "-", "--null-value", "1970"),
-    (*WT, "--delimiter", "0", "--null-value", "0", "--fetch-size", "13"),
+    (*WT, "--delimiter", "0", "--null-value", "1", "--fetch-size", "13"),
     (*WT, "--delimiter", "T", "--null-value", "NaN", "--compression", "gzip"),
     ("--writetime-columns", "none", "--delimiter", "\\t", "--null-value", "\\N"),
     (*WT, "--writetime-format", "micros", "--delimiter", "e", "--null-value", "-"),

@@ -89,6 +89,14 @@ class SinkConfig:
                 raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
         if self.parquet_row_group_rows < 1:
             raise ValueError("Parquet row group rows must be a positive integer")
+        if self.format == "csv" and any(
+            ch in self.null_value for ch in (self.delimiter, '"', "\r", "\n")
+        ):
+            # A null is written unquoted, so any of these would split or shift the fields.
+            raise ValueError(
+                f"--null-value: {self.null_value!r} holds the delimiter, a quote, CR or LF; "
+                "a null is written unquoted, so it would break the CSV rows: choose another text"
+            )
 
     @property
     def compression_type(self) -> str:
