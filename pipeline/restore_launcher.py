@@ -323,6 +323,16 @@ def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]
             f"{', '.join(whole)} are restored whole at that writetime; element writetimes "
             "were not exported"
         )
+    whole_ttl = [c.name for c in plan.data_columns if c.multicell and c.has_ttl]
+    if whole_ttl and policy != "list":
+        # The export's TTL of such a collection is the max (or min) over the elements that
+        # had one: elements without a TTL on the source get it too, and expire.
+        warnings.append(
+            f"the export kept one TTL per collection (--collection-writetime {policy}): "
+            f"{', '.join(whole_ttl)} are restored whole with that TTL, also their elements "
+            "that had none on the source; export with --collection-writetime list to restore "
+            "each element's own"
+        )
     no_ttl = [c.name for c in plan.data_columns if not c.counter and not c.has_ttl]
     if no_ttl:
         warnings.append(

@@ -287,6 +287,26 @@ def test_policy_max_restores_whole_collections_with_one_warning(
     assert (rows[0], rows[1]) == (["a", "b", "c"], [20, 20, 20])
 
 
+def test_policy_max_with_ttls_warns_that_elements_without_one_get_it(
+    hosts: str, tgt: str, source: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "max-ttl"
+    export(hosts, source["table"], out, "--format", "jsonl", "--splits", "3", "--ttl-columns", "*")
+    result = restore(
+        "--hosts", hosts, "--input", str(out), "--table", f"{tgt}.maxttl", "--create-table"
+    )
+    assert result.code == 0, result.describe()
+    assert result.stderr == (
+        "warning: the export kept one writetime per collection (--collection-writetime max): "
+        "l, m, se, sl, u are restored whole at that writetime; element writetimes were not "
+        "exported\n"
+        "warning: the export kept one TTL per collection (--collection-writetime max): "
+        "l, m, se, sl, u are restored whole with that TTL, also their elements that had none "
+        "on the source; export with --collection-writetime list to restore each element's "
+        "own\n"
+    )
+
+
 def _data_columns(out: Path) -> str:
     columns = json.loads((out / "_manifest" / "export.json").read_text())["schema"]["columns"]
     return ", ".join(c["name"] for c in columns if c["kind"] in ("static", "regular"))
