@@ -11,13 +11,10 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
-from pipeline.validation import connection_config
+from pipeline.validation import QUALIFIED_NAME, connection_config
 from transforms.cassandra_session import ConnectionConfig
 from transforms.restore_manifest import retarget_create
 from transforms.restore_plan import RestorePlan
-
-# --table [KS.]T: the keyspace ends at the first dot outside its double quotes.
-_QUALIFIED = re.compile(r'(?:("(?:[^"]|"")*"|[^."]*)\.)?(.*)', re.DOTALL)
 
 
 def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
@@ -29,7 +26,7 @@ def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
     keyspace = schema["keyspace"] if keyspace is None else keyspace
     table = schema["table"] if table is None else table
     keyspace_option = "--keyspace"
-    ks_part, table = _QUALIFIED.fullmatch(table).groups()
+    ks_part, table = QUALIFIED_NAME.fullmatch(table).groups()
     if ks_part is not None:
         if settings.get("keyspace") and _unquote(settings["keyspace"]) != _unquote(ks_part):
             raise UsageError(

@@ -4,6 +4,7 @@ one UsageError naming the option (exit 2) before anything is written."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from pipeline.config import Settings, credentials
@@ -32,12 +33,18 @@ def output_directory(settings: Settings) -> str:
     return output
 
 
+# ``KS.TABLE`` split at the first dot outside double quotes (``"My.Ks"."T"``); group 1 is
+# None when there is no such dot (``t``, ``"a.b"``). Quotes are kept: names resolve later.
+QUALIFIED_NAME = re.compile(r'(?:("(?:[^"]|"")*"|[^."]*)\.)?(.*)', re.DOTALL)
+
+
 def split_table(settings: Settings) -> tuple[str, str]:
-    """(keyspace, table) from --keyspace and --table (or --table KS.TABLE)."""
+    """(keyspace, table) from --keyspace and --table (or --table KS.TABLE, either part
+    quoted)."""
     keyspace = settings.get("keyspace")
     table = settings.get("table")
-    if table and "." in table and not table.startswith('"'):
-        ks_part, _, table_part = table.partition(".")
+    ks_part, table_part = QUALIFIED_NAME.fullmatch(table or "").groups()
+    if table and ks_part is not None:
         if keyspace and keyspace != ks_part:
             raise UsageError(
                 f"--table {table} names keyspace {ks_part} but --keyspace is {keyspace}"

@@ -688,8 +688,9 @@ def mixed_case(session: Any, ks: str) -> str:
         ("--table", '{ks}."MixedCase"'),
         ("--keyspace", "{ks}", "--table", '"MixedCase"'),
         ("--keyspace", "{ks}", "--table", "mixedcase"),  # the one case-insensitive match
+        ("--table", '"{ks}"."MixedCase"'),  # split at the dot outside the quotes
     ],
-    ids=["qualified-quoted", "quoted", "folded"],
+    ids=["qualified-quoted", "quoted", "folded", "both-quoted"],
 )
 def test_mixed_case_and_reserved_identifiers(
     hosts: str, mixed_case: str, tmp_path: Path, table_args: tuple[str, ...]
