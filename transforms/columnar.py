@@ -157,15 +157,14 @@ def _build_sized_rows_handler() -> Any:
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
 
-    class SizedRowsProtocolHandler(row_handler):  # type: ignore[misc, valid-type]
-        """The driver's protocol handler with rows results read as RowPage."""
+    return _reading_rows_with(row_handler, SizedRowsResultMessage)
 
-        message_types_by_opcode = {
-            **row_handler.message_types_by_opcode,
-            opcode: SizedRowsResultMessage,
-        }
 
-    return SizedRowsProtocolHandler
+def _reading_rows_with(handler: Any, message: Any) -> Any:
+    """A subclass of the driver's protocol ``handler`` whose rows results (opcode RESULT)
+    are read by ``message``, every other message as ``handler`` reads it."""
+    opcodes = {**handler.message_types_by_opcode, message.opcode: message}
+    return type(f"{message.__name__}Handler", (handler,), {"message_types_by_opcode": opcodes})
 
 
 def _build_handler() -> Any:
@@ -203,15 +202,7 @@ def _build_handler() -> Any:
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
 
-    class ColumnarProtocolHandler(numpy_handler):  # type: ignore[misc, valid-type]
-        """The driver's protocol handler with rows results read by ColumnarResultMessage."""
-
-        message_types_by_opcode = {
-            **numpy_handler.message_types_by_opcode,
-            opcode: ColumnarResultMessage,
-        }
-
-    return ColumnarProtocolHandler
+    return _reading_rows_with(numpy_handler, ColumnarResultMessage)
 
 
 def columnar_handler() -> Any:
