@@ -126,7 +126,6 @@ class ReadRangesFn(beam.DoFn):
 
     def _prepare(self, with_token: bool) -> Any:
         statement = self._session.prepare(self.plan.select_cql(with_token=with_token))
-        statement.fetch_size = self.connection.fetch_size or AUTO_FIRST_PAGE_ROWS
         statement.consistency_level = consistency_level(self.connection.consistency)
         return statement
 
@@ -206,8 +205,8 @@ class _RangeReader(PageClaims):
     - ``window``: the window width in tokens (None: the rest of the range);
       ``good_pages``: pages read since the last failure or change of width;
     - ``batch``: rows not yet emitted; ``since_checkpoint``: rows since the piece began;
-    - ``page_rows``: the fetch size of the next request (``auto_page_rows`` after each
-      page of columns when the fetch size is automatic; else the one given).
+    - ``page_rows``: the fetch size of every request (``bound.fetch_size``): the one
+      given, or when automatic ``auto_page_rows`` of the last page with a known size.
     """
 
     MIN_WINDOW = 1 << 20  # never split a failing window below this many tokens
@@ -390,23 +389,14 @@ class _RangeReader(PageClaims):
         result = sent.result()
         rows = result.current_rows
         self.fn.pages_counter.inc()
-        self.fn._limiter.acquire(_row_count(rows))
+        count = _row_count(rows)
+        self.fn._limiter.acquire(count)
         if self.auto_pages:
-            self._size_next_page(rows)
+            # The next request's size; kept on the DoFn for the worker's next piece.
+            size = auto_page_rows(count, _page_bytes(rows))
+            if size is not None:
+                self.page_rows = self.fn._page_rows = size
         return rows, result.paging_state
-
-    def _size_next_page(self, rows: list[Any]) -> None:
-        """With automatic page sizes: the next request's fetch size from this page's rows
-        and message bytes (a page of columns or a ``RowPage``; a page of unknown size
-        changes nothing), kept on the DoFn for the worker's next piece."""
-        if len(rows) == 1 and type(rows[0]) is ColumnPage:
-            size = auto_page_rows(rows[0].length, rows[0].nbytes)
-        elif type(rows) is RowPage:
-            size = auto_page_rows(len(rows), rows.nbytes)
-        else:
-            return
-        if size is not None:
-            self.page_rows = self.fn._page_rows = size
 
 
 def _row_count(rows: list[Any]) -> int:
@@ -414,6 +404,14 @@ def _row_count(rows: list[Any]) -> int:
     if len(rows) == 1 and type(rows[0]) is ColumnPage:
         return rows[0].length
     return len(rows)
+
+
+def _page_bytes(rows: list[Any]) -> int:
+    """The message size of a page: a ``ColumnPage``'s or a ``RowPage``'s, else 0 (unknown:
+    a session wrapper's plain rows)."""
+    if len(rows) == 1 and type(rows[0]) is ColumnPage:
+        return rows[0].nbytes
+    return rows.nbytes if type(rows) is RowPage else 0
 
 
 def _release_slot(_result: Any, slots: threading.BoundedSemaphore) -> None:
