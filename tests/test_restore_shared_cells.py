@@ -1,12 +1,12 @@
 """Which rows of a chunk the columnar restore writes as one statement
-(``transforms.restore_columnar._shared_cells``): rows whose present cells share one
+(``transforms.restore_chunk.shared_cells``): rows whose present cells share one
 writetime and one exported TTL, with the bits of those cells. Pure logic on made-up
 columns; the bytes written are compared with the row path's on a real node in
 tests/test_restore_columnar.py."""
 
 from __future__ import annotations
 
-from transforms.restore_columnar import _MAX_CODED_COLUMNS, _shared_cells
+from transforms.restore_chunk import MAX_CODED_COLUMNS, shared_cells
 
 C = b"\x00\x00\x00\x01x"  # an encoded cell
 
@@ -27,8 +27,8 @@ def test_rows_whose_present_cells_share_a_writetime_and_ttl() -> None:
         [None, None, 9, None, None, 9, 9, None],
         [None, 9, 9, None, None, 8, None, None],
     ]
-    codes, shared_stamps, shared_ttls, present = _shared_cells(encoded, stamps, ttls, 8)
-    assert codes == [
+    codes, shared_stamps, shared_ttls, ttl_none, present = shared_cells(encoded, stamps, ttls, 8)
+    assert codes.tolist() == [
         0b111,  # all at writetime 5, no TTL
         0b101,  # the null cell left out: 5 and TTL 9 for both others
         0b110,  # the null cell left out: 6 and TTL 9 for both others
@@ -38,25 +38,31 @@ def test_rows_whose_present_cells_share_a_writetime_and_ttl() -> None:
         -1,  # TTL 9 next to none
         -1,  # TTL 0 next to none (not a TTL the exporter writes, still not the same)
     ]
-    assert shared_stamps[:3] == [5, 5, 6]
-    assert shared_ttls[:3] == [None, 9, 9]
-    assert present[:3] == [3, 2, 2]
+    assert shared_stamps[:3].tolist() == [5, 5, 6]
+    assert shared_ttls[1:3].tolist() == [9, 9]
+    assert ttl_none[:3].tolist() == [True, False, False]
+    assert present[:3].tolist() == [3, 2, 2]
 
 
 def test_a_present_cell_without_writetime_is_not_shared() -> None:
-    codes, *_ = _shared_cells([[C, C]], [[None, 3]], [[None, None]], 2)
-    assert codes == [-1, 0b1]
+    codes, *_ = shared_cells([[C, C]], [[None, 3]], [[None, None]], 2)
+    assert codes.tolist() == [-1, 0b1]
     # writetime 0 next to none (None is held as 0 in the arrays)
-    codes, *_ = _shared_cells([[C], [C]], [[0], [None]], [[None], [None]], 1)
-    assert codes == [-1]
+    codes, *_ = shared_cells([[C], [C]], [[0], [None]], [[None], [None]], 1)
+    assert codes.tolist() == [-1]
 
 
 def test_writetimes_beyond_int64_go_row_by_row() -> None:
-    codes, *_ = _shared_cells([[C, C]], [[2**63, 1]], [[None, None]], 2)
-    assert codes == [-1, -1]
+    codes, *_ = shared_cells([[C, C]], [[2**63, 1]], [[None, None]], 2)
+    assert codes.tolist() == [-1, -1]
 
 
 def test_tables_wider_than_a_code_go_row_by_row() -> None:
-    width = _MAX_CODED_COLUMNS + 1
-    codes, *_ = _shared_cells([[C]] * width, [[1]] * width, [[None]] * width, 1)
-    assert codes == [-1]
+    width = MAX_CODED_COLUMNS + 1
+    codes, *_ = shared_cells([[C]] * width, [[1]] * width, [[None]] * width, 1)
+    assert codes.tolist() == [-1]
+
+
+def test_a_table_of_key_columns_only_goes_row_by_row() -> None:
+    codes, *_ = shared_cells([], [], [], 3)
+    assert codes.tolist() == [-1, -1, -1]

@@ -13,7 +13,9 @@ the same TTL clock, but:
   not value by value through the driver's binding;
 - a row whose present cells share one writetime and one TTL (the common case, null cells
   included) becomes its one statement by joining bytes, without a dict, a group or a
-  ``Statement``; which rows those are is worked out with NumPy a chunk at a time;
+  ``Statement``; which rows those are, and their timestamps and TTLs as bound, are worked
+  out with NumPy a chunk at a time, and a partition that fits one batch is joined at once
+  (no Python work per row beyond one join);
 - a batch is sent as its members' bytes (:class:`transforms.restore_encode.EncodedBatch`).
 
 Nothing here talks to Cassandra except through the ``prepare`` and ``send`` functions the
@@ -23,16 +25,22 @@ writer is given.
 from __future__ import annotations
 
 import functools
-import itertools
-import operator
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy
 
 from transforms.export_layout import ExportLayout
 from transforms.restore_batches import MAX_BATCH_BYTES
+from transforms.restore_chunk import (
+    BuiltRows,
+    ChunkCells,
+    chunk_cells,
+    running,
+    shared_rows,
+    span_batches,
+)
 from transforms.restore_encode import (
     EncodedBatch,
     column_encoder,
@@ -114,7 +122,7 @@ class ColumnarWriter:
         self.partition_rows = partition_rows
         width = len(self.data)
         self._marker_prefix: bytes | None = None
-        # a group of data columns, by its bits (1 << index, as ``_shared_cells`` codes
+        # a group of data columns, by its bits (1 << index, as ``restore_chunk.shared_cells`` codes
         # rows) -> the start of its batch members
         self.prefixes: dict[int, bytes] = {}
         if width:  # bind order: timestamp, TTL, values, keys
@@ -204,19 +212,27 @@ class ColumnarWriter:
             start = end
         limit = self.max_batch_statements
         most = self.max_batch_partitions
+        read_started_s = read_started_micros // 1_000_000
+        built_rows: BuiltRows | None = None
         for group in grouped(spans, self.replica_range, limit, most):
             before_partition(sum(end - start for start, end, _ in group))
+            # The rows from this group on are built now, after the wait, so no TTL is aged
+            # by it; they are built again only when the clock has moved a second since.
+            offset = read_started_s - int(self.clock())
+            if built_rows is None or built_rows.offset != offset:
+                while (
+                    built_rows := self._build(cells, keys, group[0][0], offset, read_started_micros)
+                ) is None:  # a statement shape was prepared: TTLs count from now
+                    offset = read_started_s - int(self.clock())
             built = []
             for start, end, routing in group:
                 opens = partitions[start] != self.last_partition
                 self.last_partition = partitions[start]
-                cells_before = counts.cells
-                batches = self._partition_batches(
-                    cells, keys, start, end, read_started_micros, counts
-                )
-                built.append(
-                    PartitionBatches(routing, batches, end - start, counts.cells - cells_before)
-                )
+                written, expired = built_rows.cells_between(start, end)
+                counts.cells += written
+                counts.expired_cells += expired
+                batches = span_batches(built_rows, start, end, limit, self.max_batch_bytes)
+                built.append(PartitionBatches(routing, batches, end - start, written))
                 counts.rows += end - start
                 counts.partitions += opens
             for routing, members, statements in packed(built, limit, most):
@@ -224,11 +240,9 @@ class ColumnarWriter:
                 counts.statements += statements
                 counts.batches += 1
 
-    def _cells(self, columns: Sequence[list[Any]], rows: int) -> _ChunkCells:
-        """Per row: its encoded cells (None for null), their writetimes and exported TTLs,
-        and whether its present cells share one writetime and TTL (see ``_ChunkCells``)."""
-        if not self.data:
-            return _ChunkCells([()] * rows, [()] * rows, [()] * rows, [-1] * rows, [], [], [])
+    def _cells(self, columns: Sequence[list[Any]], rows: int) -> ChunkCells:
+        """A chunk's data cells encoded, with their writetimes and exported TTLs, and which
+        rows share one of each (see ``ChunkCells``)."""
         encoded = [
             encode(columns[i])
             for encode, i in zip(self.value_encoders, self.value_fields, strict=True)
@@ -237,77 +251,57 @@ class ColumnarWriter:
             columns[i] if i is not None else [self.fixed] * rows for i in self.writetime_fields
         ]
         ttls = [columns[i] if i is not None else [None] * rows for i in self.ttl_fields]
-        codes, shared_stamps, shared_ttls, present = _shared_cells(encoded, stamps, ttls, rows)
-        return _ChunkCells(
-            list(zip(*encoded, strict=True)),
-            list(zip(*stamps, strict=True)),
-            list(zip(*ttls, strict=True)),
-            codes,
-            shared_stamps,
-            shared_ttls,
-            present,
-        )
+        return chunk_cells(encoded, stamps, ttls, rows)
 
-    def _partition_batches(
+    def _build(
         self,
-        cells: _ChunkCells,
+        cells: ChunkCells,
         keys: list[bytes],
-        start: int,
-        end: int,
-        read_started_micros: int,
-        counts: Any,
-    ) -> list[tuple[bytes, int]]:
-        """Rows ``start:end`` of one partition as batches (members, statements), bounded as
-        the row path's (``restore_batches``). All are built before the first is sent, so no
-        TTL is computed after a wait for a free request slot. A row whose present cells
-        share one writetime and one live TTL (``cells.codes``) becomes its one statement by
-        joining bytes; any other row goes through ``_row``."""
-        width = len(self.data)
-        full_code = (1 << width) - 1
-        read_started_s = read_started_micros // 1_000_000
-        offset = read_started_s - int(self.clock())
-        limit = self.max_batch_statements
-        prefixes = self.prefixes
-        budget = self.max_batch_bytes
-        batches: list[tuple[bytes, int]] = []
-        batch: list[bytes] = []
-        statements = data = 0
-        for i in range(start, end):
-            code = cells.codes[i]
-            prefix = prefixes.get(code) if code >= 0 else None
-            ttl = cells.shared_ttls[i] if prefix is not None else None
-            if prefix is not None and (ttl is None or ttl + offset > 0):
-                present = cells.cells[i]
-                row = [
-                    prefix
-                    + encode_bigint(cells.shared_stamps[i])
-                    + encode_int(0 if ttl is None else ttl + offset)
-                    + b"".join(present if code == full_code else filter(None, present))
-                    + keys[i]
-                ]
-                counts.cells += cells.present[i]
-            else:
-                row_of = (cells.cells[i], cells.stamps[i], cells.ttls[i], keys[i])
-                built = self._row(*row_of, offset, read_started_micros, counts)
-                while built is None:  # a statement shape was prepared: TTLs count from now
-                    offset = read_started_s - int(self.clock())
-                    built = self._row(*row_of, offset, read_started_micros, counts)
-                row = built
-            if not row:
-                continue
-            size = len(row[0]) if len(row) == 1 else sum(map(len, row))
-            if batch and (statements + len(row) > limit or data + size > budget):
-                batches.append((b"".join(batch), statements))
-                batch, statements, data = [], 0, 0
-            if size > budget:  # rare: cut into batches of its own (see _cut)
-                batches += _cut(row, limit, budget)
-                continue
-            batch += row
-            statements += len(row)
-            data += size
-        if batch:
-            batches.append((b"".join(batch), statements))
-        return batches
+        first: int,
+        offset: int,
+        marker_timestamp: int,
+    ) -> BuiltRows | None:
+        """Rows ``first:`` of a chunk as statement bytes, with TTLs restored at ``offset``
+        (seconds from the unit's read to now, negative); None, when a statement shape had to
+        be prepared first (a round trip: the caller takes the clock again).
+
+        A row whose present cells share one writetime and one live TTL is its one
+        statement, joined for the whole chunk at once (``restore_chunk.shared_rows``); any
+        other row (cells at several writetimes or TTLs, an expired TTL, no cell: its
+        marker) goes through ``_row``."""
+        joined, shared = shared_rows(cells, keys, first, offset, self.prefixes)
+        missing = set(numpy.unique(cells.codes[first:][shared]).tolist()) - self.prefixes.keys()
+        if missing:
+            for code in missing:
+                self._prefix(tuple(j for j in range(len(self.data)) if code >> j & 1))
+            return None
+        rows = len(joined)
+        statements = numpy.ones(rows, numpy.int64)
+        written = numpy.where(shared, cells.present[first:], 0)
+        expired = numpy.zeros(rows, numpy.int64)
+        several: dict[int, list[bytes]] = {}
+        for at in numpy.flatnonzero(~shared).tolist():
+            i = first + at
+            row_counts = _RowCounts()
+            statements_of = self._row(
+                tuple(column[i] for column in cells.encoded),
+                tuple(column[i] for column in cells.stamps),
+                tuple(column[i] for column in cells.ttls),
+                keys[i],
+                offset,
+                marker_timestamp,
+                row_counts,
+            )
+            if statements_of is None:
+                return None
+            joined[at] = b"".join(statements_of)
+            statements[at] = len(statements_of)
+            written[at], expired[at] = row_counts.cells, row_counts.expired_cells
+            if len(statements_of) > 1:
+                several[i] = statements_of
+        sizes = numpy.fromiter(map(len, joined), numpy.int64, rows)
+        totals = (running(values) for values in (statements, sizes, written, expired))
+        return BuiltRows(offset, first, joined, several, *totals)
 
     def _row(
         self,
@@ -361,114 +355,11 @@ class ColumnarWriter:
         return statements
 
 
-class _ChunkCells(NamedTuple):
-    """A chunk's data cells, per row: ``cells`` (encoded, None for null), ``stamps`` and
-    ``ttls`` (their writetimes and exported TTLs); ``codes`` the bits (1 << data column)
-    of its present cells when they all share one writetime and one exported TTL, else -1;
-    for such a row ``shared_stamps``, ``shared_ttls`` (None: no TTL) and ``present`` (its
-    number of present cells)."""
+class _RowCounts:
+    """What ``_row`` counts of one row."""
 
-    cells: list[tuple[Any, ...]]
-    stamps: list[tuple[Any, ...]]
-    ttls: list[tuple[Any, ...]]
-    codes: list[int]
-    shared_stamps: list[int]
-    shared_ttls: list[int | None]
-    present: list[int]
-
-
-# More data columns than fit one int64 of bits: every row goes through ``_row``.
-_MAX_CODED_COLUMNS = 62
-
-
-def _shared_cells(
-    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
-) -> tuple[list[int], list[int], list[int | None], list[int]]:
-    """``_ChunkCells``'s codes, shared writetimes, shared TTLs and present counts, worked
-    out with NumPy over the chunk's columns (data column j: ``encoded[j]``, ``stamps[j]``,
-    ``ttls[j]``) instead of row by row."""
-    width = len(encoded)
-    if width > _MAX_CODED_COLUMNS:
-        return [-1] * rows, [], [], []
-    present = numpy.ones((width, rows), bool)
-    for j, column in enumerate(encoded):
-        if None in column:
-            present[j] = numpy.fromiter(
-                map(operator.is_not, column, itertools.repeat(None)), bool, rows
-            )
-    try:
-        stamp, stamp_none = _int64_rows(stamps, ~present)
-        ttl, ttl_none = _int64_rows(ttls, ~present)
-    except OverflowError:  # not a writetime or TTL the exporter wrote: ``_row`` reports it
-        return [-1] * rows, [], [], []
-    first = present.argmax(axis=0)
-    at = numpy.arange(rows)
-    first_stamp, first_stamp_none = stamp[first, at], stamp_none[first, at]
-    first_ttl, first_ttl_none = ttl[first, at], ttl_none[first, at]
-    same = (
-        (stamp == first_stamp)
-        & (stamp_none == first_stamp_none)
-        & (ttl == first_ttl)
-        & (ttl_none == first_ttl_none)
-    )
-    shared = present.any(axis=0) & (same | ~present).all(axis=0) & ~first_stamp_none
-    bits = numpy.left_shift(1, numpy.arange(width, dtype=numpy.int64))
-    codes = numpy.where(shared, bits @ present.astype(numpy.int64), -1)
-    shared_ttls: list[int | None] = first_ttl.tolist()
-    for index in numpy.flatnonzero(first_ttl_none).tolist():
-        shared_ttls[index] = None
-    return codes.tolist(), first_stamp.tolist(), shared_ttls, present.sum(axis=0).tolist()
-
-
-def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
-    """Columns of ints or None as (an int64 array, 0 where None; where None), where the
-    values of ``absent`` cells (null cells: a bool array like the result) do not matter
-    and may be taken as None. A column equal to an earlier one (a row's cells written
-    together share their writetimes) is converted once; one without None, or of None
-    only, without looking at each value."""
-    rows = len(columns[0])
-    values = numpy.zeros((len(columns), rows), numpy.int64)
-    none = numpy.zeros((len(columns), rows), bool)
-    done: list[tuple[list[Any], int]] = []
-    for j, column in enumerate(columns):
-        same = next((k for earlier, k in done if column is earlier or column == earlier), None)
-        if same is not None and (absent[j] == absent[same]).all():
-            values[j], none[j] = values[same], none[same]
-            continue
-        done.append((column, j))
-        if None not in column:
-            values[j] = numpy.array(column, dtype=numpy.int64)
-            continue
-        if column.count(None) == rows:
-            none[j] = True
-            continue
-        items = numpy.array(column, dtype=object)
-        items[absent[j]] = 0
-        try:  # None only where the cell is null: nothing else to look at
-            values[j], none[j] = items.astype(numpy.int64), absent[j]
-        except TypeError:
-            missing = numpy.fromiter(map(operator.is_, column, itertools.repeat(None)), bool, rows)
-            items[missing] = 0
-            values[j], none[j] = items.astype(numpy.int64), missing | absent[j]
-    return values, none
-
-
-def _cut(row: list[bytes], limit: int, budget: int) -> list[tuple[bytes, int]]:
-    """A row over the byte budget as batches (members, statements) of its own statements,
-    within ``limit`` statements and ``budget`` bytes each (a statement over it alone). It
-    may be cut anywhere: no list here, each statement rewrites its cells with their
-    timestamps."""
-    batches: list[tuple[bytes, int]] = []
-    batch: list[bytes] = []
-    data = 0
-    for member in row:
-        if batch and (len(batch) == limit or data + len(member) > budget):
-            batches.append((b"".join(batch), len(batch)))
-            batch, data = [], 0
-        batch.append(member)
-        data += len(member)
-    batches.append((b"".join(batch), len(batch)))
-    return batches
+    def __init__(self) -> None:
+        self.cells = self.expired_cells = 0
 
 
 def _code(group: Sequence[int]) -> int:
