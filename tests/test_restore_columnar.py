@@ -62,6 +62,7 @@ FORMATS = [
     ("jsonl", ()),
     ("json", ("--compression", "zstd")),
     ("avro", ()),
+    ("parquet", ()),
 ]
 
 
@@ -218,11 +219,12 @@ def _collector(into: list[tuple[bytes, bytes]], version: int) -> Any:
     return lambda batch: into.append((_encoded_batch(batch, version), batch.statement))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("late", [False, True], ids=["ttls-alive", "ttls-expired"])
 def test_columnar_batches_equal_the_row_paths(
-    session: Any, hosts: str, plain: str, tmp_path: Path, late: bool
+    session: Any, hosts: str, plain: str, tmp_path: Path, late: bool, fmt: str
 ) -> None:
-    out = export_of(hosts, plain, tmp_path / "export", "csv", ())
+    out = export_of(hosts, plain, tmp_path / "export", fmt, ())
     plan, layout = _plan_and_layout(out, plain)
     fields = columnar_fields(plan, layout)
     assert fields is not None

@@ -125,12 +125,13 @@ def read_unit_rows(
 def read_unit_columns(
     path: str, layout: ExportLayout, expected_rows: int | None = None, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[list[list[Any]]]:
-    """Decode one committed unit file of any format but Parquet into chunks of columns:
+    """Decode one committed unit file of any format into chunks of columns:
     per chunk of ``chunk_rows`` rows, a list of decoded values per field of the layout (in
     ``layout.fields`` order, None for null). Checked as :func:`read_unit_rows` checks (the
     whole file's structure before this returns, a bad value when its chunk is reached)."""
     if layout.format == "parquet":
-        raise ValueError("Parquet files are read by rows (read_unit_rows)")
+        _check_parquet(path, layout, expected_rows)
+        return _parquet_columns(path, layout, chunk_rows)
     if layout.format == "avro":
         check_avro(path, layout, expected_rows)
     elif layout.format == "csv":
@@ -220,6 +221,32 @@ def _parquet_rows(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[
             {f.column: row[f.name] for f in by_role["writetime"]},
             {f.column: row[f.name] for f in by_role["ttl"]},
         )
+
+
+def _parquet_columns(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[list[list[Any]]]:
+    """A Parquet unit's columns, ``chunk_rows`` rows at a time, decoded by the Parquet
+    format's own reader with the values the other formats decode to (timestamps as integer
+    milliseconds, UDTs as :class:`UdtValue`, sets in the file's order)."""
+    from transforms.formats.parquet import read_parquet_columns
+
+    udts = [
+        i for i, f in enumerate(layout.fields) if f.role == "value" and f.cql_type.name == "udt"
+    ]
+    chunks = read_parquet_columns(
+        path, chunk_rows, sets_in_file_order=True, timestamps_as_millis=True
+    )
+    while True:
+        try:
+            columns = next(chunks)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow's errors have no common base class
+            raise ExportFileError(
+                path, f"not a readable Parquet file ({first_line(exc)})"
+            ) from None
+        for i in udts:
+            columns[i] = [_udt_of(layout.fields[i].cql_type, value) for value in columns[i]]
+        yield columns
 
 
 def _udt_of(t: CqlType, value: Any) -> Any:

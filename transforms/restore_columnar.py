@@ -63,8 +63,6 @@ def columnar_fields(
     """Where a plain table's columns are in the layout's fields: (key value indexes, data
     value indexes, data writetime indexes, data TTL indexes; None where the column has no
     writetime or TTL field), or None when the table or the files are not plain."""
-    if layout.format == "parquet":  # its reader gives rows, not columns
-        return None
     for column in plan.data_columns:
         if column.counter or column.multicell is not None or column.kind == STATIC:
             return None

@@ -22,6 +22,7 @@ __all__ = [
     "check_parquet_file",
     "merge_parquet",
     "open_parquet_writer",
+    "read_parquet_columns",
     "read_parquet_rows",
 ]
 
@@ -56,6 +57,25 @@ def read_parquet_rows(
     from transforms.formats import parquet_arrow
 
     return parquet_arrow.read_parquet_rows(file, batch_rows, sets_in_file_order=sets_in_file_order)
+
+
+def read_parquet_columns(
+    file: Any,
+    batch_rows: int = 10_000,
+    *,
+    sets_in_file_order: bool = False,
+    timestamps_as_millis: bool = False,
+) -> Iterator[list[list[Any]]]:
+    """The columns of an exported Parquet file, a batch of rows at a time: see
+    ``parquet_arrow.read_parquet_columns``."""
+    from transforms.formats import parquet_arrow
+
+    return parquet_arrow.read_parquet_columns(
+        file,
+        batch_rows,
+        sets_in_file_order=sets_in_file_order,
+        timestamps_as_millis=timestamps_as_millis,
+    )
 
 
 FORMAT = Format(

@@ -436,7 +436,7 @@ def check_parquet_file(file: Any) -> tuple[list[str], int]:
     every row group was read and dropped, so that a damaged page fails here and not after
     rows were used; one row group is held at a time. ``file``: a seekable binary file."""
     source = pq.ParquetFile(file)
-    columns = json.loads(source.schema_arrow.metadata[SCHEMA_METADATA_KEY])["columns"]
+    columns = _described_columns(source)
     for index in range(source.num_row_groups):
         source.read_row_group(index)
     return [c["name"] for c in columns], source.metadata.num_rows
@@ -472,12 +472,57 @@ def read_parquet_rows(
             yield from read_parquet_rows(handle, batch_rows, sets_in_file_order=sets_in_file_order)
         return
     source = pq.ParquetFile(file)
-    schema = source.schema_arrow
-    description = json.loads(schema.metadata[SCHEMA_METADATA_KEY])
-    columns = description["columns"]
-    names = [c["name"] for c in columns]
-    readers = [_column_reader(c, sets_in_file_order) for c in columns]
-    raw_types = [_raw_type(f.type) for f in schema]
+    names = [c["name"] for c in _described_columns(source)]
+    for values in _column_batches(source, batch_rows, sets_in_file_order, False):
+        for row in zip(*values, strict=True):
+            yield dict(zip(names, row, strict=True))
+
+
+def read_parquet_columns(
+    file: Any,
+    batch_rows: int = 10_000,
+    *,
+    sets_in_file_order: bool = False,
+    timestamps_as_millis: bool = False,
+) -> Iterator[list[list[Any]]]:
+    """The columns of an exported Parquet file, ``batch_rows`` rows at a time: per batch, a
+    list of values per output column in the file's order (the export's), with the values
+    :func:`read_parquet_rows` gives, except that ``timestamps_as_millis`` leaves a
+    ``timestamp`` column's values as integer milliseconds (what the restore reads from the
+    other formats, exact in every year) instead of making a ``datetime`` of each.
+    ``file``: as for :func:`read_parquet_rows`."""
+    if isinstance(file, str):
+        with FileSystems.open(file, mime_type=_MIME_TYPE) as handle:
+            yield from read_parquet_columns(
+                handle,
+                batch_rows,
+                sets_in_file_order=sets_in_file_order,
+                timestamps_as_millis=timestamps_as_millis,
+            )
+        return
+    yield from _column_batches(
+        pq.ParquetFile(file), batch_rows, sets_in_file_order, timestamps_as_millis
+    )
+
+
+def _described_columns(source: Any) -> list[dict[str, Any]]:
+    """The exporter's description of a Parquet file's columns (its schema metadata)."""
+    return json.loads(source.schema_arrow.metadata[SCHEMA_METADATA_KEY])["columns"]
+
+
+def _column_batches(
+    source: Any, batch_rows: int, sets_in_file_order: bool, timestamps_as_millis: bool
+) -> Iterator[list[list[Any]]]:
+    """Per batch of rows, each column's values (see :func:`read_parquet_columns`)."""
+    readers = []
+    for described in _described_columns(source):
+        millis = described["role"] == "value" and described["cql_type"]["name"] == "timestamp"
+        readers.append(
+            None
+            if millis and timestamps_as_millis
+            else _column_reader(described, sets_in_file_order)
+        )
+    raw_types = [_raw_type(f.type) for f in source.schema_arrow]
     for batch in source.iter_batches(batch_size=batch_rows):
         values = []
         for array, raw_type, read in zip(batch.columns, raw_types, readers, strict=True):
@@ -485,5 +530,4 @@ def read_parquet_rows(
             if read is not None:
                 column = [None if v is None else read(v) for v in column]
             values.append(column)
-        for row in zip(*values, strict=True):
-            yield dict(zip(names, row, strict=True))
+        yield values
