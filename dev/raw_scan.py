@@ -2,7 +2,7 @@
 
 The ceiling for a Python reader on the same node: the exporter's exact query
 (``TablePlan.select_cql``: token, values, writetimes), the same session set-up
-(``transforms.cassandra_session.connect``: protocol 5, range-aware routing, tuple rows),
+(``transforms.cassandra_session.connect``: protocol 4, range-aware routing, tuple rows),
 the same fetch size and the same work units (``plan_ranges``), but no Beam, no
 formatting and no files. Each process reads units from a shared queue with the
 next page requested before the current one is counted (driver paging, one query

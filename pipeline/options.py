@@ -52,6 +52,10 @@ CONSISTENCY_LEVELS = (
     "EACH_QUORUM",
     "LOCAL_ONE",
 )
+# Native protocol versions every supported Cassandra (4.0 to 5.0) speaks. 4 by default:
+# version 5 frames every message with CRC checksums, which on a one-node benchmark cost the
+# node about a third more CPU per exported row (see docs/options.md).
+PROTOCOL_VERSIONS = ("4", "5")
 FORMATS = tuple(FORMAT_REGISTRY)
 
 
@@ -118,6 +122,14 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "read consistency level",
         default="LOCAL_QUORUM",
         choices=CONSISTENCY_LEVELS,
+        group="connection",
+    ),
+    OptionSpec(
+        "protocol-version",
+        "native protocol version: 4, or 5 for checksummed frames (costs the node and "
+        "this tool more CPU per row)",
+        default="4",
+        choices=PROTOCOL_VERSIONS,
         group="connection",
     ),
     OptionSpec(

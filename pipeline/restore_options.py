@@ -30,6 +30,7 @@ _SHARED = (
     "ssl_key_file",
     "ssl_check_hostname",
     "connect_timeout",
+    "protocol_version",
 )
 
 RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (

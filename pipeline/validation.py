@@ -94,6 +94,7 @@ def connection_config(settings: Settings) -> ConnectionConfig:
         ssl_check_hostname=bool(settings["ssl_check_hostname"]),
         consistency=settings["consistency"],
         connect_timeout=settings["connect_timeout"],
+        protocol_version=int(settings["protocol_version"]),
         read_timeout=settings["read_timeout"],
         fetch_size=settings["fetch_size"],
         retries=settings["retries"],

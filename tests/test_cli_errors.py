@@ -174,6 +174,11 @@ CASES: list[Case] = [
     ),
     Case("bad-format", lambda c: c.args("--format", "xml"), "invalid choice: 'xml'"),
     Case("bad-consistency", lambda c: c.args("--consistency", "MOST"), "invalid choice: 'MOST'"),
+    Case(
+        "bad-protocol-version",
+        lambda c: c.args("--protocol-version", "3"),
+        "invalid choice: '3'",
+    ),
     Case("bad-compression", lambda c: c.args("--compression", "lzma"), "invalid choice: 'lzma'"),
     Case(
         "delimiter-two-chars",
