@@ -60,12 +60,15 @@ def _plan(
 
 def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
     from transforms.cassandra_session import ConnectionConfig, connect
+    from transforms.columnar import send_columnar, sized_rows_handler
     from transforms.elements import relax_gc
 
     relax_gc()  # the exporter's workers run with the same collector setting
     cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=fetch_size))
     statement = session.prepare(cql)
     statement.fetch_size = fetch_size
+    # rows read as the exporter reads them (top-level timestamps as bigint, not datetime)
+    handler = sized_rows_handler()
     rows = pages = 0
     try:
         while True:
@@ -75,7 +78,7 @@ def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, resul
                 break
             bound = statement.bind((start, end))
             bound.routing_token = end
-            future = session.execute_async(bound)
+            future = send_columnar(session, bound, None, handler)
             result = future.result()
             while True:
                 page = result.current_rows

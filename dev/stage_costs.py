@@ -28,7 +28,7 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 
 from transforms.cassandra_schema import describe_table, plan_described_table
 from transforms.cassandra_session import ConnectionConfig, connect
-from transforms.columnar import ColumnPage, columnar_handler, send_columnar
+from transforms.columnar import ColumnPage, columnar_handler, send_columnar, sized_rows_handler
 from transforms.elements import ColumnBatch, PieceKey
 from transforms.formats.base import SinkConfig
 from transforms.formats.csv import CsvWriter
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         statement = session.prepare(plan.select_cql(with_token=partition_tokens_for(plan) is None))
         statement.fetch_size = args.fetch_size
         report: dict[str, Any] = {"table": args.table, "writetimes": args.writetimes}
-        for path, handler in (("rows", None), ("columns", columnar_handler())):
+        for path, handler in (("rows", sized_rows_handler()), ("columns", columnar_handler())):
             pages, read_s = _read_pages(session, statement, args.rows, handler)
             costs = {"driver read": read_s, **_stages(plan, pages, args)}
             rows = sum(p[0].length if p and type(p[0]) is ColumnPage else len(p) for p in pages)

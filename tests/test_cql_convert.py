@@ -79,7 +79,7 @@ SCALAR_CASES: list[tuple[str, Any, str, Any]] = [
     ("blob", b"", "0x", ""),
     ("uuid", UUID_1, "12345678-1234-5678-1234-567812345678", str(UUID_1)),
     ("timeuuid", TIMEUUID_1, "5b6962dd-3f90-11ee-b34e-0242ac120002", str(TIMEUUID_1)),
-    # Top-level timestamps arrive as int milliseconds (blobAsBigint(timestampAsBlob(c))).
+    # Top-level timestamps arrive as int milliseconds (read as bigint: wire_timestamps).
     ("timestamp", 1700000000123, "2023-11-14T22:13:20.123Z", "2023-11-14T22:13:20.123Z"),
     ("timestamp", 0, "1970-01-01T00:00:00.000Z", "1970-01-01T00:00:00.000Z"),
     ("timestamp", -1, "1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999Z"),

@@ -14,6 +14,7 @@ import pytest
 
 from transforms.cassandra_schema import describe_table, plan_described_table
 from transforms.cassandra_session import ConnectionConfig, connect
+from transforms.columnar import send_columnar, sized_rows_handler
 from transforms.partition_token import partition_tokens_for
 from transforms.token_ranges import MAX_TOKEN, MIN_TOKEN
 
@@ -64,7 +65,8 @@ def _server_and_client_tokens(hosts: str, ks: str, table: str) -> list[tuple[int
         tokens = partition_tokens_for(plan)
         assert tokens is not None
         statement = session.prepare(plan.select_cql(with_token=True))
-        rows = list(session.execute(statement, (MIN_TOKEN, MAX_TOKEN)))
+        bound = statement.bind((MIN_TOKEN, MAX_TOKEN))
+        rows = list(send_columnar(session, bound, None, sized_rows_handler()).result())
     finally:
         cluster.shutdown()
     return [(row[0], tokens.token(tokens.key_of(row[1:]))) for row in rows]

@@ -3,7 +3,8 @@
 The Cython build of cassandra-driver ships ``NumpyProtocolHandler``: a page of a result
 becomes one NumPy array per column instead of a list of row tuples. ``bigint``,
 ``counter``, ``int``, ``smallint``, ``float`` and ``double`` columns (so writetimes, TTLs,
-``token()`` and the exporter's ``blobAsBigint(timestampAsBlob(c))`` timestamps) become
+``token()`` and the exporter's top-level timestamps, read as ``bigint``: see
+:mod:`transforms.wire_timestamps`) become
 masked arrays of machine numbers whose mask marks nulls; every other type an object array
 of exactly the values the row parser gives (same deserializers). As shipped with
 cassandra-driver 3.30.1 it cannot be used as it is:
@@ -39,6 +40,7 @@ from typing import Any
 import numpy
 
 from transforms.cassandra_session import send_adjusted
+from transforms.wire_timestamps import bigint_timestamps
 
 __all__ = [
     "ColumnPage",
@@ -157,6 +159,10 @@ def _build_sized_rows_handler() -> Any:
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
 
+        def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
+            row_message.recv_results_metadata(self, f, user_type_map)
+            self.column_metadata = bigint_timestamps(self.column_metadata)
+
     return _reading_rows_with(row_handler, SizedRowsResultMessage)
 
 
@@ -201,6 +207,10 @@ def _build_handler() -> Any:
             f.seek(start)
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
+
+        def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
+            numpy_message.recv_results_metadata(self, f, user_type_map)
+            self.column_metadata = bigint_timestamps(self.column_metadata)
 
     return _reading_rows_with(numpy_handler, ColumnarResultMessage)
 

@@ -277,8 +277,8 @@ def writetime_formatter(fmt: str) -> Callable[[int | None], str | int | None]:
 def timestamp_millis(value: int | datetime.datetime) -> int:
     """A CQL timestamp as integer milliseconds since the epoch, from an int (kept) or a
     driver datetime (naive UTC, or aware)."""
-    # Top-level timestamps are selected as blobAsBigint(timestampAsBlob(c)) and arrive as
-    # int ms; timestamps nested in collections arrive as the driver's naive UTC datetime.
+    # Top-level timestamps arrive as int ms (read as bigint: transforms.wire_timestamps);
+    # timestamps nested in collections arrive as the driver's naive UTC datetime.
     if isinstance(value, int):
         return value
     if value.tzinfo is not None:

@@ -48,8 +48,8 @@ def _driver(cass_type: Any) -> Callable[[Any], bytes]:
     return lambda value: serialize(value, _PROTOCOL)
 
 
-# How a decoded key value becomes the bytes Cassandra hashed. ``timestamp`` is read as
-# ``blobAsBigint(timestampAsBlob(c))`` (an int of milliseconds): the same 8 bytes. Only
+# How a decoded key value becomes the bytes Cassandra hashed. ``timestamp`` is read as the
+# ``bigint`` it is on the wire (an int of milliseconds, ``wire_timestamps``). Only
 # types whose decoded values are equal exactly when their stored bytes are: the reader
 # tells partitions apart by their decoded key, so float and double (0.0 == -0.0), decimal
 # (1.0 == 1.00), varint and boolean (stored bytes that are not the canonical encoding

@@ -43,6 +43,7 @@ from transforms.partition_token import PartitionTokens, partition_tokens_for
 from transforms.rate_limit import leave_limiter, limiter_for
 from transforms.table_plan import TablePlan
 from transforms.token_restriction import TOKEN_RANGES
+from transforms.wire_timestamps import millis_rows
 
 __all__ = ["RangeReadError", "ReadRangesFn", "auto_page_rows"]
 
@@ -116,11 +117,12 @@ class ReadRangesFn(beam.DoFn):
             if self._client_tokens is None
             else self._prepare(with_token=False)
         )
-        # Pages as columns, or as rows with their sizes when those size the pages.
+        # Pages as columns, or as rows with their sizes; either way top-level timestamps
+        # are read as integer milliseconds (transforms.wire_timestamps).
         if self.columnar:
             self._page_handler = columnar_handler()
         else:
-            self._page_handler = None if self.connection.fetch_size else sized_rows_handler()
+            self._page_handler = sized_rows_handler()
         self._limiter = limiter_for(self.connection.rate_limit)
         self._slots = query_slots(self.connection.max_concurrent_queries)
 
@@ -388,6 +390,8 @@ class _RangeReader(PageClaims):
         paging state of the next one."""
         result = sent.result()
         rows = result.current_rows
+        if type(rows) is list and not _is_column_page(rows):
+            rows = millis_rows(rows)  # not read by the reader's own handlers: a session wrapper
         self.fn.pages_counter.inc()
         count = _row_count(rows)
         self.fn._limiter.acquire(count)
@@ -399,9 +403,13 @@ class _RangeReader(PageClaims):
         return rows, result.paging_state
 
 
+def _is_column_page(rows: list[Any]) -> bool:
+    return len(rows) == 1 and type(rows[0]) is ColumnPage
+
+
 def _row_count(rows: list[Any]) -> int:
     """Rows of a page: row tuples, or one ``ColumnPage``."""
-    if len(rows) == 1 and type(rows[0]) is ColumnPage:
+    if _is_column_page(rows):
         return rows[0].length
     return len(rows)
 
@@ -409,7 +417,7 @@ def _row_count(rows: list[Any]) -> int:
 def _page_bytes(rows: list[Any]) -> int:
     """The message size of a page: a ``ColumnPage``'s or a ``RowPage``'s, else 0 (unknown:
     a session wrapper's plain rows)."""
-    if len(rows) == 1 and type(rows[0]) is ColumnPage:
+    if _is_column_page(rows):
         return rows[0].nbytes
     return rows.nbytes if type(rows) is RowPage else 0
 

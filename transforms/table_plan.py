@@ -153,13 +153,9 @@ class TablePlan:
         the key columns, ``with_token=False``), then values, writetimes, TTLs."""
         pk = ", ".join(quote_identifier(c.name) for c in self.partition_key)
         selectors = [f"token({pk})"] if with_token else []
-        for column in self.columns:
-            q = quote_identifier(column.name)
-            if column.cql_type.name == "timestamp":
-                # Exact integer milliseconds; the driver's datetime overflows past year 9999.
-                selectors.append(f"blobAsBigint(timestampAsBlob({q}))")
-            else:
-                selectors.append(q)
+        # Top-level timestamps are selected as they are and read as bigint by the reader
+        # (transforms.wire_timestamps), not converted by the node.
+        selectors += [quote_identifier(column.name) for column in self.columns]
         selectors += [f"WRITETIME({quote_identifier(n)})" for n in self.writetime_columns]
         selectors += [f"TTL({quote_identifier(n)})" for n in self.ttl_columns]
         return (

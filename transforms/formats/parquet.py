@@ -4,8 +4,8 @@ pyarrow costs a process about 45 MB of resident memory and 0.3 s to import. Ever
 of a run imports the format registry (the options, the launcher's checks, the writer DoFn
 the workers unpickle), but only a worker that writes Parquet, a ``--single-file`` merge and
 a restore of a Parquet export need pyarrow. So this entry names the format and hands each
-call to ``transforms/formats/parquet_arrow.py`` (the writer, the merger, the reader and the
-type table), imported at its first call: a CSV export, or the launcher of a Parquet one,
+call to ``transforms/formats/parquet_arrow.py`` (the writer, the merger and the type
+table) or ``parquet_read.py`` (the reader), imported at its first call: a CSV export, or the launcher of a Parquet one,
 never loads pyarrow.
 """
 
@@ -43,20 +43,20 @@ def merge_parquet(parts: Sequence[str], target: str, sink: SinkConfig) -> None:
 
 def check_parquet_file(file: Any) -> tuple[list[str], int]:
     """An exported Parquet file's column names and row count, every row group read
-    (``parquet_arrow.check_parquet_file``)."""
-    from transforms.formats import parquet_arrow
+    (``parquet_read.check_parquet_file``)."""
+    from transforms.formats import parquet_read
 
-    return parquet_arrow.check_parquet_file(file)
+    return parquet_read.check_parquet_file(file)
 
 
 def read_parquet_rows(
     file: Any, batch_rows: int = 10_000, *, sets_in_file_order: bool = False
 ) -> Iterator[dict[str, Any]]:
     """The rows of an exported Parquet file as driver values: see
-    ``parquet_arrow.read_parquet_rows``, which documents the values."""
-    from transforms.formats import parquet_arrow
+    ``parquet_read.read_parquet_rows``, which documents the values."""
+    from transforms.formats import parquet_read
 
-    return parquet_arrow.read_parquet_rows(file, batch_rows, sets_in_file_order=sets_in_file_order)
+    return parquet_read.read_parquet_rows(file, batch_rows, sets_in_file_order=sets_in_file_order)
 
 
 def read_parquet_columns(
@@ -67,10 +67,10 @@ def read_parquet_columns(
     timestamps_as_millis: bool = False,
 ) -> Iterator[list[list[Any]]]:
     """The columns of an exported Parquet file, a batch of rows at a time: see
-    ``parquet_arrow.read_parquet_columns``."""
-    from transforms.formats import parquet_arrow
+    ``parquet_read.read_parquet_columns``."""
+    from transforms.formats import parquet_read
 
-    return parquet_arrow.read_parquet_columns(
+    return parquet_read.read_parquet_columns(
         file,
         batch_rows,
         sets_in_file_order=sets_in_file_order,

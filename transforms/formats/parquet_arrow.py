@@ -35,30 +35,27 @@ Writetimes are timestamp(us, UTC), or int64 with ``--writetime-format micros``; 
 Values outside the range of years 1-9999 are never a problem: timestamps, dates and
 writetimes are stored as their integer (ms, days, us since the epoch), which every
 Cassandra value fits; a reader that turns them into its own date types may refuse
-them, which is why :func:`read_parquet_rows` hands such values back as integers.
+them, which is why the reader (``parquet_read.read_parquet_rows``) hands such values back
+as integers.
 
 Column names are made valid Avro names as the Avro writer does (``[A-Za-z0-9_]``, a
 leading ``_`` before a digit, ``_2``, ``_3``... on a clash), names BigQuery and Spark
 accept; UDT field names alike. A renamed column keeps its CQL name in the field metadata
 ``cql_name``. The file's schema metadata ``cassandra_export`` holds, as JSON, each
 column's output name, role (value, writetime, ttl) and full CQL type, so the file can be
-read back into driver values without the table (:func:`read_parquet_rows`).
+read back into driver values without the table (``parquet_read``).
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from cassandra.util import Date, Duration, OrderedMap, SortedSet, Time
 
 from transforms import cql_convert, cql_text, cql_types
 from transforms.cql_types import CqlType
@@ -67,21 +64,24 @@ from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
     "arrow_type",
-    "check_parquet_file",
+    "nullable",
+    "raw_type",
+    "SCALAR_TYPES",
+    "struct_field_names",
     "Convert",
+    "MIME_TYPE",
     "merge_parquet",
     "open_parquet_writer",
     "parquet_schema",
     "ParquetWriter",
-    "read_parquet_rows",
     "SCHEMA_METADATA_KEY",
 ]
 
 SCHEMA_METADATA_KEY = b"cassandra_export"
-_MIME_TYPE = "application/vnd.apache.parquet"
+MIME_TYPE = "application/vnd.apache.parquet"
 
 _DURATION = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
-_SCALAR_TYPES: dict[str, pa.DataType] = {
+SCALAR_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
     "ascii": pa.string(),
     "tinyint": pa.int8(),
@@ -105,7 +105,7 @@ _SCALAR_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def _struct_field_names(t: CqlType) -> tuple[str, ...]:
+def struct_field_names(t: CqlType) -> tuple[str, ...]:
     if t.name == "tuple":
         return tuple(f"f{i}" for i in range(len(t.params)))
     return cql_types.udt_field_names(t)
@@ -113,7 +113,7 @@ def _struct_field_names(t: CqlType) -> tuple[str, ...]:
 
 def arrow_type(t: CqlType) -> pa.DataType:
     """The Arrow type of a CQL type."""
-    scalar = _SCALAR_TYPES.get(t.name)
+    scalar = SCALAR_TYPES.get(t.name)
     if scalar is not None:
         return scalar
     if t.name in ("list", "set", "vector"):
@@ -127,7 +127,7 @@ def arrow_type(t: CqlType) -> pa.DataType:
     if t.name == "map":
         return pa.map_(arrow_type(t.params[0]), arrow_type(t.params[1]))
     if t.name in ("tuple", "udt"):
-        names = _struct_field_names(t)
+        names = struct_field_names(t)
         return pa.struct([(n, arrow_type(p)) for n, p in zip(names, t.params, strict=True)])
     raise ValueError(f"no Parquet type for CQL type {t}")
 
@@ -182,7 +182,7 @@ def _padded(value: Sequence[Any], count: int) -> tuple[Any, ...]:
     return items + (None,) * (count - len(items)) if len(items) < count else items[:count]
 
 
-def _nullable(convert: Convert | None) -> Convert:
+def nullable(convert: Convert | None) -> Convert:
     if convert is None:
         return lambda value: value
     return lambda value: None if value is None else convert(value)
@@ -205,19 +205,19 @@ def _to_arrow(t: CqlType, nested: bool = True) -> Convert | None:
         return lambda value: value.nanosecond_time
     if name == "duration":
         return lambda value: (value.months, value.days, value.nanoseconds)
-    if name in _SCALAR_TYPES:
+    if name in SCALAR_TYPES:
         return None
     if name in ("list", "set", "vector"):
         element = _to_arrow(t.params[0])
         if element is None:
             return list
-        element = _nullable(element)
+        element = nullable(element)
         return lambda value: [element(item) for item in value]
     if name == "map":
-        key, item = _nullable(_to_arrow(t.params[0])), _nullable(_to_arrow(t.params[1]))
+        key, item = nullable(_to_arrow(t.params[0])), nullable(_to_arrow(t.params[1]))
         return lambda value: [(key(k), item(v)) for k, v in value.items()]
     if name in ("tuple", "udt"):
-        parts = tuple(_nullable(_to_arrow(p)) for p in t.params)
+        parts = tuple(nullable(_to_arrow(p)) for p in t.params)
         count = len(parts)
         return lambda value: tuple(
             part(item) for part, item in zip(parts, _padded(value, count), strict=True)
@@ -294,7 +294,7 @@ class ParquetWriter:
         # Values of temporal types arrive (or are converted) as their integers: build the
         # integer array and view it as the temporal type, 3x faster than pyarrow's
         # conversion of ints straight into a timestamp array.
-        self._storage = [_raw_type(f.type) for f in self._schema]
+        self._storage = [raw_type(f.type) for f in self._schema]
         self._writer = _parquet_writer(handle, self._schema, sink)
         self._groups = _RowGroups(self._writer, sink.parquet_row_group_rows)
 
@@ -338,18 +338,18 @@ class ParquetWriter:
 
 
 def open_parquet_writer(path: str, plan: TablePlan, sink: SinkConfig, policy: str) -> ParquetWriter:
-    return ParquetWriter(FileSystems.create(path, mime_type=_MIME_TYPE), plan, sink, policy)
+    return ParquetWriter(FileSystems.create(path, mime_type=MIME_TYPE), plan, sink, policy)
 
 
 def merge_parquet(parts: Sequence[str], target: str, sink: SinkConfig) -> None:
     """The parts' rows, in order, in one Parquet file with the parts' schema."""
-    with FileSystems.open(parts[0], mime_type=_MIME_TYPE) as first:
+    with FileSystems.open(parts[0], mime_type=MIME_TYPE) as first:
         schema = pq.ParquetFile(first).schema_arrow
-    with FileSystems.create(target, mime_type=_MIME_TYPE) as out:
+    with FileSystems.create(target, mime_type=MIME_TYPE) as out:
         writer = _parquet_writer(out, schema, sink)
         groups = _RowGroups(writer, sink.parquet_row_group_rows)
         for part in parts:
-            with FileSystems.open(part, mime_type=_MIME_TYPE) as handle:
+            with FileSystems.open(part, mime_type=MIME_TYPE) as handle:
                 source = pq.ParquetFile(handle)
                 if not source.schema_arrow.equals(schema, check_metadata=True):
                     raise ValueError(f"{part} has another schema than {parts[0]}")
@@ -362,7 +362,7 @@ def merge_parquet(parts: Sequence[str], target: str, sink: SinkConfig) -> None:
 # --- reading back: Arrow values -> values the Cassandra driver binds -----------------------
 
 
-def _raw_type(data_type: pa.DataType) -> pa.DataType:
+def raw_type(data_type: pa.DataType) -> pa.DataType:
     """``data_type`` with timestamps, dates and times as their integers: to_pylist cannot
     turn an out-of-range timestamp into a datetime, and time64(ns) would lose digits."""
     if pa.types.is_timestamp(data_type) or pa.types.is_time64(data_type):
@@ -370,164 +370,9 @@ def _raw_type(data_type: pa.DataType) -> pa.DataType:
     if pa.types.is_date32(data_type):
         return pa.int32()
     if pa.types.is_list(data_type):
-        return pa.list_(_raw_type(data_type.value_type))
+        return pa.list_(raw_type(data_type.value_type))
     if pa.types.is_map(data_type):
-        return pa.map_(_raw_type(data_type.key_type), _raw_type(data_type.item_type))
+        return pa.map_(raw_type(data_type.key_type), raw_type(data_type.item_type))
     if pa.types.is_struct(data_type):
-        return pa.struct([(f.name, _raw_type(f.type)) for f in data_type])
+        return pa.struct([(f.name, raw_type(f.type)) for f in data_type])
     return data_type
-
-
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-def _timestamp(millis: int) -> datetime.datetime | int:
-    try:
-        return _EPOCH + datetime.timedelta(milliseconds=millis)
-    except OverflowError:  # outside years 1-9999: the driver binds the int (ms) as well
-        return millis
-
-
-def _from_arrow(t: CqlType, sets_in_file_order: bool = False) -> Convert | None:
-    """Non-null raw Python value of ``t`` (``_raw_type`` then to_pylist) -> the driver's
-    value; None where it already is one. ``sets_in_file_order``: sets as lists in the order
-    the file holds them (Cassandra's), so they line up with per-element writetime lists."""
-    name = t.name
-    simple: dict[str, Convert] = {
-        "varint": int,
-        "decimal": Decimal,
-        "uuid": uuid.UUID,
-        "timeuuid": uuid.UUID,
-        "timestamp": _timestamp,
-        "date": Date,
-        "time": Time,
-        "duration": lambda d: Duration(d["months"], d["days"], d["nanoseconds"]),
-    }
-    if name in simple:
-        return simple[name]
-    if name in _SCALAR_TYPES:
-        return None
-    if name in ("list", "set", "vector"):
-        element = _nullable(_from_arrow(t.params[0], sets_in_file_order))
-        if name == "set" and not sets_in_file_order:
-            return lambda value: SortedSet(element(item) for item in value)
-        return lambda value: [element(item) for item in value]
-    if name == "map":
-        key = _nullable(_from_arrow(t.params[0], sets_in_file_order))
-        item = _nullable(_from_arrow(t.params[1], sets_in_file_order))
-        return lambda value: OrderedMap([(key(k), item(v)) for k, v in value])
-    if name in ("tuple", "udt"):
-        named = tuple(
-            (n, _nullable(_from_arrow(p, sets_in_file_order)))
-            for n, p in zip(_struct_field_names(t), t.params, strict=True)
-        )
-        return lambda value: tuple(part(value[n]) for n, part in named)
-    raise ValueError(f"no Parquet reading for CQL type {t}")
-
-
-def _column_reader(described: dict[str, Any], sets_in_file_order: bool) -> Convert | None:
-    if described["role"] != "value":
-        return None  # writetimes as int microseconds, TTLs as int seconds (lists as lists)
-    return _from_arrow(CqlType.from_json(described["cql_type"]), sets_in_file_order)
-
-
-def check_parquet_file(file: Any) -> tuple[list[str], int]:
-    """An exported Parquet file's output column names and row count (from its footer), after
-    every row group was read and dropped, so that a damaged page fails here and not after
-    rows were used; one row group is held at a time. ``file``: a seekable binary file."""
-    source = pq.ParquetFile(file)
-    columns = _described_columns(source)
-    for index in range(source.num_row_groups):
-        source.read_row_group(index)
-    return [c["name"] for c in columns], source.metadata.num_rows
-
-
-def read_parquet_rows(
-    file: Any, batch_rows: int = 10_000, *, sets_in_file_order: bool = False
-) -> Iterator[dict[str, Any]]:
-    """The rows of an exported Parquet file as values the Cassandra driver binds.
-
-    Args:
-        file: a path (local, gs://, ... through Beam's FileSystems) or a binary file
-            object of a Parquet file written by this exporter (a part or the merged file).
-        batch_rows: rows decoded at a time (memory stays flat whatever the file's size).
-        sets_in_file_order: sets as lists in the file's (Cassandra's) order instead of
-            ``SortedSet``, so they line up with per-element writetime lists (restore).
-
-    Yields:
-        One dict per row, keyed by the export's output column names (the CQL names, not
-        the Parquet-safe ones), in column order. Values by CQL type: ``int`` for the
-        integer types and varint; ``Decimal``; ``float``; ``bool``; ``str`` for text,
-        ascii and inet; ``bytes``; ``uuid.UUID``; timestamps as UTC-aware ``datetime``
-        (an ``int`` of milliseconds outside years 1-9999); ``cassandra.util.Date``,
-        ``Time``, ``Duration``; lists and vectors as ``list``, sets as
-        ``cassandra.util.SortedSet``, maps as ``cassandra.util.OrderedMap``, tuples and
-        UDTs as ``tuple`` in field order (the driver binds tuples for both); None for
-        null. Writetime columns are ``int`` microseconds and TTL columns ``int`` seconds,
-        whatever ``--writetime-format`` was; under ``--collection-writetime list`` both
-        are lists (None where an element has none).
-    """
-    if isinstance(file, str):
-        with FileSystems.open(file, mime_type=_MIME_TYPE) as handle:
-            yield from read_parquet_rows(handle, batch_rows, sets_in_file_order=sets_in_file_order)
-        return
-    source = pq.ParquetFile(file)
-    names = [c["name"] for c in _described_columns(source)]
-    for values in _column_batches(source, batch_rows, sets_in_file_order, False):
-        for row in zip(*values, strict=True):
-            yield dict(zip(names, row, strict=True))
-
-
-def read_parquet_columns(
-    file: Any,
-    batch_rows: int = 10_000,
-    *,
-    sets_in_file_order: bool = False,
-    timestamps_as_millis: bool = False,
-) -> Iterator[list[list[Any]]]:
-    """The columns of an exported Parquet file, ``batch_rows`` rows at a time: per batch, a
-    list of values per output column in the file's order (the export's), with the values
-    :func:`read_parquet_rows` gives, except that ``timestamps_as_millis`` leaves a
-    ``timestamp`` column's values as integer milliseconds (what the restore reads from the
-    other formats, exact in every year) instead of making a ``datetime`` of each.
-    ``file``: as for :func:`read_parquet_rows`."""
-    if isinstance(file, str):
-        with FileSystems.open(file, mime_type=_MIME_TYPE) as handle:
-            yield from read_parquet_columns(
-                handle,
-                batch_rows,
-                sets_in_file_order=sets_in_file_order,
-                timestamps_as_millis=timestamps_as_millis,
-            )
-        return
-    yield from _column_batches(
-        pq.ParquetFile(file), batch_rows, sets_in_file_order, timestamps_as_millis
-    )
-
-
-def _described_columns(source: Any) -> list[dict[str, Any]]:
-    """The exporter's description of a Parquet file's columns (its schema metadata)."""
-    return json.loads(source.schema_arrow.metadata[SCHEMA_METADATA_KEY])["columns"]
-
-
-def _column_batches(
-    source: Any, batch_rows: int, sets_in_file_order: bool, timestamps_as_millis: bool
-) -> Iterator[list[list[Any]]]:
-    """Per batch of rows, each column's values (see :func:`read_parquet_columns`)."""
-    readers = []
-    for described in _described_columns(source):
-        millis = described["role"] == "value" and described["cql_type"]["name"] == "timestamp"
-        readers.append(
-            None
-            if millis and timestamps_as_millis
-            else _column_reader(described, sets_in_file_order)
-        )
-    raw_types = [_raw_type(f.type) for f in source.schema_arrow]
-    for batch in source.iter_batches(batch_size=batch_rows):
-        values = []
-        for array, raw_type, read in zip(batch.columns, raw_types, readers, strict=True):
-            column = array.cast(raw_type).to_pylist()
-            if read is not None:
-                column = [None if v is None else read(v) for v in column]
-            values.append(column)
-        yield values
