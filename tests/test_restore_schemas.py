@@ -6,6 +6,7 @@ tables of tests/test_restore_formats.py do not have."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ T = 1_600_000_000_000_000
 def tables(session: Any, ks: str) -> str:
     """The source tables, in the module's keyspace."""
     run = session.execute
+    run(
+        f"CREATE TABLE {ks}.decimals (k decimal, c decimal, v decimal, s set<decimal>, "
+        "PRIMARY KEY (k, c))"
+    )
+    run(
+        f"INSERT INTO {ks}.decimals (k, c, v, s) VALUES (1.5E+3, -1E+10, 7E+1, {{1E+2, 0.50}}) "
+        f"USING TIMESTAMP {T + 1}"
+    )
+    run(f"INSERT INTO {ks}.decimals (k, c, v) VALUES (0.00, 2.50, 1E-7) USING TIMESTAMP {T + 2}")
     run(f'CREATE TYPE {ks}."Odd" ("with space" frozen<list<int>>, "from" int, "a-b" text)')
     run(
         f'CREATE TABLE {ks}.odd_udts (k int PRIMARY KEY, u "Odd", fu frozen<"Odd">, '
@@ -64,13 +74,39 @@ def round_trip(hosts: str, source: str, target: str, out: Path, fmt: str) -> Non
 
 
 def exact(value: Any) -> Any:
-    """``value`` with tuples and UDTs (the driver's named tuples) as plain tuples and sets
-    as lists."""
+    """``value`` with decimals as their text, which keeps their scale (``Decimal`` equality
+    ignores it), tuples and UDTs (the driver's named tuples) as plain tuples and sets as
+    lists."""
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, tuple):  # tuples and UDTs (the driver's named tuples)
         return tuple(exact(v) for v in value)
     if isinstance(value, list | SortedSet):
         return [exact(v) for v in value]
     return value
+
+
+DECIMAL_CELLS = "k, c, v, WRITETIME(v), s, WRITETIME(s)"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_decimal_scale_round_trips_in_keys_values_and_sets(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """A decimal with a positive exponent (``1.5E+3``: unscaled 15, scale -2) was written in
+    plain notation (``1500``, scale 0): as a partition key that is another serialized key, so
+    the restored row had another token and ``WHERE k = 1.5E+3`` no longer found it."""
+    target = f"{tgt}.decimals_{fmt}"
+    round_trip(hosts, f"{tables}.decimals", target, tmp_path / "out", fmt)
+    expected = [
+        ("0.00", "2.50", "1E-7", T + 2, None, None),
+        ("1.5E+3", "-1E+10", "7E+1", T + 1, ["0.50", "1E+2"], [T + 1, T + 1]),
+    ]
+    for table in (f"{tables}.decimals", target):
+        rows = session.execute(f"SELECT {DECIMAL_CELLS} FROM {table}")
+        assert sorted(tuple(exact(v) for v in row) for row in rows) == expected, table
+    found = session.execute(f"SELECT v FROM {target} WHERE k = 1.5E+3 AND c = -1E+10").all()
+    assert [exact(row.v) for row in found] == ["7E+1"]
 
 
 ODD_UDT_CELLS = "k, u, WRITETIME(u), fu, WRITETIME(fu), lu, WRITETIME(lu)"
