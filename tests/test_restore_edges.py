@@ -245,3 +245,34 @@ def test_damaged_restore_manifest_is_bad_input_and_overwrite_recovers(
         again = restore(*argv, "--overwrite")
         assert again.code == 0, again.describe()
     assert cells(session, target, STATIC_LIST_CELLS) == cells(session, source, STATIC_LIST_CELLS)
+
+
+def test_incremental_export_restored_after_its_base_appends_no_list_element_twice(
+    session: Any, ks: str, hosts: str, tgt: str, tmp_path: Path
+) -> None:
+    """An incremental export repeats rows its base holds: those written in the overlap, and
+    every row with one cell written since, with all its cells. Restored after the base into
+    the same table, its list elements were appended again (``['a', 'b', 'a', 'b']``)."""
+    source = f"{ks}.chain"
+    session.execute(f"CREATE TABLE {source} (k int PRIMARY KEY, l list<text>, v int)")
+    session.execute(f"INSERT INTO {source} (k, l, v) VALUES (1, ['a', 'b'], 1)")
+    session.execute(f"INSERT INTO {source} (k, l, v) VALUES (2, ['c'], 1)")
+    session.execute(f"INSERT INTO {source} (k, l, v) VALUES (3, ['d'], 1)")
+    base, increment = tmp_path / "base", tmp_path / "increment"
+    options = ("--format", "jsonl", "--collection-writetime", "list")
+    export(hosts, source, base, *options)
+    session.execute(f"UPDATE {source} SET v = 2 WHERE k = 1")
+    session.execute(f"UPDATE {source} SET l = l + ['e'] WHERE k = 3")
+    export(hosts, source, increment, *options, "--incremental-from", str(base))
+    target = f"{tgt}.chain"
+    for out in (base, increment):
+        result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+        assert result.code == 0, result.describe()
+    columns = "k, l, WRITETIME(l), v, WRITETIME(v)"
+    expected = cells(session, source, columns)
+    assert [(k, lst, v) for k, lst, _, v, _ in expected] == [
+        (1, ["a", "b"], 2),
+        (2, ["c"], 1),
+        (3, ["d", "e"], 1),
+    ]
+    assert cells(session, target, columns) == expected
