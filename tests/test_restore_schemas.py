@@ -10,10 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from cassandra.util import SortedSet
 
-from tests.helpers import export
+from tests.helpers import export, read_avro
 from tests.test_restore import restore, tgt
 
 __all__ = ["tgt"]  # the target keyspace fixture, used by name below
@@ -35,6 +36,15 @@ def tables(session: Any, ks: str) -> str:
         f"USING TIMESTAMP {T + 1}"
     )
     run(f"INSERT INTO {ks}.decimals (k, c, v) VALUES (0.00, 2.50, 1E-7) USING TIMESTAMP {T + 2}")
+    run(f'CREATE TYPE {ks}.cased ("x" int, "X" int)')
+    run(
+        f'CREATE TABLE {ks}.cases (k int PRIMARY KEY, a int, "A" int, "Ab" text, "aB" text, '
+        "u frozen<cased>)"
+    )
+    run(
+        f'INSERT INTO {ks}.cases (k, a, "A", "Ab", "aB", u) VALUES '
+        f"(1, 2, 3, 'x', 'y', {{\"x\": 4, \"X\": 5}}) USING TIMESTAMP {T + 5}"
+    )
     run(f'CREATE TYPE {ks}."Odd" ("with space" frozen<list<int>>, "from" int, "a-b" text)')
     run(
         f'CREATE TABLE {ks}.odd_udts (k int PRIMARY KEY, u "Odd", fu frozen<"Odd">, '
@@ -134,4 +144,39 @@ def test_udt_fields_with_names_avro_and_parquet_rename(
     ]
     for table in (f"{tables}.odd_udts", target):
         rows = session.execute(f"SELECT {ODD_UDT_CELLS} FROM {table}")
+        assert [tuple(exact(v) for v in row) for row in rows] == expected, table
+
+
+CASES_CELLS = 'k, a, WRITETIME(a), "A", WRITETIME("A"), "Ab", "aB", u'
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_names_that_differ_only_in_case_get_distinct_file_names(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """Columns ``a`` and ``"A"`` (and UDT fields ``x`` and ``"X"``) were written as Avro and
+    Parquet fields ``a`` and ``A``: Spark and BigQuery compare names without case and refuse
+    such a file (DuckDB renames one ``a_1``). The second of two such names gets ``_2``."""
+    target = f"{tgt}.cases_{fmt}"
+    out = tmp_path / "out"
+    round_trip(hosts, f"{tables}.cases", target, out, fmt)
+    names = [
+        "k", "A", "Ab", "a_2", "aB_2", "u",
+        "A_writetime", "Ab_writetime", "a_writetime_2", "aB_writetime_2", "u_writetime",
+        "A_ttl", "Ab_ttl", "a_ttl_2", "aB_ttl_2", "u_ttl",
+    ]  # fmt: skip
+    if fmt == "parquet":
+        files = f"{out}/data/*.parquet"
+        relation = duckdb.sql(f"SELECT * FROM read_parquet('{files}') WHERE k = 1")
+        assert relation.columns == names
+        assert relation.fetchall()[0][:6] == (1, 3, "x", 2, "y", {"x": 4, "X_2": 5})
+    else:
+        schema, records = read_avro(out)
+        assert [f["name"] for f in schema["fields"]] == names
+        udt = next(f for f in schema["fields"] if f["name"] == "u")["type"][1]
+        assert [f["name"] for f in udt["fields"]] == ["x", "X_2"]
+        assert records[0]["u"] == {"x": 4, "X_2": 5}
+    expected = [(1, 2, T + 5, 3, T + 5, "x", "y", (4, 5))]
+    for table in (f"{tables}.cases", target):
+        rows = session.execute(f"SELECT {CASES_CELLS} FROM {table}")
         assert [tuple(exact(v) for v in row) for row in rows] == expected, table

@@ -279,10 +279,13 @@ def _avro_sanitize(name: str) -> str:
 
 
 def _unique(base: str, used: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ...: the first not in ``used`` whatever its case
+    (Spark and BigQuery compare column names without case, and refuse a file with ``a`` and
+    ``A``); ``used`` holds the names handed out, lowercased."""
     candidate, suffix = base, 2
-    while candidate in used:
+    while candidate.lower() in used:
         candidate, suffix = f"{base}_{suffix}", suffix + 1
-    used.add(candidate)
+    used.add(candidate.lower())
     return candidate
 
 
@@ -296,7 +299,7 @@ class AvroNames:
 
     def __init__(self, reserved: Sequence[str] = ()) -> None:
         self._used: set[str] = set(_AVRO_TYPE_NAMES)
-        self._used.update(reserved)
+        self._used.update(name.lower() for name in reserved)
 
     def record_name(self, hint: str) -> str:
         return _unique(_avro_sanitize(hint), self._used)
