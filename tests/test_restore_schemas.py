@@ -45,6 +45,17 @@ def tables(session: Any, ks: str) -> str:
         f'INSERT INTO {ks}.cases (k, a, "A", "Ab", "aB", u) VALUES '
         f"(1, 2, 3, 'x', 'y', {{\"x\": 4, \"X\": 5}}) USING TIMESTAMP {T + 5}"
     )
+    run(f'CREATE TYPE {ks}."two words" (a int, "b, <c>" text)')
+    run(f'CREATE TYPE {ks}."x<y>" (w frozen<"two words">)')
+    run(
+        f'CREATE TABLE {ks}.quoted_types (k int, c frozen<"two words">, u "two words", '
+        'n "x<y>", l list<frozen<"x<y>">>, PRIMARY KEY (k, c))'
+    )
+    run(
+        f"INSERT INTO {ks}.quoted_types (k, c, u, n, l) VALUES (1, {{a: 1, \"b, <c>\": 'x'}}, "
+        '{a: 2, "b, <c>": \'y\'}, {w: {a: 3, "b, <c>": null}}, [{w: null}]) '
+        f"USING TIMESTAMP {T + 6}"
+    )
     run(f'CREATE TYPE {ks}."Odd" ("with space" frozen<list<int>>, "from" int, "a-b" text)')
     run(
         f'CREATE TABLE {ks}.odd_udts (k int PRIMARY KEY, u "Odd", fu frozen<"Odd">, '
@@ -117,6 +128,24 @@ def test_decimal_scale_round_trips_in_keys_values_and_sets(
         assert sorted(tuple(exact(v) for v in row) for row in rows) == expected, table
     found = session.execute(f"SELECT v FROM {target} WHERE k = 1.5E+3 AND c = -1E+10").all()
     assert [exact(row.v) for row in found] == ["7E+1"]
+
+
+QUOTED_TYPE_CELLS = "k, c, u, WRITETIME(u), n, WRITETIME(n), l, WRITETIME(l)"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_user_types_whose_names_need_quotes(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """User types named ``"two words"`` and ``"x<y>"``: the export recorded none of them
+    (it split type strings at spaces and brackets, quotes or not), so the restore failed
+    with ``unknown CQL type 'two words'`` (exit 1)."""
+    target = f"{tgt}.quoted_types_{fmt}"
+    round_trip(hosts, f"{tables}.quoted_types", target, tmp_path / "out", fmt)
+    expected = [(1, (1, "x"), (2, "y"), [T + 6, T + 6], ((3, None),), [T + 6], [(None,)], [T + 6])]
+    for table in (f"{tables}.quoted_types", target):
+        rows = session.execute(f"SELECT {QUOTED_TYPE_CELLS} FROM {table}")
+        assert [tuple(exact(v) for v in row) for row in rows] == expected, table
 
 
 ODD_UDT_CELLS = "k, u, WRITETIME(u), fu, WRITETIME(fu), lu, WRITETIME(lu)"

@@ -25,6 +25,7 @@ __all__ = [
     "avro_field_name",
     "is_scalar",
     "parse_cql_type",
+    "type_string_names",
     "udt_field_names",
     "user_type_table",
 ]
@@ -128,6 +129,13 @@ def parse_cql_type(type_string: str, user_types: UserTypes | None = None) -> Cql
     ``UserType.field_names`` / ``UserType.field_types`` give them (see ``user_type_table``).
     """
     return _TypeParser(type_string, user_types or {}).parse_whole(resolving=())
+
+
+def type_string_names(type_string: str) -> set[str]:
+    """Every name a CQL type string spells, quoted ones unquoted (``frozen<"two words">``:
+    ``frozen`` and ``two words``): the names of the user types it may use are among them."""
+    tokens = _TypeParser(type_string, {}).tokens
+    return {value for kind, value in tokens if kind != "punct"}
 
 
 def user_type_table(keyspace_metadata: Any) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
