@@ -74,8 +74,9 @@ def tables(session: Any, ks: str) -> str:
 
 def round_trip(hosts: str, source: str, target: str, out: Path, fmt: str) -> None:
     """Export ``source`` in ``fmt`` with every writetime and TTL, restore it into ``target``
-    (created), then restore again: the second run must change nothing."""
-    export(
+    (created), then restore again: the second run must change nothing. Neither command
+    writes anything on stderr."""
+    exported = export(
         hosts,
         source,
         out,
@@ -92,6 +93,7 @@ def round_trip(hosts: str, source: str, target: str, out: Path, fmt: str) -> Non
     assert first.code == 0, first.describe()
     again = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
     assert again.code == 0, again.describe()
+    assert (exported.stderr, first.stderr, again.stderr) == ("", "", "")
 
 
 def exact(value: Any) -> Any:
