@@ -23,6 +23,11 @@ FORMATS = ["csv", "jsonl", "json", "avro", "parquet"]
 T = 1_600_000_000_000_000
 
 
+# 64 spellings of ten: equal as Python decimals, but each another serialized key (unscaled
+# value and scale), so another partition with another token.
+EQUAL_DECIMALS = ["1E+1"] + [f"10.{'0' * n}" if n else "10" for n in range(63)]
+
+
 @pytest.fixture(scope="module")
 def tables(session: Any, ks: str) -> str:
     """The source tables, in the module's keyspace."""
@@ -36,6 +41,24 @@ def tables(session: Any, ks: str) -> str:
         f"USING TIMESTAMP {T + 1}"
     )
     run(f"INSERT INTO {ks}.decimals (k, c, v) VALUES (0.00, 2.50, 1E-7) USING TIMESTAMP {T + 2}")
+    run(
+        f"CREATE TABLE {ks}.equal_keys (pk decimal, ck int, s list<int> static, v int, "
+        "PRIMARY KEY (pk, ck))"
+    )
+    for i, key in enumerate(EQUAL_DECIMALS):
+        run(
+            f"INSERT INTO {ks}.equal_keys (pk, ck, s, v) VALUES ({key}, 1, [{i}], {i}) "
+            f"USING TIMESTAMP {T + 7}"
+        )
+    run(
+        f"CREATE TABLE {ks}.float_keys (pk double, ck int, s list<int> static, v int, "
+        "PRIMARY KEY (pk, ck))"
+    )
+    for pk, ck, v in (("NaN", 1, 1), ("NaN", 2, 2), ("-0.0", 1, 3), ("0.0", 1, 4)):
+        run(
+            f"INSERT INTO {ks}.float_keys (pk, ck, s, v) VALUES ({pk}, {ck}, [{v}], {v}) "
+            f"USING TIMESTAMP {T + 8}"
+        )
     run(f'CREATE TYPE {ks}.cased ("x" int, "X" int)')
     run(
         f'CREATE TABLE {ks}.cases (k int PRIMARY KEY, a int, "A" int, "Ab" text, "aB" text, '
@@ -211,3 +234,36 @@ def test_names_that_differ_only_in_case_get_distinct_file_names(
     for table in (f"{tables}.cases", target):
         rows = session.execute(f"SELECT {CASES_CELLS} FROM {table}")
         assert [tuple(exact(v) for v in row) for row in rows] == expected, table
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_partition_keys_equal_in_python_but_not_in_cassandra(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """The row-by-row restore told partitions apart by Python equality: ``-0.0 == 0.0`` and
+    ``Decimal("10") == Decimal("10.0")`` merged two partitions that a unit holds one after
+    the other (the second's statics were never written), and ``nan != nan`` split one
+    partition per row (its static list appended once per row)."""
+    decimals = f"{tgt}.equal_keys_{fmt}"
+    round_trip(hosts, f"{tables}.equal_keys", decimals, tmp_path / "decimals", fmt)
+    units = len(list((tmp_path / "decimals" / "_manifest" / "ranges").glob("*.json")))
+    assert units < len(EQUAL_DECIMALS)  # so some unit holds two of them, one after the other
+    cells = "pk, s, WRITETIME(s), v"
+    expected = sorted((key, [i], [T + 7], i) for i, key in enumerate(EQUAL_DECIMALS))
+    for table in (f"{tables}.equal_keys", decimals):
+        rows = session.execute(f"SELECT {cells} FROM {table}")
+        assert sorted(tuple(exact(v) for v in row) for row in rows) == expected, table
+    floats = f"{tgt}.float_keys_{fmt}"
+    round_trip(hosts, f"{tables}.float_keys", floats, tmp_path / "floats", fmt)
+    cells = "pk, ck, s, WRITETIME(s), v"
+    expected = sorted(
+        [
+            ("-0.0", 1, [3], [T + 8], 3),
+            ("0.0", 1, [4], [T + 8], 4),
+            ("nan", 1, [1, 2], [T + 8, T + 8], 1),
+            ("nan", 2, [1, 2], [T + 8, T + 8], 2),
+        ]
+    )
+    for table in (f"{tables}.float_keys", floats):
+        rows = session.execute(f"SELECT {cells} FROM {table}")
+        assert sorted((repr(r[0]), *r[1:]) for r in rows) == expected, table

@@ -421,11 +421,13 @@ def partition_chunks(
     whether it opens its partition (an export unit holds whole partitions in token order,
     so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
     current: list[Any] = []
-    current_key: tuple[Any, ...] | None = None
+    current_key: str | None = None
     opens = True
     key_of = key_getter(key_names)
     for row in rows:
-        key = key_of(row.values)
+        # Keys compared by repr, which tells apart what Cassandra does (it compares bytes)
+        # and == does not: -0.0 == 0.0, Decimal("10") == Decimal("10.0"), nan != nan.
+        key = repr(key_of(row.values))
         if current and (key != current_key or len(current) >= max_rows):
             yield opens, current
             opens = key != current_key
