@@ -276,3 +276,29 @@ def test_incremental_export_restored_after_its_base_appends_no_list_element_twic
         (3, ["d", "e"], 1),
     ]
     assert cells(session, target, columns) == expected
+
+
+def test_static_counters_added_once_per_partition(
+    session: Any, ks: str, hosts: str, tgt: str, tmp_path: Path
+) -> None:
+    """A static counter was incremented with the row's whole primary key, which Cassandra
+    refuses for a statement that sets only statics (``Invalid restrictions on clustering
+    columns``, exit 1). It is added once per partition, a static-only one too."""
+    source = f"{ks}.static_counters"
+    run = session.execute
+    run(f"CREATE TABLE {source} (k int, c int, sc counter static, n counter, PRIMARY KEY (k, c))")
+    run(f"UPDATE {source} SET sc = sc + 7 WHERE k = 1")
+    for c in (1, 2, 3):
+        run(f"UPDATE {source} SET n = n + {c} WHERE k = 1 AND c = {c}")
+    run(f"UPDATE {source} SET sc = sc - 5 WHERE k = 2")
+    out = tmp_path / "counters"
+    export(hosts, source, out, "--format", "csv")
+    target = f"{tgt}.static_counters"
+    result = restore(
+        "--hosts", hosts, "--input", str(out), "--table", target, "--create-table",
+        "--counters", "add",
+    )  # fmt: skip
+    assert result.code == 0, result.describe()
+    expected = [(1, 1, 7, 1), (1, 2, 7, 2), (1, 3, 7, 3), (2, None, -5, None)]
+    assert cells(session, source, "k, c, sc, n") == expected
+    assert cells(session, target, "k, c, sc, n") == expected
