@@ -158,9 +158,11 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     units = _export_units(layout, manifest, warnings)
     connection = prepare_target(settings, plan, schema)
     redo_all = bool(settings["overwrite"])
+    # An incremental export repeats rows of its base: their lists are checked as in a redo.
+    read_lists = redo_all or bool(manifest.get("incremental_from"))
     done = _done_before(settings, restore_layout, recorded, plan, len(units))
     todo = [
-        RestoreUnit(u.stem, u.path, u.read_started_micros, redo_all, u.expected_rows)
+        RestoreUnit(u.stem, u.path, u.read_started_micros, read_lists, u.expected_rows)
         for u in units
         if u.stem not in done
     ]

@@ -54,7 +54,8 @@ SCALAR_CASES: list[tuple[str, Any, str, Any]] = [
     ("varint", -(10**30), "-1" + "0" * 30, "-1" + "0" * 30),
     ("varint", BIG_VARINT, "1" + "0" * 4999 + "7", "1" + "0" * 4999 + "7"),
     ("decimal", Decimal("1.50"), "1.50", "1.50"),
-    ("decimal", Decimal("1e3"), "1000", "1000"),
+    ("decimal", Decimal("1e3"), "1E+3", "1E+3"),  # scale -3 kept (1000 would be scale 0)
+    ("decimal", Decimal("1000"), "1000", "1000"),
     ("decimal", Decimal("-123e-12"), "-0.000000000123", "-0.000000000123"),
     ("decimal", Decimal("0"), "0", "0"),
     ("decimal", Decimal("1e-5000"), "1E-5000", "1E-5000"),

@@ -9,6 +9,7 @@ import math
 import random
 import struct
 from collections.abc import Callable
+from decimal import Decimal
 
 import numpy
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tests.cql_values import f32
 from transforms.cql_convert import csv_formatter, json_converter
 from transforms.cql_text import (
+    decimal_text,
     float32_json_values,
     float32_texts,
     format_writetime_iso,
@@ -26,6 +28,25 @@ from transforms.cql_text import (
     writetime_texts,
 )
 from transforms.cql_types import CqlType
+
+
+@pytest.mark.parametrize(
+    ("literal", "text"),
+    [
+        ("1.50", "1.50"),
+        ("1000", "1000"),
+        ("0.000000000123", "0.000000000123"),
+        ("-0", "-0"),
+        ("1.5E+3", "1.5E+3"),  # unscaled 15, scale -2: in plain notation 1500, scale 0
+        ("-1E+10", "-1E+10"),
+        ("0E+3", "0E+3"),
+        ("1E-1000", "0." + "0" * 999 + "1"),
+        ("1E-1001", "1E-1001"),
+    ],
+)
+def test_decimal_text_keeps_the_scale(literal: str, text: str) -> None:
+    assert decimal_text(Decimal(literal)) == text
+    assert Decimal(text).as_tuple() == Decimal(literal).as_tuple()
 
 
 def test_float32_shortest_round_trip_for_random_bit_patterns() -> None:

@@ -179,5 +179,5 @@ def test_avro_names() -> None:
     used: set[str] = set()
     assert [
         avro_field_name(column, used)
-        for column in ["id", "ID", "my col", "my_col", "my-col", "2x", "", "int", "id"]
-    ] == ["id", "ID", "my_col", "my_col_2", "my_col_3", "_2x", "_", "int", "id_2"]
+        for column in ["id", "ID", "my col", "my_col", "my-col", "2x", "", "int", "id", "Id_2"]
+    ] == ["id", "ID_2", "my_col", "my_col_2", "my_col_3", "_2x", "_", "int", "id_3", "Id_2_2"]

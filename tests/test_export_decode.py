@@ -76,8 +76,9 @@ CASES: dict[str, tuple[str, list[tuple[Any, Any]]]] = {
             (Decimal("0.000000000123"), Decimal("0.000000000123")),
             (Decimal("1E-1200"), Decimal("1E-1200")),
             (Decimal("-0"), Decimal("-0")),
-            # plain notation drops a positive exponent: numerically equal, scale 0
-            (Decimal("1.5E+3"), Decimal("1500")),
+            # a positive exponent is written in scientific notation: its scale is kept
+            (Decimal("1.5E+3"), Decimal("1.5E+3")),
+            (Decimal("-1E+10"), Decimal("-1E+10")),
         ],
     ),
     "c_float": (

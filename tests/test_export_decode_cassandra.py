@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +115,6 @@ def from_driver(value: Any, t: CqlType) -> Any:
             (name, from_driver(v, p))
             for name, v, p in zip(t.field_names, value, t.params, strict=True)
         )
-    if t.name == "decimal" and value.as_tuple().exponent > 0:
-        # The exporter writes plain notation: 1.5E+3 as 1500, scale 0 (module docstring).
-        return value.quantize(Decimal(1))
     if t.name == "timestamp" and isinstance(value, datetime.datetime):
         micros = (value - EPOCH) // datetime.timedelta(microseconds=1)
         return (micros + 500) // 1000  # the driver's datetime is float-built: nearest ms

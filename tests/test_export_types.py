@@ -199,8 +199,8 @@ OTHER_ROWS: dict[str, tuple[int, dict[str, tuple[str, str, Any, Any]]]] = {
         T_B,
         {
             "c_date": ("'1970-01-01'", "1970-01-01", "1970-01-01", datetime.date(1970, 1, 1)),
-            # plain notation of 1.5E+3: the exact value, no exponent
-            "c_decimal": ("1.5E+3", "1500", "1500", "1500"),
+            # a positive exponent stays scientific, so the scale (-2) is kept
+            "c_decimal": ("1.5E+3", "1.5E+3", "1.5E+3", "1.5E+3"),
             "c_double": ("NaN", "NaN", "NaN", NAN),
             "c_duration": (
                 "-1h",

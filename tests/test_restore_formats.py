@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,8 @@ def target_keyspace(session: Any) -> Any:
 
 
 def comparable(value: Any) -> Any:
-    """repr() keeps types, order and NaN equal to itself; a decimal keeps its value only
-    (the exporter writes 1.5E+3 as 1500: the scale of a positive exponent is not kept)."""
-    if isinstance(value, Decimal):
-        return ("decimal", value.normalize())
+    """repr() keeps types, order and NaN equal to itself, and a decimal's scale (1.5E+3 and
+    1500 differ)."""
     if isinstance(value, list | tuple):
         return (type(value).__name__, [comparable(v) for v in value])
     return repr(value)

@@ -251,6 +251,12 @@ def test_udts_in_dependency_order_and_retargeting() -> None:
         "inner",
         "outer",
     ]
+    quoted = {"two words": ["int"], "x<y>": ['frozen<"two words">'], "Two": ["int"]}
+    assert udts_in_dependency_order(['map<int, frozen<"x<y>">>', '"Two"'], quoted) == [
+        "two words",
+        "x<y>",
+        "Two",
+    ]
     assert retarget_create(
         "CREATE TABLE ks.t (k int PRIMARY KEY)", "TABLE", ("ks", "t"), ("Other", "t2")
     ) == ('CREATE TABLE "Other".t2 (k int PRIMARY KEY)')

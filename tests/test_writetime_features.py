@@ -375,6 +375,24 @@ def test_plan_on_5_keeps_every_non_key_column() -> None:
         assert plan.warnings == ()
 
 
+def test_plan_column_lists_split_at_commas_outside_quotes() -> None:
+    """CQL names may hold commas and quotes: ``"x,y"`` names one column (before, the list
+    was split inside the quotes and ``"x`` was unknown)."""
+    plan = build_table_plan(
+        keyspace="ks",
+        table="t",
+        column_types=(("k", "int", "partition_key"), ("x,y", "int", "regular"))
+        + (('q"', "int", "regular"), ("z", "int", "regular")),
+        user_types={},
+        release_version="5.0.8",
+        columns=' "x,y" , "q""",z',
+        writetime_columns='"x,y"',
+        ttl_columns='"q""", "x,y"',
+    )
+    assert [c.name for c in plan.columns] == ["k", "x,y", 'q"', "z"]
+    assert (plan.writetime_columns, plan.ttl_columns) == (("x,y",), ("x,y", 'q"'))
+
+
 def test_cli_on_a_4_1_cluster_warns_and_errors(
     coll_table: tuple[str, float], hosts: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

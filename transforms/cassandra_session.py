@@ -9,6 +9,7 @@ other module of this project, so it can sit below every transform.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import ssl
 import threading
@@ -148,6 +149,24 @@ def _allow_null_list_elements() -> None:
         deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
 
 
+class _PositionalUdtNotice(logging.Filter):
+    """Drops the driver's warning that a user type whose name or field names are not Python
+    identifiers (a field ``"from"`` or ``"with space"``) comes back as a tuple with fields by
+    position: the export and the restore read UDT values by position, so it only added noise
+    to every run on such a table."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("could not create a namedtuple for")
+
+
+_DRIVER_TYPES_LOG = logging.getLogger("cassandra.cqltypes")
+
+
+def _quiet_positional_udts() -> None:
+    if not any(isinstance(f, _PositionalUdtNotice) for f in _DRIVER_TYPES_LOG.filters):
+        _DRIVER_TYPES_LOG.addFilter(_PositionalUdtNotice())
+
+
 def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
     if not (config.ssl_enabled or config.ssl_ca_file or config.ssl_cert_file):
         return None
@@ -176,6 +195,7 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
     from cassandra.query import tuple_factory
 
     _allow_null_list_elements()
+    _quiet_positional_udts()
     points = config.contact_points()
     ports = {p for _, p in points}
     if len(ports) > 1:

@@ -5,9 +5,12 @@ Renderings chosen where several were possible:
 
 - timestamps, dates and writetimes outside years 1-9999 are written as their integer
   (milliseconds, days since 1970-01-01, microseconds), as a string in JSON;
-- ``decimal`` is written in plain notation with its scale kept (``1.50``, ``1000``,
-  ``0.000000000123``); only exponents beyond +-1000 fall back to the exact scientific
-  ``str()`` so that a tiny value cannot produce a huge string;
+- ``decimal`` keeps its scale exactly: plain notation for a zero or negative exponent
+  (``1.50``, ``1000``, ``0.000000000123``), scientific for a positive one (``1.5E+3``,
+  unscaled 15, scale -2, as Java's ``BigDecimal.toString`` and cqlsh write it: in plain
+  notation it would read back as ``1500``, scale 0, another key for Cassandra), and
+  scientific too below an exponent of -1000, so that a tiny value cannot produce a huge
+  string;
 - ``float`` is the shortest text that round-trips through float32 (``0.1``), ``double``
   Python's shortest round-trip ``repr`` (``1e+16``); in JSON a ``float`` is the double
   nearest that text, so ``json.dumps`` writes the same digits;
@@ -451,10 +454,10 @@ def varint_text(value: int) -> str:
 
 
 def decimal_text(value: Decimal) -> str:
-    """A CQL decimal in plain notation with its scale kept; exponents beyond +-1000 in
-    ``str()``'s exact scientific form."""
+    """A CQL decimal as text that reads back with its scale: plain notation for exponents
+    from -1000 to 0, ``str()``'s exact scientific form otherwise (``1.5E+3``)."""
     exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and abs(exponent) <= _PLAIN_DECIMAL_EXPONENT:
+    if isinstance(exponent, int) and -_PLAIN_DECIMAL_EXPONENT <= exponent <= 0:
         return format(value, "f")
     return str(value)
 

@@ -25,6 +25,7 @@ __all__ = [
     "avro_field_name",
     "is_scalar",
     "parse_cql_type",
+    "type_string_names",
     "udt_field_names",
     "user_type_table",
 ]
@@ -128,6 +129,13 @@ def parse_cql_type(type_string: str, user_types: UserTypes | None = None) -> Cql
     ``UserType.field_names`` / ``UserType.field_types`` give them (see ``user_type_table``).
     """
     return _TypeParser(type_string, user_types or {}).parse_whole(resolving=())
+
+
+def type_string_names(type_string: str) -> set[str]:
+    """Every name a CQL type string spells, quoted ones unquoted (``frozen<"two words">``:
+    ``frozen`` and ``two words``): the names of the user types it may use are among them."""
+    tokens = _TypeParser(type_string, {}).tokens
+    return {value for kind, value in tokens if kind != "punct"}
 
 
 def user_type_table(keyspace_metadata: Any) -> dict[str, tuple[Sequence[str], Sequence[str]]]:
@@ -279,10 +287,13 @@ def _avro_sanitize(name: str) -> str:
 
 
 def _unique(base: str, used: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ...: the first not in ``used`` whatever its case
+    (Spark and BigQuery compare column names without case, and refuse a file with ``a`` and
+    ``A``); ``used`` holds the names handed out, lowercased."""
     candidate, suffix = base, 2
-    while candidate in used:
+    while candidate.lower() in used:
         candidate, suffix = f"{base}_{suffix}", suffix + 1
-    used.add(candidate)
+    used.add(candidate.lower())
     return candidate
 
 
@@ -296,7 +307,7 @@ class AvroNames:
 
     def __init__(self, reserved: Sequence[str] = ()) -> None:
         self._used: set[str] = set(_AVRO_TYPE_NAMES)
-        self._used.update(reserved)
+        self._used.update(name.lower() for name in reserved)
 
     def record_name(self, hint: str) -> str:
         return _unique(_avro_sanitize(hint), self._used)

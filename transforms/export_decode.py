@@ -61,7 +61,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from transforms.cql_types import CqlType, udt_field_names
+from transforms.cql_types import CqlType
 from transforms.export_files import (
     avro_chunks,
     brief,
@@ -250,10 +250,11 @@ def _parquet_columns(path: str, layout: ExportLayout, chunk_rows: int) -> Iterat
 
 
 def _udt_of(t: CqlType, value: Any) -> Any:
-    # Parquet's reader gives UDTs as tuples in field order; the other formats as UdtValue.
+    # Parquet's reader gives UDTs as tuples in field order; the other formats as UdtValue,
+    # keyed by the CQL field names (not the Parquet-safe ones: "with space", not "with_space").
     if value is None or t.name != "udt":
         return value
-    return UdtValue(zip(udt_field_names(t), value, strict=True))
+    return UdtValue(zip(t.field_names, value, strict=True))
 
 
 def rows_of(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:

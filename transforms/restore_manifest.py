@@ -27,6 +27,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from transforms.cql_types import type_string_names
 from transforms.manifest import (
     Layout,
     ManifestError,
@@ -88,13 +89,6 @@ def export_schema(cluster: Any, keyspace: str, table: str, plan: TablePlan) -> d
     }
 
 
-def _type_words(cql_type: str) -> set[str]:
-    words = set()
-    for raw in cql_type.replace("<", " ").replace(">", " ").replace(",", " ").split():
-        words.add(raw[1:-1].replace('""', '"') if raw.startswith('"') else raw)
-    return words
-
-
 def udts_in_dependency_order(
     column_types: list[str], udt_fields: dict[str, list[str]]
 ) -> list[str]:
@@ -105,12 +99,12 @@ def udts_in_dependency_order(
         if name in ordered or name in path:
             return
         for field_type in udt_fields[name]:
-            for word in sorted(_type_words(field_type) & udt_fields.keys()):
+            for word in sorted(type_string_names(field_type) & udt_fields.keys()):
                 visit(word, path + (name,))
         ordered.append(name)
 
     for cql_type in column_types:
-        for word in sorted(_type_words(cql_type) & udt_fields.keys()):
+        for word in sorted(type_string_names(cql_type) & udt_fields.keys()):
             visit(word, ())
     return ordered
 

@@ -29,6 +29,7 @@ __all__ = [
     "Assignment",
     "build_restore_plan",
     "COUNTER",
+    "STATIC_COUNTER",
     "FIELD",
     "list_check_columns",
     "list_check_cql",
@@ -52,6 +53,7 @@ ROW = "row"  # UPDATE ... WHERE full primary key
 PARTITION = "partition"  # UPDATE ... WHERE partition key (statics)
 MARKER = "marker"  # INSERT INTO ... (key columns): the row marker
 COUNTER = "counter"  # UPDATE ... SET c = c + ? (no timestamp, no TTL)
+STATIC_COUNTER = "static_counter"  # the same, WHERE partition key (static counters)
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class Shape(NamedTuple):
     """What a prepared statement looks like; statements of one shape share one prepare
     (a named tuple, hashed cheaply like ``Assignment``)."""
 
-    scope: str  # ROW, PARTITION, MARKER, COUNTER
+    scope: str  # ROW, PARTITION, MARKER, COUNTER, STATIC_COUNTER
     assignments: tuple[Assignment, ...] = ()
 
 
@@ -185,7 +187,8 @@ class Statement(NamedTuple):
 def statement_cql(plan: RestorePlan, shape: Shape) -> str:
     """The CQL of a shape. Bind order: timestamp, TTL, assigned values, key values (UPDATE);
     key values, timestamp (INSERT); assigned values, key values (counters)."""
-    keys = plan.partition_key if shape.scope == PARTITION else plan.partition_key + plan.clustering
+    by_partition = shape.scope in (PARTITION, STATIC_COUNTER)
+    keys = plan.partition_key if by_partition else plan.partition_key + plan.clustering
     where = " AND ".join(f"{quote_identifier(c.name)} = ?" for c in keys)
     if shape.scope == MARKER:
         names = ", ".join(quote_identifier(c.name) for c in keys)
@@ -195,7 +198,7 @@ def statement_cql(plan: RestorePlan, shape: Shape) -> str:
             "USING TIMESTAMP ? AND TTL 0"
         )
     sets = ", ".join(a.cql() for a in shape.assignments)
-    if shape.scope == COUNTER:
+    if shape.scope in (COUNTER, STATIC_COUNTER):
         return f"UPDATE {plan.qualified_table} SET {sets} WHERE {where}"
     return f"UPDATE {plan.qualified_table} USING TIMESTAMP ? AND TTL ? SET {sets} WHERE {where}"
 

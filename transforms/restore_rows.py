@@ -29,6 +29,7 @@ from transforms.restore_plan import (
     MARKER,
     PARTITION,
     ROW,
+    STATIC_COUNTER,
     Assignment,
     RestoreColumn,
     RestorePlan,
@@ -252,6 +253,7 @@ class RowStatementBuilder:
         regular_cells = cells = 0
         lists = self.list_elements(row, clock) if self.list_columns else {}
         counters: list[tuple[Assignment, Any]] = []
+        static_counters: list[tuple[Assignment, Any]] = []
         for column, name, scope, is_static, plain, whole, udt, has_wt, has_ttl in self._cells:
             value = values.get(name)
             if value is None or (is_static and not with_statics) or (static_only and not is_static):
@@ -275,7 +277,7 @@ class RowStatementBuilder:
                     group[2] += 1
                 cells += 1
             elif column.counter:
-                counters.append((Assignment(name, ADD), value))
+                (static_counters if is_static else counters).append((Assignment(name, ADD), value))
                 cells += 1
             elif column.multicell == "list":
                 elements = self._absent(column, lists[name], present, element_key, out)
@@ -283,11 +285,28 @@ class RowStatementBuilder:
             else:
                 self._collection_cell(row, column, scope, value, clock, groups, out)
         out.cells += cells
-        if counters:
-            shape = Shape(COUNTER, tuple(a for a, _ in counters))
-            keys = self._keys_of[ROW](values)
-            extra.append(Statement(shape, (*(v for _, v in counters), *keys), len(counters)))
+        extra += self._counter_statements(values, counters, static_counters)
         return regular_cells
+
+    def _counter_statements(
+        self,
+        values: Mapping[str, Any],
+        counters: list[tuple[Assignment, Any]],
+        static_counters: list[tuple[Assignment, Any]],
+    ) -> list[Statement]:
+        """The increments of a row's counters, and of its static counters by the partition
+        key alone: Cassandra refuses clustering restrictions on a statement that sets
+        statics only."""
+        statements = []
+        for scope, key_scope, added in (
+            (COUNTER, ROW, counters),
+            (STATIC_COUNTER, PARTITION, static_counters),
+        ):
+            if added:
+                keys = self._keys_of[key_scope](values)
+                shape = Shape(scope, tuple(a for a, _ in added))
+                statements.append(Statement(shape, (*(v for _, v in added), *keys), len(added)))
+        return statements
 
     def _group_statements(self, groups: Groups, values: Mapping[str, Any], out: RowWrites) -> None:
         """One statement per (scope, writetime, TTL) group: ``USING TIMESTAMP t AND TTL n``."""
@@ -421,11 +440,13 @@ def partition_chunks(
     whether it opens its partition (an export unit holds whole partitions in token order,
     so rows of one partition are adjacent). Memory stays flat however wide a partition is."""
     current: list[Any] = []
-    current_key: tuple[Any, ...] | None = None
+    current_key: str | None = None
     opens = True
     key_of = key_getter(key_names)
     for row in rows:
-        key = key_of(row.values)
+        # Keys compared by repr, which tells apart what Cassandra does (it compares bytes)
+        # and == does not: -0.0 == 0.0, Decimal("10") == Decimal("10.0"), nan != nan.
+        key = repr(key_of(row.values))
         if current and (key != current_key or len(current) >= max_rows):
             yield opens, current
             opens = key != current_key

@@ -8,6 +8,7 @@ again, so a column added during the export cannot change the output's shape.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,11 +213,15 @@ def supports_multicell_writetime(release_version: str) -> bool:
     return major >= 5
 
 
+# One name of a comma-separated list: a quoted part may hold commas (``"x,y",z``).
+_LIST_ITEM = re.compile(r'(?:"(?:[^"]|"")*"|[^,"]|")+')
+
+
 def _split_names(value: str | Sequence[str] | None) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
+        items = [v.strip() for v in _LIST_ITEM.findall(value)]
     else:
         items = [str(v).strip() for v in value]
     return [v for v in items if v]
