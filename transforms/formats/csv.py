@@ -8,13 +8,15 @@ to the null text) is quoted, so the two never read alike.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_convert, cql_text, cql_types
+from transforms import cql_convert, cql_text, cql_text_columns, cql_types
 from transforms.formats.base import (
     ColumnFn,
     Format,
@@ -63,12 +65,37 @@ def csv_quote(delimiter: str, null: str, text: str) -> str:
     return text
 
 
+def _quoted_fields(delimiter: str, null: str) -> Callable[[list[str]], list[str]]:
+    """Texts -> CSV fields, each as ``csv_quote`` gives it, with no Python call per text:
+    one regular expression finds the texts that need quotes (the delimiter, a quote, CR or
+    LF in it, or empty, or the null text)."""
+    needs_quotes = re.compile(
+        "|".join([re.escape(delimiter), '"', "\r", "\n", r"\A\Z", rf"\A{re.escape(null)}\Z"])
+    ).search
+
+    def quote_all(texts: Sequence[str]) -> list[str]:
+        doubled = map(str.replace, texts, itertools.repeat('"'), itertools.repeat('""'))
+        return list(map('"%s"'.__mod__, doubled))
+
+    def fields(texts: list[str]) -> list[str]:
+        found = list(map(needs_quotes, texts))
+        if None not in found:
+            return quote_all(texts)
+        if found.count(None) == len(found):
+            return texts
+        quoted = iter(quote_all([t for t, f in zip(texts, found, strict=True) if f is not None]))
+        return [t if f is None else next(quoted) for t, f in zip(texts, found, strict=True)]
+
+    return fields
+
+
 def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[str] | None]:
     """(non-null values -> texts, the characters those texts can hold or None if any)."""
     name = column_type.name
     csv_text = cql_convert.csv_formatter(column_type)
+    csv_texts = cql_convert.csv_texts(column_type)
     if not cql_types.is_scalar(column_type):  # collections, tuples, UDTs, vectors: JSON text
-        return (lambda values: list(map(csv_text, values))), None
+        return csv_texts, None
     if cql_convert.writes_unchanged(column_type, "csv"):  # text, ascii
         return (lambda values: values), None
     alphabet = _CSV_ALPHABETS.get(name)
@@ -94,7 +121,9 @@ def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[st
                 return list(map(csv_text, values))
 
         return booleans, alphabet
-    return (lambda values: list(map(csv_text, values))), alphabet
+    if name in ("uuid", "timeuuid"):
+        return cql_text_columns.uuid_texts, alphabet
+    return csv_texts, alphabet
 
 
 def _meta_texts(
@@ -219,6 +248,7 @@ def csv_column(
     else:
         texts_of, alphabet = _meta_texts(field, sink, policy, iso_cache)
     never_quoted = _never_quoted(alphabet, sink)
+    quoted = _quoted_fields(delimiter, null)
 
     def convert(column: Sequence[Any]) -> Sequence[str]:
         has_null = None in column
@@ -234,7 +264,7 @@ def csv_column(
                 or "" in texts
                 or null in texts
             ):
-                texts = [csv_quote(delimiter, null, t) for t in texts]
+                texts = quoted(texts)
         if not has_null:
             return texts
         if texts is values:  # text written as it is: the column with nulls replaced
