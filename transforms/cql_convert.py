@@ -16,6 +16,7 @@ Formats reach it only through the public functions (``writes_unchanged``, the co
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -60,7 +61,8 @@ def _identity(value: Any) -> Any:
 # The driver's map values: their entries, in order, are the list ``_items``; their own
 # ``items()`` and ``dict()`` look every key up again by its serialized bytes (about 1 µs
 # an entry).
-_DRIVER_MAPS = (OrderedMap, OrderedMapSerializedKey)
+_DRIVER_MAPS = frozenset((OrderedMap, OrderedMapSerializedKey))
+_ENTRIES = operator.attrgetter("_items")
 
 
 def _map_items(value: Any) -> Iterable[tuple[Any, Any]]:
@@ -238,7 +240,16 @@ def csv_texts(t: CqlType) -> Callable[[Iterable[Any]], list[str]]:
         convert = _SCALARS[t.name].csv
         return lambda values: list(map(convert, values))
     to_json = _json_plan(t)
-    return lambda values: json_texts(map(to_json, values))
+    if to_json is not _as_dict:
+        return lambda values: json_texts(map(to_json, values))
+
+    def maps(values: Iterable[Any]) -> list[str]:
+        values = list(values)
+        if set(map(type, values)).issubset(_DRIVER_MAPS):  # no Python call per value
+            return json_texts(map(dict, map(_ENTRIES, values)))
+        return json_texts(map(_as_dict, values))
+
+    return maps
 
 
 # ---------------------------------------------------------------------------
