@@ -169,6 +169,21 @@ def test_driver_maps_give_the_text_of_their_own_items() -> None:
     assert csv_texts(int_keys)([driver]) == [expected]
 
 
+def test_sequences_of_any_kind_give_the_text_of_their_elements() -> None:
+    """Driver lists and sets take the no-copy paths; a mixed column is copied into lists."""
+    driver_set = as_driver_returns("set<int>", {3, 1, 2})
+    ints = parse_cql_type("set<int>")
+    assert csv_texts(ints)([driver_set] * 200) == ["[1,2,3]"] * 200
+    assert csv_texts(ints)([driver_set, [5, 4], (7,), range(2)]) == [
+        "[1,2,3]",
+        "[5,4]",
+        "[7]",
+        "[0,1]",
+    ]
+    texts = parse_cql_type("list<text>")
+    assert csv_texts(texts)([["a", '"'], ("b",)]) == ['["a","\\""]', '["b"]']
+
+
 def test_iso_texts_equal_the_per_value_writetime() -> None:
     """Many distinct writetimes (formatted by NumPy) and few (value by value), shared cache."""
     year_1 = -62_135_596_800_000_000

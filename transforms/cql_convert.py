@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from cassandra.util import OrderedMap, OrderedMapSerializedKey
+from cassandra.util import OrderedMap, OrderedMapSerializedKey, SortedSet
 
 from transforms.cql_text import (
     blob_base64,
@@ -240,6 +240,8 @@ def csv_texts(t: CqlType) -> Callable[[Iterable[Any]], list[str]]:
         convert = _SCALARS[t.name].csv
         return lambda values: list(map(convert, values))
     to_json = _json_plan(t)
+    if to_json is list:
+        return _sequence_texts
     if to_json is not _as_dict:
         return lambda values: json_texts(map(to_json, values))
 
@@ -250,6 +252,19 @@ def csv_texts(t: CqlType) -> Callable[[Iterable[Any]], list[str]]:
         return json_texts(map(_as_dict, values))
 
     return maps
+
+
+def _sequence_texts(values: Iterable[Any]) -> list[str]:
+    """Lists, sets or vectors of elements JSON writes as they are -> their JSON texts: the
+    driver's lists as they are, its sets' sorted element lists (``_items``), with no Python
+    call per value; any other sequence copied into a list first."""
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds.issubset((list, tuple)):
+        return json_texts(values)
+    if kinds == {SortedSet}:
+        return json_texts(map(_ENTRIES, values))
+    return json_texts(map(list, values))
 
 
 # ---------------------------------------------------------------------------

@@ -68,9 +68,9 @@ def csv_quote(delimiter: str, null: str, text: str) -> str:
 
 
 def _quoted_fields(delimiter: str, null: str) -> Callable[[list[str]], list[str]]:
-    """Texts -> CSV fields, each as ``csv_quote`` gives it, with no Python call per text:
-    one regular expression finds the texts that need quotes (the delimiter, a quote, CR or
-    LF in it, or empty, or the null text)."""
+    """Texts -> CSV fields, each as ``csv_quote`` gives it, with no function call per text
+    in Python: one regular expression finds the texts that need quotes (the delimiter, a
+    quote, CR or LF in it, or empty, or the null text)."""
     needs_quotes = re.compile(
         "|".join([re.escape(delimiter), '"', "\r", "\n", r"\A\Z", rf"\A{re.escape(null)}\Z"])
     ).search
