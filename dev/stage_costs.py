@@ -121,10 +121,10 @@ def _stages(plan: TablePlan, pages: list[Any], args: argparse.Namespace) -> dict
         handle = io.BytesIO()
         writer = CsvWriter(handle, plan, SinkConfig(), "max")
         for b in batches:
-            if isinstance(b, ColumnBatch):
+            if isinstance(b, ColumnBatch) and normalize is None:
                 writer.write_columns(b.columns)
-            else:
-                writer.write_rows(b.rows)
+            else:  # as the export writes them: collection writetimes normalized (policy max)
+                writer.write_rows(b.rows if normalize is None else [normalize(r) for r in b.rows])
         return handle.getvalue()
 
     costs["csv text"], data = _best(args.repeat, csv_text)

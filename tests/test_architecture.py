@@ -19,6 +19,7 @@ LEAVES = (
     "transforms.cassandra_session",
     "transforms.cql_types",
     "transforms.cql_text",
+    "transforms.cql_text_columns",
 )
 
 

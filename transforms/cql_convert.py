@@ -16,8 +16,11 @@ Formats reach it only through the public functions (``writes_unchanged``, the co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
+
+from cassandra.util import OrderedMap, OrderedMapSerializedKey, SortedSet
 
 from transforms.cql_text import (
     blob_base64,
@@ -30,6 +33,7 @@ from transforms.cql_text import (
     float32_json,
     float32_text,
     json_text,
+    json_texts,
     time_text,
     timestamp_millis,
     timestamp_text,
@@ -41,6 +45,7 @@ __all__ = [
     "avro_converter",
     "avro_schema",
     "csv_formatter",
+    "csv_texts",
     "json_converter",
     "writes_unchanged",
 ]
@@ -51,6 +56,23 @@ _TEXT_NAMES = frozenset({"text", "ascii"})
 
 def _identity(value: Any) -> Any:
     return value
+
+
+# The driver's map values: their entries, in order, are the list ``_items``; their own
+# ``items()`` and ``dict()`` look every key up again by its serialized bytes (about 1 µs
+# an entry).
+_DRIVER_MAPS = frozenset((OrderedMap, OrderedMapSerializedKey))
+_ENTRIES = operator.attrgetter("_items")
+
+
+def _map_items(value: Any) -> Iterable[tuple[Any, Any]]:
+    """A map value's (key, value) pairs in its own order."""
+    return value._items if type(value) in _DRIVER_MAPS else value.items()
+
+
+def _as_dict(value: Any) -> dict[Any, Any]:
+    """A map value as a dict, its order kept."""
+    return dict(_map_items(value))
 
 
 def _duration_object(value: Any) -> dict[str, int]:
@@ -167,14 +189,14 @@ def _json_plan(t: CqlType) -> Callable[[Any], Any]:
         key_json = _json_plan(t.params[0])
         value_json = _json_plan(t.params[1])
         if t.params[0].name in ("text", "ascii") and value_json is _identity:
-            return dict  # text keys, values as they are
+            return _as_dict  # text keys, values as they are
         element = _nullable(value_json)
 
         def key_text(key: Any) -> str:
             converted = key_json(key)
             return converted if isinstance(converted, str) else json_text(converted)
 
-        return lambda value: {key_text(k): element(v) for k, v in value.items()}
+        return lambda value: {key_text(k): element(v) for k, v in _map_items(value)}
     if t.name == "tuple":
         parts = tuple(_nullable(_json_plan(p)) for p in t.params)
         return lambda value: [
@@ -208,6 +230,41 @@ def csv_formatter(t: CqlType, null_value: str = "") -> Callable[[Any], str]:
             return json_text(to_json(value))
 
     return lambda value: null_value if value is None else convert(value)
+
+
+def csv_texts(t: CqlType) -> Callable[[Iterable[Any]], list[str]]:
+    """Non-null values of type ``t`` -> the CSV field texts ``csv_formatter(t)`` gives for
+    each, a column at a time (collections, tuples, UDTs and vectors: JSON through one C
+    encoder call per value)."""
+    if t.name in _SCALARS:
+        convert = _SCALARS[t.name].csv
+        return lambda values: list(map(convert, values))
+    to_json = _json_plan(t)
+    if to_json is list:
+        return _sequence_texts
+    if to_json is not _as_dict:
+        return lambda values: json_texts(map(to_json, values))
+
+    def maps(values: Iterable[Any]) -> list[str]:
+        values = list(values)
+        if set(map(type, values)).issubset(_DRIVER_MAPS):  # no Python call per value
+            return json_texts(map(dict, map(_ENTRIES, values)))
+        return json_texts(map(_as_dict, values))
+
+    return maps
+
+
+def _sequence_texts(values: Iterable[Any]) -> list[str]:
+    """Lists, sets or vectors of elements JSON writes as they are -> their JSON texts: the
+    driver's lists as they are, its sets' sorted element lists (``_items``), with no Python
+    call per value; any other sequence copied into a list first."""
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds.issubset((list, tuple)):
+        return json_texts(values)
+    if kinds == {SortedSet}:
+        return json_texts(map(_ENTRIES, values))
+    return json_texts(map(list, values))
 
 
 # ---------------------------------------------------------------------------
@@ -276,9 +333,9 @@ def _avro_plan(t: CqlType) -> Callable[[Any], Any]:
         key_datum = _avro_plan(t.params[0])
         value_datum = _avro_plan(t.params[1])
         if _avro_key_is_text(t):
-            return lambda value: {k: value_datum(v) for k, v in value.items()}
+            return lambda value: {k: value_datum(v) for k, v in _map_items(value)}
         return lambda value: [
-            {"key": key_datum(k), "value": value_datum(v)} for k, v in value.items()
+            {"key": key_datum(k), "value": value_datum(v)} for k, v in _map_items(value)
         ]
     if t.name in ("tuple", "udt"):
         if t.name == "tuple":

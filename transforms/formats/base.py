@@ -176,16 +176,17 @@ _ISO_CACHE_ENTRIES = 10_000
 
 
 def iso_texts(cache: dict[int, str]) -> Callable[[Sequence[int]], list[str]]:
-    """Writetimes -> RFC 3339 texts, each distinct value formatted once: the cells of a
-    row written together share one writetime, and ``cache`` is shared by the columns."""
-    writetime_texts = cql_text.writetime_texts
+    """Writetimes -> RFC 3339 texts, each distinct value formatted once (by NumPy when there
+    are many): the cells of a row written together share one writetime, and ``cache`` is
+    shared by the columns."""
+    array_texts = cql_text.rfc3339_array_texts
 
     def texts(values: Sequence[int]) -> list[str]:
         if len(cache) > _ISO_CACHE_ENTRIES:
             cache.clear()
-        missing = set(values).difference(cache)
+        missing = list(set(values).difference(cache))
         if missing:
-            cache.update(zip(missing, writetime_texts(missing), strict=True))
+            cache.update(zip(missing, array_texts(missing, 1_000_000), strict=True))
         return list(map(cache.__getitem__, values))
 
     return texts

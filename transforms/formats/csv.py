@@ -8,13 +8,15 @@ to the null text) is quoted, so the two never read alike.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import cql_convert, cql_text, cql_types
+from transforms import cql_convert, cql_text, cql_text_columns, cql_types
 from transforms.formats.base import (
     ColumnFn,
     Format,
@@ -45,6 +47,7 @@ _ISO_CHARS = _DIGITS | frozenset(":.TZ")
 _CSV_ALPHABETS = {
     **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
     "double": _DIGITS | frozenset(".e+NaInfity"),
+    "float": _DIGITS | frozenset(".e+NaInfity"),
     "boolean": frozenset("truefals"),
     "uuid": _DIGITS | frozenset("abcdef"),
     "timeuuid": _DIGITS | frozenset("abcdef"),
@@ -53,6 +56,7 @@ _CSV_ALPHABETS = {
 }
 _BOOL_TEXT = {False: "false", True: "true"}
 _MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
+_FLOAT_TEXTS = {"double": cql_text.double_text, "float": cql_text.float32_text}
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 
 
@@ -63,12 +67,37 @@ def csv_quote(delimiter: str, null: str, text: str) -> str:
     return text
 
 
+def _quoted_fields(delimiter: str, null: str) -> Callable[[list[str]], list[str]]:
+    """Texts -> CSV fields, each as ``csv_quote`` gives it, with no function call per text
+    in Python: one regular expression finds the texts that need quotes (the delimiter, a
+    quote, CR or LF in it, or empty, or the null text)."""
+    needs_quotes = re.compile(
+        "|".join([re.escape(delimiter), '"', "\r", "\n", r"\A\Z", rf"\A{re.escape(null)}\Z"])
+    ).search
+
+    def quote_all(texts: Sequence[str]) -> list[str]:
+        doubled = map(str.replace, texts, itertools.repeat('"'), itertools.repeat('""'))
+        return list(map('"%s"'.__mod__, doubled))
+
+    def fields(texts: list[str]) -> list[str]:
+        found = list(map(needs_quotes, texts))
+        if None not in found:
+            return quote_all(texts)
+        if found.count(None) == len(found):
+            return texts
+        quoted = iter(quote_all([t for t, f in zip(texts, found, strict=True) if f is not None]))
+        return [t if f is None else next(quoted) for t, f in zip(texts, found, strict=True)]
+
+    return fields
+
+
 def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[str] | None]:
     """(non-null values -> texts, the characters those texts can hold or None if any)."""
     name = column_type.name
     csv_text = cql_convert.csv_formatter(column_type)
+    csv_texts = cql_convert.csv_texts(column_type)
     if not cql_types.is_scalar(column_type):  # collections, tuples, UDTs, vectors: JSON text
-        return (lambda values: list(map(csv_text, values))), None
+        return csv_texts, None
     if cql_convert.writes_unchanged(column_type, "csv"):  # text, ascii
         return (lambda values: values), None
     alphabet = _CSV_ALPHABETS.get(name)
@@ -94,7 +123,9 @@ def _value_texts(column_type: cql_types.CqlType) -> tuple[ColumnFn, frozenset[st
                 return list(map(csv_text, values))
 
         return booleans, alphabet
-    return (lambda values: list(map(csv_text, values))), alphabet
+    if name in ("uuid", "timeuuid"):
+        return cql_text_columns.uuid_texts, alphabet
+    return csv_texts, alphabet
 
 
 def _meta_texts(
@@ -128,21 +159,26 @@ def _array_texts(
 ) -> tuple[Callable[[Any], list[str]] | None, frozenset[str] | None]:
     """(a NumPy array of non-null numbers -> the texts ``csv_column`` gives for them, their
     alphabet); (None, None) for a field whose values are not numbers (lists of element
-    writetimes). Timestamps and ISO writetimes are formatted by NumPy; other numbers go
-    through the same functions as in ``csv_column``, on the array's Python values."""
+    writetimes). Timestamps and ISO writetimes are formatted by NumPy, integers, doubles
+    and floats by Arrow (``cql_text_columns``); other numbers go through the same functions
+    as in ``csv_column``, on the array's Python values."""
     if field.role == "value":
         column_type = field.column.cql_type
         if column_type.name == "timestamp":
             return (lambda data: cql_text.rfc3339_array_texts(data, 1000)), _ISO_CHARS
         if column_type.name in _MACHINE_INTS:  # their CSV text is str(), as in cql_convert
-            return (lambda data: list(map(str, data.tolist()))), _DIGITS
+            return cql_text_columns.int_texts, _DIGITS
+        if column_type.name in _FLOAT_TEXTS:
+            text_of = _FLOAT_TEXTS[column_type.name]
+            alphabet = _CSV_ALPHABETS[column_type.name]
+            return (lambda data: cql_text_columns.float_texts(data, text_of)), alphabet
         texts_of, alphabet = _value_texts(column_type)
         return (lambda data: list(texts_of(data.tolist()))), alphabet
     if is_list_field(field, policy):
         return None, None
     if field.role == "writetime" and sink.writetime_format == "iso":
         return (lambda data: cql_text.rfc3339_array_texts(data, 1_000_000)), _ISO_CHARS
-    return (lambda data: list(map(str, data.tolist()))), _DIGITS
+    return cql_text_columns.int_texts, _DIGITS
 
 
 class SharedWritetimeTexts:
@@ -219,6 +255,7 @@ def csv_column(
     else:
         texts_of, alphabet = _meta_texts(field, sink, policy, iso_cache)
     never_quoted = _never_quoted(alphabet, sink)
+    quoted = _quoted_fields(delimiter, null)
 
     def convert(column: Sequence[Any]) -> Sequence[str]:
         has_null = None in column
@@ -234,7 +271,7 @@ def csv_column(
                 or "" in texts
                 or null in texts
             ):
-                texts = [csv_quote(delimiter, null, t) for t in texts]
+                texts = quoted(texts)
         if not has_null:
             return texts
         if texts is values:  # text written as it is: the column with nulls replaced
