@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["float_texts", "int_texts", "uuid_texts"]
+__all__ = ["float_texts", "uuid_texts"]
 
 # Below this many values, value by value: cheaper than NumPy's fixed work per call.
 _FEW_VALUES = 128
@@ -56,11 +56,6 @@ def _arrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.compute
 
 
-def _native(data: Any) -> Any:
-    """``data`` in native byte order (Arrow takes no other)."""
-    return data.astype(data.dtype.newbyteorder("="), copy=False)
-
-
 def float_texts(data: Any, text_of: Callable[[float], str]) -> list[str]:
     """A float64 or float32 NumPy array (no nulls) as ``text_of`` writes each value
     (``cql_text.double_text``: Python's ``repr``; ``cql_text.float32_text``: the shortest
@@ -76,7 +71,7 @@ def float_texts(data: Any, text_of: Callable[[float], str]) -> list[str]:
     if len(data) < _FEW_VALUES:
         return list(map(text_of, data.tolist()))
     pyarrow, compute = _arrow()
-    texts = compute.cast(pyarrow.array(_native(data)), pyarrow.string())
+    texts = compute.cast(pyarrow.array(data), pyarrow.string())
     with numpy.errstate(invalid="ignore"):  # NaN and infinities: never plain
         magnitude = numpy.abs(data)
         plain = (magnitude >= 1e-4) & (magnitude < 1e15) | (magnitude == 0)
@@ -90,12 +85,3 @@ def float_texts(data: Any, text_of: Callable[[float], str]) -> list[str]:
         others = ~plain
         out[others] = list(map(text_of, data[others].tolist()))
     return out.tolist()
-
-
-def int_texts(data: Any) -> list[str]:
-    """A NumPy integer array (no nulls) as ``str()`` writes each value, a column at a time:
-    Arrow's cast to text (the same decimal digits, about two thirds of the CPU)."""
-    if len(data) < _FEW_VALUES:
-        return list(map(str, data.tolist()))
-    pyarrow, compute = _arrow()
-    return compute.cast(pyarrow.array(_native(data)), pyarrow.string()).to_pylist()

@@ -159,15 +159,15 @@ def _array_texts(
 ) -> tuple[Callable[[Any], list[str]] | None, frozenset[str] | None]:
     """(a NumPy array of non-null numbers -> the texts ``csv_column`` gives for them, their
     alphabet); (None, None) for a field whose values are not numbers (lists of element
-    writetimes). Timestamps and ISO writetimes are formatted by NumPy, integers, doubles
-    and floats by Arrow (``cql_text_columns``); other numbers go through the same functions
-    as in ``csv_column``, on the array's Python values."""
+    writetimes). Timestamps and ISO writetimes are formatted by NumPy, doubles and floats by
+    Arrow (``cql_text_columns.float_texts``); other numbers go through the same functions as
+    in ``csv_column``, on the array's Python values."""
     if field.role == "value":
         column_type = field.column.cql_type
         if column_type.name == "timestamp":
             return (lambda data: cql_text.rfc3339_array_texts(data, 1000)), _ISO_CHARS
         if column_type.name in _MACHINE_INTS:  # their CSV text is str(), as in cql_convert
-            return cql_text_columns.int_texts, _DIGITS
+            return (lambda data: list(map(str, data.tolist()))), _DIGITS
         if column_type.name in _FLOAT_TEXTS:
             text_of = _FLOAT_TEXTS[column_type.name]
             alphabet = _CSV_ALPHABETS[column_type.name]
@@ -178,7 +178,7 @@ def _array_texts(
         return None, None
     if field.role == "writetime" and sink.writetime_format == "iso":
         return (lambda data: cql_text.rfc3339_array_texts(data, 1_000_000)), _ISO_CHARS
-    return cql_text_columns.int_texts, _DIGITS
+    return (lambda data: list(map(str, data.tolist()))), _DIGITS
 
 
 class SharedWritetimeTexts:
