@@ -9,23 +9,15 @@ import itertools
 import json
 import math
 import random
-import struct
 import uuid
 from typing import Any
 
-import numpy
 import pytest
 
 from tests.cql_values import USER_TYPES, as_driver_returns, f32
 from transforms.cql_convert import csv_formatter, csv_texts
-from transforms.cql_text import (
-    double_text,
-    float32_text,
-    format_writetime_iso,
-    json_text,
-    json_texts,
-)
-from transforms.cql_text_columns import float_texts, uuid_texts
+from transforms.cql_text import format_writetime_iso, json_text, json_texts
+from transforms.cql_text_columns import uuid_texts
 from transforms.cql_types import parse_cql_type
 from transforms.formats.base import SinkConfig, iso_texts
 from transforms.formats.csv import CsvWriter, csv_quote
@@ -198,50 +190,3 @@ def test_iso_texts_equal_the_per_value_writetime() -> None:
     assert texts(edges[:3] + [7]) == [format_writetime_iso(v) for v in edges[:3] + [7]]
     assert texts([0])[0] == "1970-01-01T00:00:00.000000Z"
     assert texts([year_10000])[0] == str(year_10000)
-
-
-DOUBLE_EDGES = [0.0, -0.0, 1.0, -3.0, 100.0, 0.1, 1 / 3, 1e-4, 0.00009999999999999999, 1e-5]
-DOUBLE_EDGES += [999999999999999.9, 1e15, 1e15 - 1, 9999999999999998.0, 1e16, 1e22, 2.0**52]
-DOUBLE_EDGES += [2.0**52 + 0.5, 2.0**53, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
-DOUBLE_EDGES += [-1.7976931348623157e308, math.nan, -math.nan, math.inf, -math.inf, 123.456]
-
-
-def _bits(fmt: str, count: int, seed: int) -> list[float]:
-    """Floats of random bit patterns (NaN payloads, subnormals and all)."""
-    rng = random.Random(seed)
-    size = struct.calcsize(fmt)
-    return [
-        struct.unpack(fmt, rng.getrandbits(8 * size).to_bytes(size, "little"))[0]
-        for _ in range(count)
-    ]
-
-
-def test_float_texts_of_doubles_equal_double_text() -> None:
-    rng = random.Random(9)
-    values = DOUBLE_EDGES + _bits("<d", 20_000, seed=1)
-    values += [rng.uniform(-1e6, 1e6) for _ in range(5000)]
-    values += [float(rng.randint(-(10**16), 10**16)) for _ in range(2000)]
-    data = numpy.array(values, dtype=numpy.float64)
-    assert float_texts(data, double_text) == list(map(double_text, values))
-    assert float_texts(data[:5], double_text) == ["0.0", "-0.0", "1.0", "-3.0", "100.0"]
-    assert float_texts(data[:200], double_text)[23:27] == ["NaN", "NaN", "Infinity", "-Infinity"]
-
-
-def test_float_texts_of_floats_equal_float32_text() -> None:
-    rng = random.Random(10)
-    # Every power of two (and its neighbours), both signs: where a rounding interval is
-    # lopsided.
-    values = [
-        struct.unpack("<f", struct.pack("<I", sign | exponent << 23 | mantissa))[0]
-        for sign in (0, 1 << 31)
-        for exponent in range(256)
-        for mantissa in (0, 1, 0x400000, 0x7FFFFF)
-    ]
-    values += [f32(v) for v in DOUBLE_EDGES if abs(v) < 3.4e38 or not math.isfinite(v)]
-    values += _bits("<f", 20_000, seed=2)
-    values += [f32(rng.uniform(-1e5, 1e5)) for _ in range(5000)]
-    values += [float(rng.randint(-(2**25), 2**25)) for _ in range(2000)]
-    data = numpy.array(values, dtype=numpy.float32)
-    assert float_texts(data, float32_text) == list(map(float32_text, data.tolist()))
-    tenth = numpy.full(200, f32(0.1), dtype=numpy.float32)
-    assert float_texts(tenth, float32_text) == ["0.1"] * 200

@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy
 
-__all__ = ["float_texts", "uuid_texts"]
+__all__ = ["uuid_texts"]
 
 # Below this many values, value by value: cheaper than NumPy's fixed work per call.
 _FEW_VALUES = 128
@@ -45,43 +45,3 @@ def uuid_texts(values: Sequence[Any]) -> list[str]:
     digits[:, 32] = ord("-")
     texts = numpy.ascontiguousarray(digits[:, _UUID_LAYOUT]).view("S36").reshape(count)
     return list(map(bytes.decode, texts.tolist()))
-
-
-@functools.cache
-def _arrow() -> tuple[Any, Any]:
-    """pyarrow and its compute module, imported on first use."""
-    import pyarrow
-    import pyarrow.compute
-
-    return pyarrow, pyarrow.compute
-
-
-def float_texts(data: Any, text_of: Callable[[float], str]) -> list[str]:
-    """A float64 or float32 NumPy array (no nulls) as ``text_of`` writes each value
-    (``cql_text.double_text``: Python's ``repr``; ``cql_text.float32_text``: the shortest
-    text that reads back as the float32, in ``repr``'s layout), a column at a time.
-
-    Arrow's cast to text writes the same shortest round-trip digits (double-conversion, in
-    C: about a third of ``repr``'s CPU) in its own layout. Where ``repr`` writes the
-    number without an exponent (0, and magnitudes from 1e-4; here below 1e15) and Arrow
-    did too, the texts are the same once ``.0`` is added to a whole number (Arrow writes
-    ``3``; a number that is not whole never reads as one: below 2**23 a float32's
-    rounding interval, and below 2**52 a double's, holds no integer but its own). Every
-    other value (exponents, NaN, infinities) goes through ``text_of``."""
-    if len(data) < _FEW_VALUES:
-        return list(map(text_of, data.tolist()))
-    pyarrow, compute = _arrow()
-    texts = compute.cast(pyarrow.array(data), pyarrow.string())
-    with numpy.errstate(invalid="ignore"):  # NaN and infinities: never plain
-        magnitude = numpy.abs(data)
-        plain = (magnitude >= 1e-4) & (magnitude < 1e15) | (magnitude == 0)
-        whole = plain & (numpy.trunc(data) == data)
-    plain &= ~compute.match_substring(texts, "e").to_numpy(zero_copy_only=False)
-    whole &= plain
-    out = numpy.array(texts.to_pylist(), dtype=object)
-    if whole.any():
-        out[whole] += ".0"
-    if not plain.all():
-        others = ~plain
-        out[others] = list(map(text_of, data[others].tolist()))
-    return out.tolist()

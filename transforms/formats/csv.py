@@ -47,7 +47,6 @@ _ISO_CHARS = _DIGITS | frozenset(":.TZ")
 _CSV_ALPHABETS = {
     **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
     "double": _DIGITS | frozenset(".e+NaInfity"),
-    "float": _DIGITS | frozenset(".e+NaInfity"),
     "boolean": frozenset("truefals"),
     "uuid": _DIGITS | frozenset("abcdef"),
     "timeuuid": _DIGITS | frozenset("abcdef"),
@@ -56,7 +55,6 @@ _CSV_ALPHABETS = {
 }
 _BOOL_TEXT = {False: "false", True: "true"}
 _MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
-_FLOAT_TEXTS = {"double": cql_text.double_text, "float": cql_text.float32_text}
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 
 
@@ -159,19 +157,14 @@ def _array_texts(
 ) -> tuple[Callable[[Any], list[str]] | None, frozenset[str] | None]:
     """(a NumPy array of non-null numbers -> the texts ``csv_column`` gives for them, their
     alphabet); (None, None) for a field whose values are not numbers (lists of element
-    writetimes). Timestamps and ISO writetimes are formatted by NumPy, doubles and floats by
-    Arrow (``cql_text_columns.float_texts``); other numbers go through the same functions as
-    in ``csv_column``, on the array's Python values."""
+    writetimes). Timestamps and ISO writetimes are formatted by NumPy; other numbers go
+    through the same functions as in ``csv_column``, on the array's Python values."""
     if field.role == "value":
         column_type = field.column.cql_type
         if column_type.name == "timestamp":
             return (lambda data: cql_text.rfc3339_array_texts(data, 1000)), _ISO_CHARS
         if column_type.name in _MACHINE_INTS:  # their CSV text is str(), as in cql_convert
             return (lambda data: list(map(str, data.tolist()))), _DIGITS
-        if column_type.name in _FLOAT_TEXTS:
-            text_of = _FLOAT_TEXTS[column_type.name]
-            alphabet = _CSV_ALPHABETS[column_type.name]
-            return (lambda data: cql_text_columns.float_texts(data, text_of)), alphabet
         texts_of, alphabet = _value_texts(column_type)
         return (lambda data: list(texts_of(data.tolist()))), alphabet
     if is_list_field(field, policy):
