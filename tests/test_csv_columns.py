@@ -16,11 +16,12 @@ import pytest
 
 from tests.cql_values import USER_TYPES, as_driver_returns, f32
 from transforms.cql_convert import csv_formatter, csv_texts
-from transforms.cql_text import format_writetime_iso, json_text, json_texts
+from transforms.cql_text import format_writetime_iso
 from transforms.cql_text_columns import uuid_texts
 from transforms.cql_types import parse_cql_type
 from transforms.formats.base import SinkConfig, iso_texts
 from transforms.formats.csv import CsvWriter, csv_quote
+from transforms.json_text import json_text, json_texts
 from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
 
 TEXTS = ["plain", "a,b", 'say "hi"', '"', 'x""y', "line1\nline2", "cr\r", "", "NULL", "0", "-"]

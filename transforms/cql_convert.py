@@ -32,14 +32,13 @@ from transforms.cql_text import (
     duration_text,
     float32_json,
     float32_text,
-    json_text,
-    json_texts,
     time_text,
     timestamp_millis,
     timestamp_text,
     varint_text,
 )
 from transforms.cql_types import AvroNames, CqlType, udt_field_names
+from transforms.json_text import json_text, json_texts
 
 __all__ = [
     "avro_converter",

@@ -27,8 +27,6 @@ from __future__ import annotations
 import base64
 import datetime
 import functools
-import itertools
-import json
 import math
 import struct
 from collections.abc import Callable, Iterable, Sequence
@@ -48,8 +46,6 @@ __all__ = [
     "float32_text",
     "float32_texts",
     "format_writetime_iso",
-    "json_text",
-    "json_texts",
     "rfc3339_array_bytes",
     "rfc3339_array_texts",
     "time_text",
@@ -472,32 +468,3 @@ def blob_hex(value: bytes) -> str:
 def blob_base64(value: bytes) -> str:
     """A blob as base64 text (JSON)."""
     return base64.b64encode(value).decode("ascii")
-
-
-_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-# The C core JSONEncoder.encode runs, with the same options (``None``: no circular check,
-# which changes nothing for the values exported), built once: ``encode`` builds a new one
-# and checks the value's type in Python on every call. ``chunks(value, 0)`` are the pieces
-# of ``encode(value)``'s text.
-_JSON_CHUNKS = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None,
-    _JSON_ENCODER.default,
-    json.encoder.encode_basestring,  # type: ignore[attr-defined]
-    None,
-    ":",
-    ",",
-    False,
-    False,
-    False,
-)
-
-
-def json_text(value: Any) -> str:
-    """Compact JSON (no spaces, UTF-8 kept, NaN refused): ``JSONEncoder.encode``'s text,
-    through its C encoder made once (about 4 times less CPU per call)."""
-    return "".join(_JSON_CHUNKS(value, 0))
-
-
-def json_texts(values: Iterable[Any]) -> list[str]:
-    """:func:`json_text` of each value, with no Python call per value."""
-    return list(map("".join, map(_JSON_CHUNKS, values, itertools.repeat(0))))

@@ -27,6 +27,7 @@ from transforms.formats.base import (
     is_list_field,
     writetime_column_fn,
 )
+from transforms.json_text import json_text
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
@@ -133,8 +134,8 @@ def _meta_texts(
     if is_list_field(field, policy):  # lists of element writetimes / TTLs: JSON arrays
         rendered = writetime_column_fn(field, sink, policy, iso_cache)
         if field.role == "ttl" or rendered is None:
-            return (lambda values: list(map(cql_text.json_text, values))), None
-        return (lambda values: list(map(cql_text.json_text, rendered(values)))), None
+            return (lambda values: list(map(json_text, values))), None
+        return (lambda values: list(map(json_text, rendered(values)))), None
     if field.role == "writetime":
         rendered = writetime_column_fn(field, sink, policy, iso_cache)
         if rendered is not None:
