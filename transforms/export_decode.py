@@ -115,9 +115,6 @@ def read_unit_rows(
     boundary, which still parses. The file is then read again as the rows are iterated,
     decoded ``chunk_rows`` at a time; a bad value raises :class:`ExportFileError` then.
     """
-    if layout.format == "parquet":
-        _check_parquet(path, layout, expected_rows)
-        return _parquet_rows(path, layout, chunk_rows)
     chunks = read_unit_columns(path, layout, expected_rows, chunk_rows)
     return itertools.chain.from_iterable(map(functools.partial(rows_of, layout), chunks))
 
@@ -195,31 +192,6 @@ def _check_parquet(path: str, layout: ExportLayout, expected_rows: int | None) -
     if rows and names != expected:
         raise ExportFileError(
             path, f"columns {brief(names)} do not match the export's {brief(expected)}"
-        )
-
-
-def _parquet_rows(path: str, layout: ExportLayout, chunk_rows: int) -> Iterator[DecodedRow]:
-    """A Parquet unit's rows, ``chunk_rows`` decoded at a time by the Parquet format's own
-    reader, which knows each column's CQL type from the file."""
-    from transforms.formats.parquet import read_parquet_rows
-
-    by_role: dict[str, list[LayoutField]] = {"value": [], "writetime": [], "ttl": []}
-    for field in layout.fields:
-        by_role[field.role].append(field)
-    rows = read_parquet_rows(path, chunk_rows, sets_in_file_order=True)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except Exception as exc:  # pyarrow's errors have no common base class
-            raise ExportFileError(
-                path, f"not a readable Parquet file ({first_line(exc)})"
-            ) from None
-        yield DecodedRow(
-            {f.column: _udt_of(f.cql_type, row[f.name]) for f in by_role["value"]},
-            {f.column: row[f.name] for f in by_role["writetime"]},
-            {f.column: row[f.name] for f in by_role["ttl"]},
         )
 
 
