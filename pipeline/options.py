@@ -54,7 +54,7 @@ CONSISTENCY_LEVELS = (
 )
 # Native protocol versions every supported Cassandra (4.0 to 5.0) speaks. 4 by default:
 # version 5 frames every message with CRC checksums, which on a one-node benchmark cost the
-# node about a third more CPU per exported row (see docs/options.md).
+# node about a third more CPU per exported row (see docs/export.md).
 PROTOCOL_VERSIONS = ("4", "5")
 FORMATS = tuple(FORMAT_REGISTRY)
 

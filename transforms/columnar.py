@@ -159,17 +159,22 @@ def _build_sized_rows_handler() -> Any:
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
 
-        def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
-            row_message.recv_results_metadata(self, f, user_type_map)
-            self.column_metadata = bigint_timestamps(self.column_metadata)
-
     return _reading_rows_with(row_handler, SizedRowsResultMessage)
 
 
 def _reading_rows_with(handler: Any, message: Any) -> Any:
     """A subclass of the driver's protocol ``handler`` whose rows results (opcode RESULT)
-    are read by ``message``, every other message as ``handler`` reads it."""
-    opcodes = {**handler.message_types_by_opcode, message.opcode: message}
+    are read by ``message``, with each top-level timestamp column typed ``bigint`` before
+    the rows are parsed (``wire_timestamps``); every other message as ``handler`` reads
+    it."""
+
+    class TypedMessage(message):  # type: ignore[misc, valid-type]
+        def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
+            super().recv_results_metadata(f, user_type_map)
+            self.column_metadata = bigint_timestamps(self.column_metadata)
+
+    TypedMessage.__name__ = message.__name__
+    opcodes = {**handler.message_types_by_opcode, message.opcode: TypedMessage}
     return type(f"{message.__name__}Handler", (handler,), {"message_types_by_opcode": opcodes})
 
 
@@ -207,10 +212,6 @@ def _build_handler() -> Any:
             f.seek(start)
             row_message.recv_results_rows(self, f, protocol_version, user_type_map, metadata, cep)
             self.parsed_rows = RowPage(self.parsed_rows, _body_size(f))
-
-        def recv_results_metadata(self, f: Any, user_type_map: Any) -> None:
-            numpy_message.recv_results_metadata(self, f, user_type_map)
-            self.column_metadata = bigint_timestamps(self.column_metadata)
 
     return _reading_rows_with(numpy_handler, ColumnarResultMessage)
 

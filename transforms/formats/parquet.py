@@ -5,8 +5,8 @@ of a run imports the format registry (the options, the launcher's checks, the wr
 the workers unpickle), but only a worker that writes Parquet, a ``--single-file`` merge and
 a restore of a Parquet export need pyarrow. So this entry names the format and hands each
 call to ``transforms/formats/parquet_arrow.py`` (the writer, the merger and the type
-table) or ``parquet_read.py`` (the reader), imported at its first call: a CSV export, or the launcher of a Parquet one,
-never loads pyarrow.
+table) or ``parquet_read.py`` (the reader), imported at its first call: a CSV export, or
+the launcher of a Parquet one, never loads pyarrow.
 """
 
 from __future__ import annotations
