@@ -605,9 +605,14 @@ def test_a_window_that_keeps_timing_out_is_split(
     settings = parse_settings(argv)
     job = prepare_export(settings)
     units = job.units
-    # Windows holding the big partition fail down to a fifth of its unit: they split inside it.
+    # Windows holding the big partition fail down to a fifth of its unit, and down to half
+    # its distance from the unit's end: a piece the runner splits off just before the big
+    # partition (the rest of the unit) still fails, so it must split inside the partition.
     big_unit = next(u for u in units if u.start < BIG_PARTITION_TOKEN <= u.end)
-    BIG_WINDOW[0] = (big_unit.end - big_unit.start) // 5
+    BIG_WINDOW[0] = max(
+        min((big_unit.end - big_unit.start) // 5, (big_unit.end - BIG_PARTITION_TOKEN) // 2),
+        1 << 22,  # well above the reader's narrowest window (2**20 tokens)
+    )
     started = time.monotonic()
     result = graph.build_pipeline(job, settings.beam_args).run()
     result.wait_until_finish()
