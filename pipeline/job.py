@@ -81,6 +81,7 @@ def prepare_export(settings: Settings) -> ExportJob:
         job = _prepare_resume(settings, layout)
     else:
         job = _prepare_new(settings, layout)
+    job.warnings.extend(validation.unused_format_options(settings))
     if job.checkpoint_rows and runner.drops_deferred_work:
         # Recorded by the run being resumed (on another runner): read units whole here.
         job.checkpoint_rows = 0

@@ -231,3 +231,25 @@ def sink_config(settings: Settings) -> SinkConfig:
         return sink
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+# Output options that only one format reads: given with another format they do nothing.
+_FORMAT_OPTIONS = {
+    "delimiter": "csv",
+    "null_value": "csv",
+    "avro_codec": "avro",
+    "parquet_codec": "parquet",
+    "parquet_row_group_rows": "parquet",
+}
+
+
+def unused_format_options(settings: Settings) -> list[str]:
+    """A warning for each format option given that the chosen ``--format`` does not read
+    (``--delimiter`` with Parquet): accepted, as DSBulk accepts settings of other
+    connectors, but said, so that nobody expects a tab-separated Parquet file."""
+    fmt = settings["format"]
+    return [
+        f"--{name.replace('_', '-')} applies to --format {owner} only; ignored with --format {fmt}"
+        for name, owner in _FORMAT_OPTIONS.items()
+        if name in settings.explicit and owner != fmt
+    ]

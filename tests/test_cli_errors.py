@@ -787,6 +787,30 @@ def test_yaml_config_with_command_line_override(hosts: str, ks: str, tmp_path: P
     assert options["writetime_format"] == "micros" and options["ttl_columns"] == "*"
 
 
+def test_options_of_another_format_are_named_and_ignored(
+    hosts: str, ks: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    argv = helpers.export_argv(hosts, f"{ks}.t", out, "jsonl", 1)
+    argv += ["--delimiter", ";", "--null-value", "NULL", "--parquet-codec", "zstd"]
+    result = helpers.run_cli(argv)
+    assert result.code == 0, result.describe()
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: --delimiter applies to --format csv only; ignored with --format jsonl",
+        "warning: --null-value applies to --format csv only; ignored with --format jsonl",
+        "warning: --parquet-codec applies to --format parquet only; ignored with --format jsonl",
+    ]
+    rows = sorted(helpers.read_jsonl(out), key=lambda r: r["k"])
+    assert [r["v"] for r in rows] == ["v0", "v1", "v2", "v3", "v4"]
+    # Options of the chosen format give no warning.
+    out2 = tmp_path / "out2"
+    argv = helpers.export_argv(hosts, f"{ks}.t", out2, "csv", 1) + ["--delimiter", ";"]
+    result = helpers.run_cli(argv)
+    assert result.code == 0, result.describe()
+    assert "warning: " not in result.stderr
+
+
 def test_splits_zero_means_auto(hosts: str, ks: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
     helpers.export(hosts, f"{ks}.t", out, "--splits", "0", "--format", "csv")
