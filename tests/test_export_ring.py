@@ -410,11 +410,30 @@ def test_plan_ranges_weights_by_size_estimates() -> None:
     assert planned[0][0] == MIN_TOKEN and planned[8][1] == 0  # 90%: nine units
     assert_exact_cover(planned)
     # Estimates for only part of the ring: the rest keeps a small width-based weight;
-    # wrapping and negative estimates are ignored.
-    partial = plan_ranges([0], 4, {(-100, 0): 50, (5, -5): 10**9, (1, 2): -1})
+    # negative estimates are ignored.
+    partial = plan_ranges([0], 4, {(-100, 0): 50, (1, 2): -1})
     assert _pairs(partial)[-1] == (0, MAX_TOKEN)
     assert len(partial) == 5
     assert_exact_cover(_pairs(partial))
+
+
+def test_plan_ranges_weighs_the_wrapping_range_by_its_estimate() -> None:
+    # Cassandra 5.0 reports the range that wraps as (t_n, MIN]: it ends at the ring's end.
+    # Here it holds half the partitions, so half the units, as the other ring ranges do.
+    tokens = [-(2**62), 0, 2**62]
+    estimates = {(MIN_TOKEN, -(2**62)): 100, (-(2**62), 0): 100, (0, 2**62): 100}
+    estimates[(2**62, MIN_TOKEN)] = 300
+    planned = _pairs(plan_ranges(tokens, 12, estimates))
+    assert planned[-6:] == _pairs(TokenRange(2**62, MAX_TOKEN).split(6))
+    assert len(planned) == 12
+    assert_exact_cover(planned)
+    # Reported as (t_n, t_0] instead, it is shared between its two halves by width.
+    wrapped = {(2**62, -(2**62)): 600, (-(2**62), 0): 100, (0, 2**62): 100}
+    planned = _pairs(plan_ranges(tokens, 16, wrapped))
+    assert planned[:6] == _pairs(TokenRange(MIN_TOKEN, -(2**62)).split(6))
+    assert planned[-6:] == _pairs(TokenRange(2**62, MAX_TOKEN).split(6))
+    assert len(planned) == 16
+    assert_exact_cover(planned)
     # Estimates that sum to nothing fall back to token width.
     assert _pairs(plan_ranges([0], 4, {(MIN_TOKEN, 0): 0})) == _pairs(plan_ranges([0], 4))
 
@@ -504,13 +523,24 @@ def test_merge_adjacent() -> None:
 
 def _weights_every_pair(base: list[Any], estimates: dict[tuple[int, int], int]) -> list[float]:
     """The estimate weights computed the direct way: every range against every estimate
-    (in sorted order, so the float sums add the same terms in the same order)."""
+    (in sorted order, so the float sums add the same terms in the same order). A wrapping
+    estimate counts as its two halves, ``(s, MAX]`` and ``(MIN, e]``, sharing its count by
+    width; one ending at MIN ends at MAX."""
+    pieces = []
+    for (s, e), count in estimates.items():
+        if count < 0:
+            continue
+        e = MAX_TOKEN if e == MIN_TOKEN else e
+        if s < e:
+            pieces.append((s, e, float(count)))
+        elif s > e:
+            width = (MAX_TOKEN - s) + (e - MIN_TOKEN)
+            pieces.append((s, MAX_TOKEN, count * (MAX_TOKEN - s) / width))
+            pieces.append((MIN_TOKEN, e, count * (e - MIN_TOKEN) / width))
     weights = []
     for r in base:
         weight = 0.0
-        for (s, e), count in sorted(estimates.items()):
-            if count < 0 or s >= e:
-                continue
+        for s, e, count in sorted(pieces):
             overlap = min(e, r.end) - max(s, r.start)
             if overlap > 0:
                 weight += count * overlap / (e - s)
@@ -529,7 +559,7 @@ def test_estimate_weights_equal_every_pair_sums(seed: int) -> None:
     cuts = sorted({rng.randrange(MIN_TOKEN + 1, MAX_TOKEN) for _ in range(rng.randint(2, 80))})
     if seed % 2:  # overlapping estimates
         estimates = {(a, b): rng.randint(-1, 500) for a, b in zip(cuts, cuts[3:], strict=False)}
-    else:  # disjoint, with gaps and a wrapping one that is ignored
+    else:  # disjoint, with gaps and a wrapping one
         estimates = {
             (a, b): rng.randint(0, 500) for a, b in zip(cuts[::2], cuts[1::2], strict=False)
         }

@@ -129,9 +129,7 @@ def auto_splits(tokens: list[int], estimates: dict[tuple[int, int], int], worker
 def _weights(base: list[TokenRange], estimates: dict[tuple[int, int], int]) -> list[float]:
     """Weight of each range: estimated partitions when estimates cover the ring, else width."""
     if estimates:
-        est_ranges = sorted(
-            (TokenRange(s, e), count) for (s, e), count in estimates.items() if count >= 0 and s < e
-        )
+        est_ranges = sorted(_unwrapped(estimates))
         disjoint = all(a[0].end <= b[0].start for a, b in itertools.pairwise(est_ranges))
         weights = [_estimated(r, est_ranges, disjoint) for r in base]
         if sum(weights) > 0:
@@ -144,8 +142,30 @@ def _weights(base: list[TokenRange], estimates: dict[tuple[int, int], int]) -> l
     return [float(r.size) for r in base]
 
 
+def _unwrapped(estimates: dict[tuple[int, int], int]) -> list[tuple[TokenRange, float]]:
+    """The estimates as ``(range, partitions)`` within the ring's order: the range that
+    wraps (Cassandra reports it ``(t_n, MIN]``, which ends at the ring's end, or
+    ``(t_n, t_0]``) becomes ``(t_n, MAX]`` and ``(MIN, t_0]`` with its count shared by
+    width. Ignoring it gave the wrapping range a tenth of its share of the units: one unit
+    ten times the size of the others, the export's last straggler."""
+    out: list[tuple[TokenRange, float]] = []
+    for (start, end), count in estimates.items():
+        if count < 0:
+            continue
+        if end == MIN_TOKEN:
+            end = MAX_TOKEN
+        if start < end:
+            out.append((TokenRange(start, end), float(count)))
+        elif start > end:
+            parts = [TokenRange(start, MAX_TOKEN)] if start < MAX_TOKEN else []
+            parts += [TokenRange(MIN_TOKEN, end)] if end > MIN_TOKEN else []
+            width = sum(part.size for part in parts)
+            out += [(part, count * part.size / width) for part in parts]
+    return out
+
+
 def _estimated(
-    token_range: TokenRange, est_ranges: list[tuple[TokenRange, int]], disjoint: bool
+    token_range: TokenRange, est_ranges: list[tuple[TokenRange, float]], disjoint: bool
 ) -> float:
     """Partitions of ``token_range`` by the estimates (sorted by start), each spread evenly
     over its width. Only the estimates that can overlap are visited: those starting before
@@ -166,7 +186,7 @@ def _estimated(
     return weight
 
 
-def _start(estimate: tuple[TokenRange, int]) -> int:
+def _start(estimate: tuple[TokenRange, float]) -> int:
     return estimate[0].start
 
 
