@@ -24,6 +24,7 @@ from typing import Any
 
 from transforms.cql_types import CqlType, avro_field_name
 from transforms.export_layout import Decoder, ExportLayout, LayoutField, UdtValue
+from transforms.number_texts import double_column, float32_column, integers_of
 
 __all__ = ["column_decoders"]
 
@@ -373,8 +374,12 @@ _INTEGER_LINES = re.compile(r"-?\d+(?:\n-?\d+)*")
 
 
 def _integer_column(texts: Sequence[str]) -> list[int]:
-    """Integer texts -> ints: one regex pass over the column checks every text, then
-    int() runs in C; a column that fails is decoded value by value for the message."""
+    """Integer texts -> ints: parsed by Arrow when they fit int64 (see
+    :mod:`transforms.number_texts`), else one regex pass over the column checks every text,
+    then int() runs in C; a column that fails is decoded value by value for the message."""
+    fast = integers_of(texts)
+    if fast is not None:
+        return fast
     try:
         if _INTEGER_LINES.fullmatch("\n".join(texts)):
             return list(map(int, texts))
@@ -454,21 +459,13 @@ def _rfc3339_column(
     return column
 
 
-def _float32_column(values: Sequence[Any]) -> list[float]:
-    """Float texts (or JSON numbers, 'NaN'...) -> float32 values, converted by numpy."""
-    import numpy
-
-    with numpy.errstate(over="raise"):
-        floats = numpy.asarray(list(map(float, values)), dtype=numpy.float64)
-        return floats.astype(numpy.float32).astype(numpy.float64).tolist()
-
-
 # Decoders with a faster form for a whole column of non-null values.
 _COLUMN_FORMS: dict[Decoder, Callable[[Sequence[Any]], list[Any]]] = {
     _integer: _integer_column,
     _timestamp_millis: _rfc3339_column(_timestamp_millis, 1000),
     _writetime_micros: _rfc3339_column(_writetime_micros, 1_000_000),
-    _float32: _float32_column,
+    _float32: float32_column,
+    _double: double_column,
 }
 
 
