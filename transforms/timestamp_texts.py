@@ -5,6 +5,7 @@ values the value-by-value parsers of :mod:`transforms.value_decoders` give."""
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,45 +17,58 @@ _DAYS_0001_TO_1970 = datetime.date(1970, 1, 1).toordinal() - 1
 # Days before each month (index 1-12) in a common year, and each month's length.
 _DAYS_BEFORE_MONTH = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# Where the numbers of 'YYYY-MM-DDTHH:MM:SS.' are; the fraction runs from 20 to the 'Z'.
+_NUMBERS = ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))
+
+
+@functools.lru_cache(maxsize=2)
+def _tables(width: int) -> tuple[Any, ...]:
+    """For texts of ``width`` characters: each byte's lowest allowed value and range (a
+    digit, or its one separator), the weights that add a row's digits up to its year,
+    month, day, hours, minutes, seconds and fraction (float32: every sum is an integer
+    below 2**24, so exact), what the ASCII zeros add to them, and per year 0-9999 whether
+    it is a leap year and its days from 1970-01-01 to its first day."""
+    import numpy
+
+    separators = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", width - 1: "Z"}
+    low = numpy.array([ord(separators.get(i, "0")) for i in range(width)], numpy.uint8)
+    span = numpy.array([0 if i in separators else 9 for i in range(width)], numpy.uint8)
+    weights = numpy.zeros((7, width), numpy.float32)
+    for k, (start, end) in enumerate((*_NUMBERS, (20, width - 1))):
+        weights[k, start:end] = 10.0 ** numpy.arange(end - start - 1, -1, -1)
+    zeros = (48 * weights.astype(numpy.int64).sum(axis=1))[:, None]
+    years = numpy.arange(10_000, dtype=numpy.int64)
+    leap = (years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0))
+    before = years - 1  # whole years before this one, from 0001-01-01
+    days = before * 365 + before // 4 - before // 100 + before // 400 - _DAYS_0001_TO_1970
+    month_tables = (numpy.array(_DAYS_BEFORE_MONTH), numpy.array(_MONTH_DAYS))
+    return low, span, weights, zeros, leap, days, *month_tables
 
 
 def rfc3339_arrays(data: bytes, rows: int, per_second: int) -> tuple[Any, Any]:
     """``rows`` RFC 3339 texts of one fixed width joined ('YYYY-MM-DDTHH:MM:SS.fffZ', 3 or
     6 fraction digits) -> (int64 units since the epoch, which rows are such texts of a real
-    date), by NumPy integer arithmetic over the bytes. Hours, minutes and seconds are
-    added as numbers, as the value parser of :mod:`transforms.value_decoders` does."""
+    date), by NumPy arithmetic over the bytes. Hours, minutes and seconds are added as
+    numbers, as the value parser of :mod:`transforms.value_decoders` does."""
     import numpy
 
-    fraction_digits = len(str(per_second)) - 1
-    width = 21 + fraction_digits
-    separators = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", width - 1: "Z"}
-    at = sorted(separators)
-    data = numpy.frombuffer(data, numpy.uint8).reshape(rows, width)
-    ok = (data[:, at] == numpy.array([ord(separators[i]) for i in at], numpy.uint8)).all(axis=1)
-    d = data[:, [i for i in range(width) if i not in separators]].astype(numpy.int64) - 48
-    ok &= ((d >= 0) & (d <= 9)).all(axis=1)
-    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-    month = d[:, 4] * 10 + d[:, 5]
-    day = d[:, 6] * 10 + d[:, 7]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (year >= 1) & (month >= 1) & (month <= 12)
-    month = numpy.where(ok, month, 1)
-    ok &= (day >= 1) & (day <= numpy.array(_MONTH_DAYS)[month] + (leap & (month == 2)))
-    before = year - 1  # whole years before this one, from 0001-01-01
-    days = (
-        before * 365
-        + before // 4
-        - before // 100
-        + before // 400
-        + numpy.array(_DAYS_BEFORE_MONTH)[month]
-        + (leap & (month > 2))
-        + day
-        - 1
-        - _DAYS_0001_TO_1970
+    width = 21 + len(str(per_second)) - 1
+    low, span, weights, zeros, leap_years, year_days, month_days_before, month_days = _tables(width)
+    text = numpy.frombuffer(data, numpy.uint8).reshape(rows, width)
+    ok = numpy.ones(rows, bool)
+    ok[numpy.flatnonzero((text - low) > span) // width] = False  # uint8: below low wraps
+    numbers = (
+        numpy.ascontiguousarray((text.astype(numpy.float32) @ weights.T).T).astype(numpy.int64)
+        - zeros
     )
-    clock = (d[:, 8] * 10 + d[:, 9]) * 3600 + (d[:, 10] * 10 + d[:, 11]) * 60
-    seconds = days * _SECONDS_PER_DAY + clock + d[:, 12] * 10 + d[:, 13]
-    fraction = d[:, 14:] @ (10 ** numpy.arange(fraction_digits - 1, -1, -1, dtype=numpy.int64))
+    year, month, day, hour, minute, second, fraction = numbers
+    ok &= (year >= 1) & (month >= 1) & (month <= 12)
+    year = numpy.where(ok, year, 1)  # a bad row's year and month only index the tables
+    month = numpy.where(ok, month, 1)
+    leap = leap_years[year]
+    ok &= (day >= 1) & (day <= month_days[month] + (leap & (month == 2)))
+    days = year_days[year] + month_days_before[month] + (leap & (month > 2)) + day - 1
+    seconds = days * _SECONDS_PER_DAY + hour * 3600 + minute * 60 + second
     return seconds * per_second + fraction, ok
 
 
