@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from transforms.export_layout import ExportLayout
+from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS
 from transforms.timestamp_texts import rfc3339_arrays
 
 __all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable"]
@@ -132,7 +133,7 @@ def _float32(strings: Any, decode: ColumnDecoder) -> list[float] | None:
     """Float texts -> their float32 values (as ``number_texts.float32_column`` rounds)."""
     import numpy
 
-    doubles = _numbers(b"0123456789.eE+-", "float64")(strings, decode)
+    doubles = _numbers(DOUBLE_CHARACTERS, "float64")(strings, decode)
     if doubles is None:
         return None
     with numpy.errstate(over="ignore"):
@@ -143,6 +144,7 @@ def _float32(strings: Any, decode: ColumnDecoder) -> list[float] | None:
 
 
 def _booleans(strings: Any, decode: ColumnDecoder) -> list[bool] | None:
+    """'true'/'false' texts -> bools; None when another text is among them."""
     import pyarrow.compute
 
     compute = pyarrow.compute
@@ -173,8 +175,8 @@ def _rfc3339(per_second: int) -> Callable[[Any, ColumnDecoder], list[int] | None
 
 
 _FAST: dict[str, tuple[str, Callable[[Any, ColumnDecoder], list[Any] | None]]] = {
-    "integer": ("0", _numbers(b"0123456789-", "int64")),
-    "double": ("0", _numbers(b"0123456789.eE+-", "float64")),
+    "integer": ("0", _numbers(INTEGER_CHARACTERS, "int64")),
+    "double": ("0", _numbers(DOUBLE_CHARACTERS, "float64")),
     "float32": ("0", _float32),
     "boolean": ("false", _booleans),
     "millis": ("1970-01-01T00:00:00.000Z", _rfc3339(1000)),

@@ -50,7 +50,8 @@ while the rows are iterated, after the rows of earlier chunks were handed out.
 Modules: :mod:`transforms.export_layout` (the layout from the manifest),
 :mod:`transforms.export_stream` (a file's bytes and text, a block at a time),
 :mod:`transforms.export_files` (the records of each format),
-:mod:`transforms.value_decoders` (raw values to typed values).
+:mod:`transforms.value_decoders` (raw values to typed values),
+:mod:`transforms.csv_arrow` (a CSV unit's columns read by Arrow, decoded from their bytes).
 """
 
 from __future__ import annotations

@@ -21,10 +21,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["double_column", "float32_column", "integers_of"]
+__all__ = [
+    "DOUBLE_CHARACTERS",
+    "INTEGER_CHARACTERS",
+    "double_column",
+    "float32_column",
+    "integers_of",
+]
 
-_INTEGER_CHARACTERS = b"0123456789-"
-_DOUBLE_CHARACTERS = b"0123456789.eE+-"
+# The characters of the texts given to Arrow (also by transforms.csv_arrow).
+INTEGER_CHARACTERS = b"0123456789-"
+DOUBLE_CHARACTERS = b"0123456789.eE+-"
 
 
 def _string_array(texts: Sequence[Any], characters: bytes) -> Any:
@@ -69,13 +76,13 @@ def _cast(texts: Sequence[Any], characters: bytes, to: str) -> list[Any] | None:
 def integers_of(texts: Sequence[Any]) -> list[int] | None:
     """Texts ``-?[0-9]+`` -> the ints ``int()`` gives; None when a value is not such a
     text or does not fit int64 (a varint, or a bad value: decode those one by one)."""
-    return _cast(texts, _INTEGER_CHARACTERS, "int64")
+    return _cast(texts, INTEGER_CHARACTERS, "int64")
 
 
 def _doubles_of(texts: Sequence[Any]) -> list[float] | None:
     """Decimal number texts -> the floats ``float()`` gives; None when a value is not a
     ``str`` of digits, ``.``, ``e``/``E`` and signs, or Arrow does not read it."""
-    return _cast(texts, _DOUBLE_CHARACTERS, "float64")
+    return _cast(texts, DOUBLE_CHARACTERS, "float64")
 
 
 def double_column(values: Sequence[Any]) -> list[float]:
