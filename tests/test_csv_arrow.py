@@ -19,7 +19,7 @@ import pytest
 
 from transforms import export_decode
 from transforms.cql_types import parse_cql_type
-from transforms.csv_arrow import arrow_column, arrow_csv_usable
+from transforms.csv_arrow import arrow_column, arrow_csv_usable, field_decoders
 from transforms.export_decode import ExportFileError, read_unit_columns
 from transforms.export_layout import ExportLayout, LayoutField
 from transforms.value_decoders import column_decoders
@@ -189,3 +189,26 @@ def test_unusual_layouts_keep_the_text_path() -> None:
     assert not arrow_csv_usable(layout_of(null_value='"'))
     tab = layout_of()
     assert not arrow_csv_usable(ExportLayout(**{**tab.__dict__, "delimiter": "::"}))
+
+
+def test_writetimes_repeating_the_first_one_decode_as_the_text_path() -> None:
+    """A later writetime column takes the first one's values where its text is the same,
+    and decodes the rest itself: nulls on either side, other texts, a far one, a bad one."""
+    other = "1999-01-01T00:00:00.000001Z"
+    first = [WT, WT, None, WT, other, WT, "-62135596800000001"]
+    later = [WT, None, WT, other, other, "-1", "-62135596800000001"]
+    apart = [other, None, other, "5", other, other, other]
+    layout = layout_of()
+    kinds = ["micros", "micros", "micros"]
+    decode = column_decoders(layout)[11]  # d_writetime: ISO writetimes
+    fields = field_decoders(kinds, [decode] * 3)
+    for field, texts in zip(fields, (first, later, apart), strict=True):
+        assert canon(field(pyarrow.array(texts, pyarrow.string()))) == canon(decode(texts))
+    bad = field_decoders(kinds, [decode] * 3)
+    bad[0](pyarrow.array(first, pyarrow.string()))
+    texts = [WT, "1999-13-01T00:00:00.000001Z", *[None] * 5]
+    with pytest.raises(ValueError) as text:
+        decode(texts)
+    with pytest.raises(ValueError, match="month must be in 1..12") as fast:
+        bad[1](pyarrow.array(texts, pyarrow.string()))
+    assert str(fast.value) == str(text.value)

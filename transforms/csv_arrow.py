@@ -29,7 +29,7 @@ from transforms.export_layout import ExportLayout
 from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS
 from transforms.timestamp_texts import rfc3339_arrays
 
-__all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable"]
+__all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable", "field_decoders"]
 
 ColumnDecoder = Callable[[list[Any]], list[Any]]
 
@@ -209,4 +209,53 @@ def arrow_column(kind: str, decode: ColumnDecoder, strings: Any) -> list[Any]:
         return decode(strings.to_pylist())
     for index in nulls:
         values[index] = None
+    return values
+
+
+def field_decoders(
+    kinds: list[str], decoders: list[ColumnDecoder]
+) -> list[Callable[[Any], list[Any]]]:
+    """Per field of a chunk (``kinds`` from ``value_decoders.csv_kinds``, ``decoders``
+    the text path's column decoders), the function decoding its Arrow column. A writetime
+    column after the chunk's first one takes that one's values where its text is the same
+    (a row's cells written together share their writetime), and decodes only the rest."""
+    import functools
+
+    first = kinds.index("micros") if "micros" in kinds else -1
+    shared: list[Any] = []  # the first writetime column of the chunk and its values
+    out: list[Callable[[Any], list[Any]]] = []
+    for index, (kind, decode) in enumerate(zip(kinds, decoders, strict=True)):
+        if kind != "micros":
+            out.append(functools.partial(arrow_column, kind, decode))
+        elif index == first:
+            out.append(functools.partial(_kept, decode, shared))
+        else:
+            out.append(functools.partial(_like, decode, shared))
+    return out
+
+
+def _kept(decode: ColumnDecoder, shared: list[Any], strings: Any) -> list[Any]:
+    values = arrow_column("micros", decode, strings)
+    shared[:] = [strings, values]
+    return values
+
+
+def _like(decode: ColumnDecoder, shared: list[Any], strings: Any) -> list[Any]:
+    """A writetime column decoded as ``_kept``'s where their texts are equal."""
+    import numpy
+    import pyarrow.compute
+
+    earlier, earlier_values = shared
+    same = pyarrow.compute.equal(strings, earlier).fill_null(False)
+    same = same.to_numpy(zero_copy_only=False)
+    if not same.any():
+        return arrow_column("micros", decode, strings)
+    values = list(earlier_values)
+    for index in numpy.flatnonzero(strings.is_null().to_numpy(zero_copy_only=False)).tolist():
+        values[index] = None
+    other = numpy.flatnonzero(~same & strings.is_valid().to_numpy(zero_copy_only=False))
+    if other.size:
+        decoded = arrow_column("micros", decode, strings.take(other))
+        for index, value in zip(other.tolist(), decoded, strict=True):
+            values[index] = value
     return values

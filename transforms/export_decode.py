@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transforms.cql_types import CqlType
-from transforms.csv_arrow import arrow_column, arrow_csv_tables, arrow_csv_usable
+from transforms.csv_arrow import arrow_csv_tables, arrow_csv_usable, field_decoders
 from transforms.export_files import (
     avro_chunks,
     brief,
@@ -190,10 +190,7 @@ def _arrow_csv_columns(
     import pyarrow
 
     decoders = column_decoders(layout)
-    arrays = [
-        functools.partial(arrow_column, kind, decode)
-        for kind, decode in zip(csv_kinds(layout), decoders, strict=True)
-    ]
+    arrays = field_decoders(csv_kinds(layout), decoders)
     tables = arrow_csv_tables(csv_segments(path, _texts(path, layout)), layout, chunk_rows)
     handed = 0
     while True:
