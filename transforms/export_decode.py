@@ -50,7 +50,8 @@ while the rows are iterated, after the rows of earlier chunks were handed out.
 Modules: :mod:`transforms.export_layout` (the layout from the manifest),
 :mod:`transforms.export_stream` (a file's bytes and text, a block at a time),
 :mod:`transforms.export_files` (the records of each format),
-:mod:`transforms.value_decoders` (raw values to typed values).
+:mod:`transforms.value_decoders` (raw values to typed values),
+:mod:`transforms.csv_arrow` (a CSV unit's columns read by Arrow, decoded from their bytes).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transforms.cql_types import CqlType
+from transforms.csv_arrow import arrow_csv_tables, arrow_csv_usable, field_decoders
 from transforms.export_files import (
     avro_chunks,
     brief,
@@ -71,12 +73,13 @@ from transforms.export_files import (
     check_jsonl,
     check_row_count,
     csv_chunks,
+    csv_segments,
     json_chunks,
     jsonl_chunks,
 )
 from transforms.export_layout import ExportFileError, ExportLayout, LayoutField, UdtValue
 from transforms.export_stream import byte_blocks, first_line, open_unit_file, text_blocks
-from transforms.value_decoders import column_decoders
+from transforms.value_decoders import column_decoders, csv_kinds
 
 __all__ = [
     "CHUNK_ROWS",
@@ -133,6 +136,8 @@ def read_unit_columns(
         check_avro(path, layout, expected_rows)
     elif layout.format == "csv":
         check_csv(path, _texts(path, layout), layout, expected_rows)
+        if arrow_csv_usable(layout):
+            return _arrow_csv_columns(path, layout, chunk_rows)
     elif layout.format == "jsonl":
         check_jsonl(path, _texts(path, layout), expected_rows)
     else:
@@ -173,6 +178,35 @@ def _decoded_chunks(
 ) -> Iterator[list[list[Any]]]:
     for columns in chunks:
         yield _decoded(path, layout, decoders, columns)
+
+
+def _arrow_csv_columns(
+    path: str, layout: ExportLayout, chunk_rows: int
+) -> Iterator[list[list[Any]]]:
+    """A checked CSV unit's decoded columns, ``chunk_rows`` rows at a time, read by Arrow
+    (:mod:`transforms.csv_arrow`: the same values, less CPU). Where Arrow refuses the file
+    (a record with a wrong field count), the rest is read by the text path, from the first
+    chunk not yet handed out, which raises its own message at the bad record."""
+    import pyarrow
+
+    decoders = column_decoders(layout)
+    arrays = field_decoders(csv_kinds(layout), decoders)
+    tables = arrow_csv_tables(csv_segments(path, _texts(path, layout)), layout, chunk_rows)
+    handed = 0
+    while True:
+        try:
+            table = next(tables, None)
+        except pyarrow.ArrowException:
+            raw = _raw_chunks(path, layout, chunk_rows)
+            for _ in range(handed):
+                next(raw)
+            yield from _decoded_chunks(path, layout, decoders, raw)
+            return
+        if table is None:
+            return
+        columns = [column.combine_chunks() for column in table.columns]
+        yield _decoded(path, layout, arrays, columns)
+        handed += 1
 
 
 def _check_parquet(path: str, layout: ExportLayout, expected_rows: int | None) -> None:

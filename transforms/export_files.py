@@ -40,6 +40,7 @@ __all__ = [
     "check_jsonl",
     "check_row_count",
     "csv_chunks",
+    "csv_segments",
     "json_chunks",
     "jsonl_chunks",
 ]
@@ -72,7 +73,7 @@ def _record_end(text: str) -> int:
     return end + 2
 
 
-def _csv_segments(path: str, texts: Iterable[str]) -> Iterator[str]:
+def csv_segments(path: str, texts: Iterable[str]) -> Iterator[str]:
     """The CSV text in pieces of whole records (each ends with the CRLF of its last). Text
     left after the last record is a truncated file, or a quote left open."""
     carry = ""
@@ -98,7 +99,7 @@ def check_csv(
     unquoted field equal to the null text is null, a quoted one never is (the exporter
     quotes an empty string, and any text equal to the null text)."""
     records = 0
-    for segment in _csv_segments(path, texts):
+    for segment in csv_segments(path, texts):
         if records == 0:
             if '"' in segment:
                 header: Sequence[Any] = next(
@@ -137,7 +138,7 @@ def csv_chunks(
 def _csv_records(path: str, texts: Iterable[str], layout: ExportLayout) -> Iterator[Any]:
     """The records of a CSV text: a line where a piece of the text has no quote, else a
     list of fields (quoted ones unquoted)."""
-    for segment in _csv_segments(path, texts):
+    for segment in csv_segments(path, texts):
         if '"' in segment:
             yield from _csv_quoted_records(path, segment, layout.delimiter, layout.null_value)
         else:

@@ -24,8 +24,10 @@ from typing import Any
 
 from transforms.cql_types import CqlType, avro_field_name
 from transforms.export_layout import Decoder, ExportLayout, LayoutField, UdtValue
+from transforms.number_texts import double_column, float32_column, integers_of
+from transforms.timestamp_texts import rfc3339_column
 
-__all__ = ["column_decoders"]
+__all__ = ["column_decoders", "csv_kinds"]
 
 # ---------------------------------------------------------------------------
 # Scalar decoders: the inverse of cql_types._SCALARS, per format
@@ -34,7 +36,6 @@ __all__ = ["column_decoders"]
 _EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
 _SECONDS_PER_DAY = 86_400
 _NANOS_PER_SECOND = 1_000_000_000
-_DAYS_0001_TO_1970 = _EPOCH_ORDINAL - 1
 _INTEGER = re.compile(r"-?\d+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RFC3339_MILLIS = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z")
@@ -373,8 +374,12 @@ _INTEGER_LINES = re.compile(r"-?\d+(?:\n-?\d+)*")
 
 
 def _integer_column(texts: Sequence[str]) -> list[int]:
-    """Integer texts -> ints: one regex pass over the column checks every text, then
-    int() runs in C; a column that fails is decoded value by value for the message."""
+    """Integer texts -> ints: parsed by Arrow when they fit int64 (see
+    :mod:`transforms.number_texts`), else one regex pass over the column checks every text,
+    then int() runs in C; a column that fails is decoded value by value for the message."""
+    fast = integers_of(texts)
+    if fast is not None:
+        return fast
     try:
         if _INTEGER_LINES.fullmatch("\n".join(texts)):
             return list(map(int, texts))
@@ -383,92 +388,13 @@ def _integer_column(texts: Sequence[str]) -> list[int]:
     return list(map(_integer, texts))
 
 
-# Days before each month (index 1-12) in a common year, and each month's length.
-_DAYS_BEFORE_MONTH = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _rfc3339_arrays(joined: str, rows: int, per_second: int) -> tuple[Any, Any]:
-    """``rows`` RFC 3339 texts of one fixed width joined ('YYYY-MM-DDTHH:MM:SS.fffZ', 3 or
-    6 fraction digits) -> (int64 units since the epoch, which rows are such texts of a real
-    date), by NumPy integer arithmetic over the bytes. Hours, minutes and seconds are
-    added as numbers, as ``_rfc3339``'s parser does."""
-    import numpy
-
-    fraction_digits = len(str(per_second)) - 1
-    width = 21 + fraction_digits
-    separators = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", width - 1: "Z"}
-    at = sorted(separators)
-    data = numpy.frombuffer(joined.encode("ascii"), numpy.uint8).reshape(rows, width)
-    ok = (data[:, at] == numpy.array([ord(separators[i]) for i in at], numpy.uint8)).all(axis=1)
-    d = data[:, [i for i in range(width) if i not in separators]].astype(numpy.int64) - 48
-    ok &= ((d >= 0) & (d <= 9)).all(axis=1)
-    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-    month = d[:, 4] * 10 + d[:, 5]
-    day = d[:, 6] * 10 + d[:, 7]
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (year >= 1) & (month >= 1) & (month <= 12)
-    month = numpy.where(ok, month, 1)
-    ok &= (day >= 1) & (day <= numpy.array(_MONTH_DAYS)[month] + (leap & (month == 2)))
-    before = year - 1  # whole years before this one, from 0001-01-01
-    days = (
-        before * 365
-        + before // 4
-        - before // 100
-        + before // 400
-        + numpy.array(_DAYS_BEFORE_MONTH)[month]
-        + (leap & (month > 2))
-        + day
-        - 1
-        - _DAYS_0001_TO_1970
-    )
-    clock = (d[:, 8] * 10 + d[:, 9]) * 3600 + (d[:, 10] * 10 + d[:, 11]) * 60
-    seconds = days * _SECONDS_PER_DAY + clock + d[:, 12] * 10 + d[:, 13]
-    fraction = d[:, 14:] @ (10 ** numpy.arange(fraction_digits - 1, -1, -1, dtype=numpy.int64))
-    return seconds * per_second + fraction, ok
-
-
-def _rfc3339_column(
-    parse: Callable[[str], int], per_second: int
-) -> Callable[[Sequence[str]], list[int]]:
-    """A column form of ``parse`` (one of the ``_rfc3339`` decoders): texts of the fixed
-    width it reads go through :func:`_rfc3339_arrays`, giving the values ``parse`` gives;
-    a text of another length, or one that is not such a text of a real date, goes through
-    ``parse`` (the exporter's out-of-range integers, and bad values with its message)."""
-    width = 21 + len(str(per_second)) - 1
-
-    def column(texts: Sequence[str]) -> list[int]:
-        rows = len(texts)
-        joined = "".join(texts)
-        if rows == 0 or len(joined) != rows * width or not joined.isascii():
-            return list(map(parse, texts))
-        if min(map(len, texts)) != width:  # lengths that only sum to the right total
-            return list(map(parse, texts))
-        values, ok = _rfc3339_arrays(joined, rows, per_second)
-        out = values.tolist()
-        if not ok.all():
-            for index in (~ok).nonzero()[0].tolist():
-                out[index] = parse(texts[index])
-        return out
-
-    return column
-
-
-def _float32_column(values: Sequence[Any]) -> list[float]:
-    """Float texts (or JSON numbers, 'NaN'...) -> float32 values, converted by numpy."""
-    import numpy
-
-    with numpy.errstate(over="raise"):
-        floats = numpy.asarray(list(map(float, values)), dtype=numpy.float64)
-        return floats.astype(numpy.float32).astype(numpy.float64).tolist()
-
-
 # Decoders with a faster form for a whole column of non-null values.
 _COLUMN_FORMS: dict[Decoder, Callable[[Sequence[Any]], list[Any]]] = {
     _integer: _integer_column,
-    _timestamp_millis: _rfc3339_column(_timestamp_millis, 1000),
-    _writetime_micros: _rfc3339_column(_writetime_micros, 1_000_000),
-    _float32: _float32_column,
+    _timestamp_millis: rfc3339_column(_timestamp_millis, 1000),
+    _writetime_micros: rfc3339_column(_writetime_micros, 1_000_000),
+    _float32: float32_column,
+    _double: double_column,
 }
 
 
@@ -491,3 +417,21 @@ def _column_decoder(decode: Decoder) -> Callable[[Sequence[Any]], list[Any]]:
 
 def column_decoders(layout: ExportLayout) -> list[Callable[[Sequence[Any]], list[Any]]]:
     return [_column_decoder(_field_decoder(field, layout)) for field in layout.fields]
+
+
+# The CSV decoders that a whole-column reader (transforms.csv_arrow) has a form of, by name.
+_CSV_KINDS: dict[Decoder, str] = {
+    _identity: "text",
+    _integer: "integer",
+    _double: "double",
+    _float32: "float32",
+    _boolean: "boolean",
+    _timestamp_millis: "millis",
+    _writetime_micros: "micros",
+}
+
+
+def csv_kinds(layout: ExportLayout) -> list[str]:
+    """Per field of a CSV layout, the kind of text its column holds (one of the names
+    above, "other" for the rest): what :func:`column_decoders` decodes it as."""
+    return [_CSV_KINDS.get(_field_decoder(f, layout), "other") for f in layout.fields]
