@@ -14,7 +14,7 @@ from typing import Any
 import numpy
 import pytest
 
-from transforms.cql_text import timestamp_texts, writetime_texts
+from transforms.cql_text import float32_texts, timestamp_texts, writetime_texts
 from transforms.cql_types import parse_cql_type
 from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import SinkConfig
@@ -123,6 +123,31 @@ def test_double_matrix_is_repr_of_each_value(seed: int) -> None:
             assert _fields(csv_doubles.double_matrix(batch, _reprs)) == _reprs(batch)
 
 
+def test_float_matrix_is_the_float_text_of_each_value() -> None:
+    """CQL floats (float32) as ``float32_texts`` writes them: numpy's shortest float32 text."""
+    rng = numpy.random.default_rng(3)
+    size = 20_000
+    families = [
+        rng.uniform(2.0**-7, 2.0**24, size),
+        numpy.exp(rng.uniform(math.log(1e-9), math.log(1e30), size)),
+        rng.integers(0, 10**7, size) / 7.0,
+        rng.integers(1, 10**6, size) / 100.0,
+        rng.integers(0x3C000000, 0x4B800000, size).astype(numpy.uint32).view(numpy.float32),
+        rng.integers(0, 2**32, size).astype(numpy.uint32).view(numpy.float32),
+        2.0 ** rng.integers(-10, 30, size),
+        numpy.array([0.0, -0.0, 1e-45, 3.4028235e38, 2.0**-7, 2.0**24, 16777215.0, 0.1, 8388609.0]),
+    ]
+    for family in families:
+        values = numpy.where(rng.random(len(family)) < 0.3, -family, family).astype(numpy.float32)
+        for start in range(0, len(values), 1000):
+            batch = values[start : start + 1000]
+            assert _fields(csv_doubles.double_matrix(batch, float32_texts)) == float32_texts(batch)
+    assert _fields(csv_doubles.double_matrix(numpy.array([0.1, 2.5], numpy.float32), repr)) == [
+        "0.1",
+        "2.5",
+    ]
+
+
 def test_shortest_decimals_leave_what_they_cannot_render_to_repr() -> None:
     """Out of the range, powers of two, zeros, non-finite and exact half-way candidates are
     not rendered (``exact`` False); the rest are, digits and places as ``repr`` has them."""
@@ -155,6 +180,12 @@ NUMERIC = [
     ("u", "uuid", None, [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.UUID(int=77)]),
     ("t", "text", None, ["plain", "a,b", "", "ünï", 'q"'] + ["x" * 300]),
     ("c", "counter", "<i8", [0, 2**63 - 1, -5]),
+    (
+        "f",
+        "float",
+        "<f4",
+        [0.1, -0.0, 1.5, 3.4028235e38, 1e-45, 16777217.0, math.nan, -math.inf, 12.25],
+    ),
 ]
 
 
@@ -193,7 +224,7 @@ def _batch(order: list[int], count: int, rng: random.Random, nulls: float) -> tu
     return rows, columns
 
 
-ORDERS = [[0, 1, 2, 3, 4, 5, 6, 8], [0, 7, 3, 1, 5], [0, 3], [0, 6, 4, 7, 2]]
+ORDERS = [[0, 1, 2, 3, 4, 5, 6, 8, 9], [0, 7, 3, 1, 5], [0, 3], [0, 6, 4, 7, 9, 2]]
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,8 @@ _CSV_ALPHABETS = {
 _BOOL_TEXT = {False: "false", True: "true"}
 _MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
+# The item size a column of these types must have for its field matrix (else the str way).
+_FLOAT_SIZES = {"double": 8, "float": 4}
 # Batches of fewer rows go the str way: NumPy's fixed work per call would outweigh it.
 _FEW_ROWS = 16
 
@@ -258,13 +260,15 @@ def csv_bytes_column(
     name = field.column.cql_type.name if field.role == "value" else "bigint"
     if field.role == "writetime" and sink.writetime_format == "iso":
         return None
-    kind = {"double": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(name, "i")
+    kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
+        name, "i"
+    )
     if kind == "i" and name not in _MACHINE_INTS | {"timestamp"}:
         return None
     null = sink.null_value.encode("utf-8")
 
     def convert(column: Any) -> Any:
-        if column.dtype.kind != kind:
+        if column.dtype.kind != kind or _FLOAT_SIZES.get(name, 0) not in (0, column.dtype.itemsize):
             return None
         if name == "boolean":
             return csv_bytes.boolean_matrix(column.tolist(), null)
@@ -272,8 +276,8 @@ def csv_bytes_column(
             return _uuid_matrix(column.tolist(), null)
         data, mask = numpy.ma.getdata(column), numpy.ma.getmaskarray(column)
         some = data[~mask] if mask.any() else data
-        if name == "double":
-            fixed = csv_doubles.double_matrix(some.astype(numpy.float64, copy=False), texts_of)
+        if kind == "f":
+            fixed = csv_doubles.double_matrix(some, texts_of)
         elif name == "timestamp":
             fixed = csv_bytes.timestamp_matrix(some, 1000)
         else:

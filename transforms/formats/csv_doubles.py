@@ -1,20 +1,21 @@
-"""Doubles as Python's ``repr`` writes them, a column at a time in NumPy: the field matrix
-(see :mod:`transforms.formats.csv_bytes`) of a batch's doubles with no Python call per
+"""Doubles and floats as the CSV writes them, a column at a time in NumPy: the field matrix
+(see :mod:`transforms.formats.csv_bytes`) of a batch's values with no Python call per
 value for most of them.
 
-``repr(float)`` is the shortest decimal that reads back as the same double, the nearest
-to it when several are as short. For a double of magnitude in [2**-7, 2**49) that
-decimal is positional (``123.25``, ``0.1``, ``1234.0``) and can be found exactly in
-64-bit integers: the double is ``m * 2**-s`` (``m`` 53 bits, ``4 <= s <= 59``), so its
-decimal fraction digits come one at a time by multiplying the binary fraction by 10, and
-after ``k`` digits the two candidates with ``k`` fraction digits (the digits so far,
-rounded down or up) read back as the double exactly when their distance to it is below
-half its unit in the last place. (Never equal to it: a point half a unit away has
-``s + 1`` fraction digits, and with the double's whole digits that is more than the 17
-significant digits that always suffice, so a shorter candidate is found first.) The
-first ``k`` with a candidate is the shortest; the nearer one is chosen.
-Any other double (outside the range, a power of two, whose lower neighbour is nearer, a
-candidate exactly half-way, NaN, infinities, zeros) goes through ``repr``.
+A double's text is ``repr``: the shortest decimal that reads back as the same double,
+the nearest to it when several are as short; a float's (``cql_text.float32_texts``) the
+same for float32. For a value of magnitude in [2**-7, 2**49) (floats: [2**-7, 2**24))
+that decimal is positional (``123.25``, ``0.1``, ``1234.0``) and can be found exactly in
+64-bit integers: the value is ``m * 2**-s`` (``m`` of 53 or 24 bits, ``s`` at most 59), so
+its decimal fraction digits come one at a time by multiplying the binary fraction by 10,
+and after ``k`` digits the two candidates with ``k`` fraction digits (the digits so far,
+rounded down or up) read back as the value exactly when their distance to it is below
+half its unit in the last place. (Never equal to it: the value itself has ``s`` fraction
+digits, so a candidate is found by ``k = s``, while a point half a unit away has
+``s + 1``.) The first ``k`` with a candidate is the shortest; the nearer one is chosen.
+Any other value (outside the range, a power of two, whose lower neighbour is nearer, two
+candidates equally near, NaN, infinities, zeros) goes through the column's texts
+function.
 """
 
 from __future__ import annotations
@@ -30,21 +31,33 @@ __all__ = ["double_matrix", "shortest_decimals"]
 
 _POWERS = numpy.array([10**k for k in range(20)], dtype=numpy.uint64)
 _U = numpy.uint64
-_MANTISSA = _U((1 << 52) - 1)
-_LOW, _HIGH = _U(0x3F80000000000000), _U(0x4300000000000000)  # the bits of 2**-7 and 2**49
-_STAND_IN = _U(0x3FF0000000000001)  # 1.0000000000000002: any value inside the range
+# By type: (its bits as unsigned, mantissa bits, the exponent field of 1.0 plus them plus
+# one, the bits of the lowest and of the first value past the range, the bits of a stand-in
+# value inside the range: 1.0000000000000002, 1.0000001).
+_LAYOUTS = {
+    numpy.dtype(numpy.float64): (
+        numpy.uint64,
+        52,
+        1076,
+        0x3F80000000000000,
+        0x4300000000000000,
+        0x3FF0000000000001,
+    ),
+    numpy.dtype(numpy.float32): (numpy.uint32, 23, 151, 0x3C000000, 0x4B800000, 0x3F800001),
+}
 
 
 def shortest_decimals(values: Any) -> tuple[Any, Any, Any, Any]:
-    """Float64 array -> ``(whole, fraction, places, exact)``: where ``exact``,
-    ``repr(abs(value))`` is the integer ``whole``, a point, and the first ``places``
+    """Float64 or float32 array -> ``(whole, fraction, places, exact)``: where ``exact``,
+    the text of ``abs(value)`` is the integer ``whole``, a point, and the first ``places``
     ASCII digits of the row of the uint8 matrix ``fraction`` (``0`` when ``places`` is 0);
     elsewhere nothing (see the module docstring)."""
-    bits = numpy.abs(values).view(numpy.uint64)
-    exact = (bits >= _LOW) & (bits < _HIGH) & ((bits & _MANTISSA) != 0)
-    bits = numpy.where(exact, bits, _STAND_IN)
-    m = (bits & _MANTISSA) | _U(1 << 52)
-    shift = _U(1076) - (bits >> _U(52))  # fraction bits of twice the value: s + 1
+    unsigned, width, top, low, high, stand_in = _LAYOUTS[values.dtype]
+    bits = numpy.abs(values).view(unsigned)
+    exact = (bits >= low) & (bits < high) & ((bits & ((1 << width) - 1)) != 0)
+    bits = numpy.where(exact, bits, unsigned(stand_in)).astype(numpy.uint64)
+    m = (bits & _U((1 << width) - 1)) | _U(1 << width)
+    shift = _U(top) - (bits >> _U(width))  # fraction bits of twice the value: s + 1
     unit = _U(1) << shift  # twice the value's unit in the last place, at G's scale
     low_bits, half = unit - _U(1), unit >> _U(1)
     fraction = (m << _U(1)) & low_bits  # G: twice the binary fraction, in units of 2**-(s+1)
@@ -87,9 +100,10 @@ def shortest_decimals(values: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def double_matrix(values: Any, texts_of: Callable[[Any], list[str]]) -> Any:
-    """Float64 array (no nulls) -> its field matrix, each value as ``repr`` writes it;
-    the values :func:`shortest_decimals` cannot render go through ``texts_of`` (a
-    column's texts function: ``repr``, and the CSV texts of NaN and infinities)."""
+    """Float64 or float32 array (no nulls) -> its field matrix, each value as ``repr`` or
+    ``float32_texts`` writes it; the values :func:`shortest_decimals` cannot render go
+    through ``texts_of`` (the column's texts function, which also gives the CSV texts of
+    NaN and infinities)."""
     whole, fraction, places, exact = shortest_decimals(values)
     top = int(whole.max()) if len(values) else 0
     if top < 2**32:
