@@ -49,7 +49,7 @@ _ISO_CHARS = _DIGITS | frozenset(":.TZ")
 # Every character a non-null field of these types can hold; such a field is never empty.
 _CSV_ALPHABETS = {
     **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
-    "double": _DIGITS | frozenset(".e+NaInfity"),
+    **dict.fromkeys(("double", "float"), _DIGITS | frozenset(".e+NaInfity")),
     "boolean": frozenset("truefals"),
     "uuid": _DIGITS | frozenset("abcdef"),
     "timeuuid": _DIGITS | frozenset("abcdef"),
