@@ -2,8 +2,10 @@
 
 A batch is converted column by column (``zip(*rows)``): builtins such as ``str()`` run
 over a whole column in C, text needs no conversion, and a column is scanned once for
-what needs quoting. Null is ``--null-value`` unquoted; an empty string (or a text equal
-to the null text) is quoted, so the two never read alike.
+what needs quoting. A ``ColumnBatch``'s numbers, timestamps, booleans and UUIDs are
+written as bytes by NumPy instead (:mod:`csv_bytes`), with no ``str`` per field. Null is
+``--null-value`` unquoted; an empty string (or a text equal to the null text) is quoted,
+so the two never read alike.
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ def csv_bytes_column(
 ) -> Callable[[Any], Any] | None:
     """A column of a ``ColumnBatch`` -> its field matrix (see :mod:`csv_bytes`): the bytes of
     the fields ``csv_array_column`` gives, with no ``str`` per field. None (at once) unless
-    the field is an integer, timestamp, double, boolean or UUID value, a TTL or a writetime
+    the field is an integer, timestamp, double, float, boolean or UUID value, a TTL or a writetime
     in microseconds whose fields never need quoting (ISO writetimes are not: a row's
     writetime texts are shared between its columns, cheaper than copying their bytes);
     per batch, None for a column that does not hold what its type says."""
