@@ -78,6 +78,14 @@ def test_boolean_matrix_and_nulls() -> None:
     assert _fields(csv_bytes.boolean_matrix([None, False], b"")) == ["", "false"]
     assert csv_bytes.boolean_matrix([True, 2], b"") is None  # not a boolean: the str way
     assert csv_bytes.boolean_matrix([True, "x"], b"") is None
+    whole = csv_bytes.int_matrix(numpy.array([123, 4, -5]))
+    over = csv_bytes.nulls_over(whole, numpy.array([True, False, True]), b"nothing")
+    assert _fields(over) == ["nothing", "4", "nothing"]  # wider than the digits
+    assert _fields(csv_bytes.nulls_over(over, numpy.array([False, True, False]), b"")) == [
+        "nothing",
+        "",
+        "nothing",
+    ]
     mask = numpy.array([True, False, True, False])
     assert _fields(csv_bytes.with_nulls(csv_bytes.int_matrix([5, -6]), mask, b"\\N")) == [
         "\\N",

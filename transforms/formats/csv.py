@@ -277,14 +277,16 @@ def csv_bytes_column(
         if kind == "O":
             return _uuid_matrix(column.tolist(), null)
         data, mask = numpy.ma.getdata(column), numpy.ma.getmaskarray(column)
-        some = data[~mask] if mask.any() else data
+        nulls = bool(mask.any())
+        if nulls:  # masked slots hold anything: render a present value there, then null
+            data = numpy.where(mask, data[numpy.argmin(mask)], data)
         if kind == "f":
-            fixed = csv_doubles.double_matrix(some, texts_of)
+            fixed = csv_doubles.double_matrix(data, texts_of)
         elif name == "timestamp":
-            fixed = csv_bytes.timestamp_matrix(some, 1000)
+            fixed = csv_bytes.timestamp_matrix(data, 1000)
         else:
-            fixed = csv_bytes.int_matrix(some)
-        return csv_bytes.with_nulls(fixed, mask, null) if mask.any() else fixed
+            fixed = csv_bytes.int_matrix(data)
+        return csv_bytes.nulls_over(fixed, mask, null) if nulls else fixed
 
     return convert
 

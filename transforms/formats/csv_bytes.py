@@ -29,6 +29,7 @@ __all__ = [
     "digit_matrix",
     "int_matrix",
     "lines_bytes",
+    "nulls_over",
     "group_texts",
     "timestamp_matrix",
     "with_nulls",
@@ -95,6 +96,20 @@ def with_nulls(matrix: Any, mask: Any, null: bytes) -> Any:
     if null:
         out[mask, : len(null)] = numpy.frombuffer(null, dtype=numpy.uint8)
     return out
+
+
+def nulls_over(matrix: Any, mask: Any, null: bytes) -> Any:
+    """The field matrix of a whole column whose masked rows were rendered from stand-in
+    values -> ``null`` (unquoted) in those rows instead (in place when wide enough):
+    cheaper than rendering only the unmasked values and spreading them out."""
+    if len(null) > matrix.shape[1]:
+        extra = numpy.zeros((len(matrix), len(null) - matrix.shape[1]), dtype=numpy.uint8)
+        matrix = numpy.concatenate([matrix, extra], axis=1)
+    rows = numpy.flatnonzero(mask)
+    matrix[rows] = 0
+    if null:
+        matrix[rows, : len(null)] = numpy.frombuffer(null, dtype=numpy.uint8)
+    return matrix
 
 
 def timestamp_matrix(values: Any, per_second: int) -> Any:

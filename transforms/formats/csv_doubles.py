@@ -67,20 +67,24 @@ def shortest_decimals(values: Any) -> tuple[Any, Any, Any, Any]:
     places = numpy.zeros(count, dtype=numpy.intp)
     rounded_up = numpy.zeros(count, dtype=bool)
     done = numpy.zeros(count, dtype=bool)
-    rest = numpy.empty(count, dtype=numpy.uint64)
-    down, up = numpy.empty(count, dtype=bool), numpy.empty(count, dtype=bool)
+    rest, near = numpy.empty(count, dtype=numpy.uint64), numpy.empty(count, dtype=numpy.uint64)
+    found, finished = numpy.empty(count, dtype=bool), 0
     for k in range(len(_POWERS)):
         limit = _POWERS[k]  # below it: within half a unit (never equal: see the docstring)
-        numpy.less(fraction, limit, out=down)
-        numpy.subtract(unit, fraction, out=rest)
-        numpy.less(rest, limit, out=up)
-        new = (down | up) & ~done
-        if new.any():
+        numpy.subtract(unit, fraction, out=rest)  # to the candidate rounded up
+        numpy.minimum(fraction, rest, out=near)
+        numpy.less(near, limit, out=found)
+        # A row found stays found (a candidate with a zero appended is one with k + 1
+        # digits), so more rows found than done means new ones.
+        if numpy.count_nonzero(found) > finished:
+            new = found & ~done
+            down, up = fraction < limit, rest < limit
             exact &= ~(new & down & up & (fraction == half))  # half-way: left to repr
             rounded_up[new] = (up & (~down | (fraction > half)))[new]
             places[new] = k
             done |= new
-            if done.all():
+            finished = int(numpy.count_nonzero(done))
+            if finished == count:
                 break
         fraction *= _U(10)
         numpy.right_shift(fraction, shift, out=rest)
