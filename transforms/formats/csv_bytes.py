@@ -150,7 +150,7 @@ def _byte_table(texts: tuple[bytes, ...]) -> Any:
 
 def lines_bytes(matrices: Sequence[Any], delimiter: bytes, end: bytes = b"\r\n") -> bytes:
     """A batch's field matrices (one per column, equal row counts) -> its CSV lines: each
-    row's fields joined by ``delimiter`` and ended by CRLF. One matrix of the whole
+    row's fields joined by ``delimiter`` and ended by ``end``. One matrix of the whole
     batch, then its padding dropped (``bytes.translate``: about 2/3 of the CPU of NumPy's
     boolean indexing)."""
     rows = len(matrices[0])
