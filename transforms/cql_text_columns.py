@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy
 
-__all__ = ["uuid_texts"]
+__all__ = ["uuid_bytes", "uuid_texts"]
 
 # Below this many values, value by value: cheaper than NumPy's fixed work per call.
 _FEW_VALUES = 128
@@ -30,18 +30,24 @@ def _hex_pairs() -> Any:
     return numpy.array([f"{i:02x}".encode("ascii") for i in range(256)]).view(numpy.uint16)
 
 
-def uuid_texts(values: Sequence[Any]) -> list[str]:
-    """``uuid.UUID`` values (no None) as ``str()`` writes each (``8-4-4-4-12`` lowercase hex),
-    a column at a time: their 128-bit integers as bytes, hex digits by table lookup
-    (``UUID.__str__`` is Python code, about 3 times the CPU per value). Fewer than
-    ``_FEW_VALUES`` go value by value."""
-    if len(values) < _FEW_VALUES:
-        return list(map(str, values))
+def uuid_bytes(values: Sequence[Any]) -> Any:
+    """``uuid.UUID`` values (no None) -> the ASCII bytes of their ``str()`` texts, one row of a
+    ``(len(values), 36)`` uint8 array each: their 128-bit integers as bytes, hex digits by
+    table lookup."""
     raw = b"".join(map(int.to_bytes, map(_UUID_INT, values), itertools.repeat(16)))
     count = len(raw) // 16
     digits = numpy.empty((count, 33), dtype=numpy.uint8)
     pairs = _hex_pairs()[numpy.frombuffer(raw, dtype=numpy.uint8)]
     digits[:, :32] = pairs.view(numpy.uint8).reshape(count, 32)
     digits[:, 32] = ord("-")
-    texts = numpy.ascontiguousarray(digits[:, _UUID_LAYOUT]).view("S36").reshape(count)
+    return numpy.ascontiguousarray(digits[:, _UUID_LAYOUT])
+
+
+def uuid_texts(values: Sequence[Any]) -> list[str]:
+    """``uuid.UUID`` values (no None) as ``str()`` writes each (``8-4-4-4-12`` lowercase hex),
+    a column at a time through :func:`uuid_bytes` (``UUID.__str__`` is Python code, about
+    3 times the CPU per value). Fewer than ``_FEW_VALUES`` go value by value."""
+    if len(values) < _FEW_VALUES:
+        return list(map(str, values))
+    texts = uuid_bytes(values).view("S36").reshape(len(values))
     return list(map(bytes.decode, texts.tolist()))

@@ -2,13 +2,16 @@
 
 A batch is converted column by column (``zip(*rows)``): builtins such as ``str()`` run
 over a whole column in C, text needs no conversion, and a column is scanned once for
-what needs quoting. Null is ``--null-value`` unquoted; an empty string (or a text equal
-to the null text) is quoted, so the two never read alike.
+what needs quoting. A ``ColumnBatch``'s numbers, timestamps, booleans and UUIDs are
+written as bytes by NumPy instead (:mod:`csv_bytes`), with no ``str`` per field. Null is
+``--null-value`` unquoted; an empty string (or a text equal to the null text) is quoted,
+so the two never read alike.
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +20,7 @@ import numpy
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_convert, cql_text, cql_text_columns, cql_types
+from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import (
     ColumnFn,
     Format,
@@ -47,7 +51,7 @@ _ISO_CHARS = _DIGITS | frozenset(":.TZ")
 # Every character a non-null field of these types can hold; such a field is never empty.
 _CSV_ALPHABETS = {
     **dict.fromkeys(("int", "bigint", "smallint", "tinyint", "counter", "varint"), _DIGITS),
-    "double": _DIGITS | frozenset(".e+NaInfity"),
+    **dict.fromkeys(("double", "float"), _DIGITS | frozenset(".e+NaInfity")),
     "boolean": frozenset("truefals"),
     "uuid": _DIGITS | frozenset("abcdef"),
     "timeuuid": _DIGITS | frozenset("abcdef"),
@@ -57,6 +61,10 @@ _CSV_ALPHABETS = {
 _BOOL_TEXT = {False: "false", True: "true"}
 _MACHINE_INTS = frozenset(("int", "bigint", "smallint", "counter"))
 _NON_FINITE_REPRS = ("nan", "inf", "-inf")
+# The item size a column of these types must have for its field matrix (else the str way).
+_FLOAT_SIZES = {"double": 8, "float": 4}
+# Batches of fewer rows go the str way: NumPy's fixed work per call would outweigh it.
+_FEW_ROWS = 16
 
 
 def csv_quote(delimiter: str, null: str, text: str) -> str:
@@ -239,6 +247,59 @@ def csv_array_column(
     return convert
 
 
+def csv_bytes_column(
+    field: OutputField, sink: SinkConfig, policy: str
+) -> Callable[[Any], Any] | None:
+    """A column of a ``ColumnBatch`` -> its field matrix (see :mod:`csv_bytes`): the bytes of
+    the fields ``csv_array_column`` gives, with no ``str`` per field. None (at once) unless
+    the field is an integer, timestamp, double, float, boolean or UUID value, a TTL or a writetime
+    in microseconds whose fields never need quoting (ISO writetimes are not: a row's
+    writetime texts are shared between its columns, cheaper than copying their bytes);
+    per batch, None for a column that does not hold what its type says."""
+    texts_of, alphabet = _array_texts(field, sink, policy)
+    if texts_of is None or not _never_quoted(alphabet, sink):
+        return None
+    name = field.column.cql_type.name if field.role == "value" else "bigint"
+    if field.role == "writetime" and sink.writetime_format == "iso":
+        return None
+    kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
+        name, "i"
+    )
+    if kind == "i" and name not in _MACHINE_INTS | {"timestamp"}:
+        return None
+    null = sink.null_value.encode("utf-8")
+
+    def convert(column: Any) -> Any:
+        if column.dtype.kind != kind or _FLOAT_SIZES.get(name, 0) not in (0, column.dtype.itemsize):
+            return None
+        if name == "boolean":
+            return csv_bytes.boolean_matrix(column.tolist(), null)
+        if kind == "O":
+            return _uuid_matrix(column.tolist(), null)
+        data, mask = numpy.ma.getdata(column), numpy.ma.getmaskarray(column)
+        nulls = bool(mask.any())
+        if nulls:  # masked slots hold anything: render a present value there, then null
+            data = numpy.where(mask, data[numpy.argmin(mask)], data)
+        if kind == "f":
+            fixed = csv_doubles.double_matrix(data, texts_of)
+        elif name == "timestamp":
+            fixed = csv_bytes.timestamp_matrix(data, 1000)
+        else:
+            fixed = csv_bytes.int_matrix(data)
+        return csv_bytes.nulls_over(fixed, mask, null) if nulls else fixed
+
+    return convert
+
+
+def _uuid_matrix(values: list[Any], null: bytes) -> Any:
+    """UUIDs (None: null) -> their field matrix."""
+    mask = numpy.fromiter(map(operator.is_, values, itertools.repeat(None)), bool, len(values))
+    if not mask.any():
+        return cql_text_columns.uuid_bytes(values)
+    fixed = cql_text_columns.uuid_bytes([v for v in values if v is not None])
+    return csv_bytes.with_nulls(fixed, mask, null)
+
+
 def csv_column(
     field: OutputField, sink: SinkConfig, policy: str, iso_cache: dict[int, str]
 ) -> Callable[[Sequence[Any]], Sequence[str]]:
@@ -276,6 +337,18 @@ def csv_column(
     return convert
 
 
+def _native_runs(byte_columns: Sequence[Any]) -> list[tuple[int, int]]:
+    """The columns as runs ``(start, stop)``: each run of adjacent columns that have a
+    field matrix (see ``csv_bytes_column``) is one, every other column a run of its own."""
+    runs: list[tuple[int, int]] = []
+    for index, convert in enumerate(byte_columns):
+        if convert is not None and runs and byte_columns[runs[-1][0]] is not None:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
 def csv_lines(fields: Sequence[Sequence[str]], delimiter: str) -> bytes:
     """A batch's CSV fields (one sequence per column, of equal lengths) as its lines, each
     ended by CRLF, in UTF-8. The fields are interleaved with the delimiters and line ends
@@ -296,12 +369,16 @@ class CsvWriter:
         # writable(), so io.TextIOWrapper cannot wrap it.
         self._handle = handle
         self._delimiter = sink.delimiter
+        self._delimiter_bytes = sink.delimiter.encode("utf-8")
         iso_cache: dict[int, str] = {}
-        self._columns = [csv_column(f, sink, policy, iso_cache) for f in plan.output_fields]
+        fields = plan.output_fields
+        self._columns = [csv_column(f, sink, policy, iso_cache) for f in fields]
         shared = SharedWritetimeTexts()
-        self._array_columns = [
-            csv_array_column(f, sink, policy, iso_cache, shared) for f in plan.output_fields
-        ]
+        self._array_columns = [csv_array_column(f, sink, policy, iso_cache, shared) for f in fields]
+        self._byte_columns = [csv_bytes_column(f, sink, policy) for f in fields]
+        if "\x00" in sink.delimiter + sink.null_value or "\n" in sink.delimiter + sink.null_value:
+            self._byte_columns = [None] * len(fields)  # see csv_bytes.group_texts
+        self._runs = _native_runs(self._byte_columns)
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
 
@@ -316,11 +393,27 @@ class CsvWriter:
     def write_columns(self, columns: Sequence[Any]) -> None:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
         order): the same bytes ``write_rows`` writes for those rows."""
-        if not column_rows(columns, len(self._array_columns)):
+        rows = column_rows(columns, len(self._array_columns))
+        if not rows:
             return
-        fields = [
-            convert(column) for convert, column in zip(self._array_columns, columns, strict=True)
-        ]
+        fields: list[Sequence[str]] = []
+        for start, stop in self._runs:
+            matrices = None
+            if self._byte_columns[start] is not None and rows >= _FEW_ROWS:
+                converts = self._byte_columns[start:stop]
+                pairs = zip(converts, columns[start:stop], strict=True)
+                matrices = [convert(c) for convert, c in pairs]  # type: ignore[misc]
+                if any(matrix is None for matrix in matrices):
+                    matrices = None
+            if matrices is None:
+                converts = self._array_columns[start:stop]
+                pairs = zip(converts, columns[start:stop], strict=True)
+                fields += [convert(c) for convert, c in pairs]
+            elif stop - start == len(columns):
+                self._handle.write(csv_bytes.lines_bytes(matrices, self._delimiter_bytes))
+                return
+            else:
+                fields.append(csv_bytes.group_texts(matrices, self._delimiter_bytes))
         self._handle.write(csv_lines(fields, self._delimiter))
 
     def close(self) -> None:

@@ -1,0 +1,287 @@
+"""The CSV byte path (``transforms.formats.csv_bytes``, ``csv_doubles``): field matrices of
+integers, timestamps, doubles, booleans and UUIDs against ``str``/``repr``/the per-value
+formatters, and ``CsvWriter.write_columns`` through it against ``write_rows``."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import random
+import uuid
+from typing import Any
+
+import numpy
+import pytest
+
+from transforms.cql_text import float32_texts, timestamp_texts, writetime_texts
+from transforms.cql_types import parse_cql_type
+from transforms.formats import csv_bytes, csv_doubles
+from transforms.formats.base import SinkConfig
+from transforms.formats.csv import CsvWriter
+from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
+
+
+def _fields(matrix: Any) -> list[str]:
+    """A field matrix's fields: each row without its padding."""
+    return [bytes(row).replace(b"\0", b"").decode() for row in matrix]
+
+
+def _reprs(values: Any) -> list[str]:
+    return list(map(repr, values.tolist()))
+
+
+INT64_EDGES = [0, -1, 1, 9, 10, -10, 99, 100, 2**31 - 1, -(2**31), 2**32, 2**63 - 1, -(2**63)]
+INT64_EDGES += [10**k for k in range(19)] + [10**k - 1 for k in range(1, 19)]
+INT64_EDGES += [-(10**k) for k in range(19)]
+
+
+@pytest.mark.parametrize("dtype", ["<i8", "<i4", "<i2"])
+def test_int_matrix_is_str_of_each_value(dtype: str) -> None:
+    info = numpy.iinfo(dtype)
+    edges = [v for v in INT64_EDGES if info.min <= v <= info.max]
+    rng = numpy.random.default_rng(1)
+    spread = rng.integers(info.min, info.max, 3000, dtype=dtype, endpoint=True)
+    for values in (edges, spread, spread[spread >= 0], spread % 100, [0] * 5, [info.min], []):
+        array = numpy.array(values, dtype=dtype)
+        assert _fields(csv_bytes.int_matrix(array)) == list(map(str, array.tolist()))
+    assert _fields(csv_bytes.int_matrix(numpy.array([-(2**63), 7]))) == [
+        "-9223372036854775808",
+        "7",
+    ]
+
+
+def test_timestamp_matrix_is_the_text_of_each_value() -> None:
+    year_1, year_10000 = -62_135_596_800_000, 253_402_300_800_000
+    edges = [0, -1, 1, 999, -1000, year_1, year_1 - 1, year_10000 - 1, year_10000, -(2**63)]
+    edges += [2**63 - 1, 951_782_400_000, 1_700_000_000_123]
+    rng = random.Random(2)
+    spread = edges + [rng.randint(year_1 - 10**9, year_10000 + 10**9) for _ in range(3000)]
+    for values in (edges, spread):
+        array = numpy.array(values, dtype=numpy.int64)
+        assert _fields(csv_bytes.timestamp_matrix(array, 1000)) == timestamp_texts(values)
+        assert _fields(csv_bytes.timestamp_matrix(array, 1_000_000)) == writetime_texts(values)
+    assert _fields(csv_bytes.timestamp_matrix(numpy.array([year_10000]), 1000)) == [
+        "253402300800000"
+    ]
+
+
+def test_boolean_matrix_and_nulls() -> None:
+    values = [True, False, None, True, None]
+    assert _fields(csv_bytes.boolean_matrix(values, b"NULL")) == [
+        "true",
+        "false",
+        "NULL",
+        "true",
+        "NULL",
+    ]
+    assert _fields(csv_bytes.boolean_matrix([None, False], b"")) == ["", "false"]
+    assert csv_bytes.boolean_matrix([True, 2], b"") is None  # not a boolean: the str way
+    assert csv_bytes.boolean_matrix([True, "x"], b"") is None
+    whole = csv_bytes.int_matrix(numpy.array([123, 4, -5]))
+    over = csv_bytes.nulls_over(whole, numpy.array([True, False, True]), b"nothing")
+    assert _fields(over) == ["nothing", "4", "nothing"]  # wider than the digits
+    assert _fields(csv_bytes.nulls_over(over, numpy.array([False, True, False]), b"")) == [
+        "nothing",
+        "",
+        "nothing",
+    ]
+    mask = numpy.array([True, False, True, False])
+    assert _fields(csv_bytes.with_nulls(csv_bytes.int_matrix([5, -6]), mask, b"\\N")) == [
+        "\\N",
+        "5",
+        "\\N",
+        "-6",
+    ]
+
+
+def _double_families(rng: Any, size: int) -> list[Any]:
+    """Doubles of many kinds: uniform and log-uniform magnitudes, the bench's n / 7, short
+    decimals, integers, powers of two and their neighbours, random bit patterns."""
+    families = [
+        rng.uniform(2.0**-7, 2.0**49, size),
+        numpy.exp(rng.uniform(math.log(1e-12), math.log(1e22), size)),
+        rng.integers(0, 10**7, size) / 7.0 + rng.integers(0, 20, size),
+        rng.integers(1, 10**6, size) / 100.0,
+        rng.integers(1, 10**9, size) / 1000.0,
+        rng.integers(0, 2**53, size).astype(numpy.float64),
+        2.0 ** rng.integers(-10, 53, size).astype(numpy.float64),
+        2.0 ** rng.integers(-8, 50, size).astype(numpy.float64)
+        * (1 + rng.integers(-4, 8, size) * 2.0**-52),
+        rng.integers(0, 2**64, size, dtype=numpy.uint64, endpoint=False).view(numpy.float64),
+    ]
+    return [numpy.where(rng.random(size) < 0.3, -f, f) for f in families]
+
+
+DOUBLE_EDGES = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+DOUBLE_EDGES += [math.nan, math.inf, -math.inf, 2.0**-7, 2.0**49, 2.0**-8, 1e-5, 1e16, 1e15]
+DOUBLE_EDGES += [math.nextafter(2.0**49, 0), math.nextafter(2.0**-7, 1), math.nextafter(2.0**-7, 0)]
+DOUBLE_EDGES += [0.1, 0.2, 0.3, 1 / 3, 2 / 3, 0.5, 1.5, 9.5, 0.995, 0.9999999999999999, 1.0]
+DOUBLE_EDGES += [9.999999999999999e14, 123456789012345.6, 168035575281654.88, 0.0078125, 1e-4]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_double_matrix_is_repr_of_each_value(seed: int) -> None:
+    """Batches of 1,000 as the writer converts them; NaN and infinities through the texts
+    function given (here ``repr``; the writer's gives the CSV texts)."""
+    rng = numpy.random.default_rng(seed)
+    for values in [numpy.array(DOUBLE_EDGES)] + _double_families(rng, 20_000):
+        for start in range(0, len(values), 1000):
+            batch = values[start : start + 1000]
+            assert _fields(csv_doubles.double_matrix(batch, _reprs)) == _reprs(batch)
+
+
+def test_float_matrix_is_the_float_text_of_each_value() -> None:
+    """CQL floats (float32) as ``float32_texts`` writes them: numpy's shortest float32 text."""
+    rng = numpy.random.default_rng(3)
+    size = 20_000
+    families = [
+        rng.uniform(2.0**-7, 2.0**24, size),
+        numpy.exp(rng.uniform(math.log(1e-9), math.log(1e30), size)),
+        rng.integers(0, 10**7, size) / 7.0,
+        rng.integers(1, 10**6, size) / 100.0,
+        rng.integers(0x3C000000, 0x4B800000, size).astype(numpy.uint32).view(numpy.float32),
+        rng.integers(0, 2**32, size).astype(numpy.uint32).view(numpy.float32),
+        2.0 ** rng.integers(-10, 30, size),
+        numpy.array([0.0, -0.0, 1e-45, 3.4028235e38, 2.0**-7, 2.0**24, 16777215.0, 0.1, 8388609.0]),
+    ]
+    for family in families:
+        values = numpy.where(rng.random(len(family)) < 0.3, -family, family).astype(numpy.float32)
+        for start in range(0, len(values), 1000):
+            batch = values[start : start + 1000]
+            assert _fields(csv_doubles.double_matrix(batch, float32_texts)) == float32_texts(batch)
+    assert _fields(csv_doubles.double_matrix(numpy.array([0.1, 2.5], numpy.float32), repr)) == [
+        "0.1",
+        "2.5",
+    ]
+
+
+def test_shortest_decimals_leave_what_they_cannot_render_to_repr() -> None:
+    """Out of the range, powers of two, zeros, non-finite and exact half-way candidates are
+    not rendered (``exact`` False); the rest are, digits and places as ``repr`` has them."""
+    left = [0.0, 2.0**-8, 2.0**49, 1.0, 0.5, 2.0**40, math.nan, math.inf, 1e300]
+    left += [168035575281654.88]  # the two 2-place candidates are equally near: half-way
+    whole, fraction, places, exact = csv_doubles.shortest_decimals(numpy.array(left))
+    assert not exact.any()
+    values = numpy.array([1234.0, 0.1, 22630.571428571428, 1.5, 0.0078125 * 3, 99.99])
+    whole, fraction, places, exact = csv_doubles.shortest_decimals(values)
+    assert exact.all()
+    assert whole.tolist() == [1234, 0, 22630, 1, 0, 99]
+    assert places.tolist() == [0, 1, 12, 1, 7, 2]
+    assert _fields(fraction) == ["0", "1", "571428571428", "5", "0234375", "99"]
+    # Out of the range and not exact: the texts function gives the field.
+    assert _fields(csv_doubles.double_matrix(numpy.array([1.5, 1e300]), lambda v: ["X"])) == [
+        "1.5",
+        "X",
+    ]
+
+
+# --- the writer -----------------------------------------------------------------------
+
+NUMERIC = [
+    ("pk", "bigint", "<i8", [2**63 - 1, -(2**63), 0, -1, 10**18, 5]),
+    ("i", "int", "<i4", [2**31 - 1, -(2**31), 0, 7, -7]),
+    ("s", "smallint", "<i2", [2**15 - 1, -(2**15), 0, -7]),
+    ("d", "double", "<f8", DOUBLE_EDGES + [22630.571428571428, 12.5, -0.001]),
+    ("ts", "timestamp", "<i8", [0, -1, -62_135_596_800_001, 253_402_300_800_000, 2**63 - 1]),
+    ("bo", "boolean", None, [True, False]),
+    ("u", "uuid", None, [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.UUID(int=77)]),
+    ("t", "text", None, ["plain", "a,b", "", "ünï", 'q"'] + ["x" * 300]),
+    ("c", "counter", "<i8", [0, 2**63 - 1, -5]),
+    (
+        "f",
+        "float",
+        "<f4",
+        [0.1, -0.0, 1.5, 3.4028235e38, 1e-45, 16777217.0, math.nan, -math.inf, 12.25],
+    ),
+]
+
+
+def _plan(order: list[int]) -> TablePlan:
+    columns = tuple(
+        ColumnPlan(
+            NUMERIC[i][0], parse_cql_type(NUMERIC[i][1]), PARTITION_KEY if i == 0 else "regular"
+        )
+        for i in order
+    )
+    names = [NUMERIC[i][0] for i in order]
+    return TablePlan("ks", "t", columns, tuple(names[1:3]), tuple(names[1:2]))
+
+
+def _column(values: list[Any], dtype: str | None) -> Any:
+    if dtype is None:
+        array = numpy.empty(len(values), dtype=object)
+        array[:] = values
+        return array
+    data = numpy.array([0 if v is None else v for v in values], dtype=dtype)
+    return numpy.ma.MaskedArray(data, mask=[v is None for v in values])
+
+
+def _batch(order: list[int], count: int, rng: random.Random, nulls: float) -> tuple[list, list]:
+    """Rows and the same rows as columns (writetimes int64, the TTL int32)."""
+    rows = []
+    for _ in range(count):
+        values = [rng.choice(NUMERIC[i][3]) if rng.random() >= nulls else None for i in order]
+        values[0] = rng.choice(NUMERIC[order[0]][3]) if order[0] == 0 else values[0]
+        times = [-(2**63), 0, -1, 2**62, 1_700_000_000_123_456, 1_700_000_000_123_457, None]
+        meta = [rng.choice(times) for _ in order[1:3]]
+        ttls = [rng.choice([None, 1, 630_720_000]) for _ in order[1:2]]
+        rows.append(tuple(values + meta + ttls))
+    dtypes = [NUMERIC[i][2] for i in order] + ["<i8"] * len(order[1:3]) + ["<i4"] * len(order[1:2])
+    columns = [_column(list(v), d) for v, d in zip(zip(*rows, strict=True), dtypes, strict=True)]
+    return rows, columns
+
+
+ORDERS = [[0, 1, 2, 3, 4, 5, 6, 8, 9], [0, 7, 3, 1, 5], [0, 3], [0, 6, 4, 7, 9, 2]]
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "null_value"),
+    [
+        (d, n)
+        for d, n in itertools.product(
+            [",", ";", "\t", "0", "-", "e", ":", "::", "a", "t", "|"],
+            ["", "NULL", "0", "-", "true", "NaN", "\\N", "∅"],
+        )
+        if d not in n
+    ],
+)
+@pytest.mark.parametrize("writetime_format", ["iso", "micros"])
+def test_write_columns_through_bytes_equal_write_rows(
+    delimiter: str, null_value: str, writetime_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every null share (none, some, all), batches of 1 (the str way), 16 and many rows."""
+    sink = SinkConfig(delimiter=delimiter, null_value=null_value, writetime_format=writetime_format)
+    calls: list[int] = []
+    lines, group = csv_bytes.lines_bytes, csv_bytes.group_texts
+    monkeypatch.setattr(csv_bytes, "lines_bytes", lambda *a: calls.append(1) or lines(*a))
+    monkeypatch.setattr(csv_bytes, "group_texts", lambda *a: calls.append(2) or group(*a))
+    rng = random.Random(len(delimiter) * 13 + len(null_value))
+    expected = False
+    for order in ORDERS:
+        batches = [
+            _batch(order, count, rng, nulls)
+            for count, nulls in ((1, 0.2), (16, 0.0), (300, 0.2), (40, 1.0), (200, 0.05))
+        ]
+        by_rows, by_columns = io.BytesIO(), io.BytesIO()
+        rows_writer = CsvWriter(by_rows, _plan(order), sink, "max")
+        columns_writer = CsvWriter(by_columns, _plan(order), sink, "max")
+        for rows, columns in batches:
+            rows_writer.write_rows(rows)
+            columns_writer.write_columns(columns)
+        assert by_columns.getvalue() == by_rows.getvalue()
+        expected |= any(convert is not None for convert in columns_writer._byte_columns)
+    assert bool(calls) == expected  # the byte path ran where some column has one
+    assert expected or delimiter in ("0", "e", "a", "-") or null_value in ("0", "-", "true")
+
+
+def test_a_text_column_alone_keeps_the_str_way_and_numbers_around_it_do_not() -> None:
+    # pk, t, d, i, bo, then the writetimes of t and d (ISO: the str way), the TTL of t
+    writer = CsvWriter(io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(), "max")
+    assert writer._runs == [(0, 1), (1, 2), (2, 5), (5, 6), (6, 7), (7, 8)]
+    micros = CsvWriter(
+        io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(writetime_format="micros"), "max"
+    )
+    assert micros._runs == [(0, 1), (1, 2), (2, 8)]  # one run: values, writetimes, TTL
+    quoted = CsvWriter(io.BytesIO(), _plan([0, 1]), SinkConfig(delimiter="-"), "max")
+    assert all(convert is None for convert in quoted._byte_columns)  # '-' in numbers: quoted
