@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from transforms.export_layout import ExportLayout
-from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS
+from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS, arrow_cast
 from transforms.timestamp_texts import rfc3339_arrays
 
 __all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable", "field_decoders"]
@@ -114,17 +114,10 @@ def _numbers(characters: bytes, to: str) -> Callable[[Any, ColumnDecoder], list[
     ``characters`` only and Arrow reads it (see :mod:`transforms.number_texts`)."""
 
     def parse(strings: Any, decode: ColumnDecoder) -> list[Any] | None:
-        import pyarrow
-        import pyarrow.compute
-
         data, _ = _value_bytes(strings)
         if data.translate(None, characters):
             return None
-        try:
-            numbers = pyarrow.compute.cast(strings, pyarrow.type_for_alias(to))
-        except pyarrow.ArrowInvalid:  # a text it does not read, an int64 overflow
-            return None
-        return numbers.to_numpy().tolist()
+        return arrow_cast(strings, to)
 
     return parse
 

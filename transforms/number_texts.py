@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "DOUBLE_CHARACTERS",
     "INTEGER_CHARACTERS",
+    "arrow_cast",
     "double_column",
     "float32_column",
     "integers_of",
@@ -60,12 +61,19 @@ def _string_array(texts: Sequence[Any], characters: bytes) -> Any:
 def _cast(texts: Sequence[Any], characters: bytes, to: str) -> list[Any] | None:
     if not texts:
         return None
-    import pyarrow
-    import pyarrow.compute
-
     strings = _string_array(texts, characters)
     if strings is None:
         return None
+    return arrow_cast(strings, to)
+
+
+def arrow_cast(strings: Any, to: str) -> list[Any] | None:
+    """An Arrow string array cast to the type named ``to`` (``int64``, ``double``), as
+    Python values; None when Arrow does not read one of the texts (or an int64
+    overflows), so that the caller decodes them one by one."""
+    import pyarrow
+    import pyarrow.compute
+
     try:
         numbers = pyarrow.compute.cast(strings, pyarrow.type_for_alias(to))
     except pyarrow.ArrowInvalid:  # a text it does not read, an int64 overflow
