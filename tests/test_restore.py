@@ -564,7 +564,9 @@ def test_truncated_file(hosts: str, tgt: str, exported: Path, tmp_path: Path) ->
     shutil.copytree(exported, copy)
     biggest = max((copy / "data").glob("part-*"), key=lambda p: p.stat().st_size)
     data = biggest.read_bytes()
-    biggest.write_bytes(data[: len(data) // 2])
+    # Cut just before a line end, so the last line surely lacks one (half the file's length
+    # can land right after a line end, which is the row-boundary case below).
+    biggest.write_bytes(data[: data.index(b"\n", len(data) // 2)])
     result = restore(
         "--hosts", hosts, "--input", str(copy), "--table", f"{tgt}.trunc", "--create-table"
     )
