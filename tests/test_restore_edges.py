@@ -335,3 +335,21 @@ def test_per_element_map_with_unhashable_keys(
     expected = cells(session, table, columns)
     assert [(r[0], r[2], r[4]) for r in expected] == [(1, [10, 20], [10, 20])]
     assert cells(session, target, columns) == expected
+
+
+def test_bad_timestamp_refused_on_a_resume_that_keeps_the_first(
+    hosts: str, tgt: str, static_lists: tuple[str, Path]
+) -> None:
+    """A resumed restore keeps its first run's --timestamp, but a value that is no time is
+    still bad input (exit 2), not silently ignored."""
+    _, out = static_lists
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.kept_stamp"]
+    first = restore(*argv, "--create-table", "--timestamp", "now")
+    assert first.code == 0, first.describe()
+    again = restore(*argv, "--resume", "--timestamp", "garbage")
+    assert (again.code, again.stdout, again.stderr) == (
+        2,
+        "",
+        "cassandra-restore: error: --timestamp: 'garbage' is not a time: use RFC 3339 "
+        "(2024-01-31T12:00:00Z) or epoch seconds, milliseconds or microseconds\n",
+    ), again.describe()
