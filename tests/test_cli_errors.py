@@ -347,6 +347,12 @@ CASES: list[Case] = [
         "cannot connect to Cassandra at 127.0.0.1:1",
     ),
     Case(
+        "unknown-local-dc",
+        lambda c: c.args("--local-dc", "nosuchdc"),
+        ": no node of datacenter 'nosuchdc' (--local-dc) can be used (check the name: "
+        "nodetool status lists the datacenters)",
+    ),
+    Case(
         "bad-hosts-port",
         lambda c: ["--hosts", "db1:notaport", "--table", f"{c.ks}.t", "--output", c.out],
         "--hosts: 'db1:notaport' is not host[:port]",
