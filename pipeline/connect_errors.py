@@ -24,7 +24,9 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
     try:
         return _connect_quietly(config)
     except NoHostAvailable as exc:
-        errors = list(exc.errors.values())
+        # errors maps each host tried to its error; a list of the contact points when the
+        # control connection worked but no node was usable (none in --local-dc)
+        errors = list(exc.errors.values()) if isinstance(exc.errors, dict) else []
         if any(isinstance(e, AuthenticationFailed) for e in errors):
             who = f"user {config.username!r}" if config.username else "no credentials"
             raise UsageError(
@@ -48,6 +50,9 @@ def connect_or_explain(config: ConnectionConfig) -> tuple[Any, Any]:
             hint = " (TLS: check --ssl-ca-file and the nodes' certificates)"
         elif "connection reset" in reason.lower() and not config.ssl_enabled:
             hint = " (if the nodes require TLS, add --ssl-ca-file CA.pem or --ssl)"
+        elif not errors and config.local_dc:
+            reason = f"no node of datacenter {config.local_dc!r} (--local-dc) can be used"
+            hint = " (check the name: nodetool status lists the datacenters)"
         elif "authenticat" in reason.lower():
             hint = " (the cluster requires a user and password: set CASSANDRA_USERNAME and "
             hint += "CASSANDRA_PASSWORD)"

@@ -52,6 +52,8 @@ CONSISTENCY_LEVELS = (
     "EACH_QUORUM",
     "LOCAL_ONE",
 )
+# Cassandra refuses ANY for reads ("ANY ConsistencyLevel is only supported for writes").
+READ_CONSISTENCY_LEVELS = tuple(level for level in CONSISTENCY_LEVELS if level != "ANY")
 # Native protocol versions every supported Cassandra (4.0 to 5.0) speaks. 4 by default:
 # version 5 frames every message with CRC checksums, which on a one-node benchmark cost the
 # node about a third more CPU per exported row (see docs/export.md).
@@ -121,7 +123,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
         "consistency",
         "read consistency level",
         default="LOCAL_QUORUM",
-        choices=CONSISTENCY_LEVELS,
+        choices=READ_CONSISTENCY_LEVELS,
         group="connection",
     ),
     OptionSpec(

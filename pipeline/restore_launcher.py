@@ -115,22 +115,21 @@ def _export_units(
 
 
 def _fixed_timestamp(settings: Settings, recorded: dict[str, Any] | None) -> int | None:
+    """``--timestamp`` in microseconds, checked even where a resume keeps its first run's."""
+    text = settings.get("timestamp")
+    micros = time.time_ns() // 1000 if str(text).strip().lower() == "now" else None
+    if text and micros is None:
+        try:
+            micros = parse_time_micros(text)
+        except ValueError as exc:
+            raise UsageError(f"--timestamp: {exc}") from None
+        if not -_MAX_WRITETIME <= micros <= _MAX_WRITETIME:  # Cassandra reserves the minimum
+            raise UsageError(
+                f"--timestamp: {micros} microseconds is outside the range of a writetime "
+                f"({-_MAX_WRITETIME} to {_MAX_WRITETIME})"
+            )
     if recorded is not None and recorded.get("fixed_timestamp_micros") is not None:
         return int(recorded["fixed_timestamp_micros"])
-    text = settings.get("timestamp")
-    if not text:
-        return None
-    if str(text).strip().lower() == "now":
-        return time.time_ns() // 1000
-    try:
-        micros = parse_time_micros(text)
-    except ValueError as exc:
-        raise UsageError(f"--timestamp: {exc}") from None
-    if not -_MAX_WRITETIME <= micros <= _MAX_WRITETIME:  # Cassandra reserves the minimum
-        raise UsageError(
-            f"--timestamp: {micros} microseconds is outside the range of a writetime "
-            f"({-_MAX_WRITETIME} to {_MAX_WRITETIME})"
-        )
     return micros
 
 

@@ -16,7 +16,12 @@ from pipeline.option_spec import (
     positive_float,
     positive_int,
 )
-from pipeline.options import SPECS_BY_DEST, NoExitParser, add_export_arguments
+from pipeline.options import (
+    CONSISTENCY_LEVELS,
+    SPECS_BY_DEST,
+    NoExitParser,
+    add_export_arguments,
+)
 
 _SHARED = (
     "hosts",
@@ -35,7 +40,9 @@ _SHARED = (
 
 RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
     *(SPECS_BY_DEST[name] for name in _SHARED),
-    replace(SPECS_BY_DEST["consistency"], help="write consistency level"),
+    replace(
+        SPECS_BY_DEST["consistency"], help="write consistency level", choices=CONSISTENCY_LEVELS
+    ),
     OptionSpec(
         "write-timeout",
         "seconds before a write request times out",

@@ -347,6 +347,18 @@ CASES: list[Case] = [
         "cannot connect to Cassandra at 127.0.0.1:1",
     ),
     Case(
+        "read-consistency-any",
+        lambda c: c.args("--consistency", "ANY"),
+        "--consistency: invalid choice: 'ANY' (choose from 'ONE', 'TWO', 'THREE', 'QUORUM', "
+        "'ALL', 'LOCAL_QUORUM', 'EACH_QUORUM', 'LOCAL_ONE')",
+    ),
+    Case(
+        "unknown-local-dc",
+        lambda c: c.args("--local-dc", "nosuchdc"),
+        ": no node of datacenter 'nosuchdc' (--local-dc) can be used (check the name: "
+        "nodetool status lists the datacenters)",
+    ),
+    Case(
         "bad-hosts-port",
         lambda c: ["--hosts", "db1:notaport", "--table", f"{c.ks}.t", "--output", c.out],
         "--hosts: 'db1:notaport' is not host[:port]",

@@ -302,3 +302,54 @@ def test_static_counters_added_once_per_partition(
     expected = [(1, 1, 7, 1), (1, 2, 7, 2), (1, 3, 7, 3), (2, None, -5, None)]
     assert cells(session, source, "k, c, sc, n") == expected
     assert cells(session, target, "k, c, sc, n") == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "avro", "parquet"])
+def test_per_element_map_with_unhashable_keys(
+    session: Any, ks: str, hosts: str, tgt: str, tmp_path: Path, fmt: str
+) -> None:
+    """A non-frozen map keyed by a frozen UDT or by a tuple holding a list, exported with
+    ``--collection-writetime list``: the entries of each writetime go back as one map,
+    which cannot be a dict (its keys decode unhashable), and keep their own writetimes."""
+    session.execute(f"CREATE TYPE IF NOT EXISTS {ks}.mkey (x int, y text)")
+    table = f"{ks}.unhashable_keys"
+    session.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} (k int PRIMARY KEY, "
+        "mu map<frozen<mkey>, int>, mt map<frozen<tuple<int, list<int>>>, text>)"
+    )
+    run = session.execute
+    run(
+        f"UPDATE {table} USING TIMESTAMP 10 SET mu = mu + {{{{x: 1, y: 'a'}}: 1}}, "
+        "mt = mt + {(1, [2]): 'p'} WHERE k = 1"
+    )
+    run(
+        f"UPDATE {table} USING TIMESTAMP 20 SET mu = mu + {{{{x: 2, y: null}}: 2}}, "
+        "mt = mt + {(3, []): 'q'} WHERE k = 1"
+    )
+    out = tmp_path / "export"
+    export(hosts, table, out, "--format", fmt, "--collection-writetime", "list")
+    target = f"{tgt}.unhashable_keys_{fmt}"
+    result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+    assert result.code == 0, result.describe()
+    columns = "k, mu, WRITETIME(mu), mt, WRITETIME(mt)"
+    expected = cells(session, table, columns)
+    assert [(r[0], r[2], r[4]) for r in expected] == [(1, [10, 20], [10, 20])]
+    assert cells(session, target, columns) == expected
+
+
+def test_bad_timestamp_refused_on_a_resume_that_keeps_the_first(
+    hosts: str, tgt: str, static_lists: tuple[str, Path]
+) -> None:
+    """A resumed restore keeps its first run's --timestamp, but a value that is no time is
+    still bad input (exit 2), not silently ignored."""
+    _, out = static_lists
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.kept_stamp"]
+    first = restore(*argv, "--create-table", "--timestamp", "now")
+    assert first.code == 0, first.describe()
+    again = restore(*argv, "--resume", "--timestamp", "garbage")
+    assert (again.code, again.stdout, again.stderr) == (
+        2,
+        "",
+        "cassandra-restore: error: --timestamp: 'garbage' is not a time: use RFC 3339 "
+        "(2024-01-31T12:00:00Z) or epoch seconds, milliseconds or microseconds\n",
+    ), again.describe()

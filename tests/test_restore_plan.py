@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cassandra.util import OrderedMap
+
 from transforms.restore_batches import (
     MAX_BATCH_BYTES,
     pack_batches,
@@ -142,6 +144,29 @@ def test_per_element_collections() -> None:
     ]
     assert [s.appends_list for s in writes.statements] == [False] * 3 + [True] * 3
     assert writes.cells == 4 + 3 + 2 + 1
+
+
+def test_per_element_map_with_unhashable_keys_is_an_ordered_map() -> None:
+    """Keys a dict cannot hold (a UDT decoded as a mapping) go back in the driver's
+    OrderedMap, one per writetime."""
+    columns = [
+        {"name": "k", "cql_type": "int", "kind": "partition_key"},
+        {"name": "mu", "cql_type": "map<frozen<addr>, int>", "kind": "regular"},
+    ]
+    builder = RowStatementBuilder(build_restore_plan("ks", "t", columns, TYPES, ["mu"], []))
+    a, b, c = ({"street": s, "zip": 1} for s in "abc")
+    value = OrderedMap([(a, 1), (b, 2), (c, 3)])
+    writes = builder.row_writes(
+        Row({"k": 1, "mu": value}, {"mu": [10, 20, 10]}),
+        CLOCK,
+        with_statics=True,
+        marker_timestamp=1,
+    )
+    assert [(s.shape, s.values) for s in writes.statements] == [
+        (Shape(ROW, (Assignment("mu", ADD),)), (10, 0, OrderedMap([(a, 1), (c, 3)]), 1)),
+        (Shape(ROW, (Assignment("mu", ADD),)), (20, 0, OrderedMap([(b, 2)]), 1)),
+    ]
+    assert [type(s.values[2]) for s in writes.statements] == [OrderedMap, OrderedMap]
 
 
 def test_ttl_keeps_the_expiry_instant_and_expired_cells_are_skipped() -> None:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cassandra.util import OrderedMap
+
 from transforms.restore_plan import (
     ADD,
     COUNTER,
@@ -103,6 +105,16 @@ def key_getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any,
     if not names:
         return lambda values: ()
     return operator.itemgetter(*names)
+
+
+def _map_of(members: list[tuple[Any, Any]]) -> Any:
+    """Some entries of a map as the driver binds them: a dict, or the driver's
+    ``OrderedMap`` where a key is unhashable (a UDT decoded as a mapping, a tuple holding
+    a list: the decoders give such maps as an ``OrderedMap`` too), which no dict holds."""
+    try:
+        return dict(members)
+    except TypeError:
+        return OrderedMap(members)
 
 
 def _per_element(values: Any, count: int) -> list[Any]:
@@ -343,7 +355,7 @@ class RowStatementBuilder:
                 if restored is None:
                     out.expired += len(members)
                     continue
-                packed = dict(members) if column.multicell == "map" else list(members)
+                packed = _map_of(members) if column.multicell == "map" else list(members)
                 _group(
                     groups,
                     (scope, stamp, restored),
