@@ -5,6 +5,7 @@ Cassandra cannot hold. Each bug found by an acceptance-style hunt has its test h
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.helpers import export
 from tests.test_restore import restore, tgt
-from transforms.cassandra_session import _allow_null_list_elements
+from transforms.cassandra_session import _allow_null_list_elements, _timestamps_beyond_datetime
 
 __all__ = ["tgt"]  # the target keyspace fixture, used by name below
 
@@ -353,3 +354,49 @@ def test_bad_timestamp_refused_on_a_resume_that_keeps_the_first(
         "cassandra-restore: error: --timestamp: 'garbage' is not a time: use RFC 3339 "
         "(2024-01-31T12:00:00Z) or epoch seconds, milliseconds or microseconds\n",
     ), again.describe()
+
+
+# Milliseconds of timestamps around and beyond the years a datetime holds (1-9999).
+NESTED_STAMPS = [-(2**63), -62135596800001, -62135596800000, 0, 253402300799999, 253402300800000]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "avro", "parquet"])
+def test_nested_timestamps_beyond_years_1_to_9999_round_trip(
+    session: Any, ks: str, hosts: str, tgt: str, tmp_path: Path, fmt: str
+) -> None:
+    """Timestamps inside a list, set, map and tuple outside years 1-9999, which the driver
+    cannot decode as datetimes: exported as their milliseconds (no crash) and restored to
+    the same values."""
+    _timestamps_beyond_datetime()
+    table = f"{ks}.nested_stamps_{fmt}"
+    session.execute(
+        f"CREATE TABLE {table} (k int PRIMARY KEY, lt list<timestamp>, "
+        "st set<timestamp>, mt map<timestamp, int>, tt frozen<tuple<timestamp, int>>)"
+    )
+    stamps = ", ".join(map(str, NESTED_STAMPS))
+    entries = ", ".join(f"{m}: {i}" for i, m in enumerate(NESTED_STAMPS))
+    session.execute(
+        f"INSERT INTO {table} (k, lt, st, mt, tt) VALUES "
+        f"(1, [{stamps}], {{{stamps}}}, {{{entries}}}, ({NESTED_STAMPS[0]}, 7)) USING TIMESTAMP 5"
+    )
+    session.execute(
+        f"INSERT INTO {table} (k, tt) VALUES (2, ({NESTED_STAMPS[-1]}, 8)) USING TIMESTAMP 6"
+    )
+    out = tmp_path / "export"
+    export(hosts, table, out, "--format", fmt, "--collection-writetime", "list")
+    target = f"{tgt}.nested_stamps_{fmt}"
+    done = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+    assert done.code == 0, done.describe()
+    columns = "k, lt, WRITETIME(lt), st, mt, tt, WRITETIME(tt)"
+    expected = cells(session, table, columns)
+    assert [r[0] for r in expected] == [1, 2]
+    assert [_millis(v) for v in expected[0][1]] == NESTED_STAMPS
+    assert [_millis(r[5][0]) for r in expected] == [NESTED_STAMPS[0], NESTED_STAMPS[-1]]
+    assert cells(session, target, columns) == expected
+
+
+def _millis(value: Any) -> int:
+    """A decoded timestamp's milliseconds: a datetime's, or the integer itself."""
+    if isinstance(value, int):
+        return value
+    return (value - datetime.datetime(1970, 1, 1)) // datetime.timedelta(milliseconds=1)

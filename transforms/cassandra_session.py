@@ -8,10 +8,12 @@ other module of this project, so it can sit below every transform.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import random
 import ssl
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ __all__ = [
     "send_adjusted",
     "splitting_helps",
 ]
+
+_INT64 = struct.Struct(">q")
+_EPOCH = datetime.datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,32 @@ def _allow_null_list_elements() -> None:
         deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
 
 
+def _timestamp_or_millis(data: bytes, protocol_version: int) -> Any:
+    """A CQL timestamp as the driver gives it (a naive UTC datetime), exact from its
+    integer milliseconds; outside the years datetime holds (1-9999) the milliseconds
+    themselves, which the formats render like a top-level timestamp's."""
+    millis = _INT64.unpack(data)[0]
+    try:
+        return _EPOCH + datetime.timedelta(milliseconds=millis)
+    except OverflowError:
+        return millis
+
+
+def _timestamps_beyond_datetime() -> None:
+    """A timestamp nested in a collection, tuple or UDT is decoded by the driver, whose
+    decoders fail on one outside years 1-9999 ("date value out of range"), which failed
+    the export of its table; top-level timestamps are read as integers
+    (``transforms.wire_timestamps``)."""
+    from cassandra import cqltypes
+
+    cqltypes.DateType.deserialize = staticmethod(_timestamp_or_millis)
+    try:
+        from cassandra import deserializers
+    except ImportError:  # pure-Python driver build: DateType.deserialize is its decoder
+        return
+    deserializers.__dict__["DesDateType"] = deserializers.GenericDeserializer
+
+
 class _PositionalUdtNotice(logging.Filter):
     """Drops the driver's warning that a user type whose name or field names are not Python
     identifiers (a field ``"from"`` or ``"with space"``) comes back as a tuple with fields by
@@ -195,6 +226,7 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
     from cassandra.query import tuple_factory
 
     _allow_null_list_elements()
+    _timestamps_beyond_datetime()
     _quiet_positional_udts()
     points = config.contact_points()
     ports = {p for _, p in points}
