@@ -182,6 +182,18 @@ class RestoreUnitsFn(beam.DoFn):
         self._open: set[str] = set()  # units whose done marker waits for their writes
 
     def process(self, unit: RestoreUnit) -> Iterator[dict[str, Any]]:
+        try:
+            self._restore(unit)
+        except BaseException:  # a failed write, a bad file, a marker not written
+            sender, self._sender = self._sender, None
+            if sender is not None:  # earlier units' writes too: none is left in flight
+                sender.abandon()
+            raise
+        yield from self._take_finished()
+
+    def _restore(self, unit: RestoreUnit) -> None:
+        """Send every write of ``unit`` (unless it is done) and close it: its done marker
+        is written once they are acknowledged (see ``_finish``)."""
         layout = self._layout
         if unit.stem in self._open:  # never two tries of one unit in flight at once
             self._drain()
@@ -195,21 +207,15 @@ class RestoreUnitsFn(beam.DoFn):
         counts = UnitCounts()
         started = time.monotonic()
         sender = self._sender_for(counts)
-        try:
-            if self._columnar_fields is not None:
-                self._write_columns(unit, redo, counts, sender)
-            else:
-                for opens, rows in partition_chunks(
-                    self._checked(unit, read_unit_rows), [c.name for c in self.plan.partition_key]
-                ):
-                    self._write_partition(rows, opens, unit, redo, counts, sender)
-        except BaseException:
-            self._sender = None
-            sender.abandon()
-            raise
+        if self._columnar_fields is not None:
+            self._write_columns(unit, redo, counts, sender)
+        else:
+            for opens, rows in partition_chunks(
+                self._checked(unit, read_unit_rows), [c.name for c in self.plan.partition_key]
+            ):
+                self._write_partition(rows, opens, unit, redo, counts, sender)
         self._open.add(unit.stem)
         sender.close_unit(functools.partial(self._finish, unit, redo, counts, started))
-        yield from self._take_finished()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         """The done markers of the bundle's last units, once their writes are acknowledged."""
