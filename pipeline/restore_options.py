@@ -66,7 +66,8 @@ RESTORE_OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "max-in-flight",
-        "concurrent write requests per work unit being restored",
+        "concurrent write requests per worker thread (of the work unit being restored and "
+        "the last ones of the unit before it)",
         type=positive_int,
         default=32,
         group="connection",

@@ -11,6 +11,11 @@ Exactly once, per unit::
     rows -> statements   -> one unlogged batch per partition (size-capped, rows never split)
     every write acked    -> done marker (counts)
 
+The units of a bundle share one sender (``transforms.write_sender``): a unit's last writes
+are still in flight while the next unit's file is read and decoded, and its done marker is
+written (and emitted) once they are acknowledged; the bundle's last ones in
+``finish_bundle``. So neither the node nor the writer waits for the other between units.
+
 Scalars, sets, maps, frozen values and UDT fields written with the same timestamp are
 idempotent; list appends are not (each append gets fresh element ids). A redone unit
 therefore reads each row's lists with their element writetimes first and appends only the
@@ -30,6 +35,8 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.cassandra_session import (
     ConnectionConfig,
@@ -58,13 +65,11 @@ from transforms.restore_plan import (
     ROW,
     RestoreColumn,
     RestorePlan,
-    Shape,
-    Statement,
     list_check_columns,
     list_check_cql,
     list_check_key_scope,
-    statement_cql,
 )
+from transforms.restore_requests import RowRequests
 from transforms.restore_rows import (
     PARTITION_CHUNK_ROWS,
     RowStatementBuilder,
@@ -147,9 +152,7 @@ class RestoreUnitsFn(beam.DoFn):
         self._columnar_fields = columnar_fields(self.plan, self._decode_layout)
         self._columnar: ColumnarWriter | None = None
         self._builder = RowStatementBuilder(self.plan)
-        self._prepared: dict[Shape, Any] = {}
-        self._serialized: dict[Shape, tuple[bytes, tuple[Any, ...]]] = {}
-        self._protocol_version = self._session.cluster.protocol_version
+        self._requests = RowRequests(self._session, self.plan)
         self._limiter = limiter_for(self.connection.rate_limit)
         self._check_consistency = consistency_level(
             list_check_consistency(self.connection.consistency)
@@ -172,25 +175,28 @@ class RestoreUnitsFn(beam.DoFn):
             self._limiter = None
         release_session(self.connection)
 
-    def _prepare(self, shape: Shape) -> Any:
-        prepared = self._prepared.get(shape)
-        if prepared is None:
-            prepared = self._prepared[shape] = self._session.prepare(
-                statement_cql(self.plan, shape)
-            )
-        return prepared
-
-    def _prepare_new(self, writes: RowWrites) -> bool:
-        """Prepare the statement shapes of ``writes`` met for the first time; whether there
-        were any. Each prepare is a round trip, which on a busy node can take seconds: the
-        row's TTLs are then computed again, so that no restored cell outlives its source."""
-        new = [s.shape for s in writes.statements if s.shape not in self._prepared]
-        for shape in new:
-            self._prepare(shape)
-        return bool(new)
+    def start_bundle(self) -> None:
+        # One sender for the bundle's units: see transforms.write_sender.
+        self._sender: WriteSender | None = None
+        self._finished: list[dict[str, Any]] = []  # markers written, not yet emitted
+        self._open: set[str] = set()  # units whose done marker waits for their writes
 
     def process(self, unit: RestoreUnit) -> Iterator[dict[str, Any]]:
+        try:
+            self._restore(unit)
+        except BaseException:  # a failed write, a bad file, a marker not written
+            sender, self._sender = self._sender, None
+            if sender is not None:  # earlier units' writes too: none is left in flight
+                sender.abandon()
+            raise
+        yield from self._take_finished()
+
+    def _restore(self, unit: RestoreUnit) -> None:
+        """Send every write of ``unit`` (unless it is done) and close it: its done marker
+        is written once they are acknowledged (see ``_finish``)."""
         layout = self._layout
+        if unit.stem in self._open:  # never two tries of one unit in flight at once
+            self._drain()
         if exists(layout.done(unit.stem)):
             return
         redo = unit.redo or layout.has_attempt(unit.stem)
@@ -200,25 +206,47 @@ class RestoreUnitsFn(beam.DoFn):
         )
         counts = UnitCounts()
         started = time.monotonic()
-        sender = WriteSender(
-            self._session,
-            self.settings.max_in_flight,
-            self.settings.retries,
-            counts,
-            execute=self._execute,
-        )
+        sender = self._sender_for(counts)
+        if self._columnar_fields is not None:
+            self._write_columns(unit, redo, counts, sender)
+        else:
+            for opens, rows in partition_chunks(
+                self._checked(unit, read_unit_rows), [c.name for c in self.plan.partition_key]
+            ):
+                self._write_partition(rows, opens, unit, redo, counts, sender)
+        self._open.add(unit.stem)
+        sender.close_unit(functools.partial(self._finish, unit, redo, counts, started))
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        """The done markers of the bundle's last units, once their writes are acknowledged."""
+        self._drain()
+        for marker in self._take_finished():
+            yield GlobalWindows.windowed_value(marker)
+
+    def _sender_for(self, counts: UnitCounts) -> WriteSender:
+        if self._sender is None:
+            self._sender = WriteSender(
+                self._session,
+                self.settings.max_in_flight,
+                self.settings.retries,
+                counts,
+                execute=self._execute,
+            )
+        self._sender.counts = counts
+        return self._sender
+
+    def _drain(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is None:
+            return
         try:
-            if self._columnar_fields is not None:
-                self._write_columns(unit, redo, counts, sender)
-            else:
-                for opens, rows in partition_chunks(
-                    self._checked(unit, read_unit_rows), [c.name for c in self.plan.partition_key]
-                ):
-                    self._write_partition(rows, opens, unit, redo, counts, sender)
             sender.drain()
         except BaseException:
             sender.abandon()
             raise
+
+    def _finish(self, unit: RestoreUnit, redo: bool, counts: UnitCounts, started: float) -> None:
+        """Every write of ``unit`` is acknowledged: its done marker."""
         marker = {
             "stem": unit.stem,
             "file": unit.path,
@@ -227,10 +255,15 @@ class RestoreUnitsFn(beam.DoFn):
             "seconds": round(time.monotonic() - started, 3),
             **counts.to_json(),
         }
-        write_json(layout.done(unit.stem), marker)
+        write_json(self._layout.done(unit.stem), marker)
+        self._open.discard(unit.stem)
         self.rows_written.inc(counts.rows)
         self.units_done.inc()
-        yield marker
+        self._finished.append(marker)
+
+    def _take_finished(self) -> list[dict[str, Any]]:
+        finished, self._finished = self._finished, []
+        return finished
 
     def _execute(self, request: Any) -> Any:
         if isinstance(request, EncodedBatch):
@@ -247,8 +280,8 @@ class RestoreUnitsFn(beam.DoFn):
             self._columnar = ColumnarWriter(
                 self.plan,
                 self._columnar_fields,
-                self._prepare,
-                self._protocol_version,
+                self._requests.prepare,
+                self._requests.protocol_version,
                 self.settings.max_batch_statements,
                 PARTITION_CHUNK_ROWS,
                 functools.partial(batch_statement, self.plan.keyspace),
@@ -319,7 +352,7 @@ class RestoreUnitsFn(beam.DoFn):
                     present=present,
                     element_key=self._element_key,
                 )
-                if not self._prepare_new(writes):
+                if not self._requests.prepare_new(writes):
                     break
             row_writes.append(writes)
             counts.cells += writes.cells
@@ -328,59 +361,9 @@ class RestoreUnitsFn(beam.DoFn):
         counts.rows += len(rows)
         counts.partitions += opens
         for batch in pack_batches(row_writes, self.settings.max_batch_statements):
-            self._send(batch, sender)
+            sender.send(self._requests.request(batch), any(st.appends_list for st in batch))
             counts.statements += len(batch)
             counts.batches += 1
-
-    def _bind(self, statement: Statement) -> Any:
-        prepared = self._prepared.get(statement.shape) or self._prepare(statement.shape)
-        return prepared.bind(statement.values)
-
-    def _serializers(self, shape: Shape) -> tuple[bytes, tuple[Any, ...]]:
-        """A shape's prepared-statement id and the serializer of each bound value."""
-        found = self._serialized.get(shape)
-        if found is None:
-            prepared = self._prepared.get(shape) or self._prepare(shape)
-            found = self._serialized[shape] = (
-                prepared.query_id,
-                tuple(c.type.serialize for c in prepared.column_metadata),
-            )
-        return found
-
-    def _member(self, statement: Statement) -> tuple[bool, bytes, list[Any]]:
-        """A batch member as the driver's ``BatchStatement.add`` stores a bound statement
-        (prepared, its id, the serialized values), serialized directly: binding builds a
-        ``BoundStatement`` per statement, twice the CPU, for routing facts only the batch's
-        first statement needs."""
-        query_id, serializers = self._serializers(statement.shape)
-        version = self._protocol_version
-        return (
-            True,
-            query_id,
-            [
-                None if value is None else serialize(value, version)
-                for serialize, value in zip(serializers, statement.values, strict=True)
-            ],
-        )
-
-    def _send(self, batch: list[Statement], sender: WriteSender) -> None:
-        from cassandra.metadata import Murmur3Token
-        from cassandra.query import BatchStatement, BatchType
-
-        appends = any(s.appends_list for s in batch)
-        first = self._bind(batch[0])
-        if len(batch) == 1:
-            request = first
-        else:
-            request = BatchStatement(batch_type=BatchType.UNLOGGED)
-            request.add(first)  # routing, keyspace and consistency come from the first
-            # The driver's own list of members, which its BatchMessage encodes.
-            request._statements_and_parameters.extend(map(self._member, batch[1:]))
-            request.keyspace = first.keyspace
-        if first.routing_key is not None:
-            # The session's policy routes by ``routing_token`` (see RangeAwarePolicy).
-            request.routing_token = Murmur3Token.hash_fn(first.routing_key)
-        sender.send(request, appends)
 
     def _present_lists(self, row: Any) -> dict[str, Counter] | None:
         """Per list column, the (element key, writetime) pairs the target row (or, for a

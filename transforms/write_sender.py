@@ -1,6 +1,11 @@
 """Sending a restore's writes: bounded in-flight async requests, retries with backoff, and
 which failures are safe to resend (a list append only when it certainly was not applied).
 
+One sender serves the units of a bundle one after another: a unit is closed when its last
+write is sent, and what it closes with (its done marker) runs once every write sent before
+it is acknowledged. So the next unit's file is read and decoded while the node still
+writes the last requests of the one before, instead of either side waiting for the other.
+
 Kept apart from the writer DoFn (``cassandra_write``) so that what is retried, and why, can
 be read and tested on its own.
 """
@@ -46,7 +51,12 @@ class UnitCounts:
 
 
 class WriteSender:
-    """Bounded in-flight async writes with retries; fails on the first hopeless error."""
+    """Bounded in-flight async writes with retries; fails on the first hopeless error.
+
+    Requests are acknowledged oldest first, so "every write sent before this point was
+    acknowledged" is a count: ``close_unit(finish)`` records the point and ``finish`` runs
+    when the count reaches it. A failed write drops every recorded point: no unit is
+    finished after a write it may hold failed."""
 
     def __init__(
         self,
@@ -57,13 +67,18 @@ class WriteSender:
         execute: Callable[[Any], Any] | None = None,
     ) -> None:
         """``execute(request)`` sends one request and returns its future (by default
-        ``session.execute_async``; the columnar restore sends encoded batches)."""
+        ``session.execute_async``; the columnar restore sends encoded batches). ``counts``
+        count the retries and node warnings of the writes sent from now on (set
+        ``counts`` again for the next unit's)."""
         self.session = session
         self.execute = execute or session.execute_async
         self.max_in_flight = max_in_flight
         self.retries = retries
         self.counts = counts
-        self.pending: deque[tuple[Any, bool, Any]] = deque()
+        self.pending: deque[tuple[Any, bool, Any, UnitCounts]] = deque()
+        self._sent = 0
+        self._acknowledged = 0
+        self._closes: deque[tuple[int, Callable[[], None]]] = deque()
 
     def make_room(self) -> None:
         """Wait for a free request slot. Called before a partition's statements are built,
@@ -75,47 +90,70 @@ class WriteSender:
         # A large partition may overshoot the bound set by make_room, never twice over.
         while len(self.pending) >= 2 * self.max_in_flight:
             self._wait_oldest()
-        self.pending.append((statement, appends_list, self.execute(statement)))
+        self.pending.append((statement, appends_list, self.execute(statement), self.counts))
+        self._sent += 1
+
+    def close_unit(self, finish: Callable[[], None]) -> None:
+        """Run ``finish`` once every write sent so far is acknowledged: now, if none is in
+        flight, else when the oldest of them are waited for (by a later ``make_room``,
+        ``send`` or ``drain``)."""
+        self._closes.append((self._sent, finish))
+        self._run_closes()
 
     def drain(self) -> None:
+        """Wait for every write in flight (and run the closes they complete)."""
         while self.pending:
             self._wait_oldest()
 
     def abandon(self) -> None:
-        """Wait for writes still in flight (ignoring their outcome) before a unit fails, so a
-        retry of the unit never races its own earlier appends."""
+        """Wait for writes still in flight before a unit fails, so a retry of the unit never
+        races its own earlier appends. Units closed before the failure are still finished
+        when their writes succeed (as they were when each unit was drained before the next
+        one started); the outcome of the writes after them is ignored."""
+        try:
+            while self._closes:
+                self._wait_oldest()
+        except Exception:
+            pass
         while self.pending:
-            _, _, future = self.pending.popleft()
+            future = self.pending.popleft()[2]
             try:
                 future.result()
             except Exception:
                 pass
 
+    def _run_closes(self) -> None:
+        while self._closes and self._closes[0][0] <= self._acknowledged:
+            self._closes.popleft()[1]()
+
     def _wait_oldest(self) -> None:
-        statement, appends_list, future = self.pending.popleft()
+        statement, appends_list, future, counts = self.pending.popleft()
         attempt = 0
         while True:
             try:
                 future.result()
-                self._note_warnings(future)
-                return
+                self._note_warnings(future, counts)
+                break
             except Exception as exc:
                 if attempt >= self.retries or not safe_to_resend(exc, appends_list):
+                    self._closes.clear()
                     raise RestoreWriteError(
                         f"write failed after {attempt} retries: {type(exc).__name__}: {exc}"
                     ) from None
                 attempt += 1
-                self.counts.retries += 1
+                counts.retries += 1
                 time.sleep(backoff_seconds(attempt))
                 future = self.execute(statement)
+        self._acknowledged += 1
+        self._run_closes()
 
-    def _note_warnings(self, future: Any) -> None:
+    def _note_warnings(self, future: Any, counts: UnitCounts) -> None:
         """Count the warnings the node attached to an acknowledged write (a batch over its
         size or partition-count threshold, say) and log each distinct text once."""
         warnings = getattr(future, "warnings", None)
         if not warnings:
             return
-        self.counts.server_warnings += len(warnings)
+        counts.server_warnings += len(warnings)
         for text in warnings:
             if text not in _LOGGED_WARNINGS and len(_LOGGED_WARNINGS) < _MAX_LOGGED_WARNINGS:
                 _LOGGED_WARNINGS.add(text)
