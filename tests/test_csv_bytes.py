@@ -66,6 +66,74 @@ def test_timestamp_matrix_is_the_text_of_each_value() -> None:
     ]
 
 
+def _block_lines(columns: list[list[int | None]], null: bytes, delimiter: bytes) -> list[str]:
+    masked = [_column(values, "<i8") for values in columns]
+    block = csv_bytes.writetime_block(masked, null, delimiter)
+    return _fields(block)
+
+
+def test_writetime_block_joins_each_rows_writetimes_rendered_once() -> None:
+    """Equal and differing writetimes in a row, nulls first, between, last and whole rows,
+    negative, ancient, far-future and out-of-range writetimes; only the writetimes that
+    differ from the column before's in their row are rendered."""
+    year_1, year_10000 = -62_135_596_800_000_000, 253_402_300_800_000_000
+    rows = [
+        (1_700_000_000_123_456, 1_700_000_000_123_456, 1_700_000_000_123_456),
+        (1_700_000_000_123_456, 1_700_000_000_123_457, 1_700_000_000_123_456),
+        (None, 5, 5),
+        (None, None, -1),
+        (7, None, 8),
+        (9, 9, None),
+        (None, None, None),
+        (year_1, year_1 - 1, year_10000 - 1),
+        (year_10000, -(2**63), 2**63 - 1),
+        (0, 0, 0),
+        (1, 2, 2),
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    rendered: list[list[int]] = []
+    original = csv_bytes.timestamp_matrix
+
+    def recorded(values: Any, per_second: int) -> Any:
+        rendered.append(values.tolist())
+        return original(values, per_second)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csv_bytes, "timestamp_matrix", recorded)
+        lines = _block_lines(columns, b"", b",")
+    expected = [",".join("" if v is None else writetime_texts([v])[0] for v in row) for row in rows]
+    assert lines == expected
+    assert lines[:4] == [
+        "2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123456Z",
+        "2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123457Z,2023-11-14T22:13:20.123456Z",
+        ",1970-01-01T00:00:00.000005Z,1970-01-01T00:00:00.000005Z",
+        ",,1969-12-31T23:59:59.999999Z",
+    ]
+    assert lines[7:9] == [
+        "0001-01-01T00:00:00.000000Z,-62135596800000001,9999-12-31T23:59:59.999999Z",
+        "253402300800000000,-9223372036854775808,9223372036854775807",
+    ]
+    # One call: the first column (a null: its row's first present writetime; a null row:
+    # the last column's slot, 0 here), then each writetime differing from its row's first.
+    first = [1_700_000_000_123_456] * 2 + [5, -1, 7, 9, 0, year_1, year_10000, 0, 1]
+    second = [1_700_000_000_123_457, year_1 - 1, -(2**63), 2]
+    third = [8, year_10000 - 1, 2**63 - 1, 2]
+    assert rendered == [first + second + third]
+
+
+def test_writetime_block_with_wide_nulls_long_delimiters_and_one_column() -> None:
+    columns = [[1, None, 3], [1, 2, None]]
+    long_null = b"N" * 30
+    assert _block_lines(columns, long_null, b"::") == [
+        "1970-01-01T00:00:00.000001Z::1970-01-01T00:00:00.000001Z",
+        "N" * 30 + "::1970-01-01T00:00:00.000002Z",
+        "1970-01-01T00:00:00.000003Z::" + "N" * 30,
+    ]
+    assert _block_lines([[None, 4]], b"\\N", b";") == ["\\N", "1970-01-01T00:00:00.000004Z"]
+    assert _block_lines([[None], [None]], b"", b"\t") == ["\t"]
+    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"", b",") is None
+
+
 def test_boolean_matrix_and_nulls() -> None:
     values = [True, False, None, True, None]
     assert _fields(csv_bytes.boolean_matrix(values, b"NULL")) == [
@@ -276,9 +344,10 @@ def test_write_columns_through_bytes_equal_write_rows(
 
 
 def test_a_text_column_alone_keeps_the_str_way_and_numbers_around_it_do_not() -> None:
-    # pk, t, d, i, bo, then the writetimes of t and d (ISO: the str way), the TTL of t
+    # pk, t, d, i, bo, then the writetimes of t and d (ISO: one block), the TTL of t
     writer = CsvWriter(io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(), "max")
-    assert writer._runs == [(0, 1), (1, 2), (2, 5), (5, 6), (6, 7), (7, 8)]
+    assert writer._runs == [(0, 1), (1, 2), (2, 8)]
+    assert [(a, b) for a, b, _ in writer._parts[2]] == [(2, 3), (3, 4), (4, 5), (5, 7), (7, 8)]
     micros = CsvWriter(
         io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(writetime_format="micros"), "max"
     )
