@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import cql_convert, cql_text, cql_text_columns, cql_types
 from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import (
+    ColumnBuffer,
     ColumnFn,
     Format,
     SinkConfig,
@@ -35,6 +36,7 @@ from transforms.json_text import json_text
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
+    "BUFFER_ROWS",
     "csv_array_column",
     "csv_column",
     "csv_lines",
@@ -65,6 +67,7 @@ _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 _FLOAT_SIZES = {"double": 8, "float": 4}
 # Batches of fewer rows go the str way: NumPy's fixed work per call would outweigh it.
 _FEW_ROWS = 16
+BUFFER_ROWS = 4096  # rows of column batches converted at once (fewer: at a piece's end)
 
 
 def csv_quote(delimiter: str, null: str, text: str) -> str:
@@ -415,12 +418,14 @@ class CsvWriter:
             self._byte_columns = [None] * len(fields)  # see csv_bytes.group_texts
         self._runs = _native_runs(self._byte_columns)
         self._parts = _run_parts(self._runs, self._byte_columns, fields, sink)
+        self._buffer = ColumnBuffer(self._write_columns, BUFFER_ROWS)
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
+        self._buffer.flush()
         check_width(rows, len(self._columns))
         columns = zip(*rows, strict=True)
         fields = [convert(column) for convert, column in zip(self._columns, columns, strict=True)]
@@ -428,10 +433,14 @@ class CsvWriter:
 
     def write_columns(self, columns: Sequence[Any]) -> None:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
-        order): the same bytes ``write_rows`` writes for those rows."""
+        order): the same bytes ``write_rows`` writes for those rows, once ``BUFFER_ROWS``
+        rows are held (``ColumnBuffer``), or at the next ``write_rows`` or ``close``."""
         rows = column_rows(columns, len(self._array_columns))
-        if not rows:
-            return
+        if rows:
+            self._buffer.add(columns, rows)
+
+    def _write_columns(self, columns: Sequence[Any]) -> None:
+        rows = len(columns[0])
         fields: list[Sequence[str]] = []
         for start, stop in self._runs:
             matrices = None
@@ -452,6 +461,7 @@ class CsvWriter:
         self._handle.write(csv_lines(fields, self._delimiter))
 
     def close(self) -> None:
+        self._buffer.flush()
         self._handle.close()
 
 
