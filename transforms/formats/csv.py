@@ -20,9 +20,9 @@ import numpy
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_convert, cql_text, cql_text_columns, cql_types
+from transforms.elements import ColumnBuffer
 from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import (
-    ColumnBuffer,
     ColumnFn,
     Format,
     SinkConfig,
