@@ -53,6 +53,11 @@ class _Claims(PageClaims):
         self.tokens = partition_tokens_for(plan)
 
 
+class _KeptBytes(io.BytesIO):
+    def close(self) -> None:  # the bytes stay readable after the writer's close
+        pass
+
+
 def _read_pages(session: Any, statement: Any, rows: int, handler: Any) -> tuple[list[Any], float]:
     """Pages of the exporter's query from the start of the ring until ``rows`` rows, and
     the process CPU seconds spent reading them."""
@@ -118,13 +123,14 @@ def _stages(plan: TablePlan, pages: list[Any], args: argparse.Namespace) -> dict
     costs["stats"], _ = _best(args.repeat, statistics)
 
     def csv_text() -> bytes:
-        handle = io.BytesIO()
+        handle = _KeptBytes()
         writer = CsvWriter(handle, plan, SinkConfig(), "max")
         for b in batches:
             if isinstance(b, ColumnBatch) and normalize is None:
                 writer.write_columns(b.columns)
             else:  # as the export writes them: collection writetimes normalized (policy max)
                 writer.write_rows(b.rows if normalize is None else [normalize(r) for r in b.rows])
+        writer.close()  # writes the column batches still held
         return handle.getvalue()
 
     costs["csv text"], data = _best(args.repeat, csv_text)

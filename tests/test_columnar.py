@@ -139,11 +139,17 @@ def _columns(rows: list[tuple[Any, ...]]) -> list[Any]:
     ]
 
 
+class _KeptBytes(io.BytesIO):
+    def close(self) -> None:  # the bytes stay readable after the writer's close
+        pass
+
+
 def _csv(sink: SinkConfig, write: str, data: Any) -> bytes:
-    handle = io.BytesIO()
+    handle = _KeptBytes()
     writer = CsvWriter(handle, _plan(), sink, "max")
     for chunk in data:
         getattr(writer, write)(chunk)
+    writer.close()  # column batches are written once enough rows are held, or here
     return handle.getvalue()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from transforms.cql_text import float32_texts, timestamp_texts, writetime_texts
 from transforms.cql_types import parse_cql_type
+from transforms.formats import csv as csv_module
 from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import SinkConfig
 from transforms.formats.csv import CsvWriter
@@ -25,6 +26,11 @@ from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
 def _fields(matrix: Any) -> list[str]:
     """A field matrix's fields: each row without its padding."""
     return [bytes(row).replace(b"\0", b"").decode() for row in matrix]
+
+
+class _KeptBytes(io.BytesIO):
+    def close(self) -> None:  # the bytes stay readable after the writer's close
+        pass
 
 
 def _reprs(values: Any) -> list[str]:
@@ -64,6 +70,74 @@ def test_timestamp_matrix_is_the_text_of_each_value() -> None:
     assert _fields(csv_bytes.timestamp_matrix(numpy.array([year_10000]), 1000)) == [
         "253402300800000"
     ]
+
+
+def _block_lines(columns: list[list[int | None]], null: bytes, delimiter: bytes) -> list[str]:
+    masked = [_column(values, "<i8") for values in columns]
+    block = csv_bytes.writetime_block(masked, null, delimiter)
+    return _fields(block)
+
+
+def test_writetime_block_joins_each_rows_writetimes_rendered_once() -> None:
+    """Equal and differing writetimes in a row, nulls first, between, last and whole rows,
+    negative, ancient, far-future and out-of-range writetimes; only the writetimes that
+    differ from the column before's in their row are rendered."""
+    year_1, year_10000 = -62_135_596_800_000_000, 253_402_300_800_000_000
+    rows = [
+        (1_700_000_000_123_456, 1_700_000_000_123_456, 1_700_000_000_123_456),
+        (1_700_000_000_123_456, 1_700_000_000_123_457, 1_700_000_000_123_456),
+        (None, 5, 5),
+        (None, None, -1),
+        (7, None, 8),
+        (9, 9, None),
+        (None, None, None),
+        (year_1, year_1 - 1, year_10000 - 1),
+        (year_10000, -(2**63), 2**63 - 1),
+        (0, 0, 0),
+        (1, 2, 2),
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    rendered: list[list[int]] = []
+    original = csv_bytes.timestamp_matrix
+
+    def recorded(values: Any, per_second: int) -> Any:
+        rendered.append(values.tolist())
+        return original(values, per_second)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(csv_bytes, "timestamp_matrix", recorded)
+        lines = _block_lines(columns, b"", b",")
+    expected = [",".join("" if v is None else writetime_texts([v])[0] for v in row) for row in rows]
+    assert lines == expected
+    assert lines[:4] == [
+        "2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123456Z",
+        "2023-11-14T22:13:20.123456Z,2023-11-14T22:13:20.123457Z,2023-11-14T22:13:20.123456Z",
+        ",1970-01-01T00:00:00.000005Z,1970-01-01T00:00:00.000005Z",
+        ",,1969-12-31T23:59:59.999999Z",
+    ]
+    assert lines[7:9] == [
+        "0001-01-01T00:00:00.000000Z,-62135596800000001,9999-12-31T23:59:59.999999Z",
+        "253402300800000000,-9223372036854775808,9223372036854775807",
+    ]
+    # One call: the first column (a null: its row's first present writetime; a null row:
+    # the last column's slot, 0 here), then each writetime differing from its row's first.
+    first = [1_700_000_000_123_456] * 2 + [5, -1, 7, 9, 0, year_1, year_10000, 0, 1]
+    second = [1_700_000_000_123_457, year_1 - 1, -(2**63), 2]
+    third = [8, year_10000 - 1, 2**63 - 1, 2]
+    assert rendered == [first + second + third]
+
+
+def test_writetime_block_with_wide_nulls_long_delimiters_and_one_column() -> None:
+    columns = [[1, None, 3], [1, 2, None]]
+    long_null = b"N" * 30
+    assert _block_lines(columns, long_null, b"::") == [
+        "1970-01-01T00:00:00.000001Z::1970-01-01T00:00:00.000001Z",
+        "N" * 30 + "::1970-01-01T00:00:00.000002Z",
+        "1970-01-01T00:00:00.000003Z::" + "N" * 30,
+    ]
+    assert _block_lines([[None, 4]], b"\\N", b";") == ["\\N", "1970-01-01T00:00:00.000004Z"]
+    assert _block_lines([[None], [None]], b"", b"\t") == ["\t"]
+    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"", b",") is None
 
 
 def test_boolean_matrix_and_nulls() -> None:
@@ -247,10 +321,17 @@ ORDERS = [[0, 1, 2, 3, 4, 5, 6, 8, 9], [0, 7, 3, 1, 5], [0, 3], [0, 6, 4, 7, 9, 
     ],
 )
 @pytest.mark.parametrize("writetime_format", ["iso", "micros"])
+@pytest.mark.parametrize("buffer_rows", [1, csv_module.BUFFER_ROWS])
 def test_write_columns_through_bytes_equal_write_rows(
-    delimiter: str, null_value: str, writetime_format: str, monkeypatch: pytest.MonkeyPatch
+    delimiter: str,
+    null_value: str,
+    writetime_format: str,
+    buffer_rows: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every null share (none, some, all), batches of 1 (the str way), 16 and many rows."""
+    """Every null share (none, some, all), batches of 1 (the str way), 16 and many rows,
+    converted one by one or joined (``BUFFER_ROWS``)."""
+    monkeypatch.setattr(csv_module, "BUFFER_ROWS", buffer_rows)
     sink = SinkConfig(delimiter=delimiter, null_value=null_value, writetime_format=writetime_format)
     calls: list[int] = []
     lines, group = csv_bytes.lines_bytes, csv_bytes.group_texts
@@ -263,22 +344,58 @@ def test_write_columns_through_bytes_equal_write_rows(
             _batch(order, count, rng, nulls)
             for count, nulls in ((1, 0.2), (16, 0.0), (300, 0.2), (40, 1.0), (200, 0.05))
         ]
-        by_rows, by_columns = io.BytesIO(), io.BytesIO()
+        by_rows, by_columns = io.BytesIO(), _KeptBytes()
         rows_writer = CsvWriter(by_rows, _plan(order), sink, "max")
         columns_writer = CsvWriter(by_columns, _plan(order), sink, "max")
         for rows, columns in batches:
             rows_writer.write_rows(rows)
             columns_writer.write_columns(columns)
+        columns_writer.close()
         assert by_columns.getvalue() == by_rows.getvalue()
         expected |= any(convert is not None for convert in columns_writer._byte_columns)
     assert bool(calls) == expected  # the byte path ran where some column has one
     assert expected or delimiter in ("0", "e", "a", "-") or null_value in ("0", "-", "true")
 
 
+def test_column_batches_are_joined_in_order_around_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Column batches held until ``BUFFER_ROWS`` rows, written joined; rows written between
+    them and ``close`` write what is held first; a column whose type differs between the
+    held batches has them written one by one; the bytes are those of the rows."""
+    monkeypatch.setattr(csv_module, "BUFFER_ROWS", 500)
+    order = [0, 1, 2, 3, 4, 5, 6, 8, 9]
+    rng = random.Random(5)
+    batches = [_batch(order, count, rng, 0.2) for count in (300, 7, 150, 20, 1, 60)]
+    ttl = batches[5][1][-1]
+    wide = numpy.ma.MaskedArray(ttl.data.astype("<i8"), mask=numpy.ma.getmaskarray(ttl))
+    batches[5][1][-1] = wide  # the TTL column int64 here, int32 elsewhere
+    batches[0][1][0] = numpy.ma.MaskedArray(batches[0][1][0].data)  # pk: no mask (nomask)
+    written: list[int] = []
+    by_rows, by_columns = io.BytesIO(), _KeptBytes()
+    rows_writer = CsvWriter(by_rows, _plan(order), SinkConfig(), "max")
+    columns_writer = CsvWriter(by_columns, _plan(order), SinkConfig(), "max")
+    write = columns_writer._write_columns
+    monkeypatch.setattr(
+        columns_writer._buffer, "_write", lambda c: written.append(len(c[0])) or write(c)
+    )
+    header = by_columns.tell()
+    for index, (rows, columns) in enumerate(batches):
+        rows_writer.write_rows(rows)
+        if index == 3:
+            columns_writer.write_rows(rows)
+        else:
+            columns_writer.write_columns(columns)
+        if index == 2:
+            assert written == [] and by_columns.tell() == header
+    columns_writer.close()
+    assert by_columns.getvalue() == by_rows.getvalue()
+    assert written == [457, 1, 60]  # joined before the rows; int32 then int64 TTLs at close
+
+
 def test_a_text_column_alone_keeps_the_str_way_and_numbers_around_it_do_not() -> None:
-    # pk, t, d, i, bo, then the writetimes of t and d (ISO: the str way), the TTL of t
+    # pk, t, d, i, bo, then the writetimes of t and d (ISO: one block), the TTL of t
     writer = CsvWriter(io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(), "max")
-    assert writer._runs == [(0, 1), (1, 2), (2, 5), (5, 6), (6, 7), (7, 8)]
+    assert writer._runs == [(0, 1), (1, 2), (2, 8)]
+    assert [(a, b) for a, b, _ in writer._parts[2]] == [(2, 3), (3, 4), (4, 5), (5, 7), (7, 8)]
     micros = CsvWriter(
         io.BytesIO(), _plan([0, 7, 3, 1, 5]), SinkConfig(writetime_format="micros"), "max"
     )

@@ -213,9 +213,13 @@ def rfc3339_array_bytes(values: Any, per_second: int) -> tuple[Any, Any]:
     low = _MIN_DAY * _SECONDS_PER_DAY * per_second
     high = (_MAX_DAY + 1) * _SECONDS_PER_DAY * per_second - 1
     inside = (values >= low) & (values <= high)
-    seconds, fraction = numpy.divmod(numpy.where(inside, values, 0), per_second)
-    days, second_of_day = numpy.divmod(seconds, _SECONDS_PER_DAY)
-    days, fraction = days.astype(numpy.int32), fraction.astype(numpy.int32)
+    values = numpy.where(inside, values, 0)
+    # Floor divisions and products: as divmod gives, in about half its CPU.
+    seconds = values // per_second
+    fraction = (values - seconds * per_second).astype(numpy.int32)
+    days = seconds // _SECONDS_PER_DAY
+    second_of_day = seconds - days * _SECONDS_PER_DAY
+    days = days.astype(numpy.int32)
     out = numpy.empty(len(values), dtype=tables[per_second])
     if len(values):
         first = int(days.min())
@@ -224,13 +228,15 @@ def rfc3339_array_bytes(values: Any, per_second: int) -> tuple[Any, Any]:
             out["day"] = _day_prefix_span(first, span)[days - first]
         else:
             out["day"] = _day_prefix_bytes(days)
-    minute, second = numpy.divmod(second_of_day.astype(numpy.int32), 60)
-    out["minute"], out["second"] = tables["minute"][minute], tables["two"][second]
+    second_of_day = second_of_day.astype(numpy.int32)
+    minute = second_of_day // 60
+    out["minute"] = tables["minute"][minute]
+    out["second"] = tables["two"][second_of_day - minute * 60]
     if per_second == 1000:
         out["millis"] = tables["millis"][fraction]
     else:
-        head, tail = numpy.divmod(fraction, 1000)
-        out["head"], out["tail"] = tables["head"][head], tables["tail"][tail]
+        head = fraction // 1000
+        out["head"], out["tail"] = tables["head"][head], tables["tail"][fraction - head * 1000]
     return out.view(f"S{out.dtype.itemsize}"), inside
 
 

@@ -11,16 +11,19 @@ import ctypes
 import gc
 import io
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import numpy
 from apache_beam.coders import coders
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
     "NAMESPACE",
     "ColumnBatch",
+    "ColumnBuffer",
     "PieceElement",
     "PieceElementCoder",
     "PieceEnd",
@@ -119,6 +122,49 @@ class ColumnBatch(RowBatch):
 
     def __reduce__(self) -> Any:
         return ColumnBatch, (self.piece, self.columns, self.length)
+
+
+class ColumnBuffer:
+    """``ColumnBatch`` columns held until they hold ``rows`` rows, then handed on as one
+    batch: a writer that converts a batch with a fixed number of NumPy calls per column
+    spends most of its CPU on those calls with the reader's batches (1,000 rows by
+    default), far less with a few thousand rows. The batches' order is kept."""
+
+    def __init__(self, write: Callable[[Sequence[Any]], None], rows: int) -> None:
+        self._write, self._rows = write, rows
+        self._pending: list[Sequence[Any]] = []
+        self._pending_rows = 0
+
+    def add(self, columns: Sequence[Any], rows: int) -> None:
+        """Hold a batch of ``rows`` rows; hand on what is held once it reaches ``rows``."""
+        self._pending.append(columns)
+        self._pending_rows += rows
+        if self._pending_rows >= self._rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand on what is held: one batch (the columns concatenated), or batch by batch
+        where a column's type or their number of columns differs between them."""
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        widths = {len(columns) for columns in pending}
+        if len(widths) == 1 and all(_joinable(parts) for parts in zip(*pending, strict=True)):
+            pending = [[_joined(parts) for parts in zip(*pending, strict=True)]]
+        for columns in pending:
+            self._write(columns)
+
+
+def _joinable(parts: Sequence[Any]) -> bool:
+    first = parts[0]
+    return all(type(p) is type(first) and p.dtype == first.dtype for p in parts)
+
+
+def _joined(parts: Sequence[Any]) -> Any:
+    """Columns of one type as one (masked arrays: data and masks joined)."""
+    if isinstance(parts[0], numpy.ma.MaskedArray):
+        data = numpy.concatenate([numpy.ma.getdata(p) for p in parts])
+        masks = [numpy.ma.getmaskarray(p) for p in parts]
+        return numpy.ma.MaskedArray(data, mask=numpy.concatenate(masks))
+    return numpy.concatenate(parts)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import cql_convert, cql_text, cql_text_columns, cql_types
+from transforms.elements import ColumnBuffer
 from transforms.formats import csv_bytes, csv_doubles
 from transforms.formats.base import (
     ColumnFn,
@@ -35,6 +36,7 @@ from transforms.json_text import json_text
 from transforms.table_plan import OutputField, TablePlan
 
 __all__ = [
+    "BUFFER_ROWS",
     "csv_array_column",
     "csv_column",
     "csv_lines",
@@ -65,6 +67,7 @@ _NON_FINITE_REPRS = ("nan", "inf", "-inf")
 _FLOAT_SIZES = {"double": 8, "float": 4}
 # Batches of fewer rows go the str way: NumPy's fixed work per call would outweigh it.
 _FEW_ROWS = 16
+BUFFER_ROWS = 4096  # rows of column batches converted at once (fewer: at a piece's end)
 
 
 def csv_quote(delimiter: str, null: str, text: str) -> str:
@@ -187,7 +190,9 @@ class SharedWritetimeTexts:
     """The ISO texts of the writetimes a writer rendered last, row by row, reused for the
     equal writetimes of its next column: the cells of a row written together share a
     writetime, so most of a batch's writetime columns are the first one again. A row whose
-    cell is null keeps its last text, so the next column finds it too."""
+    cell is null keeps its last text, so the next column finds it too. For the batches that
+    take the str way (few rows, or a column of the run without a field matrix); the others
+    go through ``csv_bytes.writetime_block``."""
 
     def __init__(self) -> None:
         self.data: Any = None  # int64 writetime of each row, where ``rendered``
@@ -252,16 +257,17 @@ def csv_bytes_column(
 ) -> Callable[[Any], Any] | None:
     """A column of a ``ColumnBatch`` -> its field matrix (see :mod:`csv_bytes`): the bytes of
     the fields ``csv_array_column`` gives, with no ``str`` per field. None (at once) unless
-    the field is an integer, timestamp, double, float, boolean or UUID value, a TTL or a writetime
-    in microseconds whose fields never need quoting (ISO writetimes are not: a row's
-    writetime texts are shared between its columns, cheaper than copying their bytes);
-    per batch, None for a column that does not hold what its type says."""
+    the field is an integer, timestamp, double, float, boolean or UUID value, a TTL or a
+    writetime whose fields never need quoting (the writer converts adjacent ISO writetime
+    columns together: ``csv_bytes.writetime_block``); per batch, None for a column that
+    does not hold what its type says."""
     texts_of, alphabet = _array_texts(field, sink, policy)
     if texts_of is None or not _never_quoted(alphabet, sink):
         return None
     name = field.column.cql_type.name if field.role == "value" else "bigint"
     if field.role == "writetime" and sink.writetime_format == "iso":
-        return None
+        null, delimiter = sink.null_value.encode("utf-8"), sink.delimiter.encode("utf-8")
+        return lambda column: csv_bytes.writetime_block([column], null, delimiter)
     kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
         name, "i"
     )
@@ -349,6 +355,38 @@ def _native_runs(byte_columns: Sequence[Any]) -> list[tuple[int, int]]:
     return runs
 
 
+def _run_parts(
+    runs: Sequence[tuple[int, int]],
+    byte_columns: Sequence[Any],
+    fields: Sequence[OutputField],
+    sink: SinkConfig,
+) -> dict[int, list[tuple[int, int, Callable[[Sequence[Any]], Any]]]]:
+    """Per run of columns with field matrices (by its first column): its parts ``(start,
+    stop, columns -> one field matrix)``, a column each, except that adjacent ISO writetime
+    columns are one part (``csv_bytes.writetime_block``: a row's equal writetimes are
+    rendered once)."""
+    null, delimiter = sink.null_value.encode("utf-8"), sink.delimiter.encode("utf-8")
+
+    def block(columns: Sequence[Any]) -> Any:
+        return csv_bytes.writetime_block(columns, null, delimiter)
+
+    def one(convert: Callable[[Any], Any]) -> Callable[[Sequence[Any]], Any]:
+        return lambda columns: convert(columns[0])
+
+    iso = [f.role == "writetime" and sink.writetime_format == "iso" for f in fields]
+    parts: dict[int, list[tuple[int, int, Callable[[Sequence[Any]], Any]]]] = {}
+    for start, stop in runs:
+        if byte_columns[start] is None:
+            continue
+        found = parts[start] = []
+        for index in range(start, stop):
+            if iso[index] and found and found[-1][2] is block:
+                found[-1] = (found[-1][0], index + 1, block)
+            else:
+                found.append((index, index + 1, block if iso[index] else one(byte_columns[index])))
+    return parts
+
+
 def csv_lines(fields: Sequence[Sequence[str]], delimiter: str) -> bytes:
     """A batch's CSV fields (one sequence per column, of equal lengths) as its lines, each
     ended by CRLF, in UTF-8. The fields are interleaved with the delimiters and line ends
@@ -379,12 +417,15 @@ class CsvWriter:
         if "\x00" in sink.delimiter + sink.null_value or "\n" in sink.delimiter + sink.null_value:
             self._byte_columns = [None] * len(fields)  # see csv_bytes.group_texts
         self._runs = _native_runs(self._byte_columns)
+        self._parts = _run_parts(self._runs, self._byte_columns, fields, sink)
+        self._buffer = ColumnBuffer(self._write_columns, BUFFER_ROWS)
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
 
     def write_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         if not rows:
             return
+        self._buffer.flush()
         check_width(rows, len(self._columns))
         columns = zip(*rows, strict=True)
         fields = [convert(column) for convert, column in zip(self._columns, columns, strict=True)]
@@ -392,17 +433,20 @@ class CsvWriter:
 
     def write_columns(self, columns: Sequence[Any]) -> None:
         """Append the rows of a ``ColumnBatch`` (its columns, in ``plan.output_fields``
-        order): the same bytes ``write_rows`` writes for those rows."""
+        order): the same bytes ``write_rows`` writes for those rows, once ``BUFFER_ROWS``
+        rows are held (``ColumnBuffer``), or at the next ``write_rows`` or ``close``."""
         rows = column_rows(columns, len(self._array_columns))
-        if not rows:
-            return
+        if rows:
+            self._buffer.add(columns, rows)
+
+    def _write_columns(self, columns: Sequence[Any]) -> None:
+        rows = len(columns[0])
         fields: list[Sequence[str]] = []
         for start, stop in self._runs:
             matrices = None
             if self._byte_columns[start] is not None and rows >= _FEW_ROWS:
-                converts = self._byte_columns[start:stop]
-                pairs = zip(converts, columns[start:stop], strict=True)
-                matrices = [convert(c) for convert, c in pairs]  # type: ignore[misc]
+                parts = self._parts[start]
+                matrices = [convert(columns[a:b]) for a, b, convert in parts]
                 if any(matrix is None for matrix in matrices):
                     matrices = None
             if matrices is None:
@@ -417,6 +461,7 @@ class CsvWriter:
         self._handle.write(csv_lines(fields, self._delimiter))
 
     def close(self) -> None:
+        self._buffer.flush()
         self._handle.close()
 
 
