@@ -327,11 +327,7 @@ def test_per_element_map_with_unhashable_keys(
         f"UPDATE {table} USING TIMESTAMP 20 SET mu = mu + {{{{x: 2, y: null}}: 2}}, "
         "mt = mt + {(3, []): 'q'} WHERE k = 1"
     )
-    out = tmp_path / "export"
-    export(hosts, table, out, "--format", fmt, "--collection-writetime", "list")
-    target = f"{tgt}.unhashable_keys_{fmt}"
-    result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
-    assert result.code == 0, result.describe()
+    target = _per_element_round_trip(hosts, table, f"{tgt}.unhashable_keys_{fmt}", fmt, tmp_path)
     columns = "k, mu, WRITETIME(mu), mt, WRITETIME(mt)"
     expected = cells(session, table, columns)
     assert [(r[0], r[2], r[4]) for r in expected] == [(1, [10, 20], [10, 20])]
@@ -382,11 +378,7 @@ def test_nested_timestamps_beyond_years_1_to_9999_round_trip(
     session.execute(
         f"INSERT INTO {table} (k, tt) VALUES (2, ({NESTED_STAMPS[-1]}, 8)) USING TIMESTAMP 6"
     )
-    out = tmp_path / "export"
-    export(hosts, table, out, "--format", fmt, "--collection-writetime", "list")
-    target = f"{tgt}.nested_stamps_{fmt}"
-    done = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
-    assert done.code == 0, done.describe()
+    target = _per_element_round_trip(hosts, table, f"{tgt}.nested_stamps_{fmt}", fmt, tmp_path)
     columns = "k, lt, WRITETIME(lt), st, mt, tt, WRITETIME(tt)"
     expected = cells(session, table, columns)
     assert [r[0] for r in expected] == [1, 2]
@@ -400,3 +392,13 @@ def _millis(value: Any) -> int:
     if isinstance(value, int):
         return value
     return (value - datetime.datetime(1970, 1, 1)) // datetime.timedelta(milliseconds=1)
+
+
+def _per_element_round_trip(hosts: str, table: str, target: str, fmt: str, tmp_path: Path) -> str:
+    """``table`` exported in ``fmt`` with per-element writetimes, then restored into
+    ``target`` (created); the target's name."""
+    out = tmp_path / "export"
+    export(hosts, table, out, "--format", fmt, "--collection-writetime", "list")
+    result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+    assert result.code == 0, result.describe()
+    return target
