@@ -63,14 +63,13 @@ class RowRequests:
         return request
 
     def _bind(self, statement: Statement) -> Any:
-        prepared = self._prepared.get(statement.shape) or self.prepare(statement.shape)
-        return prepared.bind(statement.values)
+        return self.prepare(statement.shape).bind(statement.values)
 
     def _serializers(self, shape: Shape) -> tuple[bytes, tuple[Any, ...]]:
         """A shape's prepared-statement id and the serializer of each bound value."""
         found = self._serialized.get(shape)
         if found is None:
-            prepared = self._prepared.get(shape) or self.prepare(shape)
+            prepared = self.prepare(shape)
             found = self._serialized[shape] = (
                 prepared.query_id,
                 tuple(c.type.serialize for c in prepared.column_metadata),
