@@ -110,7 +110,7 @@ def write_export(root: str, plan: Any, count: int, stats: dict[str, Any]) -> Non
     _put_json(
         layout.export_json,
         {
-            "format_version": mf.MANIFEST_VERSION,
+            "version": mf.MANIFEST_VERSION,
             "started_at_micros": 1,
             "export_config": {"table": "t", "format": "csv", "options": {}},
             "plan": plan.to_json(),

@@ -69,6 +69,7 @@ def export_record(
 ) -> dict[str, Any]:
     """The whole ``export.json`` of a new export."""
     return {
+        "version": mf.MANIFEST_VERSION,
         "format_version": mf.MANIFEST_VERSION,
         "tool": tool_version(),
         "started_at": format_writetime_iso(started_micros),

@@ -562,7 +562,7 @@ CASES: list[Case] = [
         "resume-future-version",
         lambda c: ["--hosts", c.hosts, "--resume", c.out],
         "format version '9.0'",
-        setup=lambda c: _edit_manifest(c, lambda m: m.update(format_version="9.0")),
+        setup=lambda c: _edit_manifest(c, lambda m: m.update(version="9.0")),
         new_export=False,
     ),
     Case(

@@ -283,6 +283,9 @@ def check_export(files: dict[str, bytes], fmt: str, big: BigTable, table: str = 
     parse = _PARSERS[fmt]
     assert "_SUCCESS" in files
     assert "_manifest/export.json" in files
+    record = json.loads(files["_manifest/export.json"])
+    assert record["version"] == "1.0"
+    assert {"export_config", "cluster", "started_at"} <= record.keys()
     leftovers = [p for p in files if p.startswith("_temporary/") or p.endswith(".tmp")]
     assert leftovers == [], "uncommitted temporary files remain"
     strays = [

@@ -273,7 +273,8 @@ def load_export(layout: Layout) -> dict[str, Any]:
     manifest = read_json(layout.export_json)
     if not isinstance(manifest, dict):
         raise ManifestError(f"{layout.export_json} is not an export manifest")
-    version = str(manifest.get("format_version", ""))
+    # "version" since 1.0 exports of this release; "format_version" alone in older ones.
+    version = str(manifest.get("version", manifest.get("format_version", "")))
     if version not in SUPPORTED_VERSIONS:
         raise ManifestError(
             f"{layout.export_json} has format version {version!r}; this exporter reads "
