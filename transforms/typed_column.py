@@ -1,0 +1,62 @@
+"""A decoded column of numbers, booleans or timestamps held as one NumPy array and a null mask.
+
+Why: the restore of a plain table decodes a chunk of rows a column at a time, then encodes
+each column and works out which rows' cells share a writetime with NumPy. A column of Python
+values costs a Python object per value to make and another Python call per value to encode;
+a :class:`TypedColumn` from the CSV reader (:mod:`transforms.csv_arrow`) goes from the file's
+bytes to the encoded values (:mod:`transforms.restore_encode`) and the writetime arithmetic
+(:mod:`transforms.restore_chunk`) without one.
+
+It holds exactly the values the list form holds: :meth:`TypedColumn.tolist` gives that list
+(Python ``int``, ``float`` or ``bool``, None for null), and indexing gives one of its items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["TypedColumn", "as_list", "has_null"]
+
+
+class TypedColumn:
+    """``values``: a NumPy array (int64, float64 or bool) with any value where the row is
+    null; ``nulls``: a bool array of the null rows, or None when no row is null."""
+
+    __slots__ = ("values", "nulls")
+
+    def __init__(self, values: Any, nulls: Any = None) -> None:
+        self.values = values
+        self.nulls = nulls if nulls is not None and nulls.any() else None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> Any:
+        if self.nulls is not None and self.nulls[index]:
+            return None
+        return self.values[index].item()
+
+    def tolist(self) -> list[Any]:
+        """The column as Python values, None for null."""
+        import numpy
+
+        out = self.values.tolist()
+        if self.nulls is not None:
+            for index in numpy.flatnonzero(self.nulls).tolist():
+                out[index] = None
+        return out
+
+
+def has_null(column: Sequence[Any] | TypedColumn) -> bool:
+    """Whether a decoded column (a list or a :class:`TypedColumn`) holds a null."""
+    if isinstance(column, TypedColumn):
+        return column.nulls is not None
+    return None in column
+
+
+def as_list(column: Sequence[Any] | TypedColumn) -> list[Any]:
+    """A decoded column as a list of Python values (a list is returned as it is)."""
+    if isinstance(column, TypedColumn):
+        return column.tolist()
+    return column  # type: ignore[return-value]
