@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from transforms.typed_column import TypedColumn
+
 __all__ = [
     "MAX_CODED_COLUMNS",
     "BuiltRows",
@@ -41,7 +43,8 @@ __all__ = [
 
 class ChunkCells(NamedTuple):
     """A chunk's data cells, per data column: ``encoded`` (None for null), ``filled`` (the
-    same with b"" for null), ``stamps`` and ``ttls`` (their writetimes and exported TTLs);
+    same with b"" for null), ``stamps`` and ``ttls`` (their writetimes and exported TTLs:
+    lists, or ``TypedColumn``, which give the same item by index);
     per row (NumPy arrays): ``codes`` the bits (1 << data column) of its present cells when
     they all share one writetime and one exported TTL, else -1; for such a row
     ``shared_stamps``, ``shared_ttls`` and ``ttl_none`` (no TTL), and ``present`` (its
@@ -49,8 +52,8 @@ class ChunkCells(NamedTuple):
 
     encoded: list[list[Any]]
     filled: list[list[bytes]]
-    stamps: list[list[Any]]
-    ttls: list[list[Any]]
+    stamps: list[Any]
+    ttls: list[Any]
     codes: Any
     shared_stamps: Any
     shared_ttls: Any
@@ -122,7 +125,7 @@ def shared_rows(
 
 
 def chunk_cells(
-    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
+    encoded: list[list[Any]], stamps: list[Any], ttls: list[Any], rows: int
 ) -> ChunkCells:
     """A chunk's :class:`ChunkCells` from its encoded data columns (None for null) and
     their writetimes and exported TTLs."""
@@ -135,7 +138,7 @@ MAX_CODED_COLUMNS = 62
 
 
 def shared_cells(
-    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
+    encoded: list[list[Any]], stamps: list[Any], ttls: list[Any], rows: int
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``ChunkCells``'s codes, shared writetimes, shared TTLs (0 where none), where there
     is no TTL, and present counts, as NumPy arrays worked out over the chunk's columns
@@ -172,8 +175,9 @@ def shared_cells(
     return codes, first_stamp, first_ttl, first_ttl_none, present.sum(axis=0)
 
 
-def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
-    """Columns of ints or None as (an int64 array, 0 where None; where None), where the
+def _int64_rows(columns: list[Any], absent: Any) -> tuple[Any, Any]:
+    """Columns of ints or None (lists, or ``TypedColumn`` of int64, taken as they are) as
+    (an int64 array, 0 where None; where None), where the
     values of ``absent`` cells (null cells: a bool array like the result) do not matter
     and may be taken as None. A column equal to an earlier one (a row's cells written
     together share their writetimes) is converted once; one without None, or of None
@@ -183,6 +187,12 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
     none = numpy.zeros((len(columns), rows), bool)
     done: list[tuple[list[Any], int]] = []
     for j, column in enumerate(columns):
+        if isinstance(column, TypedColumn):
+            if column.values.dtype.kind != "i":
+                raise OverflowError("not integers")  # not a writetime or TTL column
+            values[j] = column.values
+            none[j] = False if column.nulls is None else column.nulls
+            continue
         same = next((k for earlier, k in done if column is earlier or column == earlier), None)
         if same is not None and (absent[j] == absent[same]).all():
             values[j], none[j] = values[same], none[same]
