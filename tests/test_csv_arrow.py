@@ -292,3 +292,32 @@ def test_later_writetimes_typed_as_the_text_path() -> None:
         915148800000001,
         0,
     ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1\n2\r\n",  # a bare LF inside a record
+        "1\r2\r\n",  # a bare CR
+        "1\r\r\n",  # a CR before the CRLF
+        "1\r\n\n2\r\n",  # an LF at the start of a record
+        "1\n\r2\r\n",  # LF then CR
+        "\u00e9\r\u00e9\r\n",  # next to non-ASCII text
+    ],
+)
+def test_bare_line_breaks_outside_quotes_are_refused(body: str) -> None:
+    from transforms.export_files import check_csv
+
+    layout = layout_of()
+    with pytest.raises(ExportFileError, match="a bare line break outside quotes"):
+        check_csv("f.csv", [HEADER + "\r\n" + body], layout, None)
+
+
+def test_line_ends_count_the_records() -> None:
+    from transforms.export_files import check_csv
+
+    layout = layout_of()
+    body = "".join(f"{i},\u00e9\r\n" for i in range(5))
+    check_csv("f.csv", [HEADER + "\r\n", body[:7], body[7:]], layout, 5)
+    with pytest.raises(ExportFileError, match="holds 5 rows but its export marker records 4"):
+        check_csv("f.csv", [HEADER + "\r\n" + body], layout, 4)
