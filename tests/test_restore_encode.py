@@ -241,3 +241,37 @@ def test_typed_values_without_a_wire_form_go_value_by_value() -> None:
     with pytest.raises(AttributeError):  # the driver's own error for an int as text
         texts(TypedColumn(numpy.array([1])))
     assert column_encoder(cqltypes.LongType, 5)(TypedColumn(numpy.array([], "int64"))) == []
+
+
+@pytest.mark.parametrize("cql_type", [cqltypes.UTF8Type, cqltypes.VarcharType, cqltypes.AsciiType])
+def test_text_columns_encode_as_the_driver(cql_type: Any) -> None:
+    """A TextColumn (the CSV reader's Arrow strings): empty texts, nulls, quotes and line
+    breaks, long texts, a slice of a larger array; non-ASCII where the type allows it."""
+    import pyarrow
+
+    from transforms.typed_column import TextColumn
+
+    texts = ["", None, "plain", 'a,b"c\r\n', "x" * 70_000, None, ""]
+    if cql_type is not cqltypes.AsciiType:
+        texts += ["é ü 漢字 🙂", "\x00"]
+    expected = [None if t is None else driver_bytes(cql_type, t, 5) for t in texts]
+    encode = column_encoder(cql_type, 5)
+    assert encode(TextColumn(pyarrow.array(texts, pyarrow.string()))) == expected
+    sliced = pyarrow.array(["skipped", *texts, "skipped"], pyarrow.string()).slice(1, len(texts))
+    assert encode(TextColumn(sliced)) == expected
+    assert encode(TextColumn(pyarrow.array([None, None], pyarrow.string()))) == [None, None]
+    assert encode(TextColumn(pyarrow.array([], pyarrow.string()))) == []
+
+
+def test_text_columns_the_driver_refuses_are_refused() -> None:
+    import pyarrow
+
+    from transforms.typed_column import TextColumn
+
+    with pytest.raises(UnicodeError):
+        column_encoder(cqltypes.AsciiType, 5)(TextColumn(pyarrow.array(["a", "é"])))
+    inet = column_encoder(cqltypes.InetAddressType, 5)  # no text form: the driver's serializer
+    assert inet(TextColumn(pyarrow.array(["::1", None]))) == [
+        driver_bytes(cqltypes.InetAddressType, "::1", 5),
+        None,
+    ]

@@ -28,7 +28,7 @@ from typing import Any
 from transforms.export_layout import ExportLayout
 from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS, arrow_numbers
 from transforms.timestamp_texts import rfc3339_arrays
-from transforms.typed_column import TypedColumn
+from transforms.typed_column import TextColumn, TypedColumn, as_list
 
 __all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable", "field_decoders"]
 
@@ -182,7 +182,7 @@ _FAST: dict[str, tuple[str, Callable[[Any, ColumnDecoder], Parsed]]] = {
     "micros": ("1970-01-01T00:00:00.000000Z", _rfc3339(1_000_000)),
 }
 
-Column = list[Any] | TypedColumn
+Column = list[Any] | TypedColumn | TextColumn
 
 
 def arrow_column(kind: str, decode: ColumnDecoder, strings: Any, typed: bool = False) -> Column:
@@ -190,9 +190,10 @@ def arrow_column(kind: str, decode: ColumnDecoder, strings: Any, typed: bool = F
     null): from its bytes when ``kind`` (``value_decoders.csv_kinds``) has a form here and
     the column fits it, else by ``decode``, the text path's decoder of the column.
     ``typed``: a column decoded from its bytes comes as a :class:`TypedColumn` (the same
-    values, no Python object per value), any other as a list."""
+    values, no Python object per value), a column of texts as a :class:`TextColumn`, any
+    other as a list."""
     column = _typed(kind, decode, strings)
-    return column if typed or not isinstance(column, TypedColumn) else column.tolist()
+    return column if typed else as_list(column)
 
 
 def _typed(kind: str, decode: ColumnDecoder, strings: Any) -> Column:
@@ -201,7 +202,7 @@ def _typed(kind: str, decode: ColumnDecoder, strings: Any) -> Column:
     if strings.null_count == rows:
         return [None] * rows
     if kind == "text":
-        return strings.to_pylist()
+        return TextColumn(strings)
     if kind not in _FAST:
         return decode(strings.to_pylist())
     filler, parse = _FAST[kind]
@@ -267,7 +268,7 @@ def field_decoders(
 def _kept(decode: ColumnDecoder, shared: list[Any], typed: bool, strings: Any) -> Column:
     values = _typed("micros", decode, strings)
     shared[:] = [strings, values]
-    return values if typed or not isinstance(values, TypedColumn) else values.tolist()
+    return values if typed else as_list(values)
 
 
 def _like(decode: ColumnDecoder, shared: list[Any], typed: bool, strings: Any) -> Column:

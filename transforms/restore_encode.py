@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from transforms.cassandra_session import send_adjusted
-from transforms.typed_column import TypedColumn
+from transforms.typed_column import TextColumn, TypedColumn
 
 __all__ = [
     "batch_statement",
@@ -54,7 +54,7 @@ _UUID_LENGTH = _INT.pack(16)
 encode_int: Callable[[int], bytes] = functools.partial(_LEN_INT.pack, 4)
 encode_bigint: Callable[[int], bytes] = functools.partial(_LEN_LONG.pack, 8)
 
-ColumnEncoder = Callable[[Sequence[Any] | TypedColumn], list[bytes | None]]
+ColumnEncoder = Callable[[Sequence[Any] | TypedColumn | TextColumn], list[bytes | None]]
 
 
 def _packed(struct_pack: Callable[..., bytes], size: int) -> Callable[[Sequence[Any]], list[bytes]]:
@@ -169,6 +169,38 @@ def _wire_values(
     return encoded
 
 
+# The driver's text types (by ``typename``) whose values are their UTF-8 (or ASCII) bytes.
+_TEXT_ENCODINGS = {"text": "utf-8", "varchar": "utf-8", "ascii": "ascii"}
+
+
+def _text_values(column: TextColumn, ascii: bool) -> list[bytes | None] | None:
+    """A text column's values as ``write_value`` writes them ([int] length, UTF-8 bytes):
+    each its length's 4 bytes joined to its bytes by Arrow, then one ``bytes`` per value
+    (None for null); None for an ASCII column with another character (the caller's
+    encoder refuses it as the driver does)."""
+    import numpy
+    import pyarrow
+    import pyarrow.compute
+
+    compute = pyarrow.compute
+    texts = column.values
+    if ascii and compute.any(compute.invert(compute.string_is_ascii(texts))).as_py():
+        return None
+    rows = len(texts)
+    lengths = compute.binary_length(texts).fill_null(0).to_numpy(zero_copy_only=False)
+    prefixes = pyarrow.Array.from_buffers(
+        pyarrow.binary(),
+        rows,
+        [
+            None,
+            pyarrow.py_buffer(numpy.arange(0, 4 * rows + 1, 4, dtype=numpy.int32)),
+            pyarrow.py_buffer(lengths.astype(">i4").tobytes()),
+        ],
+    )
+    joined = compute.binary_join_element_wise(prefixes, texts.cast(pyarrow.binary()), b"")
+    return joined.to_pylist()
+
+
 def column_encoder(
     cql_type: Any, protocol_version: int, prepare: Callable[[Any], Any] | None = None
 ) -> ColumnEncoder:
@@ -191,6 +223,7 @@ def column_encoder(
 
     fast = None if prepare is not None else _fast_encoders().get(cql_type)
     wire = None if prepare is not None else _wire_forms().get(cql_type)
+    text = None if prepare is not None else _TEXT_ENCODINGS.get(cql_type.typename)
 
     def whole(values: Sequence[Any]) -> list[bytes]:
         if prepare is not None:
@@ -202,9 +235,13 @@ def column_encoder(
                 pass  # the driver's serializer decides (and words the error)
         return generic(values)
 
-    def column(values: Sequence[Any] | TypedColumn) -> list[bytes | None]:
-        if isinstance(values, TypedColumn):
-            encoded = None if wire is None else _wire_values(values, *wire)
+    def column(values: Sequence[Any] | TypedColumn | TextColumn) -> list[bytes | None]:
+        if isinstance(values, TypedColumn | TextColumn):
+            encoded = None
+            if isinstance(values, TextColumn):
+                encoded = None if text is None else _text_values(values, text == "ascii")
+            elif wire is not None:
+                encoded = _wire_values(values, *wire)
             if encoded is not None:
                 return encoded
             values = values.tolist()

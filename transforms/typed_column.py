@@ -9,6 +9,7 @@ bytes to the encoded values (:mod:`transforms.restore_encode`) and the writetime
 
 It holds exactly the values the list form holds: :meth:`TypedColumn.tolist` gives that list
 (Python ``int``, ``float`` or ``bool``, None for null), and indexing gives one of its items.
+A :class:`TextColumn` is the same for texts, held as the reader's Arrow array.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TypedColumn", "as_list", "has_null"]
+__all__ = ["TextColumn", "TypedColumn", "as_list", "has_null"]
 
 
 class TypedColumn:
@@ -48,15 +49,39 @@ class TypedColumn:
         return out
 
 
-def has_null(column: Sequence[Any] | TypedColumn) -> bool:
-    """Whether a decoded column (a list or a :class:`TypedColumn`) holds a null."""
+class TextColumn:
+    """A decoded column of texts as the Arrow string array the CSV reader made (``values``;
+    null where the field is null), so that its encoded values are made from its UTF-8
+    bytes without a ``str`` per value (:mod:`transforms.restore_encode`)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Any) -> None:
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.values[index].as_py()
+
+    def tolist(self) -> list[Any]:
+        """The column as ``str`` values, None for null."""
+        return self.values.to_pylist()
+
+
+def has_null(column: Sequence[Any] | TypedColumn | TextColumn) -> bool:
+    """Whether a decoded column (a list, a :class:`TypedColumn` or a :class:`TextColumn`)
+    holds a null."""
     if isinstance(column, TypedColumn):
         return column.nulls is not None
+    if isinstance(column, TextColumn):
+        return column.values.null_count > 0
     return None in column
 
 
-def as_list(column: Sequence[Any] | TypedColumn) -> list[Any]:
+def as_list(column: Sequence[Any] | TypedColumn | TextColumn) -> list[Any]:
     """A decoded column as a list of Python values (a list is returned as it is)."""
-    if isinstance(column, TypedColumn):
+    if isinstance(column, TypedColumn | TextColumn):
         return column.tolist()
     return column  # type: ignore[return-value]
