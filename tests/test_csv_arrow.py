@@ -323,3 +323,14 @@ def test_line_ends_count_the_records() -> None:
     check_csv("f.csv", [HEADER + "\r\n", body[:7], body[7:]], layout, 5)
     with pytest.raises(ExportFileError, match="holds 5 rows but its export marker records 4"):
         check_csv("f.csv", [HEADER + "\r\n" + body], layout, 4)
+
+
+def test_a_wrong_field_count_without_quotes_fails_as_the_text_path(tmp_path: Path) -> None:
+    """A piece without a quote is read with quoting off: a short record still fails with
+    the text path's message, after the chunks before it."""
+    good = f"1,2,3,1.5,0.1,true,1970-01-01T00:00:00.001Z,t,1,0x,[1],{WT},,,"
+    path = write(tmp_path, [good, good, "1,2,3,1.5,0.1,true,,t,1,0x,[],,,", good])
+    chunks = read_unit_columns(path, layout_of(), chunk_rows=2, typed=True)
+    assert len(next(chunks)[0]) == 2
+    with pytest.raises(ExportFileError, match="CSV record 4 has 14 fields, the header 15"):
+        next(chunks)
