@@ -95,3 +95,31 @@ def test_typed_writetimes_and_ttls_share_as_lists() -> None:
     assert not has_null(TypedColumn(numpy.array([1]), numpy.array([False])))
     floats = TypedColumn(numpy.array([1.5]))
     assert shared_cells([[C]], [floats], [[None]], 1)[0].tolist() == [-1]
+
+
+def test_known_null_rows_give_what_the_encoded_columns_give() -> None:
+    """``nulls`` (the decoded columns' null masks, None where unknown) stand for looking
+    at the encoded columns: the same codes, and null cells filled with b""."""
+    import numpy
+
+    from transforms.restore_chunk import chunk_cells
+    from transforms.typed_column import TextColumn, TypedColumn, null_mask
+
+    encoded = [[C, None, C], [None, C, C], [C, C, C]]
+    stamps = [[5, None, 5], [None, 5, 6], [5, 5, 6]]
+    ttls = [[None, None, None]] * 3
+    nulls = [numpy.array([False, True, False]), None, numpy.zeros(3, bool)]
+    looked = chunk_cells(encoded, stamps, ttls, 3)
+    known = chunk_cells(encoded, stamps, ttls, 3, nulls)
+    assert [a.tolist() for a in known[4:]] == [a.tolist() for a in looked[4:]]
+    assert known.codes.tolist() == [0b101, 0b110, -1]
+    assert known.filled == looked.filled == [[C, b"", C], [b"", C, C], [C, C, C]]
+    assert null_mask(TypedColumn(numpy.array([1, 2]))).tolist() == [False, False]
+    assert null_mask(TextColumn(pyarrow_strings(["a", None]))).tolist() == [False, True]
+    assert null_mask([1, None]) is None
+
+
+def pyarrow_strings(texts: list[Any]) -> Any:
+    import pyarrow
+
+    return pyarrow.array(texts, pyarrow.string())

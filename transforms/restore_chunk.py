@@ -125,12 +125,27 @@ def shared_rows(
 
 
 def chunk_cells(
-    encoded: list[list[Any]], stamps: list[Any], ttls: list[Any], rows: int
+    encoded: list[list[Any]],
+    stamps: list[Any],
+    ttls: list[Any],
+    rows: int,
+    nulls: list[Any] | None = None,
 ) -> ChunkCells:
     """A chunk's :class:`ChunkCells` from its encoded data columns (None for null) and
-    their writetimes and exported TTLs."""
-    filled = [column if None not in column else [c or b"" for c in column] for column in encoded]
-    return ChunkCells(encoded, filled, stamps, ttls, *shared_cells(encoded, stamps, ttls, rows))
+    their writetimes and exported TTLs; ``nulls``: per data column, a bool array of its
+    null rows where the decoded column knows them (a ``TypedColumn``), else None (the
+    encoded column is looked at)."""
+    nulls = nulls or [None] * len(encoded)
+    filled = [
+        column if not _has_none(column, known) else [c or b"" for c in column]
+        for column, known in zip(encoded, nulls, strict=True)
+    ]
+    shared = shared_cells(encoded, stamps, ttls, rows, nulls)
+    return ChunkCells(encoded, filled, stamps, ttls, *shared)
+
+
+def _has_none(column: list[Any], nulls: Any) -> bool:
+    return None in column if nulls is None else bool(nulls.any())
 
 
 # More data columns than fit one int64 of bits: every row goes through ``_row``.
@@ -138,11 +153,16 @@ MAX_CODED_COLUMNS = 62
 
 
 def shared_cells(
-    encoded: list[list[Any]], stamps: list[Any], ttls: list[Any], rows: int
+    encoded: list[list[Any]],
+    stamps: list[Any],
+    ttls: list[Any],
+    rows: int,
+    nulls: list[Any] | None = None,
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``ChunkCells``'s codes, shared writetimes, shared TTLs (0 where none), where there
     is no TTL, and present counts, as NumPy arrays worked out over the chunk's columns
-    (data column j: ``encoded[j]``, ``stamps[j]``, ``ttls[j]``) instead of row by row."""
+    (data column j: ``encoded[j]``, ``stamps[j]``, ``ttls[j]``, ``nulls[j]`` as for
+    :func:`chunk_cells`) instead of row by row."""
     width = len(encoded)
     zeros = numpy.zeros(rows, numpy.int64)
     unshared = (numpy.full(rows, -1, numpy.int64), zeros, zeros, numpy.ones(rows, bool), zeros)
@@ -150,7 +170,9 @@ def shared_cells(
         return unshared
     present = numpy.ones((width, rows), bool)
     for j, column in enumerate(encoded):
-        if None in column:
+        if nulls is not None and nulls[j] is not None:
+            present[j] = ~nulls[j]
+        elif None in column:
             present[j] = numpy.fromiter(
                 map(operator.is_not, column, itertools.repeat(None)), bool, rows
             )

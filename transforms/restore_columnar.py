@@ -53,7 +53,7 @@ from transforms.restore_groups import MAX_PARTITIONS, PartitionBatches, grouped,
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
 from transforms.restore_rows import bindable
 from transforms.table_plan import STATIC
-from transforms.typed_column import TypedColumn, as_list, has_null
+from transforms.typed_column import TypedColumn, as_list, has_null, null_mask
 
 __all__ = ["ColumnarWriter", "columnar_fields"]
 
@@ -251,7 +251,8 @@ class ColumnarWriter:
             columns[i] if i is not None else [self.fixed] * rows for i in self.writetime_fields
         ]
         ttls = [columns[i] if i is not None else [None] * rows for i in self.ttl_fields]
-        return chunk_cells(encoded, stamps, ttls, rows)
+        nulls = [null_mask(columns[i]) for i in self.value_fields]
+        return chunk_cells(encoded, stamps, ttls, rows, nulls)
 
     def _build(
         self,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["TextColumn", "TypedColumn", "as_list", "has_null"]
+__all__ = ["TextColumn", "TypedColumn", "as_list", "has_null", "null_mask"]
 
 
 class TypedColumn:
@@ -85,3 +85,15 @@ def as_list(column: Sequence[Any] | TypedColumn | TextColumn) -> list[Any]:
     if isinstance(column, TypedColumn | TextColumn):
         return column.tolist()
     return column  # type: ignore[return-value]
+
+
+def null_mask(column: Sequence[Any] | TypedColumn | TextColumn) -> Any:
+    """A decoded column's null rows as a bool array where it knows them without looking
+    at each value (a :class:`TypedColumn` or :class:`TextColumn`), else None."""
+    import numpy
+
+    if isinstance(column, TypedColumn):
+        return numpy.zeros(len(column), bool) if column.nulls is None else column.nulls
+    if isinstance(column, TextColumn):
+        return column.values.is_null().to_numpy(zero_copy_only=False)
+    return None
