@@ -204,9 +204,10 @@ def _text_values(column: TextColumn, ascii: bool) -> list[bytes | None] | None:
 def column_encoder(
     cql_type: Any, protocol_version: int, prepare: Callable[[Any], Any] | None = None
 ) -> ColumnEncoder:
-    """A function from a column of values (None for null; a list, or a
+    """A function from a column of values (None for null; a list, a
     :class:`~transforms.typed_column.TypedColumn`, encoded by NumPy where its type has a
-    fixed-width wire form) to each value as the driver's
+    fixed-width wire form, or a :class:`~transforms.typed_column.TextColumn`, encoded by
+    Arrow for the text types) to each value as the driver's
     ``write_value`` writes it after binding: [int] length, then the serialized bytes (None
     stays None). ``cql_type`` is the driver's type of the bound variable (a prepared
     statement's ``column_metadata[i].type``); ``prepare`` turns a value into what the
