@@ -212,3 +212,125 @@ def test_writetimes_repeating_the_first_one_decode_as_the_text_path() -> None:
     with pytest.raises(ValueError, match="month must be in 1..12") as fast:
         bad[1](pyarrow.array(texts, pyarrow.string()))
     assert str(fast.value) == str(text.value)
+
+
+def typed_and_lists(path: str, layout: ExportLayout, chunk_rows: int) -> tuple[Any, Any]:
+    """(the typed read's chunks as lists, the class of each of their columns), read
+    without the text path."""
+    from transforms.typed_column import as_list
+
+    with mock.patch.object(export_decode, "_raw_chunks", side_effect=AssertionError):
+        chunks = list(read_unit_columns(path, layout, chunk_rows=chunk_rows, typed=True))
+    kinds = [[type(c).__name__ for c in chunk] for chunk in chunks]
+    return [[as_list(c) for c in chunk] for chunk in chunks], kinds
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 2000])
+def test_typed_columns_hold_the_text_paths_values(tmp_path: Path, chunk_rows: int) -> None:
+    path = write(tmp_path, TRICKY)
+    typed, _ = typed_and_lists(path, layout_of(), chunk_rows)
+    assert canon(typed) == canon(list(text_path(path, layout_of(), chunk_rows)))
+
+
+def test_typed_columns_exact_values(tmp_path: Path) -> None:
+    """Nulls, negative numbers, int64's extremes, -0.0, both ends of the fixed-width
+    timestamps; a far timestamp (an integer text) and an int64 overflow leave theirs as lists."""
+    lines = [
+        f"-7,9223372036854775807,1,-0.0,-2.5,false,0001-01-01T00:00:00.000Z,a,1,0x,[],{WT},,,",
+        ",-9223372036854775808,2,,,,9999-12-31T23:59:59.999Z,,1,0x,[],,,1999-01-01T00:00:00"
+        ".000001Z,",
+        f'0,0,3,1e308,3.4028235e38,true,,"",1,0x,[],{WT},86400,{WT},',
+    ]
+    path = write(tmp_path, lines)
+    [columns], [typed] = typed_and_lists(path, layout_of(), 2000)
+    assert canon(columns[:7]) == canon(
+        [
+            [-7, None, 0],
+            [2**63 - 1, -(2**63), 0],
+            [1, 2, 3],
+            [-0.0, None, 1e308],
+            [-2.5, None, 3.4028234663852886e38],
+            [False, None, True],
+            [-62135596800000, 253402300799999, None],
+        ]
+    )
+    assert columns[7] == ["a", None, ""]
+    assert columns[11:] == [
+        [1700000001584000, None, 1700000001584000],
+        [None, None, 86400],
+        [None, 915148800000001, 1700000001584000],
+        [None, None, None],
+    ]
+    assert typed == ["TypedColumn"] * 7 + ["TextColumn"] + ["list"] * 3 + ["TypedColumn"] * 3 + [
+        "list"
+    ]
+    far = [f"1,1,1,1.0,1.0,true,253402300800000,t,1,0x,[],{WT},,,"]
+    [columns], [typed] = typed_and_lists(write(tmp_path, far, "far.csv"), layout_of(), 2000)
+    assert columns[6] == [253402300800000] and typed[6] == "list"  # noqa: PT018
+
+
+def test_later_writetimes_typed_as_the_text_path() -> None:
+    """``_like`` over a typed first writetime column: same texts, nulls on either side,
+    other texts in the fixed width, and one that is not (the whole column as a list)."""
+    from transforms.typed_column import TypedColumn, as_list
+
+    other = "1999-01-01T00:00:00.000001Z"
+    first = [WT, WT, None, WT, other, WT]
+    later = [WT, None, WT, other, other, "1970-01-01T00:00:00.000000Z"]
+    apart = [WT, None, WT, "-62135596800000001", other, other]
+    decode = column_decoders(layout_of())[11]
+    fields = field_decoders(["micros"] * 3, [decode] * 3, typed=True)
+    got = [
+        f(pyarrow.array(t, pyarrow.string()))
+        for f, t in zip(fields, (first, later, apart), strict=True)
+    ]
+    assert [isinstance(c, TypedColumn) for c in got] == [True, True, False]
+    assert [as_list(c) for c in got] == [decode(t) for t in (first, later, apart)]
+    assert as_list(got[1]) == [
+        1700000001584000,
+        None,
+        1700000001584000,
+        915148800000001,
+        915148800000001,
+        0,
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1\n2\r\n",  # a bare LF inside a record
+        "1\r2\r\n",  # a bare CR
+        "1\r\r\n",  # a CR before the CRLF
+        "1\r\n\n2\r\n",  # an LF at the start of a record
+        "1\n\r2\r\n",  # LF then CR
+        "\u00e9\r\u00e9\r\n",  # next to non-ASCII text
+    ],
+)
+def test_bare_line_breaks_outside_quotes_are_refused(body: str) -> None:
+    from transforms.export_files import check_csv
+
+    layout = layout_of()
+    with pytest.raises(ExportFileError, match="a bare line break outside quotes"):
+        check_csv("f.csv", [HEADER + "\r\n" + body], layout, None)
+
+
+def test_line_ends_count_the_records() -> None:
+    from transforms.export_files import check_csv
+
+    layout = layout_of()
+    body = "".join(f"{i},\u00e9\r\n" for i in range(5))
+    check_csv("f.csv", [HEADER + "\r\n", body[:7], body[7:]], layout, 5)
+    with pytest.raises(ExportFileError, match="holds 5 rows but its export marker records 4"):
+        check_csv("f.csv", [HEADER + "\r\n" + body], layout, 4)
+
+
+def test_a_wrong_field_count_without_quotes_fails_as_the_text_path(tmp_path: Path) -> None:
+    """A piece without a quote is read with quoting off: a short record still fails with
+    the text path's message, after the chunks before it."""
+    good = f"1,2,3,1.5,0.1,true,1970-01-01T00:00:00.001Z,t,1,0x,[1],{WT},,,"
+    path = write(tmp_path, [good, good, "1,2,3,1.5,0.1,true,,t,1,0x,[],,,", good])
+    chunks = read_unit_columns(path, layout_of(), chunk_rows=2, typed=True)
+    assert len(next(chunks)[0]) == 2
+    with pytest.raises(ExportFileError, match="CSV record 4 has 14 fields, the header 15"):
+        next(chunks)

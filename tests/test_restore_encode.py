@@ -177,3 +177,101 @@ def test_the_encoded_writes_load_no_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert found == "[]\n"
+
+
+# (driver type, NumPy values of a TypedColumn): every fixed-width wire form at its edges
+TYPED_CASES: list[tuple[Any, list[Any], str]] = [
+    (cqltypes.Int32Type, [0, 1, -1, 2**31 - 1, -(2**31)], "int64"),
+    (cqltypes.LongType, [0, -1, 2**63 - 1, -(2**63), 1_700_000_000_000_001], "int64"),
+    (cqltypes.ShortType, [0, -(2**15), 2**15 - 1], "int64"),
+    (cqltypes.ByteType, [0, -128, 127], "int64"),
+    (cqltypes.DateType, [0, -1, 253_402_300_800_000, -62_135_596_800_001], "int64"),
+    (cqltypes.TimestampType, [1_700_000_000_123, -(2**63), 2**63 - 1], "int64"),
+    (cqltypes.BooleanType, [True, False], "bool"),
+    (
+        cqltypes.DoubleType,
+        [0.0, -0.0, 0.30000000000000004, math.inf, -math.inf, 1e308, 5e-324, math.nan],
+        "float64",
+    ),
+    (cqltypes.FloatType, [0.0, -0.0, 0.10000000149011612, -3.5, math.inf, 1e-45], "float64"),
+]
+
+
+@pytest.mark.parametrize(
+    "cql_type, values, dtype",
+    TYPED_CASES,
+    ids=[f"{t.__name__}-{i}" for i, (t, _, _) in enumerate(TYPED_CASES)],
+)
+def test_typed_columns_encode_as_the_driver(cql_type: Any, values: list[Any], dtype: str) -> None:
+    import numpy
+
+    from transforms.typed_column import TypedColumn
+
+    encode = column_encoder(cql_type, 5)
+    array = numpy.array(values, dtype)
+    assert encode(TypedColumn(array)) == [driver_bytes(cql_type, v, 5) for v in values]
+    nulls = numpy.zeros(len(values) + 2, bool)
+    nulls[[0, -1]] = True
+    padded = numpy.concatenate([array[:1], array, array[:1]])  # any value under a null
+    expected = [None, *(driver_bytes(cql_type, v, 5) for v in values), None]
+    assert encode(TypedColumn(padded, nulls)) == expected
+
+
+def test_typed_values_without_a_wire_form_go_value_by_value() -> None:
+    """Out of range for the type, a double that is not a float32, NaN as a float, another
+    kind of value: the list path (the driver's bytes, or its error)."""
+    import numpy
+
+    from transforms.typed_column import TypedColumn
+
+    with pytest.raises(struct.error):
+        column_encoder(cqltypes.Int32Type, 5)(TypedColumn(numpy.array([1, 2**31])))
+    with pytest.raises(struct.error):
+        column_encoder(cqltypes.ByteType, 5)(TypedColumn(numpy.array([-129])))
+    floats = [0.1, math.nan, 3.0]
+    encode = column_encoder(cqltypes.FloatType, 5)
+    assert encode(TypedColumn(numpy.array(floats))) == [
+        driver_bytes(cqltypes.FloatType, v, 5) for v in floats
+    ]
+    with pytest.raises(OverflowError):
+        encode(TypedColumn(numpy.array([1e39])))
+    doubles = column_encoder(cqltypes.DoubleType, 5)(TypedColumn(numpy.array([1, -2])))
+    assert doubles == [driver_bytes(cqltypes.DoubleType, v, 5) for v in (1, -2)]
+    texts = column_encoder(cqltypes.UTF8Type, 5)
+    with pytest.raises(AttributeError):  # the driver's own error for an int as text
+        texts(TypedColumn(numpy.array([1])))
+    assert column_encoder(cqltypes.LongType, 5)(TypedColumn(numpy.array([], "int64"))) == []
+
+
+@pytest.mark.parametrize("cql_type", [cqltypes.UTF8Type, cqltypes.VarcharType, cqltypes.AsciiType])
+def test_text_columns_encode_as_the_driver(cql_type: Any) -> None:
+    """A TextColumn (the CSV reader's Arrow strings): empty texts, nulls, quotes and line
+    breaks, long texts, a slice of a larger array; non-ASCII where the type allows it."""
+    import pyarrow
+
+    from transforms.typed_column import TextColumn
+
+    texts = ["", None, "plain", 'a,b"c\r\n', "x" * 70_000, None, ""]
+    if cql_type is not cqltypes.AsciiType:
+        texts += ["é ü 漢字 🙂", "\x00"]
+    expected = [None if t is None else driver_bytes(cql_type, t, 5) for t in texts]
+    encode = column_encoder(cql_type, 5)
+    assert encode(TextColumn(pyarrow.array(texts, pyarrow.string()))) == expected
+    sliced = pyarrow.array(["skipped", *texts, "skipped"], pyarrow.string()).slice(1, len(texts))
+    assert encode(TextColumn(sliced)) == expected
+    assert encode(TextColumn(pyarrow.array([None, None], pyarrow.string()))) == [None, None]
+    assert encode(TextColumn(pyarrow.array([], pyarrow.string()))) == []
+
+
+def test_text_columns_the_driver_refuses_are_refused() -> None:
+    import pyarrow
+
+    from transforms.typed_column import TextColumn
+
+    with pytest.raises(UnicodeError):
+        column_encoder(cqltypes.AsciiType, 5)(TextColumn(pyarrow.array(["a", "é"])))
+    inet = column_encoder(cqltypes.InetAddressType, 5)  # no text form: the driver's serializer
+    assert inet(TextColumn(pyarrow.array(["::1", None]))) == [
+        driver_bytes(cqltypes.InetAddressType, "::1", 5),
+        None,
+    ]

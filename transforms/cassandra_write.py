@@ -299,7 +299,7 @@ class RestoreUnitsFn(beam.DoFn):
                 self._write_partition(chunk, opens, unit, redo, counts, sender)
 
         self._columnar.write_unit(
-            self._checked(unit, read_unit_columns),
+            self._checked(unit, functools.partial(read_unit_columns, typed=True)),
             unit.read_started_micros,
             counts,
             before_partition,

@@ -26,8 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from transforms.export_layout import ExportLayout
-from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS, arrow_cast
+from transforms.number_texts import DOUBLE_CHARACTERS, INTEGER_CHARACTERS, arrow_numbers
 from transforms.timestamp_texts import rfc3339_arrays
+from transforms.typed_column import TextColumn, TypedColumn, as_list
 
 __all__ = ["arrow_column", "arrow_csv_tables", "arrow_csv_usable", "field_decoders"]
 
@@ -61,7 +62,7 @@ def arrow_csv_tables(
 
     names = list(layout.field_names)
     header = layout.delimiter.join(names) + "\r\n"
-    parse = csv.ParseOptions(
+    quoted = csv.ParseOptions(
         delimiter=layout.delimiter,
         quote_char='"',
         double_quote=True,
@@ -69,11 +70,21 @@ def arrow_csv_tables(
         newlines_in_values=True,
         ignore_empty_lines=False,
     )
+    # A piece without a quote is read as such (the same fields, less CPU): every line break
+    # in it ends a record (check_csv refused bare ones).
+    plain = csv.ParseOptions(
+        delimiter=layout.delimiter,
+        quote_char=False,
+        escape_char=False,
+        newlines_in_values=False,
+        ignore_empty_lines=False,
+    )
     convert = csv.ConvertOptions(
         column_types={name: pyarrow.string() for name in names},
         null_values=[layout.null_value],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
+        check_utf8=False,  # the bytes of a str: valid UTF-8
     )
     pending: list[Any] = []
     rows = 0
@@ -86,6 +97,7 @@ def arrow_csv_tables(
         if not data:
             continue
         read = csv.ReadOptions(use_threads=False, column_names=names, block_size=len(data) + 1)
+        parse = quoted if '"' in segment else plain
         pending += csv.read_csv(pyarrow.py_buffer(data), read, parse, convert).to_batches()
         rows = sum(batch.num_rows for batch in pending)
         while rows >= chunk_rows:
@@ -109,20 +121,23 @@ def _value_bytes(strings: Any) -> tuple[bytes, Any]:
     return bytes(memoryview(data_buffer)[offsets[0] : offsets[-1]]), numpy.diff(offsets)
 
 
-def _numbers(characters: bytes, to: str) -> Callable[[Any, ColumnDecoder], list[Any] | None]:
+Parsed = Any  # a NumPy array of the column's values, a list of them, or None: the text path
+
+
+def _numbers(characters: bytes, to: str) -> Callable[[Any, ColumnDecoder], Parsed]:
     """A column of number texts (no null) -> Arrow's cast of it, when every text is of
     ``characters`` only and Arrow reads it (see :mod:`transforms.number_texts`)."""
 
-    def parse(strings: Any, decode: ColumnDecoder) -> list[Any] | None:
+    def parse(strings: Any, decode: ColumnDecoder) -> Parsed:
         data, _ = _value_bytes(strings)
         if data.translate(None, characters):
             return None
-        return arrow_cast(strings, to)
+        return arrow_numbers(strings, to)
 
     return parse
 
 
-def _float32(strings: Any, decode: ColumnDecoder) -> list[float] | None:
+def _float32(strings: Any, decode: ColumnDecoder) -> Parsed:
     """Float texts -> their float32 values (as ``number_texts.float32_column`` rounds)."""
     import numpy
 
@@ -130,13 +145,13 @@ def _float32(strings: Any, decode: ColumnDecoder) -> list[float] | None:
     if doubles is None:
         return None
     with numpy.errstate(over="ignore"):
-        floats = numpy.asarray(doubles, numpy.float64).astype(numpy.float32)
+        floats = doubles.astype(numpy.float32)
     if numpy.isinf(floats).any():  # too large for float32, or infinite: the text path
         return None
-    return floats.astype(numpy.float64).tolist()
+    return floats.astype(numpy.float64)
 
 
-def _booleans(strings: Any, decode: ColumnDecoder) -> list[bool] | None:
+def _booleans(strings: Any, decode: ColumnDecoder) -> Parsed:
     """'true'/'false' texts -> bools; None when another text is among them."""
     import pyarrow.compute
 
@@ -144,21 +159,23 @@ def _booleans(strings: Any, decode: ColumnDecoder) -> list[bool] | None:
     true = compute.equal(strings, "true")
     if not compute.all(compute.or_(true, compute.equal(strings, "false"))).as_py():
         return None
-    return true.to_numpy(zero_copy_only=False).tolist()
+    return true.to_numpy(zero_copy_only=False)
 
 
-def _rfc3339(per_second: int) -> Callable[[Any, ColumnDecoder], list[int] | None]:
+def _rfc3339(per_second: int) -> Callable[[Any, ColumnDecoder], Parsed]:
     """Timestamp texts of the exporter's fixed width -> integer units since the epoch;
     a text that is not one (a year outside 1-9999, written as an integer) by ``decode``."""
     width = 21 + len(str(per_second)) - 1
 
-    def parse(strings: Any, decode: ColumnDecoder) -> list[int] | None:
+    def parse(strings: Any, decode: ColumnDecoder) -> Parsed:
         import numpy
 
         data, lengths = _value_bytes(strings)
         if (lengths != width).any():
             return None
         values, ok = rfc3339_arrays(data, len(strings), per_second)
+        if ok.all():
+            return values
         out = values.tolist()
         for index in numpy.flatnonzero(~ok).tolist():
             out[index] = decode([strings[index].as_py()])[0]
@@ -167,7 +184,7 @@ def _rfc3339(per_second: int) -> Callable[[Any, ColumnDecoder], list[int] | None
     return parse
 
 
-_FAST: dict[str, tuple[str, Callable[[Any, ColumnDecoder], list[Any] | None]]] = {
+_FAST: dict[str, tuple[str, Callable[[Any, ColumnDecoder], Parsed]]] = {
     "integer": ("0", _numbers(INTEGER_CHARACTERS, "int64")),
     "double": ("0", _numbers(DOUBLE_CHARACTERS, "float64")),
     "float32": ("0", _float32),
@@ -176,64 +193,96 @@ _FAST: dict[str, tuple[str, Callable[[Any, ColumnDecoder], list[Any] | None]]] =
     "micros": ("1970-01-01T00:00:00.000000Z", _rfc3339(1_000_000)),
 }
 
+Column = list[Any] | TypedColumn | TextColumn
 
-def arrow_column(kind: str, decode: ColumnDecoder, strings: Any) -> list[Any]:
+
+def arrow_column(kind: str, decode: ColumnDecoder, strings: Any, typed: bool = False) -> Column:
     """One column of an Arrow table from :func:`arrow_csv_tables` decoded (None for
     null): from its bytes when ``kind`` (``value_decoders.csv_kinds``) has a form here and
-    the column fits it, else by ``decode``, the text path's decoder of the column."""
-    import numpy
-    import pyarrow.compute
+    the column fits it, else by ``decode``, the text path's decoder of the column.
+    ``typed``: a column decoded from its bytes comes as a :class:`TypedColumn` (the same
+    values, no Python object per value), a column of texts as a :class:`TextColumn`, any
+    other as a list."""
+    column = _typed(kind, decode, strings)
+    return column if typed else as_list(column)
 
+
+def _typed(kind: str, decode: ColumnDecoder, strings: Any) -> Column:
+    """:func:`arrow_column`, a column decoded from its bytes as a :class:`TypedColumn`."""
     rows = len(strings)
     if strings.null_count == rows:
         return [None] * rows
     if kind == "text":
-        return strings.to_pylist()
+        return TextColumn(strings)
     if kind not in _FAST:
         return decode(strings.to_pylist())
     filler, parse = _FAST[kind]
-    nulls: list[int] = []
+    nulls = None
     filled = strings
     if strings.null_count:
-        nulls = numpy.flatnonzero(strings.is_null().to_numpy(zero_copy_only=False)).tolist()
+        import pyarrow.compute
+
+        nulls = strings.is_null().to_numpy(zero_copy_only=False)
         filled = pyarrow.compute.fill_null(strings, filler)
     values = parse(filled, decode)
     if values is None:
         return decode(strings.to_pylist())
-    for index in nulls:
-        values[index] = None
+    if isinstance(values, list):
+        return (
+            TypedColumn(_ints(values), nulls) if _fits_int64(values) else _with_nulls(values, nulls)
+        )
+    return TypedColumn(values, nulls)
+
+
+def _fits_int64(values: list[Any]) -> bool:
+    return all(type(v) is int and -(2**63) <= v < 2**63 for v in values)
+
+
+def _ints(values: list[int]) -> Any:
+    import numpy
+
+    return numpy.array(values, numpy.int64)
+
+
+def _with_nulls(values: list[Any], nulls: Any) -> list[Any]:
+    import numpy
+
+    if nulls is not None:
+        for index in numpy.flatnonzero(nulls).tolist():
+            values[index] = None
     return values
 
 
 def field_decoders(
-    kinds: list[str], decoders: list[ColumnDecoder]
-) -> list[Callable[[Any], list[Any]]]:
+    kinds: list[str], decoders: list[ColumnDecoder], typed: bool = False
+) -> list[Callable[[Any], Column]]:
     """Per field of a chunk (``kinds`` from ``value_decoders.csv_kinds``, ``decoders``
-    the text path's column decoders), the function decoding its Arrow column. A writetime
-    column after the chunk's first one takes that one's values where its text is the same
-    (a row's cells written together share their writetime), and decodes only the rest."""
+    the text path's column decoders), the function decoding its Arrow column (``typed``:
+    as :func:`arrow_column`). A writetime column after the chunk's first one takes that
+    one's values where its text is the same (a row's cells written together share their
+    writetime), and decodes only the rest."""
     import functools
 
     first = kinds.index("micros") if "micros" in kinds else -1
     shared: list[Any] = []  # the first writetime column of the chunk and its values
-    out: list[Callable[[Any], list[Any]]] = []
+    out: list[Callable[[Any], Column]] = []
     for index, (kind, decode) in enumerate(zip(kinds, decoders, strict=True)):
         if kind != "micros":
-            out.append(functools.partial(arrow_column, kind, decode))
+            out.append(functools.partial(arrow_column, kind, decode, typed=typed))
         elif index == first:
-            out.append(functools.partial(_kept, decode, shared))
+            out.append(functools.partial(_kept, decode, shared, typed))
         else:
-            out.append(functools.partial(_like, decode, shared))
+            out.append(functools.partial(_like, decode, shared, typed))
     return out
 
 
-def _kept(decode: ColumnDecoder, shared: list[Any], strings: Any) -> list[Any]:
-    values = arrow_column("micros", decode, strings)
+def _kept(decode: ColumnDecoder, shared: list[Any], typed: bool, strings: Any) -> Column:
+    values = _typed("micros", decode, strings)
     shared[:] = [strings, values]
-    return values
+    return values if typed else as_list(values)
 
 
-def _like(decode: ColumnDecoder, shared: list[Any], strings: Any) -> list[Any]:
+def _like(decode: ColumnDecoder, shared: list[Any], typed: bool, strings: Any) -> Column:
     """A writetime column decoded as ``_kept``'s where their texts are equal."""
     import numpy
     import pyarrow.compute
@@ -241,14 +290,15 @@ def _like(decode: ColumnDecoder, shared: list[Any], strings: Any) -> list[Any]:
     earlier, earlier_values = shared
     same = pyarrow.compute.equal(strings, earlier).fill_null(False)
     same = same.to_numpy(zero_copy_only=False)
-    if not same.any():
-        return arrow_column("micros", decode, strings)
-    values = list(earlier_values)
-    for index in numpy.flatnonzero(strings.is_null().to_numpy(zero_copy_only=False)).tolist():
-        values[index] = None
-    other = numpy.flatnonzero(~same & strings.is_valid().to_numpy(zero_copy_only=False))
+    if not same.any() or not isinstance(earlier_values, TypedColumn):
+        return arrow_column("micros", decode, strings, typed)
+    nulls = strings.is_null().to_numpy(zero_copy_only=False)
+    values = earlier_values.values.copy()
+    other = numpy.flatnonzero(~same & ~nulls)
     if other.size:
-        decoded = arrow_column("micros", decode, strings.take(other))
-        for index, value in zip(other.tolist(), decoded, strict=True):
-            values[index] = value
-    return values
+        decoded = _typed("micros", decode, strings.take(other))
+        if not isinstance(decoded, TypedColumn):
+            return arrow_column("micros", decode, strings, typed)
+        values[other] = decoded.values
+    column = TypedColumn(values, nulls)
+    return column if typed else column.tolist()

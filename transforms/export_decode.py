@@ -79,6 +79,7 @@ from transforms.export_files import (
 )
 from transforms.export_layout import ExportFileError, ExportLayout, LayoutField, UdtValue
 from transforms.export_stream import byte_blocks, first_line, open_unit_file, text_blocks
+from transforms.typed_column import as_list
 from transforms.value_decoders import column_decoders, csv_kinds
 
 __all__ = [
@@ -123,12 +124,19 @@ def read_unit_rows(
 
 
 def read_unit_columns(
-    path: str, layout: ExportLayout, expected_rows: int | None = None, chunk_rows: int = CHUNK_ROWS
-) -> Iterator[list[list[Any]]]:
+    path: str,
+    layout: ExportLayout,
+    expected_rows: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    typed: bool = False,
+) -> Iterator[list[Any]]:
     """Decode one committed unit file of any format into chunks of columns:
     per chunk of ``chunk_rows`` rows, a list of decoded values per field of the layout (in
     ``layout.fields`` order, None for null). Checked as :func:`read_unit_rows` checks (the
-    whole file's structure before this returns, a bad value when its chunk is reached)."""
+    whole file's structure before this returns, a bad value when its chunk is reached).
+    ``typed``: a column of numbers, booleans or timestamps that a CSV file's reader
+    decodes from its bytes may come as a ``TypedColumn`` of the same values (see
+    :mod:`transforms.typed_column`); :func:`rows_of` takes either."""
     if layout.format == "parquet":
         _check_parquet(path, layout, expected_rows)
         return _parquet_columns(path, layout, chunk_rows)
@@ -137,7 +145,7 @@ def read_unit_columns(
     elif layout.format == "csv":
         check_csv(path, _texts(path, layout), layout, expected_rows)
         if arrow_csv_usable(layout):
-            return _arrow_csv_columns(path, layout, chunk_rows)
+            return _arrow_csv_columns(path, layout, chunk_rows, typed)
     elif layout.format == "jsonl":
         check_jsonl(path, _texts(path, layout), expected_rows)
     else:
@@ -181,8 +189,8 @@ def _decoded_chunks(
 
 
 def _arrow_csv_columns(
-    path: str, layout: ExportLayout, chunk_rows: int
-) -> Iterator[list[list[Any]]]:
+    path: str, layout: ExportLayout, chunk_rows: int, typed: bool
+) -> Iterator[list[Any]]:
     """A checked CSV unit's decoded columns, ``chunk_rows`` rows at a time, read by Arrow
     (:mod:`transforms.csv_arrow`: the same values, less CPU). Where Arrow refuses the file
     (a record with a wrong field count), the rest is read by the text path, from the first
@@ -190,7 +198,7 @@ def _arrow_csv_columns(
     import pyarrow
 
     decoders = column_decoders(layout)
-    arrays = field_decoders(csv_kinds(layout), decoders)
+    arrays = field_decoders(csv_kinds(layout), decoders, typed)
     tables = arrow_csv_tables(csv_segments(path, _texts(path, layout)), layout, chunk_rows)
     handed = 0
     while True:
@@ -263,8 +271,9 @@ def _udt_of(t: CqlType, value: Any) -> Any:
     return UdtValue(zip(t.field_names, value, strict=True))
 
 
-def rows_of(layout: ExportLayout, columns: list[list[Any]]) -> Iterator[DecodedRow]:
+def rows_of(layout: ExportLayout, columns: list[Any]) -> Iterator[DecodedRow]:
     """The rows of one chunk of decoded columns (as :func:`read_unit_columns` gives them)."""
+    columns = [as_list(column) for column in columns]
     groups = []
     for role in ("value", "writetime", "ttl"):
         indexes = [i for i, f in enumerate(layout.fields) if f.role == role]

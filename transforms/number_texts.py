@@ -24,7 +24,7 @@ from typing import Any
 __all__ = [
     "DOUBLE_CHARACTERS",
     "INTEGER_CHARACTERS",
-    "arrow_cast",
+    "arrow_numbers",
     "double_column",
     "float32_column",
     "integers_of",
@@ -64,13 +64,14 @@ def _cast(texts: Sequence[Any], characters: bytes, to: str) -> list[Any] | None:
     strings = _string_array(texts, characters)
     if strings is None:
         return None
-    return arrow_cast(strings, to)
+    numbers = arrow_numbers(strings, to)
+    return None if numbers is None else numbers.tolist()
 
 
-def arrow_cast(strings: Any, to: str) -> list[Any] | None:
-    """An Arrow string array cast to the type named ``to`` (``int64``, ``double``), as
-    Python values; None when Arrow does not read one of the texts (or an int64
-    overflows), so that the caller decodes them one by one."""
+def arrow_numbers(strings: Any, to: str) -> Any:
+    """An Arrow string array cast to the type named ``to`` (``int64``, ``double``), as a
+    NumPy array; None when Arrow does not read one of the texts (or an int64 overflows),
+    so that the caller decodes them one by one."""
     import pyarrow
     import pyarrow.compute
 
@@ -78,7 +79,7 @@ def arrow_cast(strings: Any, to: str) -> list[Any] | None:
         numbers = pyarrow.compute.cast(strings, pyarrow.type_for_alias(to))
     except pyarrow.ArrowInvalid:  # a text it does not read, an int64 overflow
         return None
-    return numbers.to_numpy().tolist()
+    return numbers.to_numpy()
 
 
 def integers_of(texts: Sequence[Any]) -> list[int] | None:

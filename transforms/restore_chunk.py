@@ -27,6 +27,8 @@ from typing import Any, NamedTuple
 
 import numpy
 
+from transforms.typed_column import TypedColumn
+
 __all__ = [
     "MAX_CODED_COLUMNS",
     "BuiltRows",
@@ -41,7 +43,8 @@ __all__ = [
 
 class ChunkCells(NamedTuple):
     """A chunk's data cells, per data column: ``encoded`` (None for null), ``filled`` (the
-    same with b"" for null), ``stamps`` and ``ttls`` (their writetimes and exported TTLs);
+    same with b"" for null), ``stamps`` and ``ttls`` (their writetimes and exported TTLs:
+    lists, or ``TypedColumn``, which give the same item by index);
     per row (NumPy arrays): ``codes`` the bits (1 << data column) of its present cells when
     they all share one writetime and one exported TTL, else -1; for such a row
     ``shared_stamps``, ``shared_ttls`` and ``ttl_none`` (no TTL), and ``present`` (its
@@ -49,8 +52,8 @@ class ChunkCells(NamedTuple):
 
     encoded: list[list[Any]]
     filled: list[list[bytes]]
-    stamps: list[list[Any]]
-    ttls: list[list[Any]]
+    stamps: list[Any]
+    ttls: list[Any]
     codes: Any
     shared_stamps: Any
     shared_ttls: Any
@@ -122,12 +125,27 @@ def shared_rows(
 
 
 def chunk_cells(
-    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
+    encoded: list[list[Any]],
+    stamps: list[Any],
+    ttls: list[Any],
+    rows: int,
+    nulls: list[Any] | None = None,
 ) -> ChunkCells:
     """A chunk's :class:`ChunkCells` from its encoded data columns (None for null) and
-    their writetimes and exported TTLs."""
-    filled = [column if None not in column else [c or b"" for c in column] for column in encoded]
-    return ChunkCells(encoded, filled, stamps, ttls, *shared_cells(encoded, stamps, ttls, rows))
+    their writetimes and exported TTLs; ``nulls``: per data column, a bool array of its
+    null rows where the decoded column knows them (a ``TypedColumn``), else None (the
+    encoded column is looked at)."""
+    nulls = nulls or [None] * len(encoded)
+    filled = [
+        column if not _has_none(column, known) else [c or b"" for c in column]
+        for column, known in zip(encoded, nulls, strict=True)
+    ]
+    shared = shared_cells(encoded, stamps, ttls, rows, nulls)
+    return ChunkCells(encoded, filled, stamps, ttls, *shared)
+
+
+def _has_none(column: list[Any], nulls: Any) -> bool:
+    return None in column if nulls is None else bool(nulls.any())
 
 
 # More data columns than fit one int64 of bits: every row goes through ``_row``.
@@ -135,11 +153,16 @@ MAX_CODED_COLUMNS = 62
 
 
 def shared_cells(
-    encoded: list[list[Any]], stamps: list[list[Any]], ttls: list[list[Any]], rows: int
+    encoded: list[list[Any]],
+    stamps: list[Any],
+    ttls: list[Any],
+    rows: int,
+    nulls: list[Any] | None = None,
 ) -> tuple[Any, Any, Any, Any, Any]:
     """``ChunkCells``'s codes, shared writetimes, shared TTLs (0 where none), where there
     is no TTL, and present counts, as NumPy arrays worked out over the chunk's columns
-    (data column j: ``encoded[j]``, ``stamps[j]``, ``ttls[j]``) instead of row by row."""
+    (data column j: ``encoded[j]``, ``stamps[j]``, ``ttls[j]``, ``nulls[j]`` as for
+    :func:`chunk_cells`) instead of row by row."""
     width = len(encoded)
     zeros = numpy.zeros(rows, numpy.int64)
     unshared = (numpy.full(rows, -1, numpy.int64), zeros, zeros, numpy.ones(rows, bool), zeros)
@@ -147,7 +170,9 @@ def shared_cells(
         return unshared
     present = numpy.ones((width, rows), bool)
     for j, column in enumerate(encoded):
-        if None in column:
+        if nulls is not None and nulls[j] is not None:
+            present[j] = ~nulls[j]
+        elif None in column:
             present[j] = numpy.fromiter(
                 map(operator.is_not, column, itertools.repeat(None)), bool, rows
             )
@@ -172,8 +197,9 @@ def shared_cells(
     return codes, first_stamp, first_ttl, first_ttl_none, present.sum(axis=0)
 
 
-def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
-    """Columns of ints or None as (an int64 array, 0 where None; where None), where the
+def _int64_rows(columns: list[Any], absent: Any) -> tuple[Any, Any]:
+    """Columns of ints or None (lists, or ``TypedColumn`` of int64, taken as they are) as
+    (an int64 array, 0 where None; where None), where the
     values of ``absent`` cells (null cells: a bool array like the result) do not matter
     and may be taken as None. A column equal to an earlier one (a row's cells written
     together share their writetimes) is converted once; one without None, or of None
@@ -183,6 +209,12 @@ def _int64_rows(columns: list[list[Any]], absent: Any) -> tuple[Any, Any]:
     none = numpy.zeros((len(columns), rows), bool)
     done: list[tuple[list[Any], int]] = []
     for j, column in enumerate(columns):
+        if isinstance(column, TypedColumn):
+            if column.values.dtype.kind != "i":
+                raise OverflowError("not integers")  # not a writetime or TTL column
+            values[j] = column.values
+            none[j] = False if column.nulls is None else column.nulls
+            continue
         same = next((k for earlier, k in done if column is earlier or column == earlier), None)
         if same is not None and (absent[j] == absent[same]).all():
             values[j], none[j] = values[same], none[same]

@@ -53,6 +53,7 @@ from transforms.restore_groups import MAX_PARTITIONS, PartitionBatches, grouped,
 from transforms.restore_plan import MARKER, ROW, RestoreColumn, RestorePlan, Shape
 from transforms.restore_rows import bindable
 from transforms.table_plan import STATIC
+from transforms.typed_column import TypedColumn, as_list, has_null, null_mask
 
 __all__ = ["ColumnarWriter", "columnar_fields"]
 
@@ -155,14 +156,15 @@ class ColumnarWriter:
 
     def write_unit(
         self,
-        chunks: Iterable[list[list[Any]]],
+        chunks: Iterable[list[list[Any] | TypedColumn]],
         read_started_micros: int,
         counts: Any,
         before_partition: Callable[[int], None],
         send: Callable[[EncodedBatch], None],
         rows_fallback: Callable[[list[list[Any]]], None],
     ) -> None:
-        """Write one unit's chunks of decoded columns (the layout's fields, in order).
+        """Write one unit's chunks of decoded columns (the layout's fields, in order; a
+        column a list, or a ``TypedColumn`` of the same values).
 
         ``before_partition(rows)`` runs before the statements of a partition (or a piece of
         one, or a group of small partitions sent together) are built (rate limit, a free
@@ -172,15 +174,15 @@ class ColumnarWriter:
         for that row."""
         self.last_partition = None  # a unit's first rows open their partition
         for columns in chunks:
-            if any(None in columns[i] for i in self.key_fields):
-                rows_fallback(columns)
+            if any(has_null(columns[i]) for i in self.key_fields):
+                rows_fallback([as_list(column) for column in columns])
                 self.last_partition = None
                 continue
             self.write_chunk(columns, read_started_micros, counts, before_partition, send)
 
     def write_chunk(
         self,
-        columns: Sequence[list[Any]],
+        columns: Sequence[list[Any] | TypedColumn],
         read_started_micros: int,
         counts: Any,
         before_partition: Callable[[int], None],
@@ -238,7 +240,7 @@ class ColumnarWriter:
                 counts.statements += statements
                 counts.batches += 1
 
-    def _cells(self, columns: Sequence[list[Any]], rows: int) -> ChunkCells:
+    def _cells(self, columns: Sequence[list[Any] | TypedColumn], rows: int) -> ChunkCells:
         """A chunk's data cells encoded, with their writetimes and exported TTLs, and which
         rows share one of each (see ``ChunkCells``)."""
         encoded = [
@@ -249,7 +251,8 @@ class ColumnarWriter:
             columns[i] if i is not None else [self.fixed] * rows for i in self.writetime_fields
         ]
         ttls = [columns[i] if i is not None else [None] * rows for i in self.ttl_fields]
-        return chunk_cells(encoded, stamps, ttls, rows)
+        nulls = [null_mask(columns[i]) for i in self.value_fields]
+        return chunk_cells(encoded, stamps, ttls, rows, nulls)
 
     def _build(
         self,

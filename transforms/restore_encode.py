@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from transforms.cassandra_session import send_adjusted
+from transforms.typed_column import TextColumn, TypedColumn
 
 __all__ = [
     "batch_statement",
@@ -53,7 +54,7 @@ _UUID_LENGTH = _INT.pack(16)
 encode_int: Callable[[int], bytes] = functools.partial(_LEN_INT.pack, 4)
 encode_bigint: Callable[[int], bytes] = functools.partial(_LEN_LONG.pack, 8)
 
-ColumnEncoder = Callable[[Sequence[Any]], list[bytes | None]]
+ColumnEncoder = Callable[[Sequence[Any] | TypedColumn | TextColumn], list[bytes | None]]
 
 
 def _packed(struct_pack: Callable[..., bytes], size: int) -> Callable[[Sequence[Any]], list[bytes]]:
@@ -115,10 +116,98 @@ def _fast_encoders() -> dict[Any, Callable[[Sequence[Any]], list[bytes]]]:
     }
 
 
+# Driver type -> (the NumPy kind of the values it takes: "i" int, "f" float, "b" bool;
+# its wire form; the least and greatest value it holds, None: any of the kind).
+WireForm = tuple[str, str, Any, Any]
+
+
+def _wire_forms() -> dict[Any, WireForm]:
+    from cassandra import cqltypes as t
+
+    def ints(wire: str, bits: int) -> WireForm:
+        return ("i", wire, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+    return {
+        t.Int32Type: ints(">i4", 32),
+        t.LongType: ints(">i8", 64),
+        t.ShortType: ints(">i2", 16),
+        t.ByteType: ints(">i1", 8),
+        t.DateType: ints(">i8", 64),
+        t.TimestampType: ints(">i8", 64),
+        t.BooleanType: ("b", ">i1", None, None),
+        t.DoubleType: ("f", ">f8", None, None),
+        t.FloatType: ("f", ">f4", None, None),
+    }
+
+
+def _wire_values(
+    column: TypedColumn, kind: str, wire: str, least: Any, greatest: Any
+) -> list[bytes | None] | None:
+    """A typed column's values as ``write_value`` writes them ([int] length, then the
+    value big-endian, as ``struct`` packs a Python value in the fast encoders above), made
+    by NumPy; None when a value is not one the wire form holds exactly (another kind, out
+    of range, a float that is not a float32), which the caller encodes value by value."""
+    import numpy
+
+    values = column.values
+    if values.dtype.kind != kind or not len(values):
+        return None
+    if least is not None and (values.min() < least or values.max() > greatest):
+        return None
+    if wire == ">f4":
+        with numpy.errstate(over="ignore", invalid="ignore"):
+            if not (values.astype(numpy.float32).astype(numpy.float64) == values).all():
+                return None  # NaN, or not a float32 value: struct rounds and raises its own way
+    form = numpy.dtype([("length", ">i4"), ("value", wire)])
+    out = numpy.empty(len(values), form)
+    out["length"] = form["value"].itemsize
+    out["value"] = values
+    encoded: list[bytes | None] = out.view(f"V{form.itemsize}").tolist()
+    if column.nulls is not None:
+        for index in numpy.flatnonzero(column.nulls).tolist():
+            encoded[index] = None
+    return encoded
+
+
+# The driver's text types (by ``typename``) whose values are their UTF-8 (or ASCII) bytes.
+_TEXT_ENCODINGS = {"text": "utf-8", "varchar": "utf-8", "ascii": "ascii"}
+
+
+def _text_values(column: TextColumn, ascii: bool) -> list[bytes | None] | None:
+    """A text column's values as ``write_value`` writes them ([int] length, UTF-8 bytes):
+    each its length's 4 bytes joined to its bytes by Arrow, then one ``bytes`` per value
+    (None for null); None for an ASCII column with another character (the caller's
+    encoder refuses it as the driver does)."""
+    import numpy
+    import pyarrow
+    import pyarrow.compute
+
+    compute = pyarrow.compute
+    texts = column.values
+    if ascii and compute.any(compute.invert(compute.string_is_ascii(texts))).as_py():
+        return None
+    rows = len(texts)
+    lengths = compute.binary_length(texts).fill_null(0).to_numpy(zero_copy_only=False)
+    prefixes = pyarrow.Array.from_buffers(
+        pyarrow.binary(),
+        rows,
+        [
+            None,
+            pyarrow.py_buffer(numpy.arange(0, 4 * rows + 1, 4, dtype=numpy.int32)),
+            pyarrow.py_buffer(lengths.astype(">i4").tobytes()),
+        ],
+    )
+    joined = compute.binary_join_element_wise(prefixes, texts.cast(pyarrow.binary()), b"")
+    return joined.to_pylist()
+
+
 def column_encoder(
     cql_type: Any, protocol_version: int, prepare: Callable[[Any], Any] | None = None
 ) -> ColumnEncoder:
-    """A function from a column of values (None for null) to each value as the driver's
+    """A function from a column of values (None for null; a list, a
+    :class:`~transforms.typed_column.TypedColumn`, encoded by NumPy where its type has a
+    fixed-width wire form, or a :class:`~transforms.typed_column.TextColumn`, encoded by
+    Arrow for the text types) to each value as the driver's
     ``write_value`` writes it after binding: [int] length, then the serialized bytes (None
     stays None). ``cql_type`` is the driver's type of the bound variable (a prepared
     statement's ``column_metadata[i].type``); ``prepare`` turns a value into what the
@@ -134,6 +223,8 @@ def column_encoder(
         return out
 
     fast = None if prepare is not None else _fast_encoders().get(cql_type)
+    wire = None if prepare is not None else _wire_forms().get(cql_type)
+    text = None if prepare is not None else _TEXT_ENCODINGS.get(cql_type.typename)
 
     def whole(values: Sequence[Any]) -> list[bytes]:
         if prepare is not None:
@@ -145,7 +236,16 @@ def column_encoder(
                 pass  # the driver's serializer decides (and words the error)
         return generic(values)
 
-    def column(values: Sequence[Any]) -> list[bytes | None]:
+    def column(values: Sequence[Any] | TypedColumn | TextColumn) -> list[bytes | None]:
+        if isinstance(values, TypedColumn | TextColumn):
+            encoded = None
+            if isinstance(values, TextColumn):
+                encoded = None if text is None else _text_values(values, text == "ascii")
+            elif wire is not None:
+                encoded = _wire_values(values, *wire)
+            if encoded is not None:
+                return encoded
+            values = values.tolist()
         if None not in values:
             return list(whole(values))
         found = iter(whole([v for v in values if v is not None]))
