@@ -180,6 +180,26 @@ def _timestamps_beyond_datetime() -> None:
     deserializers.__dict__["DesDateType"] = deserializers.GenericDeserializer
 
 
+def _wire_order_set(items: Any) -> Any:
+    """A decoded set as the driver types it (``SortedSet``) holding its elements as
+    Cassandra sent them: in the column type's order, each one kept."""
+    from cassandra.util import SortedSet
+
+    value = SortedSet.__new__(SortedSet)
+    value._items = list(items)
+    return value
+
+
+def _sets_in_wire_order() -> None:
+    """The driver re-sorts a decoded set by Python's order and drops an element equal to
+    one before it, which is not Cassandra's order: a ``set<double>`` lost 0.0 beside -0.0
+    and moved NaN, a ``set<inet>`` or ``set<timeuuid>`` came in another order, so
+    per-element writetimes (listed in Cassandra's order) fell on the wrong elements."""
+    from cassandra import cqltypes, util
+
+    util.sortedset = cqltypes.SetType.adapter = _wire_order_set  # Cython's and Python's
+
+
 class _PositionalUdtNotice(logging.Filter):
     """Drops the driver's warning that a user type whose name or field names are not Python
     identifiers (a field ``"from"`` or ``"with space"``) comes back as a tuple with fields by
@@ -227,6 +247,7 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
 
     _allow_null_list_elements()
     _timestamps_beyond_datetime()
+    _sets_in_wire_order()
     _quiet_positional_udts()
     points = config.contact_points()
     ports = {p for _, p in points}
