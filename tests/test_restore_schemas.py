@@ -23,6 +23,8 @@ FORMATS = ["csv", "jsonl", "json", "avro", "parquet"]
 T = 1_600_000_000_000_000
 
 
+FLOAT_MAP = "frozen<map<frozen<tuple<double, int>>, int>>"
+
 # 64 spellings of ten: equal as Python decimals, but each another serialized key (unscaled
 # value and scale), so another partition with another token.
 EQUAL_DECIMALS = ["1E+1"] + [f"10.{'0' * n}" if n else "10" for n in range(63)]
@@ -111,6 +113,14 @@ def tables(session: Any, ks: str) -> str:
         f"UPDATE {ks}.set_orders USING TIMESTAMP {T + 13} "
         "SET d = d + {1.5}, f = {0.0, -0.0, NaN, 1} WHERE k = 1"
     )
+    run(f"CREATE TABLE {ks}.float_maps (k int PRIMARY KEY, m map<double, int>, f {FLOAT_MAP})")
+    run(f"CREATE TABLE {ks}.float_maps_plain (k int PRIMARY KEY, f {FLOAT_MAP})")
+    for table in ("float_maps", "float_maps_plain"):
+        run(
+            f"UPDATE {ks}.{table} USING TIMESTAMP {T + 14} AND TTL 80000 "
+            "SET f = {(-0.0, 1): 1, (0.0, 1): 2, (NaN, 2): 3} WHERE k = 1"
+        )
+    run(f"UPDATE {ks}.float_maps USING TIMESTAMP {T + 15} SET m = {{-0.0: 1, 0.0: 2}} WHERE k = 1")
     return ks
 
 
@@ -316,3 +326,24 @@ def test_sets_keep_cassandras_order_and_every_element(
         assert (row[0], row[1], [row[3], row[4]], [row[5], row[6]], row[7]) == expected, table
         ttls = row[2]  # 1.5 has none; the others 80000, 80001, 80002 when written
         assert ttls[2] is None and 80000 - 600 < ttls[0] <= ttls[1] <= ttls[3] <= 80002, table
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_maps_with_keys_minus_zero_and_zero(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """The restore decoded a map whose keys hold a double into a dict, which takes -0.0 and
+    0.0 for one key: ``{-0.0: 1, 0.0: 2}`` came back as ``{-0.0: 2}``, in a frozen map
+    (both restore paths) and among a non-frozen map's entries written at one writetime."""
+    for name in ("float_maps", "float_maps_plain"):
+        target = f"{tgt}.{name}_{fmt}"
+        round_trip(hosts, f"{tables}.{name}", target, tmp_path / name, fmt)
+        cells = "toJson(f), WRITETIME(f), TTL(f)" + (
+            ", toJson(m), WRITETIME(m)" if name == "float_maps" else ""
+        )
+        for table in (f"{tables}.{name}", target):
+            row = session.execute(f"SELECT {cells} FROM {table}").one()
+            frozen = '{"[-0.0, 1]": 1, "[0.0, 1]": 2, "[null, 2]": 3}'  # toJson: NaN as null
+            assert row[:2] == (frozen, T + 14) and 80000 - 600 < row[2] <= 80000, table
+            if name == "float_maps":
+                assert row[3:] == ('{"-0.0": 1, "0.0": 2}', [T + 15, T + 15]), table
