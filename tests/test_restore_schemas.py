@@ -121,6 +121,12 @@ def tables(session: Any, ks: str) -> str:
             "SET f = {(-0.0, 1): 1, (0.0, 1): 2, (NaN, 2): 3} WHERE k = 1"
         )
     run(f"UPDATE {ks}.float_maps USING TIMESTAMP {T + 15} SET m = {{-0.0: 1, 0.0: 2}} WHERE k = 1")
+    run(f"CREATE TYPE {ks}.pt (x double, y int)")  # its name in hex is 7074, all digits
+    run(f"CREATE TABLE {ks}.vector_udts (k int PRIMARY KEY, v vector<frozen<pt>, 2>)")
+    run(
+        f"INSERT INTO {ks}.vector_udts (k, v) VALUES (1, [{{x: 1.5, y: 2}}, {{x: null, y: 3}}]) "
+        f"USING TIMESTAMP {T + 16} AND TTL 80000"
+    )
     return ks
 
 
@@ -347,3 +353,18 @@ def test_maps_with_keys_minus_zero_and_zero(
             assert row[:2] == (frozen, T + 14) and 80000 - 600 < row[2] <= 80000, table
             if name == "float_maps":
                 assert row[3:] == ('{"-0.0": 1, "0.0": 2}', [T + 15, T + 15]), table
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_vector_of_a_user_type_named_in_hex_digits(
+    session: Any, hosts: str, tgt: str, tables: str, tmp_path: Path, fmt: str
+) -> None:
+    """The driver reads a vector's element type from its class name, where a user type's name
+    is hex: ``pt`` (``7074``) was taken for a number, and the export failed at its first
+    query (``'int' object has no attribute 'cassname'``, exit 1)."""
+    target = f"{tgt}.vector_udts_{fmt}"
+    round_trip(hosts, f"{tables}.vector_udts", target, tmp_path / "out", fmt)
+    for table in (f"{tables}.vector_udts", target):
+        row = session.execute(f"SELECT toJson(v), WRITETIME(v), TTL(v) FROM {table}").one()
+        assert row[:2] == ('[{"x": 1.5, "y": 2}, {"x": null, "y": 3}]', T + 16), table
+        assert 80000 - 600 < row[2] <= 80000, table
