@@ -87,11 +87,7 @@ class ConnectionConfig:
 
     def contact_points(self) -> list[tuple[str, int]]:
         """(host, port) pairs; a port given with a host wins over ``port``."""
-        points = []
-        for entry in self.hosts:
-            host, port = parse_host(entry, self.port)
-            points.append((host, port))
-        return points
+        return [parse_host(entry, self.port) for entry in self.hosts]
 
     def display_data(self) -> dict[str, Any]:
         """What a runner's UI may show of the connection: never the password, nor key files."""
@@ -155,9 +151,8 @@ def _allow_null_list_elements() -> None:
 
 
 def _timestamp_or_millis(data: bytes, protocol_version: int) -> Any:
-    """A CQL timestamp as the driver gives it (a naive UTC datetime), exact from its
-    integer milliseconds; outside the years datetime holds (1-9999) the milliseconds
-    themselves, which the formats render like a top-level timestamp's."""
+    """A CQL timestamp as the driver gives it (a naive UTC datetime), exact from its integer
+    milliseconds; outside years 1-9999 the milliseconds, rendered as at the top level."""
     millis = _INT64.unpack(data)[0]
     try:
         return _EPOCH + datetime.timedelta(milliseconds=millis)
@@ -166,10 +161,9 @@ def _timestamp_or_millis(data: bytes, protocol_version: int) -> Any:
 
 
 def _timestamps_beyond_datetime() -> None:
-    """A timestamp nested in a collection, tuple or UDT is decoded by the driver, whose
-    decoders fail on one outside years 1-9999 ("date value out of range"), which failed
-    the export of its table; top-level timestamps are read as integers
-    (``transforms.wire_timestamps``)."""
+    """A timestamp nested in a collection, tuple or UDT, decoded by the driver, failed the
+    export outside years 1-9999 ("date value out of range"); top-level ones are read as
+    integers (``transforms.wire_timestamps``)."""
     from cassandra import cqltypes
 
     cqltypes.DateType.deserialize = staticmethod(_timestamp_or_millis)
@@ -180,11 +174,41 @@ def _timestamps_beyond_datetime() -> None:
     deserializers.__dict__["DesDateType"] = deserializers.GenericDeserializer
 
 
+def _sets_in_wire_order() -> None:
+    """Sets as Cassandra sends them: the driver re-sorted them by Python's order (NaN, inet,
+    timeuuid, tuples with nulls) and dropped an element equal to one before (0.0 after -0.0),
+    so per-element writetimes (in Cassandra's order) fell on other elements."""
+    from cassandra import cqltypes, util
+
+    def wire_order(items: Any) -> Any:  # still a SortedSet, as the formats expect
+        value = util.SortedSet.__new__(util.SortedSet)
+        value._items = list(items)
+        return value
+
+    util.sortedset = cqltypes.SetType.adapter = wire_order  # Cython's and Python's
+
+
+def _user_types_named_in_digits() -> None:
+    """A type the driver parses from its class name (a user type inside a vector) took a
+    user type's name for an integer where its hex is all digits (``pt``: ``7074``), and
+    every query of the column failed: ``'int' object has no attribute 'cassname'``."""
+    from cassandra import cqltypes
+
+    if "_names_in_digits" in vars(cqltypes.UserType):
+        return
+    apply, simple = cqltypes.UserType.apply_parameters.__func__, cqltypes.lookup_casstype_simple
+
+    def apply_parameters(cls: Any, subtypes: Any, names: Any) -> Any:  # keyspace, name, fields
+        named = [simple(str(t)) if isinstance(t, int) else t for t in subtypes[:2]]
+        return apply(cls, [*named, *subtypes[2:]], names)
+
+    cqltypes.UserType._names_in_digits = True
+    cqltypes.UserType.apply_parameters = classmethod(apply_parameters)
+
+
 class _PositionalUdtNotice(logging.Filter):
-    """Drops the driver's warning that a user type whose name or field names are not Python
-    identifiers (a field ``"from"`` or ``"with space"``) comes back as a tuple with fields by
-    position: the export and the restore read UDT values by position, so it only added noise
-    to every run on such a table."""
+    """Drops the driver's warning that a user type whose names are not Python identifiers
+    (``"from"``) comes back as a tuple: the export and the restore read UDTs by position."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("could not create a namedtuple for")
@@ -227,6 +251,8 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
 
     _allow_null_list_elements()
     _timestamps_beyond_datetime()
+    _sets_in_wire_order()
+    _user_types_named_in_digits()
     _quiet_positional_udts()
     points = config.contact_points()
     ports = {p for _, p in points}

@@ -110,11 +110,13 @@ def key_getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any,
 def _map_of(members: list[tuple[Any, Any]]) -> Any:
     """Some entries of a map as the driver binds them: a dict, or the driver's
     ``OrderedMap`` where a key is unhashable (a UDT decoded as a mapping, a tuple holding
-    a list: the decoders give such maps as an ``OrderedMap`` too), which no dict holds."""
+    a list: the decoders give such maps as an ``OrderedMap`` too), which no dict holds, or
+    where a dict would take two keys for one (-0.0 and 0.0, which Cassandra tells apart)."""
     try:
-        return dict(members)
+        entries = dict(members)
     except TypeError:
         return OrderedMap(members)
+    return entries if len(entries) == len(members) else OrderedMap(members)
 
 
 def _per_element(values: Any, count: int) -> list[Any]:

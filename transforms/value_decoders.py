@@ -235,9 +235,11 @@ def _nullable(decode: Decoder) -> Decoder:
 
 
 def _hashable(t: CqlType) -> bool:
-    """Whether decoded values of ``t`` can be dict keys."""
+    """Whether decoded values of ``t`` can be dict keys: not a duration (the driver's
+    defines no hash), nor a float or double, whose -0.0 and 0.0 a dict takes for one key
+    where Cassandra holds two."""
     if t.name in _SCALARS:
-        return t.name != "duration"  # cassandra.util.Duration defines no hash
+        return t.name not in ("duration", "float", "double")
     return t.name == "tuple" and all(_hashable(p) for p in t.params)
 
 
