@@ -6,8 +6,9 @@ non-zero bytes, in order, are the row's field (zero bytes are padding, anywhere 
 row, so a number's digits can sit right-aligned after its sign). Adjacent columns'
 matrices, with the delimiter between them, are laid side by side and the padding
 dropped in one pass: the batch's lines when every column has a matrix
-(:func:`lines_bytes`), else one ``str`` per row for the run of columns, joined with the
-other columns' fields as before (:func:`group_texts`). Integers get their digits by
+(:func:`lines_bytes`; a column of other types gets one from its ``str`` fields, if
+they are ASCII, by :func:`text_matrix`), else one ``str`` per row for the run of
+columns, joined with the other columns' fields as before (:func:`group_texts`). Integers get their digits by
 table lookup (two per division by 100), timestamps come from
 :func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent ISO
 writetime columns are one matrix (:func:`writetime_block`), their delimiters in it,
@@ -19,7 +20,7 @@ run's rows apart); the writer checks that.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
@@ -31,12 +32,21 @@ __all__ = [
     "digit_matrix",
     "int_matrix",
     "lines_bytes",
+    "matrix_runs",
+    "Part",
+    "run_parts",
     "nulls_over",
     "group_texts",
+    "text_matrix",
     "timestamp_matrix",
     "with_nulls",
     "writetime_block",
 ]
+
+
+# A text column's matrix may hold at most this many bytes per byte of its fields and
+# their separators: else it goes the str way (one long text among short ones).
+_MAX_PADDING = 4
 
 
 @functools.cache
@@ -197,6 +207,82 @@ def _byte_table(texts: tuple[bytes, ...]) -> Any:
         table[row, : len(text)] = numpy.frombuffer(text, dtype=numpy.uint8)
     table.flags.writeable = False
     return table
+
+
+def text_matrix(fields: Sequence[str]) -> Any | None:
+    """CSV fields already quoted (``str``) -> their field matrix, each field's bytes
+    left-aligned; None when a field holds a non-ASCII character or NUL (the matrix's
+    padding), or when the widest field is so much wider than the others that the matrix
+    would hold mostly padding. One join (NUL between the fields, which finds their ends)
+    and encode, then each row cut from the joined bytes by a window of the widest
+    field's width and the bytes past its own field zeroed: no Python call per field."""
+    rows = len(fields)
+    joined = "\0".join(fields)
+    data = joined.encode("utf-8")
+    if len(data) != len(joined) or not rows:
+        return None
+    source = numpy.frombuffer(data, dtype=numpy.uint8)
+    ends = numpy.flatnonzero(source == 0)
+    if len(ends) != rows - 1:  # a field holds NUL
+        return None
+    starts = numpy.empty(rows, dtype=numpy.intp)
+    starts[0], starts[1:] = 0, ends + 1
+    lengths = numpy.append(ends, len(data)) - starts
+    width = int(lengths.max())
+    if width * rows > _MAX_PADDING * (len(data) + 1):
+        return None
+    padded = numpy.frombuffer(data + bytes(width), dtype=numpy.uint8)
+    out = numpy.lib.stride_tricks.sliding_window_view(padded, width)[starts]
+    numpy.multiply(out, numpy.arange(width) < lengths[:, None], out=out)
+    return out
+
+
+def matrix_runs(byte_columns: Sequence[Any]) -> list[tuple[int, int]]:
+    """The columns as runs ``(start, stop)``: each run of adjacent columns that have a
+    field matrix (a converter in ``byte_columns``, else None) is one, every other column
+    a run of its own."""
+    runs: list[tuple[int, int]] = []
+    for index, convert in enumerate(byte_columns):
+        if convert is not None and runs and byte_columns[runs[-1][0]] is not None:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+Part = tuple[int, int, Callable[[Sequence[Any]], Any]]
+
+
+def run_parts(
+    runs: Sequence[tuple[int, int]],
+    byte_columns: Sequence[Any],
+    iso: Sequence[bool],
+    null: bytes,
+    delimiter: str,
+) -> dict[int, list[Part]]:
+    """Per run of columns with field matrices (by its first column): its parts ``(start,
+    stop, columns -> one field matrix)``, a column each, except that adjacent ISO writetime
+    columns (``iso``) are one part (``writetime_block``: a row's equal writetimes are
+    rendered once)."""
+    separator = delimiter.encode("utf-8")
+
+    def block(columns: Sequence[Any]) -> Any:
+        return writetime_block(columns, null, separator)
+
+    def one(convert: Callable[[Any], Any]) -> Callable[[Sequence[Any]], Any]:
+        return lambda columns: convert(columns[0])
+
+    parts: dict[int, list[Part]] = {}
+    for start, stop in runs:
+        if byte_columns[start] is None:
+            continue
+        found = parts[start] = []
+        for index in range(start, stop):
+            if iso[index] and found and found[-1][2] is block:
+                found[-1] = (found[-1][0], index + 1, block)
+            else:
+                found.append((index, index + 1, block if iso[index] else one(byte_columns[index])))
+    return parts
 
 
 def lines_bytes(matrices: Sequence[Any], delimiter: bytes, end: bytes = b"\r\n") -> bytes:
