@@ -74,8 +74,7 @@ def test_timestamp_matrix_is_the_text_of_each_value() -> None:
 
 def _block_lines(columns: list[list[int | None]], null: bytes, delimiter: bytes) -> list[str]:
     masked = [_column(values, "<i8") for values in columns]
-    block = csv_bytes.writetime_block(masked, null, delimiter)
-    return _fields(block)
+    return csv_bytes.group_texts(csv_bytes.writetime_block(masked, null), delimiter)
 
 
 def test_writetime_block_joins_each_rows_writetimes_rendered_once() -> None:
@@ -137,7 +136,9 @@ def test_writetime_block_with_wide_nulls_long_delimiters_and_one_column() -> Non
     ]
     assert _block_lines([[None, 4]], b"\\N", b";") == ["\\N", "1970-01-01T00:00:00.000004Z"]
     assert _block_lines([[None], [None]], b"", b"\t") == ["\t"]
-    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"", b",") is None
+    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"") is None
+    same = csv_bytes.writetime_block([_column([1, 2], "<i8"), _column([1, 2], "<i8")], b"")
+    assert same[0] is same[1]  # no null, no writetime of its own: the first one's matrix
 
 
 def test_boolean_matrix_and_nulls() -> None:

@@ -267,8 +267,8 @@ def csv_bytes_column(
         return None
     name = field.column.cql_type.name if field.role == "value" else "bigint"
     if field.role == "writetime" and sink.writetime_format == "iso":
-        null, delimiter = sink.null_value.encode("utf-8"), sink.delimiter.encode("utf-8")
-        return lambda column: csv_bytes.writetime_block([column], null, delimiter)
+        null = sink.null_value.encode("utf-8")
+        return lambda column: csv_bytes.writetime_block([column], null)
     kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
         name, "i"
     )
@@ -378,7 +378,7 @@ class CsvWriter:
         self._runs = csv_bytes.matrix_runs(self._byte_columns)
         iso = [f.role == "writetime" and sink.writetime_format == "iso" for f in fields]
         null = sink.null_value.encode("utf-8")
-        self._parts = csv_bytes.run_parts(self._runs, self._byte_columns, iso, null, sink.delimiter)
+        self._parts = csv_bytes.run_parts(self._runs, self._byte_columns, iso, null)
         self._buffer = ColumnBuffer(self._write_columns, BUFFER_ROWS)
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
@@ -408,10 +408,9 @@ class CsvWriter:
         for start, stop in self._runs:
             matrices = None
             if self._byte_columns[start] is not None and rows >= _FEW_ROWS:
-                parts = self._parts[start]
-                matrices = [convert(columns[a:b]) for a, b, convert in parts]
-                if any(matrix is None for matrix in matrices):
-                    matrices = None
+                found = [convert(columns[a:b]) for a, b, convert in self._parts[start]]
+                if all(part is not None for part in found):
+                    matrices = [matrix for part in found for matrix in part]
             if matrices is None:
                 converts = zip(self._array_columns[start:stop], columns[start:stop], strict=True)
                 runs.append((False, [convert(c) for convert, c in converts]))
