@@ -61,8 +61,9 @@ def capture(args: argparse.Namespace) -> None:
             cls, version: int, types: Any, stream: int, flags: int, *rest: Any
         ) -> Any:
             opcode, body, _, metadata = rest
-            if opcode == 0x08:  # RESULT
-                bodies.append((version, flags, opcode, bytes(body), metadata))
+            if opcode == 0x08:  # RESULT; the types by name (parameterized ones are not picklable)
+                named = [(*m[:3], m[3].cass_parameterized_type(full=True)) for m in metadata or ()]
+                bodies.append((version, flags, opcode, bytes(body), named))
             return handler.decode_message(version, types, stream, flags, *rest)
 
     rows, paging_state = 0, None
@@ -121,6 +122,8 @@ class _KeptBytes(io.BytesIO):
 def run(args: argparse.Namespace) -> None:
     """Print one JSON line: CPU microseconds per row of each stage, rows, the SHA-256 of
     the CSV bytes and of the statistics."""
+    from cassandra.cqltypes import lookup_casstype
+
     from transforms.columnar import columnar_handler
     from transforms.formats.base import SinkConfig
     from transforms.formats.csv import CsvWriter
@@ -136,11 +139,15 @@ def run(args: argparse.Namespace) -> None:
         writetime_format=args.writetime_format,
     )
     handler = columnar_handler()
+    bodies = [
+        (version, flags, opcode, body, [(*m[:3], lookup_casstype(m[3])) for m in named] or None)
+        for version, flags, opcode, body, named in captured["bodies"]
+    ]
 
     def decode() -> list[Any]:
         return [
             handler.decode_message(version, {}, 0, flags, opcode, body, None, meta).parsed_rows
-            for version, flags, opcode, body, meta in captured["bodies"]
+            for version, flags, opcode, body, meta in bodies
         ]
 
     def stats() -> Any:

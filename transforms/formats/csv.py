@@ -420,11 +420,14 @@ class CsvWriter:
 
     def _lines(self, runs: Sequence[tuple[bool, list[Any]]], rows: int) -> bytes:
         """The runs of a batch (see ``_write_columns``) as its lines: one matrix of the
-        whole batch when some run is matrices and every ``str`` column has one too
-        (``csv_bytes.text_matrix``), else each run of matrices as one ``str`` per row
-        joined with the other fields."""
+        whole batch when every ``str`` column has one too (``csv_bytes.text_matrix``)
+        and there are no more of them than runs of matrices (each saves a run's ``str``
+        per row; measured, collections' JSON between two integer keys were slower so),
+        else each run of matrices as one ``str`` per row joined with the other fields."""
         delimiter = self._delimiter_bytes
-        if self._matrices and rows >= _FEW_ROWS and any(m for m, _ in runs):
+        texts = sum(len(items) for is_matrix, items in runs if not is_matrix)
+        matrix_runs = sum(is_matrix for is_matrix, _ in runs)
+        if self._matrices and rows >= _FEW_ROWS and 0 < matrix_runs >= texts:
             matrices: list[Any] = []
             for is_matrix, items in runs:
                 found = items if is_matrix else list(map(csv_bytes.text_matrix, items))
