@@ -8,13 +8,13 @@ matrices, with the delimiter between them, are laid side by side and the padding
 dropped in one pass: the batch's lines when every column has a matrix
 (:func:`lines_bytes`; a column of other types gets one from its ``str`` fields, if
 they are ASCII, by :func:`text_matrix`), else one ``str`` per row for the run of
-columns, joined with the other columns' fields as before (:func:`group_texts`). Integers get their digits by
-table lookup (two per division by 100), timestamps come from
-:func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent ISO
-writetime columns are rendered together (:func:`writetime_block`): a row's writetimes
-equal to its first are that one's bytes again. Neither the
-delimiter nor the null text may hold NUL (it would read as padding) or LF (it splits a
-run's rows apart); the writer checks that.
+columns, joined with the other columns' fields as before (:func:`group_texts`).
+Integers get their digits by table lookup (two per division by 100), timestamps come
+from :func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent
+ISO writetime columns are rendered together (:func:`writetime_block`): a row's
+writetimes equal to its first are that one's bytes again. Neither the delimiter nor the
+null text may hold NUL (it would read as padding) or LF (it splits a run's rows apart);
+the writer checks that.
 """
 
 from __future__ import annotations
