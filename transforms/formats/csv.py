@@ -268,7 +268,12 @@ def csv_bytes_column(
     name = field.column.cql_type.name if field.role == "value" else "bigint"
     if field.role == "writetime" and sink.writetime_format == "iso":
         null = sink.null_value.encode("utf-8")
-        return lambda column: csv_bytes.writetime_block([column], null)
+
+        def writetimes(column: Any) -> Any:
+            matrices = csv_bytes.writetime_block([column], null)
+            return None if matrices is None else matrices[0]
+
+        return writetimes
     kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
         name, "i"
     )
