@@ -29,7 +29,7 @@ from transforms.formats.avro import open_avro_writer
 from transforms.formats.base import AVRO_CODECS, SinkConfig
 from transforms.formats.csv import CsvWriter, SharedWritetimeTexts, csv_lines
 from transforms.formats.parquet_arrow import open_parquet_writer
-from transforms.stats import StatsBuilder
+from transforms.stats import HELD_ROWS, StatsBuilder
 from transforms.table_plan import PARTITION_KEY, ColumnPlan, TablePlan
 
 # --- values at their edges, as the driver gives them ------------------------------------
@@ -262,6 +262,19 @@ def test_statistics_of_columns_equal_those_of_rows(seed: int) -> None:
     by_columns.add_columns(_columns(rows[:200]))
     by_columns.add_columns(_columns(rows[200:]))
     assert by_columns.to_json() == by_rows.to_json()
+
+
+def test_statistics_of_columns_held_past_their_limit_equal_those_of_rows() -> None:
+    """Batches of writetimes and TTLs held beyond ``HELD_ROWS`` (reduced in two parts, the
+    last at ``to_json``) give the figures of the rows."""
+    rows = _rows(HELD_ROWS + 700, 11)
+    by_rows, by_columns = StatsBuilder(_plan()), StatsBuilder(_plan())
+    by_rows.add_rows(rows)
+    for start in range(0, len(rows), 1000):
+        by_columns.add_columns(_columns(rows[start : start + 1000]))
+    assert by_columns.rows == HELD_ROWS + 700
+    assert by_columns.to_json() == by_rows.to_json()
+    assert by_columns.to_json() == by_rows.to_json()  # nothing held twice
 
 
 def test_statistics_sum_writetimes_beyond_int64_exactly() -> None:

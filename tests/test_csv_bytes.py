@@ -74,8 +74,7 @@ def test_timestamp_matrix_is_the_text_of_each_value() -> None:
 
 def _block_lines(columns: list[list[int | None]], null: bytes, delimiter: bytes) -> list[str]:
     masked = [_column(values, "<i8") for values in columns]
-    block = csv_bytes.writetime_block(masked, null, delimiter)
-    return _fields(block)
+    return csv_bytes.group_texts(csv_bytes.writetime_block(masked, null), delimiter)
 
 
 def test_writetime_block_joins_each_rows_writetimes_rendered_once() -> None:
@@ -137,7 +136,9 @@ def test_writetime_block_with_wide_nulls_long_delimiters_and_one_column() -> Non
     ]
     assert _block_lines([[None, 4]], b"\\N", b";") == ["\\N", "1970-01-01T00:00:00.000004Z"]
     assert _block_lines([[None], [None]], b"", b"\t") == ["\t"]
-    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"", b",") is None
+    assert csv_bytes.writetime_block([_column([1.5], "<f8")], b"") is None
+    same = csv_bytes.writetime_block([_column([1, 2], "<i8"), _column([1, 2], "<i8")], b"")
+    assert same[0] is same[1]  # no null, no writetime of its own: the first one's matrix
 
 
 def test_boolean_matrix_and_nulls() -> None:
@@ -402,3 +403,61 @@ def test_a_text_column_alone_keeps_the_str_way_and_numbers_around_it_do_not() ->
     assert micros._runs == [(0, 1), (1, 2), (2, 8)]  # one run: values, writetimes, TTL
     quoted = CsvWriter(io.BytesIO(), _plan([0, 1]), SinkConfig(delimiter="-"), "max")
     assert all(convert is None for convert in quoted._byte_columns)  # '-' in numbers: quoted
+
+
+def test_text_matrix_holds_each_field_left_aligned() -> None:
+    fields = ["NULL", "plain", '""', '"a,b"', '"two\nlines"', "NULL", "x", "NULL"]
+    matrix = csv_bytes.text_matrix(fields)
+    assert matrix.shape == (8, 11)
+    assert bytes(matrix[0]) == b"NULL" + bytes(7)
+    assert bytes(matrix[4]) == b'"two\nlines"'
+    assert _fields(matrix) == fields
+    assert csv_bytes.text_matrix([""] * 3).shape == (3, 0)  # every field empty (null '')
+    assert _fields(csv_bytes.text_matrix(["", "a", ""])) == ["", "a", ""]
+
+
+def test_text_matrix_leaves_non_ascii_nul_and_one_wide_field_to_the_str_way() -> None:
+    assert csv_bytes.text_matrix(["a", "ünï"]) is None
+    assert csv_bytes.text_matrix(["a", "b\0c"]) is None
+    assert csv_bytes.text_matrix([]) is None
+    assert csv_bytes.text_matrix(["x" * 300] + ["y"] * 20) is None  # 21 x 300 for 320 bytes
+    assert csv_bytes.text_matrix(["x" * 12] + ["y" * 4] * 20).shape == (21, 12)
+
+
+@pytest.mark.parametrize(("delimiter", "null_value"), [(",", ""), (";", "NULL"), ("::", "x")])
+def test_whole_lines_with_a_text_column_as_a_matrix_equal_write_rows(
+    delimiter: str, null_value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASCII texts (quoted ones, empty ones, equal to the null text), nulls first, between
+    and last, whole null rows: one matrix of the batch, the bytes of the rows."""
+    texts = ["plain", "a,b", "", 'q"', "x", "NULL", "two\nlines", "a;b", "a::b"]
+    order = [0, 7, 3, 1, 5]
+    rows = [(5, None, 1.5, 7, True, None, 2**62, None)]
+    rows += [
+        (-1, text, None, 2**31 - 1, False, 1_700_000_000_123_456, -(2**63), 630_720_000)
+        for text in texts
+    ]
+    rows += [(0, None, None, None, None, None, None, None)] * 4
+    rows += [(2**63 - 1, "last", -0.0, -7, None, -1, 0, 1), (1, None, 2.0, 1, True, 0, 1, None)]
+    dtypes = ["<i8", None, "<f8", "<i4", None, "<i8", "<i8", "<i4"]
+    columns = [_column(list(v), d) for v, d in zip(zip(*rows, strict=True), dtypes, strict=True)]
+    calls: list[int] = []
+    lines, group = csv_bytes.lines_bytes, csv_bytes.group_texts
+    monkeypatch.setattr(csv_bytes, "lines_bytes", lambda *a: calls.append(1) or lines(*a))
+    monkeypatch.setattr(csv_bytes, "group_texts", lambda *a: calls.append(2) or group(*a))
+    sink = SinkConfig(delimiter=delimiter, null_value=null_value)
+    by_rows, by_columns = io.BytesIO(), _KeptBytes()
+    CsvWriter(by_rows, _plan(order), sink, "max").write_rows(rows)
+    writer = CsvWriter(by_columns, _plan(order), sink, "max")
+    writer.write_columns(columns)
+    writer.close()
+    assert by_columns.getvalue() == by_rows.getvalue()
+    assert calls == [1]  # one matrix of the whole batch, no str per row
+    assert (
+        by_columns.getvalue().split(b"\r\n")[1]
+        == {
+            ",": b"5,,1.5,7,true,,4611686018427387904,",
+            ";": b"5;NULL;1.5;7;true;NULL;4611686018427387904;NULL",
+            "::": b"5::x::1.5::7::true::x::4611686018427387904::x",
+        }[delimiter]
+    )

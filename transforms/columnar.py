@@ -96,6 +96,19 @@ def _body_size(f: Any) -> int:
         return body.nbytes
 
 
+class _ParsedColumn:
+    """A numeric column as the driver's parser fills it: the attributes its
+    ``make_arrays`` reads (``ctypes``, ``strides``, ``dtype``, ``mask``) over a plain data
+    array and mask, made a masked array once parsed (``_native_byteorder``) instead of
+    twice."""
+
+    __slots__ = ("ctypes", "data", "dtype", "mask", "strides")
+
+    def __init__(self, data: Any, mask: Any) -> None:
+        self.data, self.mask = data, mask
+        self.ctypes, self.strides, self.dtype = data.ctypes, data.strides, data.dtype
+
+
 def _marked_array(coltype: Any, size: int) -> Any:
     """``numpy_parser.make_array`` with every numeric slot holding the marker pattern."""
     from cassandra import numpy_parser
@@ -107,27 +120,32 @@ def _marked_array(coltype: Any, size: int) -> Any:
     # The pattern's bytes, as one big-endian integer per slot (a fifth of the CPU of
     # broadcasting them byte by byte).
     data.view(f">i{dtype.itemsize}").fill(_MARK_VALUES[dtype.itemsize])
-    return numpy.ma.MaskedArray(data, mask=numpy.zeros((size,), dtype=bool))
+    return _ParsedColumn(data, numpy.zeros((size,), dtype=bool))
 
 
 def _native_byteorder(array: Any) -> Any:
-    """``numpy_parser.make_native_byteorder`` for NumPy 2: big-endian numbers swapped into
-    native order (a byte copy: NaN payloads and the marker survive), mask kept."""
-    if array.dtype.kind == "O" or array.dtype.isnative:
+    """``numpy_parser.make_native_byteorder`` for NumPy 2: a parsed numeric column's
+    big-endian numbers swapped into native order in place (NaN payloads and the marker
+    survive), as a masked array (masked: null); an object array as it is."""
+    if type(array) is not _ParsedColumn:
         return array
-    data = numpy.ma.getdata(array).byteswap().view(array.dtype.newbyteorder())
-    return numpy.ma.MaskedArray(data, mask=numpy.ma.getmaskarray(array))
+    data = array.data
+    if not data.dtype.isnative:
+        data = data.byteswap(inplace=True).view(data.dtype.newbyteorder())
+    return numpy.ma.MaskedArray(data, mask=array.mask)
 
 
 def _holds_marker(column: Any) -> bool:
     """True when a non-null slot of a numeric column still holds the marker: an empty
-    value the parser did not write, or a real value equal to the marker."""
+    value the parser did not write, or a real value equal to the marker. Every null slot
+    holds it (the parser writes only the mask there), so that is when the marker is in
+    more slots than are null."""
     if column.dtype.kind == "O":
         return False
     data = numpy.ma.getdata(column)
     size = data.dtype.itemsize
-    hits = data.view(f"i{size}") == _MARK_VALUES[size]
-    return bool((hits & ~numpy.ma.getmaskarray(column)).any())
+    hits = numpy.count_nonzero(data.view(f"i{size}") == _MARK_VALUES[size])
+    return hits != numpy.count_nonzero(numpy.ma.getmaskarray(column))
 
 
 def _page_of(parsed: Any, names: Sequence[str]) -> ColumnPage | None:

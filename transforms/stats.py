@@ -20,9 +20,18 @@ import numpy
 from transforms.normalize import latest
 from transforms.table_plan import TablePlan
 
-__all__ = ["day_of", "empty_stats", "merge_stats", "StatsBuilder", "summarize", "WritetimeStatsFn"]
+__all__ = [
+    "day_of",
+    "empty_stats",
+    "HELD_ROWS",
+    "merge_stats",
+    "StatsBuilder",
+    "summarize",
+    "WritetimeStatsFn",
+]
 
 _DAY_MICROS = 86_400_000_000
+HELD_ROWS = 4096  # writetime and TTL rows of column batches reduced at once
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
@@ -39,13 +48,6 @@ def _latest_column(column: Sequence[Any]) -> list[Any]:
     """A column of collection writetimes / TTLs (per-element lists, or already one value)
     -> the latest of each cell: statistics see a collection by its latest write."""
     return [latest(v) if type(v) is list else v for v in column]
-
-
-def _present(column: Any) -> Any:
-    """The non-null values of a masked numeric column, as a plain int64 array."""
-    data = numpy.ma.getdata(column).astype(numpy.int64, copy=False)
-    mask = numpy.ma.getmaskarray(column)
-    return data[~mask] if mask.any() else data
 
 
 def _widen(acc: list[Any], count: int, low: int, high: int) -> None:
@@ -71,6 +73,8 @@ class StatsBuilder:
         self.days: list[dict[str, int]] = [{} for _ in self.wt_names]
         self.ttl = [[0, None, None] for _ in self.ttl_names]  # count, min, max
         self._day_cache: dict[int, str] = {}
+        self._held: list[list[tuple[Any, Any]]] = []  # see add_columns
+        self._held_rows = 0
         by_name = plan.columns_by_name
         # Non-frozen collections and UDTs may hold a list of element writetimes / TTLs.
         self._wt_multicell = [by_name[n].cql_type.is_multicell for n in self.wt_names]
@@ -135,26 +139,46 @@ class StatsBuilder:
     def add_columns(self, columns: Sequence[Any]) -> None:
         """Columns of a ``ColumnBatch`` (plan order; NumPy masked arrays of numbers or object
         arrays): the same result as :meth:`add_rows` on its rows, the writetime and TTL
-        columns reduced by NumPy. Columns that are not numeric go through ``add_rows``."""
+        columns reduced by NumPy. Columns that are not numeric go through ``add_rows``.
+        The writetime and TTL columns are held (as data and mask) until they hold
+        ``HELD_ROWS`` rows or :meth:`to_json` is called, and reduced together: the NumPy
+        calls per column are paid per a few thousand rows, not per reader batch."""
         n_values = self.n_values
         meta = columns[n_values:]
         width = n_values + len(self.wt_names) + len(self.ttl_names)
         if len(columns) != width or any(c.dtype.kind not in "iu" for c in meta):
             self.add_rows(list(zip(*[c.tolist() for c in columns], strict=True)))
             return
-        self.rows += len(columns[0]) if columns else 0
+        rows = len(columns[0]) if columns else 0
+        self.rows += rows
         for i in range(n_values):
             column = columns[i]
             if column.dtype.kind == "O":
                 self.nulls[i] += column.tolist().count(None)
             else:
                 self.nulls[i] += int(numpy.ma.getmaskarray(column).sum())
-        for j in range(len(self.wt_names)):
-            present = _present(meta[j])
-            if len(present):
-                self._add_writetimes(j, present)
+        if meta:
+            self._held.append([(numpy.ma.getdata(c), numpy.ma.getmaskarray(c)) for c in meta])
+            self._held_rows += rows
+            if self._held_rows >= HELD_ROWS:
+                self._reduce_held()
+
+    def _reduce_held(self) -> None:
+        """Add the held writetime and TTL columns to the figures (each joined first)."""
+        held, self._held, self._held_rows = self._held, [], 0
+        if not held:
+            return
+        columns = []
+        for parts in zip(*held, strict=True):
+            data = numpy.concatenate([d.astype(numpy.int64, copy=False) for d, _ in parts])
+            mask = numpy.concatenate([m for _, m in parts])
+            columns.append(data[~mask] if mask.any() else data)
+        n_wt = len(self.wt_names)
+        for j in range(n_wt):
+            if len(columns[j]):
+                self._add_writetimes(j, columns[j])
         for k in range(len(self.ttl_names)):
-            present = _present(meta[len(self.wt_names) + k])
+            present = columns[n_wt + k]
             if len(present):
                 low, high = int(present.min()), int(present.max())
                 _widen(self.ttl[k], len(present), low, high)
@@ -228,6 +252,7 @@ class StatsBuilder:
                     acc[2] = t
 
     def to_json(self) -> dict[str, Any]:
+        self._reduce_held()
         return {
             "rows": self.rows,
             "nulls": dict(zip(self.names, self.nulls, strict=True)),

@@ -3,7 +3,8 @@
 A batch is converted column by column (``zip(*rows)``): builtins such as ``str()`` run
 over a whole column in C, text needs no conversion, and a column is scanned once for
 what needs quoting. A ``ColumnBatch``'s numbers, timestamps, booleans and UUIDs are
-written as bytes by NumPy instead (:mod:`csv_bytes`), with no ``str`` per field. Null is
+written as bytes by NumPy instead (:mod:`csv_bytes`), with no ``str`` per field, and
+then the batch's lines as one byte matrix when its other columns' fields are ASCII. Null is
 ``--null-value`` unquoted; an empty string (or a text equal to the null text) is quoted,
 so the two never read alike.
 """
@@ -266,8 +267,13 @@ def csv_bytes_column(
         return None
     name = field.column.cql_type.name if field.role == "value" else "bigint"
     if field.role == "writetime" and sink.writetime_format == "iso":
-        null, delimiter = sink.null_value.encode("utf-8"), sink.delimiter.encode("utf-8")
-        return lambda column: csv_bytes.writetime_block([column], null, delimiter)
+        null = sink.null_value.encode("utf-8")
+
+        def writetimes(column: Any) -> Any:
+            matrices = csv_bytes.writetime_block([column], null)
+            return None if matrices is None else matrices[0]
+
+        return writetimes
     kind = {"double": "f", "float": "f", "boolean": "O", "uuid": "O", "timeuuid": "O"}.get(
         name, "i"
     )
@@ -343,50 +349,6 @@ def csv_column(
     return convert
 
 
-def _native_runs(byte_columns: Sequence[Any]) -> list[tuple[int, int]]:
-    """The columns as runs ``(start, stop)``: each run of adjacent columns that have a
-    field matrix (see ``csv_bytes_column``) is one, every other column a run of its own."""
-    runs: list[tuple[int, int]] = []
-    for index, convert in enumerate(byte_columns):
-        if convert is not None and runs and byte_columns[runs[-1][0]] is not None:
-            runs[-1] = (runs[-1][0], index + 1)
-        else:
-            runs.append((index, index + 1))
-    return runs
-
-
-def _run_parts(
-    runs: Sequence[tuple[int, int]],
-    byte_columns: Sequence[Any],
-    fields: Sequence[OutputField],
-    sink: SinkConfig,
-) -> dict[int, list[tuple[int, int, Callable[[Sequence[Any]], Any]]]]:
-    """Per run of columns with field matrices (by its first column): its parts ``(start,
-    stop, columns -> one field matrix)``, a column each, except that adjacent ISO writetime
-    columns are one part (``csv_bytes.writetime_block``: a row's equal writetimes are
-    rendered once)."""
-    null, delimiter = sink.null_value.encode("utf-8"), sink.delimiter.encode("utf-8")
-
-    def block(columns: Sequence[Any]) -> Any:
-        return csv_bytes.writetime_block(columns, null, delimiter)
-
-    def one(convert: Callable[[Any], Any]) -> Callable[[Sequence[Any]], Any]:
-        return lambda columns: convert(columns[0])
-
-    iso = [f.role == "writetime" and sink.writetime_format == "iso" for f in fields]
-    parts: dict[int, list[tuple[int, int, Callable[[Sequence[Any]], Any]]]] = {}
-    for start, stop in runs:
-        if byte_columns[start] is None:
-            continue
-        found = parts[start] = []
-        for index in range(start, stop):
-            if iso[index] and found and found[-1][2] is block:
-                found[-1] = (found[-1][0], index + 1, block)
-            else:
-                found.append((index, index + 1, block if iso[index] else one(byte_columns[index])))
-    return parts
-
-
 def csv_lines(fields: Sequence[Sequence[str]], delimiter: str) -> bytes:
     """A batch's CSV fields (one sequence per column, of equal lengths) as its lines, each
     ended by CRLF, in UTF-8. The fields are interleaved with the delimiters and line ends
@@ -414,10 +376,14 @@ class CsvWriter:
         shared = SharedWritetimeTexts()
         self._array_columns = [csv_array_column(f, sink, policy, iso_cache, shared) for f in fields]
         self._byte_columns = [csv_bytes_column(f, sink, policy) for f in fields]
-        if "\x00" in sink.delimiter + sink.null_value or "\n" in sink.delimiter + sink.null_value:
-            self._byte_columns = [None] * len(fields)  # see csv_bytes.group_texts
-        self._runs = _native_runs(self._byte_columns)
-        self._parts = _run_parts(self._runs, self._byte_columns, fields, sink)
+        # Neither may hold NUL (padding) or LF (see csv_bytes.group_texts).
+        self._matrices = not {"\x00", "\n"} & set(sink.delimiter + sink.null_value)
+        if not self._matrices:
+            self._byte_columns = [None] * len(fields)
+        self._runs = csv_bytes.matrix_runs(self._byte_columns)
+        iso = [f.role == "writetime" and sink.writetime_format == "iso" for f in fields]
+        null = sink.null_value.encode("utf-8")
+        self._parts = csv_bytes.run_parts(self._runs, self._byte_columns, iso, null)
         self._buffer = ColumnBuffer(self._write_columns, BUFFER_ROWS)
         quote = [csv_quote(sink.delimiter, sink.null_value, f.name) for f in plan.output_fields]
         self._handle.write((sink.delimiter.join(quote) + "\r\n").encode("utf-8"))
@@ -440,25 +406,45 @@ class CsvWriter:
             self._buffer.add(columns, rows)
 
     def _write_columns(self, columns: Sequence[Any]) -> None:
+        """A batch's columns as lines: each run of columns with field matrices as those
+        (``csv_bytes``), the others as ``str`` fields (``csv_array_column``)."""
         rows = len(columns[0])
-        fields: list[Sequence[str]] = []
+        runs: list[tuple[bool, list[Any]]] = []  # (matrices?, its matrices or str fields)
         for start, stop in self._runs:
             matrices = None
             if self._byte_columns[start] is not None and rows >= _FEW_ROWS:
-                parts = self._parts[start]
-                matrices = [convert(columns[a:b]) for a, b, convert in parts]
-                if any(matrix is None for matrix in matrices):
-                    matrices = None
+                found = [convert(columns[a:b]) for a, b, convert in self._parts[start]]
+                if all(part is not None for part in found):
+                    matrices = [matrix for part in found for matrix in part]
             if matrices is None:
-                converts = self._array_columns[start:stop]
-                pairs = zip(converts, columns[start:stop], strict=True)
-                fields += [convert(c) for convert, c in pairs]
-            elif stop - start == len(columns):
-                self._handle.write(csv_bytes.lines_bytes(matrices, self._delimiter_bytes))
-                return
+                converts = zip(self._array_columns[start:stop], columns[start:stop], strict=True)
+                runs.append((False, [convert(c) for convert, c in converts]))
             else:
-                fields.append(csv_bytes.group_texts(matrices, self._delimiter_bytes))
-        self._handle.write(csv_lines(fields, self._delimiter))
+                runs.append((True, matrices))
+        self._handle.write(self._lines(runs, rows))
+
+    def _lines(self, runs: Sequence[tuple[bool, list[Any]]], rows: int) -> bytes:
+        """The runs of a batch (see ``_write_columns``) as its lines: one matrix of the
+        whole batch when every ``str`` column has one too (``csv_bytes.text_matrix``)
+        and there are no more of them than runs of matrices (each saves a run's ``str``
+        per row; measured, collections' JSON between two integer keys were slower so),
+        else each run of matrices as one ``str`` per row joined with the other fields."""
+        delimiter = self._delimiter_bytes
+        texts = sum(len(items) for is_matrix, items in runs if not is_matrix)
+        matrix_runs = sum(is_matrix for is_matrix, _ in runs)
+        if self._matrices and rows >= _FEW_ROWS and 0 < matrix_runs >= texts:
+            matrices: list[Any] = []
+            for is_matrix, items in runs:
+                found = items if is_matrix else list(map(csv_bytes.text_matrix, items))
+                if any(matrix is None for matrix in found):
+                    break
+                matrices += found
+            else:
+                return csv_bytes.lines_bytes(matrices, delimiter)
+        fields: list[Sequence[str]] = []
+        for is_matrix, items in runs:
+            fields += [csv_bytes.group_texts(items, delimiter)] if is_matrix else items
+        return csv_lines(fields, self._delimiter)
 
     def close(self) -> None:
         self._buffer.flush()

@@ -6,20 +6,21 @@ non-zero bytes, in order, are the row's field (zero bytes are padding, anywhere 
 row, so a number's digits can sit right-aligned after its sign). Adjacent columns'
 matrices, with the delimiter between them, are laid side by side and the padding
 dropped in one pass: the batch's lines when every column has a matrix
-(:func:`lines_bytes`), else one ``str`` per row for the run of columns, joined with the
-other columns' fields as before (:func:`group_texts`). Integers get their digits by
-table lookup (two per division by 100), timestamps come from
-:func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent ISO
-writetime columns are one matrix (:func:`writetime_block`), their delimiters in it,
-where a row's writetimes equal to its first are that one's bytes again. Neither the
-delimiter nor the null text may hold NUL (it would read as padding) or LF (it splits a
-run's rows apart); the writer checks that.
+(:func:`lines_bytes`; a column of other types gets one from its ``str`` fields, if
+they are ASCII, by :func:`text_matrix`), else one ``str`` per row for the run of
+columns, joined with the other columns' fields as before (:func:`group_texts`).
+Integers get their digits by table lookup (two per division by 100), timestamps come
+from :func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent
+ISO writetime columns are rendered together (:func:`writetime_block`): a row's
+writetimes equal to its first are that one's bytes again. Neither the delimiter nor the
+null text may hold NUL (it would read as padding) or LF (it splits a run's rows apart);
+the writer checks that.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy
@@ -31,12 +32,21 @@ __all__ = [
     "digit_matrix",
     "int_matrix",
     "lines_bytes",
+    "matrix_runs",
+    "Part",
+    "run_parts",
     "nulls_over",
     "group_texts",
+    "text_matrix",
     "timestamp_matrix",
     "with_nulls",
     "writetime_block",
 ]
+
+
+# A text column's matrix may hold at most this many bytes per byte of its fields and
+# their separators: else it goes the str way (one long text among short ones).
+_MAX_PADDING = 4
 
 
 @functools.cache
@@ -129,52 +139,54 @@ def timestamp_matrix(values: Any, per_second: int) -> Any:
     return out
 
 
-def writetime_block(columns: Sequence[Any], null: bytes, delimiter: bytes) -> Any | None:
-    """Adjacent columns of writetimes (int64 masked arrays of microseconds) -> one field
-    matrix of their ISO fields (``timestamp_matrix``; ``null`` where masked) joined by
-    ``delimiter``; None unless every column holds integers. The cells of a row written
-    together share a writetime, so each column's fields are the first column's bytes,
-    and only the writetimes that differ from the first column's in their row are
-    rendered (all in one call); a null cell counts as its row's first writetime."""
+def writetime_block(columns: Sequence[Any], null: bytes) -> list[Any] | None:
+    """Adjacent columns of writetimes (int64 masked arrays of microseconds) -> the field
+    matrix of each, their ISO fields (``timestamp_matrix``; ``null`` where masked); None
+    unless every column holds integers. The cells of a row written together share a
+    writetime, so each column's fields are the first one's bytes (the same matrix, where
+    a column has no null and no writetime of its own), and only the writetimes that
+    differ from their row's first present one are rendered, all in one call."""
     if any(column.dtype.kind != "i" for column in columns):
         return None
     data = [numpy.ma.getdata(column).astype(numpy.int64, copy=False) for column in columns]
     masks = [numpy.ma.getmaskarray(column) for column in columns]
-    stand = _stand_ins(data, masks)
-    differ = [numpy.flatnonzero(column != stand[0]) for column in stand[1:]]
-    texts = [stand[0]] + [column[rows] for column, rows in zip(stand[1:], differ, strict=True)]
-    fixed = timestamp_matrix(numpy.concatenate(texts), 1_000_000)
-    rows, size = len(stand[0]), fixed.shape[1]
-    width = max(size, len(null))
-    stride = width + len(delimiter)
-    block = numpy.empty((rows, len(columns), stride), dtype=numpy.uint8)
-    block[:, 0, :size] = fixed[:rows]
-    block[:, 0, size:width] = 0
-    block[:, 0, width:] = numpy.frombuffer(delimiter, dtype=numpy.uint8)
-    slots = block.view(f"V{stride}")  # each field and its delimiter as one item
-    slots[:, 1:] = slots[:, :1]
-    start = rows
-    for k, found in enumerate(differ, 1):
-        block[found, k, :size] = fixed[start : start + len(found)]
-        start += len(found)
-    nulls = numpy.stack(masks, axis=1)
-    if nulls.any():
-        block[nulls, :width] = numpy.frombuffer(null.ljust(width, b"\0"), dtype=numpy.uint8)
-    return block.reshape(rows, -1)[:, : block.shape[1] * block.shape[2] - len(delimiter)]
-
-
-def _stand_ins(data: list[Any], masks: list[Any]) -> list[Any]:
-    """Writetime columns with each masked slot (which holds anything) set to its row's
-    first present writetime (none present: the last column's slot), the one its first
-    column's field is rendered from, so it renders nothing new."""
     nulls = [bool(mask.any()) for mask in masks]
-    if not any(nulls):
-        return data
+    first = _first_present(data, masks, nulls)
+    differ = [numpy.flatnonzero(column != first) for column in data[1:]]
+    differ = [
+        rows[~mask[rows]] if null else rows
+        for rows, mask, null in zip(differ, masks[1:], nulls[1:], strict=True)
+    ]
+    texts = [first] + [column[rows] for column, rows in zip(data[1:], differ, strict=True)]
+    fixed = timestamp_matrix(numpy.concatenate(texts), 1_000_000)
+    rows, size = len(first), fixed.shape[1]
+    base = fixed[:rows]
+    if len(null) > size:
+        base = numpy.concatenate([base, numpy.zeros((rows, len(null) - size), numpy.uint8)], 1)
+    null_field = numpy.frombuffer(null.ljust(base.shape[1], b"\0"), dtype=numpy.uint8)
+    out, start = [], rows
+    for found, mask, has_null in zip([None, *differ], masks, nulls, strict=True):
+        if not has_null and (found is None or not len(found)):
+            out.append(base)
+            continue
+        matrix = base.copy()
+        if found is not None and len(found):
+            matrix[found, :size] = fixed[start : start + len(found)]
+            start += len(found)
+        if has_null:
+            matrix[numpy.flatnonzero(mask)] = null_field
+        out.append(matrix)
+    return out
+
+
+def _first_present(data: list[Any], masks: list[Any], nulls: list[bool]) -> Any:
+    """Each row's first present writetime (none present: the last column's slot, which
+    holds anything): the one its first column's field is rendered from, so the writetimes
+    of the columns after it render nothing new where they equal it."""
     first = data[-1]
     for k in range(len(data) - 2, -1, -1):
         first = numpy.where(masks[k], first, data[k]) if nulls[k] else data[k]
-    stand = zip(data, masks, nulls, strict=True)
-    return [numpy.where(mask, first, d) if null else d for d, mask, null in stand]
+    return first
 
 
 def boolean_matrix(values: Sequence[Any], null: bytes) -> Any | None:
@@ -197,6 +209,84 @@ def _byte_table(texts: tuple[bytes, ...]) -> Any:
         table[row, : len(text)] = numpy.frombuffer(text, dtype=numpy.uint8)
     table.flags.writeable = False
     return table
+
+
+def text_matrix(fields: Sequence[str]) -> Any | None:
+    """CSV fields already quoted (``str``) -> their field matrix, each field's bytes
+    left-aligned; None when a field holds a non-ASCII character or NUL (the matrix's
+    padding), or when the widest field is so much wider than the others that the matrix
+    would hold mostly padding. One join (NUL between the fields, which finds their ends)
+    and encode, then each row cut from the joined bytes by a window of the widest
+    field's width and the bytes past its own field zeroed: no Python call per field."""
+    rows = len(fields)
+    joined = "\0".join(fields)
+    data = joined.encode("utf-8")
+    if len(data) != len(joined) or not rows:
+        return None
+    source = numpy.frombuffer(data, dtype=numpy.uint8)
+    ends = numpy.flatnonzero(source == 0)
+    if len(ends) != rows - 1:  # a field holds NUL
+        return None
+    starts = numpy.empty(rows, dtype=numpy.intp)
+    starts[0], starts[1:] = 0, ends + 1
+    lengths = numpy.append(ends, len(data)) - starts
+    width = int(lengths.max())
+    if width * rows > _MAX_PADDING * (len(data) + 1):
+        return None
+    padded = numpy.frombuffer(data + bytes(width), dtype=numpy.uint8)
+    out = numpy.lib.stride_tricks.sliding_window_view(padded, width)[starts]
+    numpy.multiply(out, numpy.arange(width) < lengths[:, None], out=out)
+    return out
+
+
+def matrix_runs(byte_columns: Sequence[Any]) -> list[tuple[int, int]]:
+    """The columns as runs ``(start, stop)``: each run of adjacent columns that have a
+    field matrix (a converter in ``byte_columns``, else None) is one, every other column
+    a run of its own."""
+    runs: list[tuple[int, int]] = []
+    for index, convert in enumerate(byte_columns):
+        if convert is not None and runs and byte_columns[runs[-1][0]] is not None:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+Part = tuple[int, int, Callable[[Sequence[Any]], Any]]
+
+
+def run_parts(
+    runs: Sequence[tuple[int, int]],
+    byte_columns: Sequence[Any],
+    iso: Sequence[bool],
+    null: bytes,
+) -> dict[int, list[Part]]:
+    """Per run of columns with field matrices (by its first column): its parts ``(start,
+    stop, columns -> their field matrices or None)``, a column each, except that adjacent
+    ISO writetime columns (``iso``) are one part (``writetime_block``: a row's equal
+    writetimes are rendered once)."""
+
+    def block(columns: Sequence[Any]) -> list[Any] | None:
+        return writetime_block(columns, null)
+
+    def one(convert: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any] | None]:
+        def matrices(columns: Sequence[Any]) -> list[Any] | None:
+            matrix = convert(columns[0])
+            return None if matrix is None else [matrix]
+
+        return matrices
+
+    parts: dict[int, list[Part]] = {}
+    for start, stop in runs:
+        if byte_columns[start] is None:
+            continue
+        found = parts[start] = []
+        for index in range(start, stop):
+            if iso[index] and found and found[-1][2] is block:
+                found[-1] = (found[-1][0], index + 1, block)
+            else:
+                found.append((index, index + 1, block if iso[index] else one(byte_columns[index])))
+    return parts
 
 
 def lines_bytes(matrices: Sequence[Any], delimiter: bytes, end: bytes = b"\r\n") -> bytes:
