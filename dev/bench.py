@@ -869,6 +869,26 @@ def _cpu_seconds(process: psutil.Process | None) -> float | None:
     return None
 
 
+NODE_QUIET_CORES = 0.25  # node CPU (cores) under which a run may start
+NODE_QUIET_LIMIT_S = 90.0  # the longest wait for it
+
+
+def wait_for_quiet_node(node: psutil.Process | None) -> float:
+    """Seconds spent waiting until the node's CPU over one second is under
+    ``NODE_QUIET_CORES`` (at most ``NODE_QUIET_LIMIT_S``), so that no run is charged with
+    the flushes and compactions of the run before it (a restore's table, dropped and
+    recreated, leaves both behind)."""
+    started = time.monotonic()
+    last = _cpu_seconds(node)
+    while last is not None and time.monotonic() - started < NODE_QUIET_LIMIT_S:
+        time.sleep(1.0)
+        now = _cpu_seconds(node)
+        if now is None or now - last < NODE_QUIET_CORES:
+            break
+        last = now
+    return round(time.monotonic() - started, 1)
+
+
 def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool) -> dict[str, Any]:
     out = ctx.work_dir / f"{tool}-{round_no}"
     shutil.rmtree(out, ignore_errors=True)
@@ -880,6 +900,7 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
     print(f"  running {tool} ({label}) ...", flush=True)
     log_path = ctx.work_dir / f"{tool}-{round_no}.log"
     node = node_process(ctx.hosts)
+    settled = wait_for_quiet_node(node)
     node_before = _cpu_seconds(node)
     m = run_measured(inv.cmd, env=inv.env, cwd=inv.cwd, timeout=timeout, log_path=log_path)
     node_after = _cpu_seconds(node)
@@ -898,6 +919,7 @@ def run_tool(ctx: Context, tool: str, round_no: int, timeout: float, keep: bool)
         "processes": m.processes,
         "per_process": m.per_process,
         "command": " ".join(inv.cmd),
+        "node_settle_s": settled,
     }
     peaks = ", ".join(
         f"{p['role']} {p['peak_rss_mb']:.0f}/{p['peak_pss_mb']:.0f}"
@@ -1161,7 +1183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600, help="per tool run, seconds")
     parser.add_argument("--work-dir", type=Path, help="outputs (default: a temp dir)")
     parser.add_argument("--keep-output", action="store_true")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded raw scan")
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="skip the unrecorded raw scan (and restore)"
+    )
     parser.add_argument("--ours-arg", action="append", default=[], help="extra exporter option")
     parser.add_argument("--label", default="", help="free text stored in the JSON")
     parser.add_argument(
@@ -1231,6 +1255,10 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     started = datetime.datetime.now(datetime.UTC)
     sources = prepare_restore_sources(ctx, tools, args.timeout)
+    writers = [t for t in tools if t in RESTORE_TOOLS]
+    if writers and not args.no_warmup:
+        print("warm-up: one unrecorded restore (the node's write path)", flush=True)
+        run_tool(ctx, writers[0], -1, args.timeout, keep=False)
     for round_no in range(args.repeat):
         order = tools if round_no % 2 == 0 else list(reversed(tools))
         for tool in order:
