@@ -49,8 +49,12 @@ def driver_type(t: CqlType) -> Any:
 
 
 def as_driver_returns(type_string: str, value: Any) -> Any:
-    """``value`` serialized and read back by the driver, so it has the driver's own types."""
+    """``value`` serialized and read back by the driver, so it has the driver's own types.
+    A top-level set is serialized in sorted order, as Cassandra sends the sets of these
+    cases (the export keeps a set in the order it came: ``cassandra_session``)."""
     cass_type = driver_type(parse_cql_type(type_string, USER_TYPES))
+    if isinstance(value, set | frozenset):
+        value = sorted(value)
     return cass_type.from_binary(cass_type.to_binary(value, PROTOCOL), PROTOCOL)
 
 
