@@ -174,20 +174,6 @@ def _timestamps_beyond_datetime() -> None:
     deserializers.__dict__["DesDateType"] = deserializers.GenericDeserializer
 
 
-def _sets_in_wire_order() -> None:
-    """Sets as Cassandra sends them: the driver re-sorted them by Python's order (NaN, inet,
-    timeuuid, tuples with nulls) and dropped an element equal to one before (0.0 after -0.0),
-    so per-element writetimes (in Cassandra's order) fell on other elements."""
-    from cassandra import cqltypes, util
-
-    def wire_order(items: Any) -> Any:  # still a SortedSet, as the formats expect
-        value = util.SortedSet.__new__(util.SortedSet)
-        value._items = list(items)
-        return value
-
-    util.sortedset = cqltypes.SetType.adapter = wire_order  # Cython's and Python's
-
-
 def _user_types_named_in_digits() -> None:
     """A type the driver parses from its class name (a user type inside a vector) took a
     user type's name for an integer where its hex is all digits (``pt``: ``7074``), and
@@ -249,9 +235,11 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
     )
     from cassandra.query import tuple_factory
 
+    from transforms.wire_sets import decode_sets_in_wire_order
+
     _allow_null_list_elements()
     _timestamps_beyond_datetime()
-    _sets_in_wire_order()
+    decode_sets_in_wire_order()
     _user_types_named_in_digits()
     _quiet_positional_udts()
     points = config.contact_points()

@@ -39,6 +39,7 @@ from transforms.cql_text import (
 )
 from transforms.cql_types import AvroNames, CqlType, udt_field_names
 from transforms.json_text import json_text, json_texts
+from transforms.wire_sets import WireOrderSet
 
 __all__ = [
     "avro_converter",
@@ -261,7 +262,7 @@ def _sequence_texts(values: Iterable[Any]) -> list[str]:
     kinds = set(map(type, values))
     if kinds.issubset((list, tuple)):
         return json_texts(values)
-    if kinds == {SortedSet}:
+    if kinds <= {SortedSet, WireOrderSet}:
         return json_texts(map(_ENTRIES, values))
     return json_texts(map(list, values))
 
