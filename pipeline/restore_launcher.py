@@ -155,10 +155,10 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     )
     warnings = _check_plan(settings, plan, policy)
     units = _export_units(layout, manifest, warnings)
-    connection = prepare_target(settings, plan, schema)
     redo_all = bool(settings["overwrite"])
     # An incremental export repeats rows of its base: their lists are checked as in a redo.
     read_lists = redo_all or bool(manifest.get("incremental_from"))
+    connection = prepare_target(settings, plan, schema, restore_layout, read_lists)
     done = _done_before(settings, restore_layout, recorded, plan, len(units))
     todo = [
         RestoreUnit(u.stem, u.path, u.read_started_micros, read_lists, u.expected_rows)

@@ -13,8 +13,10 @@ from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
 from pipeline.validation import QUALIFIED_NAME, connection_config
 from transforms.cassandra_session import ConnectionConfig
-from transforms.restore_manifest import retarget_create
+from transforms.manifest import join, list_files
+from transforms.restore_manifest import RestoreLayout, retarget_create
 from transforms.restore_plan import RestorePlan
+from transforms.table_plan import supports_multicell_writetime
 
 
 def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
@@ -117,11 +119,16 @@ def _user_types(ks_meta: Any) -> dict[str, Any]:
 
 
 def prepare_target(
-    settings: Settings, plan: RestorePlan, schema: dict[str, Any]
+    settings: Settings,
+    plan: RestorePlan,
+    schema: dict[str, Any],
+    layout: RestoreLayout,
+    lists_reread: bool,
 ) -> ConnectionConfig:
     """The connection the restore writes with, once the target is ready: the keyspace
     exists, the table exists (created from the export's schema with ``--create-table``),
-    and its columns and user types match the export's."""
+    and its columns and user types match the export's; and, on a target before 5.0, no
+    unit with lists is to be redone (``_refuse_list_redo``)."""
     values = dict(settings.values)
     values.update(
         read_timeout=settings["write_timeout"],
@@ -150,6 +157,7 @@ def prepare_target(
             cluster.refresh_schema_metadata()
             ks_meta = cluster.metadata.keyspaces[plan.keyspace]
         _check_columns(plan, schema, ks_meta.tables[plan.table], _user_types(ks_meta))
+        _refuse_list_redo(session, plan, layout, lists_reread)
     finally:
         cluster.shutdown()
     return connection
@@ -169,3 +177,44 @@ def _create(session: Any, plan: RestorePlan, schema: dict[str, Any], ks_meta: An
         session.execute(create.replace("CREATE TYPE ", "CREATE TYPE IF NOT EXISTS ", 1), timeout=60)
     create = retarget_create(schema["create_table"], "TABLE", source, (plan.keyspace, plan.table))
     session.execute(create.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1), timeout=60)
+
+
+def _refuse_list_redo(
+    session: Any, plan: RestorePlan, layout: RestoreLayout, lists_reread: bool
+) -> None:
+    """Refuse, on a target before Cassandra 5.0, a run that would redo units with lists.
+
+    A redone unit reads each row's lists with their element writetimes to append only the
+    elements the target lacks; Cassandra 4.x refuses WRITETIME of a non-frozen list, and
+    without it a redo would append every element again. So a restore into 4.x that would
+    redo (``--overwrite``, an incremental export, or ``--resume`` of units started and not
+    finished) is refused before anything is written; a first run needs no read."""
+    if not plan.list_columns:
+        return
+    release = str(session.execute("SELECT release_version FROM system.local").one()[0])
+    if supports_multicell_writetime(release):
+        return
+    done = {_stem(path) for path in list_files(layout.root, "*.json")}
+    started = [
+        stem
+        for stem in (_stem(path) for path in list_files(join(layout.root, "attempts"), "*.json"))
+        if stem not in done
+    ]
+    if not lists_reread and not started:
+        return
+    why = (
+        f"{len(started)} unit(s) were started and not finished"
+        if started and not lists_reread
+        else "this run rewrites units (--overwrite, or an incremental export)"
+    )
+    names = ", ".join(c.name for c in plan.list_columns)
+    raise UsageError(
+        f"the target runs Cassandra {release}, which cannot read a list's element writetimes "
+        f"(5.0 can): {why}, and rewriting them would append the elements of list column(s) "
+        f"{names} again. Truncate {plan.keyspace}.{plan.table}, delete the restore manifest "
+        f"{layout.root} and restore again (or restore into an empty table)"
+    )
+
+
+def _stem(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1][: -len(".json")]
