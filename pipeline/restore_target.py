@@ -1,22 +1,29 @@
 """The restore's target table: its name from the options (checked before anything is
 written), then on the cluster: connect, check that the keyspace exists,
 create the table and its user types from the export's recorded schema when asked, and check
-that every exported column exists there with the same type and kind."""
+that every exported column exists there with the same type and kind; and the refusals of
+runs that would redo units unsafely (on a target before 5.0, or beside busy Dask workers)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
+from pipeline.runners import dask_tasks_executing
 from pipeline.validation import QUALIFIED_NAME, connection_config
+from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
+from transforms.cassandra_write import RestoreUnit
 from transforms.manifest import join, list_files
 from transforms.restore_manifest import RestoreLayout, retarget_create
 from transforms.restore_plan import RestorePlan
 from transforms.table_plan import supports_multicell_writetime
+
+__all__ = ["prepare_target", "refuse_redo_beside_running_tasks", "target_name"]
 
 
 def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
@@ -218,3 +225,32 @@ def _refuse_list_redo(
 
 def _stem(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1][: -len(".json")]
+
+
+def refuse_redo_beside_running_tasks(
+    restore_layout: RestoreLayout, todo: list[RestoreUnit], target: str, beam_args: list[str]
+) -> None:
+    """Refuse to redo units on a Dask cluster whose workers still execute tasks.
+
+    A launcher killed mid-run leaves the tasks it had started running on the workers, each
+    writing its unit to the end. Redoing such a unit at the same time would read the
+    target's lists before that task appends to them, and append those elements again. So
+    a run that redoes units (an earlier attempt without a finished marker, or
+    ``--overwrite``) waits for idle workers: the user waits and reruns. Called before
+    anything of the restore manifest is written or deleted."""
+    attempts = {
+        posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
+        for p in mf.list_files(mf.join(restore_layout.root, "attempts"), "*.json")
+    }
+    redo = [u.stem for u in todo if u.redo or u.stem in attempts]
+    if not redo:
+        return
+    busy = dask_tasks_executing(beam_args)
+    if busy:
+        raise UsageError(
+            f"{len(redo)} unit(s) of this restore into {target} were started before and "
+            f"are to be redone, but the Dask workers still execute {busy} task(s), perhaps "
+            "an earlier run's (the tasks of a killed launcher run on): redoing a unit while "
+            "such a task still writes it could append list elements twice. Wait until the "
+            "workers are idle (or restart them), then run the same command again"
+        )
