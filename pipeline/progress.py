@@ -11,6 +11,8 @@ from transforms import manifest as mf
 from transforms.cql_text import format_writetime_iso
 from transforms.token_ranges import RING_SIZE
 
+__all__ = ["ProgressReporter", "column_summary", "print_summary"]
+
 
 class ProgressReporter:
     """Every ``interval`` seconds: ranges done / total, rows, rows/s; rewrites checkpoint.json."""
@@ -96,17 +98,25 @@ def print_summary(job: Any, elapsed: float, out: Any) -> None:
             file=out,
         )
     for name, column in stats["columns"].items():
-        wt = column.get("writetime")
-        ttl = column.get("ttl")
-        if not wt and not ttl:
-            continue
-        parts = [f"  {name}:"]
-        if wt and wt["count"]:
-            parts.append(
-                f"writetime {format_writetime_iso(wt['min'])} .. {format_writetime_iso(wt['max'])}"
-                f" ({wt['count']:,} cells)"
-            )
-        if ttl and ttl["cells_with_ttl"]:
-            parts.append(f"ttl {ttl['min']}..{ttl['max']} s ({ttl['cells_with_ttl']:,} cells)")
-        if len(parts) > 1:
-            print(" ".join(parts), file=out)
+        line = column_summary(column)
+        if line:
+            print(f"  {name}: {line}", file=out)
+
+
+def column_summary(column: dict[str, Any]) -> str:
+    """One column's statistics in the summary: writetime min .. max and mean, TTL min..max,
+    each with its cell count, and the nulls; empty for a column with no null and neither."""
+    wt = column.get("writetime")
+    ttl = column.get("ttl")
+    parts = []
+    if wt and wt["count"]:
+        parts.append(
+            f"writetime {format_writetime_iso(wt['min'])} .. {format_writetime_iso(wt['max'])}"
+            f", mean {format_writetime_iso(wt['mean'])} ({wt['count']:,} cells)"
+        )
+    if ttl and ttl["cells_with_ttl"]:
+        parts.append(f"ttl {ttl['min']}..{ttl['max']} s ({ttl['cells_with_ttl']:,} cells)")
+    nulls = column.get("nulls", 0)
+    if nulls or parts:
+        parts.append(f"{nulls:,} nulls")
+    return ", ".join(parts)

@@ -17,8 +17,12 @@ from pipeline.config import Settings, parse_settings
 from pipeline.options import UsageError
 from pipeline.restore_graph import build_restore_pipeline
 from pipeline.restore_options import RESTORE_OPTION_SPECS, restore_parser
-from pipeline.restore_target import prepare_target, target_name
-from pipeline.runners import dask_tasks_executing, runner_of, with_partitions
+from pipeline.restore_target import (
+    prepare_target,
+    refuse_redo_beside_running_tasks,
+    target_name,
+)
+from pipeline.runners import runner_of, with_partitions
 from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit, WriteSettings
@@ -155,10 +159,10 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     )
     warnings = _check_plan(settings, plan, policy)
     units = _export_units(layout, manifest, warnings)
-    connection = prepare_target(settings, plan, schema)
     redo_all = bool(settings["overwrite"])
     # An incremental export repeats rows of its base: their lists are checked as in a redo.
     read_lists = redo_all or bool(manifest.get("incremental_from"))
+    connection = prepare_target(settings, plan, schema, restore_layout, read_lists)
     done = _done_before(settings, restore_layout, recorded, plan, len(units))
     todo = [
         RestoreUnit(u.stem, u.path, u.read_started_micros, read_lists, u.expected_rows)
@@ -167,7 +171,7 @@ def prepare_restore(settings: Settings) -> RestoreJob:
     ]
     if runner_of(settings.beam_args).name == "DaskRunner":
         # Before --overwrite forgets the earlier run's markers: a refusal leaves them all.
-        _refuse_redo_beside_running_tasks(
+        refuse_redo_beside_running_tasks(
             restore_layout, todo, f"{keyspace}.{table}", settings.beam_args
         )
     if recorded is None or redo_all:
@@ -220,8 +224,15 @@ _DAMAGED = ": the restore manifest is damaged; restore every unit again with --o
 
 def _recorded_run(settings: Settings, restore_layout: RestoreLayout) -> dict[str, Any] | None:
     """restore.json of an earlier run, if any. A damaged one is bad input, except under
-    ``--overwrite``, which starts the run anew and rewrites it."""
+    ``--overwrite``, which starts the run anew and rewrites it; none is under ``--resume``
+    (a new run would rewrite the units of a run kept in another log: lists twice)."""
     if not mf.exists(restore_layout.run_json):
+        if settings["resume"] and not settings["overwrite"]:
+            raise UsageError(
+                f"--resume: no restore was started with its manifest in {restore_layout.root}, "
+                "so there is nothing to resume: give the --restore-log DIR the earlier run "
+                "used, or leave out --resume to start a new restore"
+            )
         return None
     try:
         return mf.read_json(restore_layout.run_json)
@@ -416,35 +427,6 @@ def print_restore_summary(job: RestoreJob, elapsed: float, out: Any) -> None:
             file=out,
         )
     print(f"  restore manifest: {job.restore_layout.root}", file=out)
-
-
-def _refuse_redo_beside_running_tasks(
-    restore_layout: RestoreLayout, todo: list[RestoreUnit], target: str, beam_args: list[str]
-) -> None:
-    """Refuse to redo units on a Dask cluster whose workers still execute tasks.
-
-    A launcher killed mid-run leaves the tasks it had started running on the workers, each
-    writing its unit to the end. Redoing such a unit at the same time would read the
-    target's lists before that task appends to them, and append those elements again. So
-    a run that redoes units (an earlier attempt without a finished marker, or
-    ``--overwrite``) waits for idle workers: the user waits and reruns. Called before
-    anything of the restore manifest is written or deleted."""
-    attempts = {
-        posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
-        for p in mf.list_files(mf.join(restore_layout.root, "attempts"), "*.json")
-    }
-    redo = [u.stem for u in todo if u.redo or u.stem in attempts]
-    if not redo:
-        return
-    busy = dask_tasks_executing(beam_args)
-    if busy:
-        raise UsageError(
-            f"{len(redo)} unit(s) of this restore into {target} were started before and "
-            f"are to be redone, but the Dask workers still execute {busy} task(s), perhaps "
-            "an earlier run's (the tasks of a killed launcher run on): redoing a unit while "
-            "such a task still writes it could append list elements twice. Wait until the "
-            "workers are idle (or restart them), then run the same command again"
-        )
 
 
 def run(argv: list[str], out: Any = None) -> int:

@@ -1,20 +1,29 @@
 """The restore's target table: its name from the options (checked before anything is
 written), then on the cluster: connect, check that the keyspace exists,
 create the table and its user types from the export's recorded schema when asked, and check
-that every exported column exists there with the same type and kind."""
+that every exported column exists there with the same type and kind; and the refusals of
+runs that would redo units unsafely (on a target before 5.0, or beside busy Dask workers)."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
+from pipeline.runners import dask_tasks_executing
 from pipeline.validation import QUALIFIED_NAME, connection_config
+from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
-from transforms.restore_manifest import retarget_create
+from transforms.cassandra_write import RestoreUnit
+from transforms.manifest import join, list_files
+from transforms.restore_manifest import RestoreLayout, retarget_create
 from transforms.restore_plan import RestorePlan
+from transforms.table_plan import supports_multicell_writetime
+
+__all__ = ["prepare_target", "refuse_redo_beside_running_tasks", "target_name"]
 
 
 def target_name(settings: Settings, schema: dict[str, Any]) -> tuple[str, str]:
@@ -117,11 +126,16 @@ def _user_types(ks_meta: Any) -> dict[str, Any]:
 
 
 def prepare_target(
-    settings: Settings, plan: RestorePlan, schema: dict[str, Any]
+    settings: Settings,
+    plan: RestorePlan,
+    schema: dict[str, Any],
+    layout: RestoreLayout,
+    lists_reread: bool,
 ) -> ConnectionConfig:
     """The connection the restore writes with, once the target is ready: the keyspace
     exists, the table exists (created from the export's schema with ``--create-table``),
-    and its columns and user types match the export's."""
+    and its columns and user types match the export's; and, on a target before 5.0, no
+    unit with lists is to be redone (``_refuse_list_redo``)."""
     values = dict(settings.values)
     values.update(
         read_timeout=settings["write_timeout"],
@@ -150,6 +164,7 @@ def prepare_target(
             cluster.refresh_schema_metadata()
             ks_meta = cluster.metadata.keyspaces[plan.keyspace]
         _check_columns(plan, schema, ks_meta.tables[plan.table], _user_types(ks_meta))
+        _refuse_list_redo(session, plan, layout, lists_reread)
     finally:
         cluster.shutdown()
     return connection
@@ -169,3 +184,73 @@ def _create(session: Any, plan: RestorePlan, schema: dict[str, Any], ks_meta: An
         session.execute(create.replace("CREATE TYPE ", "CREATE TYPE IF NOT EXISTS ", 1), timeout=60)
     create = retarget_create(schema["create_table"], "TABLE", source, (plan.keyspace, plan.table))
     session.execute(create.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1), timeout=60)
+
+
+def _refuse_list_redo(
+    session: Any, plan: RestorePlan, layout: RestoreLayout, lists_reread: bool
+) -> None:
+    """Refuse, on a target before Cassandra 5.0, a run that would redo units with lists.
+
+    A redone unit reads each row's lists with their element writetimes to append only the
+    elements the target lacks; Cassandra 4.x refuses WRITETIME of a non-frozen list, and
+    without it a redo would append every element again. So a restore into 4.x that would
+    redo (``--overwrite``, an incremental export, or ``--resume`` of units started and not
+    finished) is refused before anything is written; a first run needs no read."""
+    if not plan.list_columns:
+        return
+    release = str(session.execute("SELECT release_version FROM system.local").one()[0])
+    if supports_multicell_writetime(release):
+        return
+    done = {_stem(path) for path in list_files(layout.root, "*.json")}
+    started = [
+        stem
+        for stem in (_stem(path) for path in list_files(join(layout.root, "attempts"), "*.json"))
+        if stem not in done
+    ]
+    if not lists_reread and not started:
+        return
+    why = (
+        f"{len(started)} unit(s) were started and not finished"
+        if started and not lists_reread
+        else "this run rewrites units (--overwrite, or an incremental export)"
+    )
+    names = ", ".join(c.name for c in plan.list_columns)
+    raise UsageError(
+        f"the target runs Cassandra {release}, which cannot read a list's element writetimes "
+        f"(5.0 can): {why}, and rewriting them would append the elements of list column(s) "
+        f"{names} again. Truncate {plan.keyspace}.{plan.table}, delete the restore manifest "
+        f"{layout.root} and restore again (or restore into an empty table)"
+    )
+
+
+def _stem(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1][: -len(".json")]
+
+
+def refuse_redo_beside_running_tasks(
+    restore_layout: RestoreLayout, todo: list[RestoreUnit], target: str, beam_args: list[str]
+) -> None:
+    """Refuse to redo units on a Dask cluster whose workers still execute tasks.
+
+    A launcher killed mid-run leaves the tasks it had started running on the workers, each
+    writing its unit to the end. Redoing such a unit at the same time would read the
+    target's lists before that task appends to them, and append those elements again. So
+    a run that redoes units (an earlier attempt without a finished marker, or
+    ``--overwrite``) waits for idle workers: the user waits and reruns. Called before
+    anything of the restore manifest is written or deleted."""
+    attempts = {
+        posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
+        for p in mf.list_files(mf.join(restore_layout.root, "attempts"), "*.json")
+    }
+    redo = [u.stem for u in todo if u.redo or u.stem in attempts]
+    if not redo:
+        return
+    busy = dask_tasks_executing(beam_args)
+    if busy:
+        raise UsageError(
+            f"{len(redo)} unit(s) of this restore into {target} were started before and "
+            f"are to be redone, but the Dask workers still execute {busy} task(s), perhaps "
+            "an earlier run's (the tasks of a killed launcher run on): redoing a unit while "
+            "such a task still writes it could append list elements twice. Wait until the "
+            "workers are idle (or restart them), then run the same command again"
+        )

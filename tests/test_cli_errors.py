@@ -37,6 +37,7 @@ def ks(request: pytest.FixtureRequest, session: Any) -> str:
         "CREATE TABLE {ks}.t (k int, c int, v text, w int, PRIMARY KEY (k, c))",
         "CREATE TABLE {ks}.counts (k int PRIMARY KEY, n counter)",
         "CREATE TABLE {ks}.clash (k int PRIMARY KEY, v text, v_writetime text)",
+        "CREATE TABLE {ks}.clash2 (k int PRIMARY KEY, a int, a_y int)",
         "CREATE TABLE {ks}.sentinel (k int PRIMARY KEY)",
         "CREATE TABLE {ks}.x (k int PRIMARY KEY)",
         "CREATE TABLE {ks}.t2 (k int PRIMARY KEY, v text)",
@@ -271,7 +272,21 @@ CASES: list[Case] = [
         lambda c: c.args("--writetime-columns", "c"),
         "column 'c' cannot have a writetime: it is a clustering column",
     ),
-    Case("suffix-clash", lambda c: c.args(table="clash"), "--writetime-suffix"),
+    Case(
+        "suffix-clash",
+        lambda c: c.args(table="clash"),
+        "output column 'v_writetime' (writetime of 'v') would clash with the table's column of "
+        "that name; choose another suffix with --writetime-suffix",
+    ),
+    Case(  # a_y + _x and a + _y_x: two output columns, one name, none the table's
+        "suffix-clash-between-outputs",
+        lambda c: c.args(
+            *("--ttl-columns", "*", "--writetime-suffix", "_x", "--ttl-suffix", "_y_x"),
+            table="clash2",
+        ),
+        "output column 'a_y_x' (ttl of 'a') would clash with the writetime column of 'a_y'; "
+        "choose another suffix with --ttl-suffix",
+    ),
     # --- hostile names: refused as unknown, nothing executed
     Case(
         "inject-table",

@@ -402,3 +402,26 @@ def _per_element_round_trip(hosts: str, table: str, target: str, fmt: str, tmp_p
     result = restore("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
     assert result.code == 0, result.describe()
     return target
+
+
+def test_resume_with_no_run_in_the_log_is_refused(
+    static_lists: tuple[str, Path], session: Any, hosts: str, tgt: str, tmp_path: Path
+) -> None:
+    """``--resume`` where no restore was started (a killed run kept its manifest in a
+    ``--restore-log`` DIR the resume leaves out) is refused before anything is written: it
+    used to start a new run, which rewrote every unit and appended each list element again."""
+    _, out = static_lists
+    target = f"{tgt}.nothing_to_resume"
+    log = tmp_path / "log"
+    argv = ("--hosts", hosts, "--input", str(out), "--table", target, "--create-table")
+    result = restore(*argv, "--restore-log", str(log), "--resume")
+    assert (result.code, result.stdout) == (2, ""), result.describe()
+    assert result.stderr == (
+        f"cassandra-restore: error: --resume: no restore was started with its manifest in "
+        f"{log}/{target}, so there is nothing to resume: give the --restore-log DIR the "
+        "earlier run used, or leave out --resume to start a new restore\n"
+    )
+    assert not log.exists()
+    assert session.cluster.metadata.keyspaces[tgt].tables.get("nothing_to_resume") is None
+    started = restore(*argv, "--restore-log", str(log))
+    assert started.code == 0, started.describe()

@@ -396,3 +396,27 @@ def test_chart_goes_through_beam_filesystems(tmp_path: Path) -> None:
     }
     assert render_stats_chart(many).startswith(PNG_MAGIC)
     assert os.path.getsize(local) > 1024
+
+
+def test_summary_gives_each_columns_mean_and_nulls(
+    session: Any, ks: str, hosts: str, tmp_path: Path
+) -> None:
+    """The end-of-run summary, per column: writetime min .. max and mean, TTLs, and nulls."""
+    session.execute(f"CREATE TABLE {ks}.summary (k int PRIMARY KEY, a int, b int)")
+    for k, stamp in enumerate([1699999999999999, 1700000000000000, 1700000001000002]):
+        session.execute(
+            f"INSERT INTO {ks}.summary (k, a) VALUES ({k}, {k}) USING TIMESTAMP {stamp}"
+        )
+    session.execute(f"INSERT INTO {ks}.summary (k, b) VALUES (3, 3) USING TIMESTAMP 5 AND TTL 9000")
+    result = export(hosts, f"{ks}.summary", tmp_path / "out", "--ttl-columns", "*")
+    lines = [
+        line for line in result.stdout.splitlines() if line.startswith(("  a:", "  b:", "  k:"))
+    ]
+    ttl = read_stats(tmp_path / "out")["columns"]["b"]["ttl"]["min"]
+    assert 8900 < ttl <= 9000
+    assert lines == [
+        "  a: writetime 2023-11-14T22:13:19.999999Z .. 2023-11-14T22:13:21.000002Z, mean "
+        "2023-11-14T22:13:20.333333Z (3 cells), 1 nulls",
+        "  b: writetime 1970-01-01T00:00:00.000005Z .. 1970-01-01T00:00:00.000005Z, mean "
+        f"1970-01-01T00:00:00.000005Z (1 cells), ttl {ttl}..{ttl} s (1 cells), 3 nulls",
+    ]

@@ -288,3 +288,49 @@ def test_resume_after_kill_9(db: ClusterHandle, session: Any, ks: str, tmp_path:
     for name, content in committed.items():  # what was committed before the kill stays
         assert export.files[f"_manifest/ranges/{name}"] == content
     assert len(export.markers) > len(committed)
+
+
+# --- restore of a table with a non-frozen list into the same release ---------------------------
+
+
+def test_restore_lists_into_the_release(
+    session: Any, ks: str, hosts: str, release: str, tmp_path: Path
+) -> None:
+    """A first restore of a list column works on every release (4.x refused to prepare the
+    redo's list read, WRITETIME of a non-frozen list, at the workers' start: exit 1). A run
+    that would rewrite units is exact on 5.0 (no element twice) and refused on 4.x (exit 2),
+    which cannot read element writetimes, before it writes anything."""
+    from tests.test_restore import restore
+
+    session.execute(
+        f"CREATE TABLE {ks}.lists (k int, c int, l list<text>, a int, PRIMARY KEY (k, c))"
+    )
+    session.execute(
+        f"INSERT INTO {ks}.lists (k, c, l, a) VALUES (1, 1, ['x', 'y'], 5) USING TIMESTAMP 1000"
+    )
+    session.execute(f"UPDATE {ks}.lists USING TIMESTAMP 2000 SET l = l + ['z'] WHERE k=1 AND c=1")
+    out = tmp_path / "export"
+    helpers.export(hosts, f"{ks}.lists", out, "--collection-writetime", "list")
+    fixed = [] if multicell_writetimes(release) else ["--timestamp", "3000"]
+    target = ["--hosts", hosts, "--input", str(out), "--table", f"{ks}.lists_copy", *fixed]
+    first = restore(*target, "--create-table")
+    assert first.code == 0, first.describe()
+    query = f"SELECT k, c, l, a, WRITETIME(a) FROM {ks}.lists_copy"
+    expected = [(1, 1, ["x", "y", "z"], 5, 1000)]
+    assert [tuple(r) for r in session.execute(query)] == expected
+    again = restore(*target, "--overwrite")
+    if multicell_writetimes(release):
+        assert again.code == 0, again.describe()
+        stamps = session.execute(f"SELECT WRITETIME(l) FROM {ks}.lists_copy").one()[0]
+        assert stamps == [1000, 1000, 2000]
+    else:
+        assert (again.code, again.stdout) == (2, "")
+        assert again.stderr.endswith(
+            f"cassandra-restore: error: the target runs Cassandra {release}, which cannot read "
+            "a list's element writetimes (5.0 can): this run rewrites units (--overwrite, or "
+            "an incremental export), and rewriting them would append the elements of list "
+            f"column(s) l again. Truncate {ks}.lists_copy, delete the restore manifest "
+            f"{out}/_manifest/restore/{ks}.lists_copy and restore again (or restore into an "
+            "empty table)\n"
+        )
+    assert [tuple(r) for r in session.execute(query)] == expected

@@ -157,17 +157,11 @@ class RestoreUnitsFn(beam.DoFn):
         self._check_consistency = consistency_level(
             list_check_consistency(self.connection.consistency)
         )
-        # scope -> (prepared read of the lists a redo checks, their columns, its key's scope)
-        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...], str]] = {}
+        # scope -> (prepared read of the lists a redo checks, their columns, its key's scope),
+        # prepared at a redo's first row: before 5.0 Cassandra refuses to prepare it
+        # (WRITETIME of a non-frozen list), and a first restore into 4.x never reads lists.
+        self._list_checks: dict[str, tuple[Any, tuple[RestoreColumn, ...], str] | None] = {}
         self._list_types: dict[str, Any] = {}
-        for scope in (ROW, PARTITION):
-            columns = list_check_columns(self.plan, scope)
-            if not columns:
-                continue
-            prepared = self._session.prepare(list_check_cql(self.plan, scope))
-            self._list_checks[scope] = (prepared, columns, list_check_key_scope(self.plan, scope))
-            for i, column in enumerate(columns):
-                self._list_types[column.name] = prepared.result_metadata[2 * i][3]
 
     def teardown(self) -> None:
         if getattr(self, "_limiter", None) is not None:
@@ -340,7 +334,7 @@ class RestoreUnitsFn(beam.DoFn):
         clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
         row_writes: list[RowWrites] = []
         for index, row in enumerate(rows):
-            present = self._present_lists(row) if redo and self._list_checks else None
+            present = self._present_lists(row) if redo and self.plan.list_columns else None
             for fresh in (present is not None, True):
                 if fresh:  # TTLs count from now: after the target's read or the prepares
                     clock = TtlClock(unit.read_started_micros // 1_000_000, int(time.time()))
@@ -369,7 +363,7 @@ class RestoreUnitsFn(beam.DoFn):
         """Per list column, the (element key, writetime) pairs the target row (or, for a
         static-only partition, its statics) holds now."""
         scope = PARTITION if self._builder.is_static_only(row.values) else ROW
-        check = self._list_checks.get(scope)
+        check = self._list_check(scope)
         if check is None:
             return None
         prepared, columns, key_scope = check
@@ -388,6 +382,19 @@ class RestoreUnitsFn(beam.DoFn):
                 for item, stamp in zip(items, stamps, strict=True)
             )
         return present
+
+    def _list_check(self, scope: str) -> tuple[Any, tuple[RestoreColumn, ...], str] | None:
+        """The prepared list read of ``scope`` (None if it has no list), prepared once."""
+        if scope not in self._list_checks:
+            columns = list_check_columns(self.plan, scope)
+            check = None
+            if columns:
+                prepared = self._session.prepare(list_check_cql(self.plan, scope))
+                check = (prepared, columns, list_check_key_scope(self.plan, scope))
+                for i, column in enumerate(columns):
+                    self._list_types[column.name] = prepared.result_metadata[2 * i][3]
+            self._list_checks[scope] = check
+        return self._list_checks[scope]
 
     def _element_key(self, column: str, element: Any) -> bytes:
         """An element as the bytes Cassandra stores, so values decoded from a file compare

@@ -391,13 +391,16 @@ def _check_suffixes(writetime_suffix: str, ttl_suffix: str, *, both_used: bool) 
 def _check_output_names(plan: TablePlan, table_columns: set[str]) -> None:
     """No two output columns share a name, and no writetime / TTL column takes the name of
     a column of the table (exported or not)."""
-    seen: dict[str, str] = {}
+    seen: dict[str, OutputField] = {}
     for f in plan.output_fields:
         clash = seen.get(f.name)
         if clash is not None or (f.role != "value" and f.name in table_columns):
             option = "--writetime-suffix" if f.role == "writetime" else "--ttl-suffix"
+            what = "the table's column of that name"
+            if f.name not in table_columns and clash is not None:  # two outputs, one name
+                what = f"the {clash.role} column of {clash.column.name!r}"
             raise PlanError(
-                f"output column {f.name!r} would clash with the table's column of that name; "
-                f"choose another suffix with {option} (for example {option}=_wt)"
+                f"output column {f.name!r} ({f.role} of {f.column.name!r}) would clash with "
+                f"{what}; choose another suffix with {option} (for example {option}=_wt)"
             )
-        seen[f.name] = f.role
+        seen[f.name] = f
