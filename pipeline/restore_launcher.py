@@ -328,6 +328,11 @@ def _check_plan(settings: Settings, plan: RestorePlan, policy: str) -> list[str]
             f"the export has no writetime for {', '.join(without)}: those cells are restored "
             f"at the --timestamp writetime, {plan.fixed_timestamp} microseconds since the epoch"
         )
+    if not without and settings.get("timestamp"):
+        warnings.append(
+            "--timestamp is not used: the export has a writetime for every column, and each "
+            "cell is restored at its own"
+        )
     whole = [c.name for c in plan.data_columns if c.multicell and c.has_writetime]
     if whole and policy != "list":
         warnings.append(

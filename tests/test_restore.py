@@ -784,6 +784,29 @@ def test_fixed_timestamp_and_restore_log_elsewhere(
     assert not (out / "_manifest" / "restore").exists()
 
 
+def test_timestamp_unused_when_every_column_has_a_writetime(
+    session: Any, hosts: str, ks: str, tgt: str, tmp_path: Path
+) -> None:
+    """--timestamp given for an export that has every writetime: one warning that it is not
+    used, and each cell keeps its own writetime."""
+    session.execute(f"CREATE TABLE {ks}.stamped (k int PRIMARY KEY, v text)")
+    for k in range(5):
+        session.execute(
+            f"INSERT INTO {ks}.stamped (k, v) VALUES ({k}, 'v{k}') USING TIMESTAMP {k + 7}"
+        )
+    out = tmp_path / "stamped"
+    export(hosts, f"{ks}.stamped", out, "--format", "csv", "--ttl-columns", "*")
+    argv = ["--hosts", hosts, "--input", str(out), "--table", f"{tgt}.stamped"]
+    result = restore(*argv, "--create-table", "--timestamp", "now")
+    assert result.code == 0, result.describe()
+    assert result.stderr == (
+        "warning: --timestamp is not used: the export has a writetime for every column, and "
+        "each cell is restored at its own\n"
+    )
+    rows = session.execute(f"SELECT k, v, WRITETIME(v) FROM {tgt}.stamped")
+    assert sorted(map(tuple, rows)) == [(k, f"v{k}", k + 7) for k in range(5)]
+
+
 def test_restore_log_is_one_option_in_help() -> None:
     from pipeline.restore_options import restore_parser
 
