@@ -208,6 +208,47 @@ def test_rfc3339_array_bytes_fixed_width_texts() -> None:
     assert (fixed.dtype, len(fixed), len(inside)) == (numpy.dtype("S24"), 0, 0)
 
 
+def test_rfc3339_array_bytes_few_seconds_render_each_second_once() -> None:
+    """Values spanning at most half as many seconds as there are values (writetimes of a
+    batch) take the path that renders each second once: across a day's end, before the
+    epoch, with a value outside years 1-9999 among them (rendered as the epoch, masked)."""
+    midnight = 951868800  # 2000-03-01T00:00:00Z
+    values = [(midnight - 1) * 10**6 + 999_999, midnight * 10**6, midnight * 10**6 + 7]
+    values += [(midnight - 1) * 10**6, (midnight - 1) * 10**6 + 5]
+    fixed, inside = rfc3339_array_bytes(numpy.array(values), 1_000_000)
+    assert fixed.tolist() == [
+        b"2000-02-29T23:59:59.999999Z",
+        b"2000-03-01T00:00:00.000000Z",
+        b"2000-03-01T00:00:00.000007Z",
+        b"2000-02-29T23:59:59.000000Z",
+        b"2000-02-29T23:59:59.000005Z",
+    ]
+    assert inside.all()
+    fixed, inside = rfc3339_array_bytes(numpy.array([-1, -1000, 0, 999, 1000, 1001]), 1000)
+    assert fixed.tolist() == [
+        b"1969-12-31T23:59:59.999Z",
+        b"1969-12-31T23:59:59.000Z",
+        b"1970-01-01T00:00:00.000Z",
+        b"1970-01-01T00:00:00.999Z",
+        b"1970-01-01T00:00:01.000Z",
+        b"1970-01-01T00:00:01.001Z",
+    ]
+    values = [MAX_MICROS + 1, 5, 6, 1_000_007]
+    fixed, inside = rfc3339_array_bytes(numpy.array(values), 1_000_000)
+    assert inside.tolist() == [False, True, True, True]
+    assert fixed[1:].tolist() == [
+        b"1970-01-01T00:00:00.000005Z",
+        b"1970-01-01T00:00:00.000006Z",
+        b"1970-01-01T00:00:01.000007Z",
+    ]
+    assert rfc3339_array_texts(numpy.array(values * 40), 1_000_000)[:4] == [
+        str(MAX_MICROS + 1),
+        "1970-01-01T00:00:00.000005Z",
+        "1970-01-01T00:00:00.000006Z",
+        "1970-01-01T00:00:01.000007Z",
+    ]
+
+
 def _edges(per_second: int) -> list[int]:
     """Each unit around the epoch, day starts (leap days, century and 400-year
     boundaries) and the ends of years 1-9999, and the integer extremes."""
