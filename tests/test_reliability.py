@@ -667,12 +667,40 @@ def test_a_window_that_keeps_timing_out_is_split(
 
 # Real timeouts: a token region full of deleted partitions. A range scan has to step over
 # every partition tombstone between its live rows, so a page whose window covers the region
-# takes the node about 0.5 s or more for 200,000 tombstones, and a window of a 16th of it a
-# few tens of ms. No live row lies in the region: the rows exported are only the live ones.
+# takes the node a long time for 200,000 tombstones (0.5 s on one machine here, under 0.2 s
+# on a faster one, where a fixed 0.2 s timeout then never fired), and a window of a 16th of
+# it a 16th of that. The timeout is set from the region's measured scan time. No live row lies in the region: the rows exported are only the live ones.
 TOMBSTONE_REGION = (0, 2**60)  # (after, upto] in tokens
 TOMBSTONES = 200_000
 TOMB_LIVE = 2_000
-TOMB_READ_TIMEOUT = "0.2"  # the driver's request timeout: the whole region cannot be read in it
+TOMB_READ_TIMEOUT = 0.2  # the driver's request timeout at most (seconds), and
+TOMB_TIMEOUT_SHARE = 2.5  # at most the region's own scan time divided by this (a fast node)
+TOMB_MIN_TIMEOUT = 0.01  # below this a live page could time out too: the fault is not provable
+
+
+def _region_scan_seconds(session: Any, keyspace: str, table: str) -> float:
+    """The best of 3 single requests over the whole tombstone region (no live row: the node
+    steps over every tombstone for a page of 100 rows it never finds)."""
+    query = session.prepare(
+        f"SELECT pk FROM {keyspace}.{table} WHERE token(pk) > ? AND token(pk) <= ?"
+    )
+    query.fetch_size = 100
+    best = float("inf")
+    for _ in range(3):
+        started = time.monotonic()
+        rows = session.execute(query, TOMBSTONE_REGION, timeout=60).current_rows
+        best = min(best, time.monotonic() - started)
+        assert rows == []
+    return best
+
+
+def tomb_read_timeout(session: Any, keyspace: str, table: str) -> str:
+    """``--read-timeout`` that the region's page cannot meet on this node, however fast: its
+    scan time divided by ``TOMB_TIMEOUT_SHARE``, and no more than ``TOMB_READ_TIMEOUT``."""
+    region = _region_scan_seconds(session, keyspace, table)
+    timeout = min(TOMB_READ_TIMEOUT, region / TOMB_TIMEOUT_SHARE)
+    assert timeout >= TOMB_MIN_TIMEOUT, f"the tombstone region scans in {region:.3f} s"
+    return f"{timeout:.3f}"
 
 
 def _in_region(token: int) -> bool:
@@ -772,7 +800,8 @@ def test_real_timeouts_halve_the_window_and_it_grows_back(
     GROWS.clear()
     FAILURES.clear()
     out = tmp_path / "out"
-    argv = data.args(table, out, "--read-timeout", TOMB_READ_TIMEOUT, "--retries", "1")
+    read_timeout = tomb_read_timeout(data.session, data.keyspace, table)
+    argv = data.args(table, out, "--read-timeout", read_timeout, "--retries", "1")
     argv += ["--fetch-size", "100", "--splits", "16", "--direct_num_workers=1"]
     settings = parse_settings(argv)
     job = prepare_export(settings)
@@ -832,7 +861,7 @@ def test_real_timeouts_halve_the_window_and_it_grows_back(
     at_narrowest = -(-(ends[unit] - rest[0][0]) // narrowest)
     assert len(rest) <= at_narrowest, (len(rest), at_narrowest)
     _log(
-        f"{TOMBSTONES:,} partition tombstones, --read-timeout {TOMB_READ_TIMEOUT}: "
+        f"{TOMBSTONES:,} partition tombstones, --read-timeout {read_timeout}: "
         f"{timeouts} real timeouts (OperationTimedOut), {len(splits)} window splits in "
         f"{len({s[0] for s in splits})} unit(s), narrowest window 2**"
         f"{narrowest.bit_length() - 1} tokens, {grown} windows grown back; unit {unit} read "

@@ -52,6 +52,7 @@ SMALL = "small"  # the same schema, 3 x 2 rows: a cheap export to --overwrite wi
 SMALL_PARTITIONS, SMALL_ROWS_PER_PARTITION = 3, 2
 SPLITS = "64"
 CHECKPOINT_ROWS = "2000"  # units hold ~3,000 rows: many units commit in two or more pieces
+KILL_RUN_ROWS_PER_SECOND = "40000"  # the killed runs' rate: 200,000 rows in 5 s or more
 HEADER = ["pk", "ck", "n", "v", "n_writetime", "v_writetime"]
 EXTENSIONS = {"csv": ".csv", "avro": ".avro", "parquet": ".parquet"}
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -408,7 +409,10 @@ def test_kill_and_resume_repeatedly_exports_every_row_once(
     rng = random.Random(seed)
     out = tmp_path / "killed"
     log = tmp_path / "runs.log"
+    # Throttled (the resumes keep the recorded rate), so that every kill lands mid-export
+    # however fast the node: a run of the whole table takes at least 5 s.
     first = [*big.export_args(fmt), "--checkpoint-rows", CHECKPOINT_ROWS, "--output", str(out)]
+    first += ["--max-rows-per-second", KILL_RUN_ROWS_PER_SECOND]
     resume = big.resume_args(out)
     kills: list[dict[str, Any]] = []
     kept: dict[str, bytes] = {}  # markers seen after a kill: committed, never redone
