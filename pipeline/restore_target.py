@@ -6,7 +6,6 @@ runs that would redo units unsafely (on a target before 5.0, or beside busy Dask
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
@@ -15,10 +14,8 @@ from pipeline.connect_errors import connect_or_explain
 from pipeline.options import UsageError
 from pipeline.runners import dask_tasks_executing
 from pipeline.validation import QUALIFIED_NAME, connection_config
-from transforms import manifest as mf
 from transforms.cassandra_session import ConnectionConfig
 from transforms.cassandra_write import RestoreUnit
-from transforms.manifest import join, list_files
 from transforms.restore_manifest import RestoreLayout, retarget_create
 from transforms.restore_plan import RestorePlan
 from transforms.table_plan import supports_multicell_writetime
@@ -201,12 +198,7 @@ def _refuse_list_redo(
     release = str(session.execute("SELECT release_version FROM system.local").one()[0])
     if supports_multicell_writetime(release):
         return
-    done = {_stem(path) for path in list_files(layout.root, "*.json")}
-    started = [
-        stem
-        for stem in (_stem(path) for path in list_files(join(layout.root, "attempts"), "*.json"))
-        if stem not in done
-    ]
+    started = layout.attempt_stems() - layout.done_stems()
     if not lists_reread and not started:
         return
     why = (
@@ -223,10 +215,6 @@ def _refuse_list_redo(
     )
 
 
-def _stem(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1][: -len(".json")]
-
-
 def refuse_redo_beside_running_tasks(
     restore_layout: RestoreLayout, todo: list[RestoreUnit], target: str, beam_args: list[str]
 ) -> None:
@@ -238,10 +226,7 @@ def refuse_redo_beside_running_tasks(
     a run that redoes units (an earlier attempt without a finished marker, or
     ``--overwrite``) waits for idle workers: the user waits and reruns. Called before
     anything of the restore manifest is written or deleted."""
-    attempts = {
-        posixpath.basename(p.replace("\\", "/"))[: -len(".json")]
-        for p in mf.list_files(mf.join(restore_layout.root, "attempts"), "*.json")
-    }
+    attempts = restore_layout.attempt_stems()
     redo = [u.stem for u in todo if u.redo or u.stem in attempts]
     if not redo:
         return

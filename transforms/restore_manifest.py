@@ -182,13 +182,21 @@ class RestoreLayout:
 
     def done_markers(self) -> dict[str, dict[str, Any]]:
         """stem -> marker of every finished unit."""
-        found = {}
-        for path in list_files(self.root, "*.json"):
-            name = posixpath.basename(path.replace("\\", "/"))
-            if name == "restore.json" or name.startswith("."):
-                continue
-            found[name[: -len(".json")]] = read_json(path)
-        return found
+        return {stem: read_json(self.done(stem)) for stem in self.done_stems()}
+
+    def done_stems(self) -> set[str]:
+        """Stems of every finished unit (their markers unread)."""
+        return _json_stems(self.root) - {"restore"}
+
+    def attempt_stems(self) -> set[str]:
+        """Stems of every unit whose writing started (finished or not)."""
+        return _json_stems(join(self.root, "attempts"))
 
     def has_attempt(self, stem: str) -> bool:
         return exists(self.attempt(stem))
+
+
+def _json_stems(directory: str) -> set[str]:
+    """Names without ``.json`` of the ``*.json`` files in ``directory`` (none hidden)."""
+    names = (posixpath.basename(p.replace("\\", "/")) for p in list_files(directory, "*.json"))
+    return {name[: -len(".json")] for name in names if not name.startswith(".")}
