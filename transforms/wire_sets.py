@@ -36,13 +36,9 @@ class WireOrderSet(util.SortedSet):
     def __eq__(self, other: object) -> bool:
         if isinstance(other, WireOrderSet):
             return self._items == other._items
-        try:
-            others = list(other)  # type: ignore[call-overload]
-        except TypeError:
-            return NotImplemented
         if not isinstance(other, (set, frozenset, util.SortedSet)):
-            return False
-        return len(others) == len(self._items) and all(item in self._items for item in others)
+            return NotImplemented
+        return len(other) == len(self._items) and all(item in self._items for item in other)
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
