@@ -334,3 +334,27 @@ def test_restore_lists_into_the_release(
             "empty table)\n"
         )
     assert [tuple(r) for r in session.execute(query)] == expected
+    # Units started and not finished (each finished marker taken back to an attempt, as a
+    # kill between the first write and the marker leaves it): a resume redoes them exactly on
+    # 5.0 and is refused on 4.x, before anything is written.
+    manifest = out / "_manifest" / "restore" / f"{ks}.lists_copy"
+    units = [p for p in manifest.glob("*.json") if p.name != "restore.json"]
+    assert units
+    (manifest / "attempts").mkdir(exist_ok=True)
+    for unit in units:
+        unit.rename(manifest / "attempts" / unit.name)
+    resumed = restore(*target, "--resume")
+    if multicell_writetimes(release):
+        assert resumed.code == 0, resumed.describe()
+        stamps = session.execute(f"SELECT WRITETIME(l) FROM {ks}.lists_copy").one()[0]
+        assert stamps == [1000, 1000, 2000]
+    else:
+        assert (resumed.code, resumed.stdout) == (2, "")
+        assert resumed.stderr.endswith(
+            f"cassandra-restore: error: the target runs Cassandra {release}, which cannot read "
+            f"a list's element writetimes (5.0 can): {len(units)} unit(s) were started and not "
+            "finished, and rewriting them would append the elements of list column(s) l again. Truncate "
+            f"{ks}.lists_copy, delete the restore manifest {manifest} and restore again (or "
+            "restore into an empty table)\n"
+        )
+    assert [tuple(r) for r in session.execute(query)] == expected
