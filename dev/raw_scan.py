@@ -1,17 +1,18 @@
 """Raw driver scan: read every token range of a table and discard the rows.
 
 The ceiling for a Python reader on the same node: the exporter's exact query
-(``TablePlan.select_cql``: token, values, writetimes), the same session set-up
+(``TablePlan.select_cql``: values, writetimes, and ``token(pk)`` only where the exporter
+selects it, i.e. where it cannot hash the key itself), the same session set-up
 (``transforms.cassandra_session.connect``: protocol 4, range-aware routing, tuple rows),
-the same fetch size and the same work units (``plan_ranges``), but no Beam, no
-formatting and no files. Each process reads units from a shared queue with the
-next page requested before the current one is counted (driver paging, one query
-in flight per process).
+the same page sizes (by default sized from each page's message bytes, as the exporter
+sizes its own) and the same work units (``plan_ranges``), but no Beam, no formatting
+and no files. Each process reads units from a shared queue with the next page requested
+before the current one is counted (driver paging, one query in flight per process).
 
 Command line (prints one JSON line: rows, seconds, pages)::
 
     python -m dev.raw_scan --hosts 127.0.0.9:9042 --table bench.narrow_1000000 \
-        --processes 2 --fetch-size 5000 [--writetime-columns '*']
+        --processes 2 [--fetch-size 5000] [--token] [--writetime-columns '*']
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _plan(
     writetime_columns: str,
     splits: int,
     workers: int,
-    with_token: bool = True,
+    with_token: bool | None = None,
 ) -> Any:
     from transforms.cassandra_schema import (
         describe_table,
@@ -40,6 +41,7 @@ def _plan(
         ring_tokens,
     )
     from transforms.cassandra_session import ConnectionConfig, connect
+    from transforms.partition_token import partition_tokens_for
     from transforms.token_ranges import auto_splits, make_work_units, plan_ranges
 
     keyspace, _, name = table.partition(".")
@@ -55,18 +57,24 @@ def _plan(
     )
     splits = splits or auto_splits(tokens, estimates, workers)
     units = make_work_units(plan_ranges(tokens, splits, estimates))
+    if with_token is None:
+        with_token = partition_tokens_for(plan) is None
     return plan.select_cql(with_token=with_token), [(u.start, u.end) for u in units]
 
 
 def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, results: Any) -> None:
+    """Read units until the queue is empty; ``fetch_size`` 0 sizes each next page from the
+    last one's message bytes (``range_reader.auto_page_rows``, the exporter's rule)."""
     from transforms.cassandra_session import ConnectionConfig, connect
     from transforms.columnar import send_columnar, sized_rows_handler
     from transforms.elements import relax_gc
+    from transforms.range_reader import AUTO_FIRST_PAGE_ROWS, auto_page_rows
 
     relax_gc()  # the exporter's workers run with the same collector setting
-    cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=fetch_size))
+    page_rows = fetch_size or AUTO_FIRST_PAGE_ROWS
+    cluster, session = connect(ConnectionConfig(hosts=hosts, fetch_size=page_rows))
     statement = session.prepare(cql)
-    statement.fetch_size = fetch_size
+    statement.fetch_size = page_rows
     # rows read as the exporter reads them (top-level timestamps as bigint, not datetime)
     handler = sized_rows_handler()
     rows = pages = 0
@@ -83,6 +91,9 @@ def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, resul
             while True:
                 page = result.current_rows
                 more = future.has_more_pages
+                if not fetch_size:
+                    page_rows = auto_page_rows(len(page), page.nbytes) or page_rows
+                    statement.fetch_size = future.message.fetch_size = page_rows
                 if more:
                     future.start_fetching_next_page()  # prefetch while this page is counted
                 for _row in page:
@@ -101,11 +112,13 @@ def scan(
     hosts: tuple[str, ...],
     table: str,
     processes: int = 2,
-    fetch_size: int = 5000,
+    fetch_size: int = 0,
     writetime_columns: str = "none",
     splits: int = 0,
-    with_token: bool = True,
+    with_token: bool | None = None,
 ) -> dict[str, Any]:
+    """Scan ``table`` with ``processes`` readers; ``fetch_size`` 0 sizes pages as the
+    exporter does, ``with_token`` None selects ``token(pk)`` only where the exporter does."""
     cql, units = _plan(hosts, table, writetime_columns, splits, processes, with_token)
     context = multiprocessing.get_context("spawn")
     work = context.Queue()
@@ -143,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", default="127.0.0.1:9042")
     parser.add_argument("--table", required=True, help="KEYSPACE.TABLE")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--fetch-size", type=int, default=5000)
+    parser.add_argument(
+        "--fetch-size", type=int, default=0, help="rows per page (0: sized as the exporter's)"
+    )
     parser.add_argument("--writetime-columns", default="none")
     parser.add_argument("--splits", type=int, default=0, help="work units (0: as the exporter)")
     parser.add_argument(
-        "--no-token",
+        "--token",
         action="store_true",
-        help="select no token(pk) (the exporter computes it from the key where it can)",
+        help="always select token(pk) (the exporter computes it from the key where it can)",
     )
     args = parser.parse_args(argv)
     hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         args.fetch_size,
         args.writetime_columns,
         args.splits,
-        with_token=not args.no_token,
+        with_token=True if args.token else None,
     )
     print(json.dumps(report))
     return 0

@@ -93,3 +93,9 @@ def test_report_says_how_ours_sized_pages() -> None:
     assert bench._ours_pages({"fetch_size": 5000}) == ""  # results from before the option
     assert bench._ours_pages({"ours_fetch_size": None}) == " (ours: pages sized from their bytes)"
     assert bench._ours_pages({"ours_fetch_size": 5000}) == " (ours: 5000)"
+
+
+def test_write_probe_measures_and_removes_its_file(tmp_path: Path) -> None:
+    ns_per_byte = bench.write_probe(tmp_path, mib=4)
+    assert ns_per_byte >= 0  # CPU clock ticks are 10 ms: a small file may read 0
+    assert list(tmp_path.iterdir()) == []
