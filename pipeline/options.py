@@ -136,7 +136,7 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "fetch-size",
-        "rows per page; 0 sizes pages from their bytes (about 3 MiB, 100 to 20000 rows)",
+        "rows per page; 0 sizes pages from their bytes (about 4 MiB, 100 to 50000 rows)",
         type=non_negative_int,
         default=0,
         group="connection",

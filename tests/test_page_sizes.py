@@ -37,15 +37,15 @@ BIG_TEXT = 2_000
 
 
 def test_rule_aims_at_the_byte_target_within_the_bounds() -> None:
-    # 5,000 rows in 1 MiB: 3 MiB is 15,000 rows.
-    assert auto_page_rows(5_000, 1 << 20) == 15_000
+    # 5,000 rows in 1 MiB: 4 MiB is 20,000 rows.
+    assert auto_page_rows(5_000, 1 << 20) == 20_000
     # Small rows: capped.
     assert auto_page_rows(5_000, 100_000) == AUTO_MAX_PAGE_ROWS
     # Rows of 1 MiB: at least the floor.
     assert auto_page_rows(10, 10 << 20) == AUTO_MIN_PAGE_ROWS
     # Floor division, as many whole rows as fit.
-    assert auto_page_rows(3, 300) == AUTO_MAX_PAGE_ROWS
-    assert auto_page_rows(700, 1_000_000) == AUTO_PAGE_BYTES * 700 // 1_000_000 == 2202
+    assert auto_page_rows(3, 200) == AUTO_MAX_PAGE_ROWS
+    assert auto_page_rows(700, 1_000_000) == AUTO_PAGE_BYTES * 700 // 1_000_000 == 2936
     # Nothing learnt from an empty page or an unknown size.
     assert auto_page_rows(0, 500) is None
     assert auto_page_rows(100, 0) is None
