@@ -45,7 +45,7 @@ from transforms.table_plan import TablePlan
 from transforms.token_restriction import TOKEN_RANGES
 from transforms.wire_timestamps import millis_rows
 
-__all__ = ["RangeReadError", "ReadRangesFn", "auto_page_rows"]
+__all__ = ["AUTO_FIRST_PAGE_ROWS", "RangeReadError", "ReadRangesFn", "auto_page_rows"]
 
 _LOG = logging.getLogger(__name__)
 
