@@ -92,7 +92,9 @@ def _worker(hosts: tuple[str, ...], cql: str, fetch_size: int, units: Any, resul
                 page = result.current_rows
                 more = future.has_more_pages
                 if not fetch_size:
-                    page_rows = auto_page_rows(len(page), page.nbytes) or page_rows
+                    # an empty page is a plain list: nothing learnt from it
+                    size = auto_page_rows(len(page), getattr(page, "nbytes", 0))
+                    page_rows = size or page_rows
                     statement.fetch_size = future.message.fetch_size = page_rows
                 if more:
                     future.start_fetching_next_page()  # prefetch while this page is counted
@@ -132,7 +134,16 @@ def scan(
     ]
     for proc in procs:
         proc.start()
-    totals = [results.get() for _ in procs]
+    totals: list[tuple[int, int]] = []
+    while len(totals) < len(procs):
+        try:
+            totals.append(results.get(timeout=1.0))
+        except queue.Empty:
+            failed = [p.exitcode for p in procs if p.exitcode]
+            if failed:  # a worker that died never reports: do not wait for it
+                for proc in procs:
+                    proc.terminate()
+                raise SystemExit(f"raw scan: a worker failed with exit code {failed[0]}") from None
     for proc in procs:
         proc.join()
     seconds = time.monotonic() - started
