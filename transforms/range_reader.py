@@ -52,9 +52,9 @@ _LOG = logging.getLogger(__name__)
 # Pages sized from their bytes (``--fetch-size 0``, the default). A page costs the node a
 # fixed amount (the range query resumed from its paging state) besides its rows: on
 # Cassandra 5.0, 20,000 narrow rows per page took about 10% less node CPU per row than
-# 5,000, and 50,000 about 10% less again with writetimes (whose WRITETIME() selectors make
-# each page dearer). Pages of wide rows hold fewer rows, so that a page (held twice: one
-# read, one being processed) stays a few MiB in memory.
+# 5,000, and up to 50,000 rows / 4 MiB about 10% less again (7% with writetimes, whose
+# bigger rows fill 4 MiB at about 42,000). Pages of wide rows hold fewer rows, so that a
+# page (held twice: one read, one being processed) stays a few MiB in memory.
 AUTO_FIRST_PAGE_ROWS = 5000  # before any page was measured
 AUTO_PAGE_BYTES = 4 << 20  # result message bytes aimed at per page
 AUTO_MIN_PAGE_ROWS = 100
