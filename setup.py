@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 REQUIREMENTS = [
@@ -20,6 +20,11 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
     install_requires=REQUIREMENTS,
+    # The CSV writer's compiled line builder: optional, a build that fails (no C compiler)
+    # leaves the NumPy path, which writes the same bytes.
+    ext_modules=[
+        Extension("transforms.formats._lines", ["transforms/formats/_lines.c"], optional=True)
+    ],
     entry_points={
         "console_scripts": [
             "cassandra-export = pipeline.cli:console_main",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh the project's virtualenv (.venv) from the pinned requirements.
-# Idempotent: reinstalls only when requirements*.txt or setup.py changed.
+# Idempotent: reinstalls only when requirements*.txt, setup.py or the C source changed
+# (the editable install compiles transforms/formats/_lines.c in place).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -8,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.requirements.sha"
-want="$(cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements-dev.txt setup.py transforms/formats/*.c | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt

@@ -1,6 +1,7 @@
 """The CSV byte path (``transforms.formats.csv_bytes``, ``csv_doubles``): field matrices of
 integers, timestamps, doubles, booleans and UUIDs against ``str``/``repr``/the per-value
-formatters, and ``CsvWriter.write_columns`` through it against ``write_rows``."""
+formatters, the compiled line builder against the NumPy one and a plain Python join, and
+``CsvWriter.write_columns`` through both against ``write_rows``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import itertools
 import math
 import random
+import shutil
 import uuid
 from typing import Any
 
@@ -31,6 +33,16 @@ def _fields(matrix: Any) -> list[str]:
 class _KeptBytes(io.BytesIO):
     def close(self) -> None:  # the bytes stay readable after the writer's close
         pass
+
+
+def _numpy_lines(patch: pytest.MonkeyPatch) -> None:
+    """The writer's lines from the NumPy path, as where the compiled builder is not built."""
+    patch.setattr(csv_bytes, "_lines", None)
+    patch.setattr(csv_bytes, "COMPILED", False)
+
+
+# The line builders a test runs under: the compiled one only where it is built.
+BUILDERS = ["numpy", "compiled"] if csv_bytes.COMPILED else ["numpy"]
 
 
 def _reprs(values: Any) -> list[str]:
@@ -335,9 +347,13 @@ def test_write_columns_through_bytes_equal_write_rows(
     monkeypatch.setattr(csv_module, "BUFFER_ROWS", buffer_rows)
     sink = SinkConfig(delimiter=delimiter, null_value=null_value, writetime_format=writetime_format)
     calls: list[int] = []
-    lines, group = csv_bytes.lines_bytes, csv_bytes.group_texts
+    lines, group, joined = csv_bytes.lines_bytes, csv_bytes.group_texts, csv_bytes.compiled_lines
     monkeypatch.setattr(csv_bytes, "lines_bytes", lambda *a: calls.append(1) or lines(*a))
     monkeypatch.setattr(csv_bytes, "group_texts", lambda *a: calls.append(2) or group(*a))
+    compiled_calls: list[int] = []
+    monkeypatch.setattr(
+        csv_bytes, "compiled_lines", lambda *a: compiled_calls.append(1) or joined(*a)
+    )
     rng = random.Random(len(delimiter) * 13 + len(null_value))
     expected = False
     for order in ORDERS:
@@ -345,23 +361,35 @@ def test_write_columns_through_bytes_equal_write_rows(
             _batch(order, count, rng, nulls)
             for count, nulls in ((1, 0.2), (16, 0.0), (300, 0.2), (40, 1.0), (200, 0.05))
         ]
-        by_rows, by_columns = io.BytesIO(), _KeptBytes()
-        rows_writer = CsvWriter(by_rows, _plan(order), sink, "max")
-        columns_writer = CsvWriter(by_columns, _plan(order), sink, "max")
-        for rows, columns in batches:
-            rows_writer.write_rows(rows)
-            columns_writer.write_columns(columns)
-        columns_writer.close()
-        assert by_columns.getvalue() == by_rows.getvalue()
+        outputs = []
+        for builder in BUILDERS:
+            with monkeypatch.context() as patch:
+                if builder == "numpy":
+                    _numpy_lines(patch)
+                by_rows, by_columns = io.BytesIO(), _KeptBytes()
+                rows_writer = CsvWriter(by_rows, _plan(order), sink, "max")
+                columns_writer = CsvWriter(by_columns, _plan(order), sink, "max")
+                for rows, columns in batches:
+                    rows_writer.write_rows(rows)
+                    columns_writer.write_columns(columns)
+                columns_writer.close()
+                outputs += [by_rows.getvalue(), by_columns.getvalue()]
+        assert outputs == [outputs[0]] * len(outputs)
         expected |= any(convert is not None for convert in columns_writer._byte_columns)
+    assert bool(compiled_calls) == ("compiled" in BUILDERS)
     assert bool(calls) == expected  # the byte path ran where some column has one
     assert expected or delimiter in ("0", "e", "a", "-") or null_value in ("0", "-", "true")
 
 
-def test_column_batches_are_joined_in_order_around_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_column_batches_are_joined_in_order_around_rows(
+    builder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Column batches held until ``BUFFER_ROWS`` rows, written joined; rows written between
     them and ``close`` write what is held first; a column whose type differs between the
     held batches has them written one by one; the bytes are those of the rows."""
+    if builder == "numpy":
+        _numpy_lines(monkeypatch)
     monkeypatch.setattr(csv_module, "BUFFER_ROWS", 500)
     order = [0, 1, 2, 3, 4, 5, 6, 8, 9]
     rng = random.Random(5)
@@ -424,12 +452,16 @@ def test_text_matrix_leaves_non_ascii_nul_and_one_wide_field_to_the_str_way() ->
     assert csv_bytes.text_matrix(["x" * 12] + ["y" * 4] * 20).shape == (21, 12)
 
 
+@pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize(("delimiter", "null_value"), [(",", ""), (";", "NULL"), ("::", "x")])
 def test_whole_lines_with_a_text_column_as_a_matrix_equal_write_rows(
-    delimiter: str, null_value: str, monkeypatch: pytest.MonkeyPatch
+    delimiter: str, null_value: str, builder: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ASCII texts (quoted ones, empty ones, equal to the null text), nulls first, between
-    and last, whole null rows: one matrix of the batch, the bytes of the rows."""
+    and last, whole null rows: one matrix of the batch (NumPy path; the compiled builder
+    takes the ``str`` fields as they are), the bytes of the rows."""
+    if builder == "numpy":
+        _numpy_lines(monkeypatch)
     texts = ["plain", "a,b", "", 'q"', "x", "NULL", "two\nlines", "a;b", "a::b"]
     order = [0, 7, 3, 1, 5]
     rows = [(5, None, 1.5, 7, True, None, 2**62, None)]
@@ -452,7 +484,7 @@ def test_whole_lines_with_a_text_column_as_a_matrix_equal_write_rows(
     writer.write_columns(columns)
     writer.close()
     assert by_columns.getvalue() == by_rows.getvalue()
-    assert calls == [1]  # one matrix of the whole batch, no str per row
+    assert calls == ([1] if builder == "numpy" else [])  # one matrix, no str per row
     assert (
         by_columns.getvalue().split(b"\r\n")[1]
         == {
@@ -461,3 +493,96 @@ def test_whole_lines_with_a_text_column_as_a_matrix_equal_write_rows(
             "::": b"5::x::1.5::7::true::x::4611686018427387904::x",
         }[delimiter]
     )
+
+
+def _joined_in_python(parts: list[Any], delimiter: bytes, end: bytes) -> bytes:
+    """What the line builders must write: each row's fields (a matrix row without its
+    zero bytes, a str's UTF-8) joined by the delimiter, each line ended by ``end``."""
+    fields = [
+        [bytes(row).replace(b"\0", b"") for row in part]
+        if isinstance(part, numpy.ndarray)
+        else [text.encode("utf-8") for text in part]
+        for part in parts
+    ]
+    return b"".join(delimiter.join(row) + end for row in zip(*fields, strict=True))
+
+
+def _random_matrix(rng: random.Random, rows: int, width: int) -> Any:
+    """Bytes 1-255 with zero runs anywhere (left, right, inside, whole rows)."""
+    matrix = numpy.array(
+        [[rng.choice([0, 0, rng.randrange(1, 256)]) for _ in range(width)] for _ in range(rows)],
+        dtype=numpy.uint8,
+    ).reshape(rows, width)
+    if rows:
+        matrix[rng.randrange(rows)] = 0
+        matrix[rng.randrange(rows)] = rng.randrange(1, 256)  # no padding at all
+    return matrix
+
+
+TEXTS = [
+    "",
+    "a",
+    "plain text",
+    '"quoted, with ""quotes"""',
+    "ünïcödé",
+    "😀 wide",
+    "nul\0in",
+    "x" * 70,
+]
+
+
+@pytest.mark.skipif(not csv_bytes.COMPILED, reason="the compiled line builder is not built here")
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_lines_equal_a_python_join_and_the_numpy_path(seed: int) -> None:
+    """Matrices of widths 0 to 19 (the 8-byte fast path and its tail), a column slice (not
+    contiguous), str fields of any UTF-8 (NUL kept), 0 to 300 rows, delimiters and line
+    ends of several bytes."""
+    rng = random.Random(seed)
+    rows = rng.choice([0, 1, 7, 300])
+    delimiter = rng.choice([b",", b";", b"::", "¦".encode(), b"\t"])
+    end = rng.choice([b"\r\n", b"\n"])
+    parts: list[Any] = []
+    for _ in range(rng.randrange(1, 7)):
+        kind = rng.randrange(3)
+        if kind == 0:
+            parts.append(_random_matrix(rng, rows, rng.randrange(20)))
+        elif kind == 1:
+            parts.append(_random_matrix(rng, rows, 24)[:, 3:17])  # strided rows
+        else:
+            parts.append([rng.choice(TEXTS) for _ in range(rows)])
+    expected = _joined_in_python(parts, delimiter, end)
+    assert csv_bytes.compiled_lines(parts, rows, delimiter, end) == expected
+    assert (
+        csv_bytes.compiled_lines(
+            [tuple(p) if isinstance(p, list) else p for p in parts], rows, delimiter, end
+        )
+        == expected
+    )
+    matrices = [p for p in parts if isinstance(p, numpy.ndarray)]
+    if matrices and rows:
+        assert csv_bytes.lines_bytes(matrices, delimiter, end) == _joined_in_python(
+            matrices, delimiter, end
+        )
+
+
+@pytest.mark.skipif(not csv_bytes.COMPILED, reason="the compiled line builder is not built here")
+def test_compiled_lines_refuse_parts_that_do_not_fit() -> None:
+    matrix = numpy.ones((3, 2), dtype=numpy.uint8)
+    with pytest.raises(ValueError, match="row count"):
+        csv_bytes.compiled_lines([matrix, ["a", "b"]], 3, b",")
+    with pytest.raises(ValueError, match="one row per line"):
+        csv_bytes.compiled_lines([matrix], 4, b",")
+    with pytest.raises(ValueError, match="one row per line"):
+        csv_bytes.compiled_lines([numpy.ones((3, 2, 2), dtype=numpy.uint8)], 3, b",")
+    with pytest.raises(TypeError, match="not str"):
+        csv_bytes.compiled_lines([matrix, ["a", None, "c"]], 3, b",")
+    with pytest.raises(UnicodeEncodeError):
+        csv_bytes.compiled_lines([["a", "\ud800", "c"]], 3, b",")  # as str.encode refuses
+
+
+def test_the_compiled_line_builder_is_built_where_a_compiler_is() -> None:
+    """``setup.py`` builds it (optional) at install; with a C compiler here, a missing
+    build means the CSV writer silently lost its fast path."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the NumPy path writes the same bytes")
+    assert csv_bytes.COMPILED

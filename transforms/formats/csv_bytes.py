@@ -5,10 +5,14 @@ Such a column becomes a *field matrix*: a ``uint8`` array of one row per CSV row
 non-zero bytes, in order, are the row's field (zero bytes are padding, anywhere in the
 row, so a number's digits can sit right-aligned after its sign). Adjacent columns'
 matrices, with the delimiter between them, are laid side by side and the padding
-dropped in one pass: the batch's lines when every column has a matrix
-(:func:`lines_bytes`; a column of other types gets one from its ``str`` fields, if
-they are ASCII, by :func:`text_matrix`), else one ``str`` per row for the run of
-columns, joined with the other columns' fields as before (:func:`group_texts`).
+dropped in one pass. Where the compiled line builder is built (``_lines.c``, an
+optional extension that ``setup.py`` compiles when a C compiler is there), that pass
+takes matrices and lists of ``str`` fields alike (:func:`compiled_lines`: one copy of
+every byte, with the GIL released). Without it, the batch's lines are one matrix when
+every column has one (:func:`lines_bytes`; a column of other types gets one from its
+``str`` fields, if they are ASCII, by :func:`text_matrix`), else one ``str`` per row
+for the run of columns, joined with the other columns' fields (:func:`group_texts`).
+Both write the same bytes.
 Integers get their digits by table lookup (two per division by 100), timestamps come
 from :func:`cql_text.rfc3339_array_bytes`, doubles from :mod:`csv_doubles`; adjacent
 ISO writetime columns are rendered together (:func:`writetime_block`): a row's
@@ -27,8 +31,18 @@ import numpy
 
 from transforms import cql_text
 
+try:
+    from transforms.formats import _lines
+except ImportError:  # not built (no C compiler where it was installed): the NumPy path
+    _lines = None
+
+# True when the compiled line builder is there (:func:`compiled_lines`).
+COMPILED = _lines is not None
+
 __all__ = [
+    "COMPILED",
     "boolean_matrix",
+    "compiled_lines",
     "digit_matrix",
     "int_matrix",
     "lines_bytes",
@@ -293,8 +307,10 @@ def lines_bytes(matrices: Sequence[Any], delimiter: bytes, end: bytes = b"\r\n")
     """A batch's field matrices (one per column, equal row counts) -> its CSV lines: each
     row's fields joined by ``delimiter`` and ended by ``end``. One matrix of the whole
     batch, then its padding dropped (``bytes.translate``: about 2/3 of the CPU of NumPy's
-    boolean indexing)."""
+    boolean indexing); the compiled builder's one pass where it is built."""
     rows = len(matrices[0])
+    if _lines is not None:
+        return _lines.lines([numpy.ascontiguousarray(m) for m in matrices], rows, delimiter, end)
     separator = numpy.broadcast_to(
         numpy.frombuffer(delimiter, dtype=numpy.uint8), (rows, len(delimiter))
     )
@@ -312,3 +328,23 @@ def group_texts(matrices: Sequence[Any], delimiter: bytes) -> list[str]:
     parts apart: no field of a matrix or ``delimiter`` may hold it)."""
     joined = lines_bytes(matrices, delimiter, b"\n").decode("utf-8")
     return joined.split("\n")[:-1]
+
+
+def compiled_lines(
+    parts: Sequence[Any], rows: int, delimiter: bytes, end: bytes = b"\r\n"
+) -> bytes | None:
+    """A batch's columns, each a field matrix or a sequence of ``str`` fields (``rows``
+    each), as its lines: row by row, each field (a matrix's non-zero bytes, a ``str``'s
+    UTF-8) joined by ``delimiter`` and ended by ``end``; None when the compiled line
+    builder is not built. One copy of each byte, no ``str`` per row, the GIL released."""
+    if _lines is None:
+        return None
+    arguments = [
+        numpy.ascontiguousarray(part)
+        if isinstance(part, numpy.ndarray)
+        else part
+        if type(part) is list
+        else list(part)
+        for part in parts
+    ]
+    return _lines.lines(arguments, rows, delimiter, end)
