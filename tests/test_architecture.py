@@ -24,6 +24,15 @@ LEAVES = (
 )
 
 
+# The C extensions' modules (``transforms/formats/_lines.c``: ``transforms.formats._lines``):
+# they import no project module, so an import of one is no edge of the graph.
+EXTENSIONS = frozenset(
+    ".".join(path.relative_to(REPO).with_suffix("").parts)
+    for package in PACKAGES
+    for path in (REPO / package).rglob("*.c")
+)
+
+
 def project_modules(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
     """Dotted module name -> file, for every .py of the packages under ``root``."""
     modules = {}
@@ -53,6 +62,8 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         else:
             continue
         for target in targets:
+            if target in EXTENSIONS:
+                continue
             while target and target not in modules:
                 target = target.rpartition(".")[0]
             if target and target != name:

@@ -566,6 +566,42 @@ def test_compiled_lines_equal_a_python_join_and_the_numpy_path(seed: int) -> Non
 
 
 @pytest.mark.skipif(not csv_bytes.COMPILED, reason="the compiled line builder is not built here")
+@pytest.mark.parametrize("dtype", ["<i4", "<i8", ">i8", "<i2"])
+def test_compiled_number_parts_equal_str_and_the_rfc3339_texts(dtype: str) -> None:
+    """Integers as ``str``, milliseconds as ``timestamp_texts``, microseconds as
+    ``writetime_texts`` (outside years 1-9999 the integer), nulls where masked; runs of
+    equal values and seconds (the builder copies the previous text) and lone ones."""
+    info = numpy.iinfo(dtype)
+    rng = random.Random(dtype)
+    edges = [0, -1, 1, 9, 10, -10, info.max, info.min, info.max - 1, info.min + 1]
+    edges += [253402300799999, 253402300800000, -62135596800000, -62135596800001]
+    edges += [253402300799999999, -62135596800000000, 1704498900003, 1704498900003]
+    values = [v for v in edges if info.min <= v <= info.max]
+    values += [rng.randrange(info.min, info.max + 1) for _ in range(3000)]
+    values += [rng.randrange(-(10**14), 3 * 10**14) for _ in range(3000) if info.bits == 64]
+    base = 1_700_000_000_000_000
+    values += [
+        base + rng.choice([0, 0, 1, 999_999, 1_000_000]) for _ in range(500) if info.bits == 64
+    ]
+    data = numpy.array(values, dtype=dtype)
+    mask = numpy.array([rng.random() < 0.1 for _ in values])
+    column = numpy.ma.MaskedArray(data, mask=mask)
+    nulls = ["" if m else None for m in mask]
+    parts = [csv_bytes.number_part(column, unit, b"NULL") for unit in (0, 1000, 1_000_000)]
+    parts.append(csv_bytes.number_part(numpy.ma.MaskedArray(data), 1_000_000, b""))  # nomask
+    out = csv_bytes.compiled_lines(parts, len(values), b";", b"\n")
+    ints = [int(v) for v in data]
+    expected = [
+        ["NULL" if null is not None else text for null, text in zip(nulls, texts, strict=True)]
+        for texts in (list(map(str, ints)), timestamp_texts(ints), writetime_texts(ints))
+    ]
+    expected.append(writetime_texts(ints))
+    lines = [";".join(fields) + "\n" for fields in zip(*expected, strict=True)]
+    assert out == "".join(lines).encode()
+    assert csv_bytes.number_part(numpy.ma.MaskedArray([1.5]), 0, b"") is None
+
+
+@pytest.mark.skipif(not csv_bytes.COMPILED, reason="the compiled line builder is not built here")
 def test_compiled_lines_refuse_parts_that_do_not_fit() -> None:
     matrix = numpy.ones((3, 2), dtype=numpy.uint8)
     with pytest.raises(ValueError, match="row count"):
@@ -576,6 +612,16 @@ def test_compiled_lines_refuse_parts_that_do_not_fit() -> None:
         csv_bytes.compiled_lines([numpy.ones((3, 2, 2), dtype=numpy.uint8)], 3, b",")
     with pytest.raises(TypeError, match="not str"):
         csv_bytes.compiled_lines([matrix, ["a", None, "c"]], 3, b",")
+    values = numpy.arange(3, dtype=numpy.int64)
+    with pytest.raises(ValueError, match="per_second"):
+        csv_bytes.compiled_lines([csv_bytes.NumberPart((7, values, None, b""))], 3, b",")
+    with pytest.raises(ValueError, match="int32 or int64"):
+        csv_bytes.compiled_lines([csv_bytes.NumberPart((0, values[:2], None, b""))], 3, b",")
+    with pytest.raises(ValueError, match="int32 or int64"):
+        csv_bytes.compiled_lines([csv_bytes.NumberPart((0, values * 1.0, None, b""))], 3, b",")
+    with pytest.raises(ValueError, match="mask"):
+        bad_mask = numpy.zeros(2, dtype=bool)
+        csv_bytes.compiled_lines([csv_bytes.NumberPart((0, values, bad_mask, b""))], 3, b",")
     with pytest.raises(UnicodeEncodeError):
         csv_bytes.compiled_lines([["a", "\ud800", "c"]], 3, b",")  # as str.encode refuses
 

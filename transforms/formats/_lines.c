@@ -6,7 +6,12 @@
  * Each part is one column (or a run of columns) of the batch, in order:
  *   - a field matrix: a C-contiguous 2-D buffer of bytes, one row per line, whose
  *     non-zero bytes in order are the row's field (zero bytes are padding);
- *   - or a list of str, one field per line, written as its UTF-8 bytes.
+ *   - a list of str, one field per line, written as its UTF-8 bytes;
+ *   - a number column, the tuple (per_second, values, mask, null): values a 1-D buffer of
+ *     int32 or int64, mask None or a 1-D buffer of bytes (non-zero: null, written as the
+ *     bytes null). per_second 0 writes each value as str(int) does; 1000 or 1000000 as
+ *     an RFC 3339 UTC text of that many fraction digits' units since the epoch
+ *     (2024-01-05T23:55:00.003Z, ...00.000003Z), outside years 1-9999 as the integer.
  * Line i is part 0's field i, delimiter, part 1's field i, ..., end.
  *
  * The str parts are read (and held) with the GIL, then every line is copied with the
@@ -16,26 +21,79 @@
 #include <Python.h>
 #include <string.h>
 
+enum { MATRIX, TEXT, NUMBER };
+
 typedef struct {
-    int is_text;
+    int kind;
     Py_buffer view;       /* a matrix part */
     Py_ssize_t width;     /* its row width */
     const char **texts;   /* a text part: each field's UTF-8 bytes and length */
     Py_ssize_t *sizes;
     PyObject *held;       /* the list, held while its fields are read */
+    long per_second;      /* a number part: 0 (integers), 1000 or 1000000 */
+    Py_buffer mask;       /* its mask (obj NULL: no mask) */
+    const char *null;
+    Py_ssize_t null_size;
 } Part;
+
+/* The widest field of a number part: a sign and 19 digits, or 1 + 26 bytes of RFC 3339. */
+#define NUMBER_WIDTH 27
 
 static void release_parts(Part *parts, Py_ssize_t count) {
     for (Py_ssize_t k = 0; k < count; k++) {
-        if (parts[k].is_text) {
+        if (parts[k].kind == TEXT) {
             PyMem_Free(parts[k].texts);
             PyMem_Free(parts[k].sizes);
-            Py_XDECREF(parts[k].held);
-        } else if (parts[k].view.obj != NULL) {
+        }
+        Py_XDECREF(parts[k].held);
+        if (parts[k].view.obj != NULL) {
             PyBuffer_Release(&parts[k].view);
+        }
+        if (parts[k].mask.obj != NULL) {
+            PyBuffer_Release(&parts[k].mask);
         }
     }
     PyMem_Free(parts);
+}
+
+/* A number part from its tuple (per_second, values, mask, null). */
+static int open_number(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *total) {
+    PyObject *values, *mask;
+    part->kind = NUMBER;
+    if (!PyArg_ParseTuple(item, "lOOy#", &part->per_second, &values, &mask, &part->null,
+                          &part->null_size)) {
+        return -1;
+    }
+    Py_INCREF(item);
+    part->held = item; /* keeps the null bytes alive */
+    if (part->per_second != 0 && part->per_second != 1000 && part->per_second != 1000000) {
+        PyErr_SetString(PyExc_ValueError, "a number part's per_second is 0, 1000 or 1000000");
+        return -1;
+    }
+    if (PyObject_GetBuffer(values, &part->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    const char *format = part->view.format;
+    char code = format[0] == '<' || format[0] == '=' || format[0] == '@' ? format[1] : format[0];
+    int integer = code == 'i' || code == 'l' || code == 'q';
+    if (part->view.ndim != 1 || part->view.shape[0] != rows || !integer ||
+        (part->view.itemsize != 4 && part->view.itemsize != 8)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "a number part's values are not 1-D int32 or int64, one per line");
+        return -1;
+    }
+    if (mask != Py_None) {
+        if (PyObject_GetBuffer(mask, &part->mask, PyBUF_C_CONTIGUOUS) < 0) {
+            return -1;
+        }
+        if (part->mask.ndim != 1 || part->mask.itemsize != 1 || part->mask.shape[0] != rows) {
+            PyErr_SetString(PyExc_ValueError, "a number part's mask is not one byte per line");
+            return -1;
+        }
+    }
+    Py_ssize_t width = part->null_size > NUMBER_WIDTH ? part->null_size : NUMBER_WIDTH;
+    *total += rows * width;
+    return 0;
 }
 
 /* One part from its object; on failure an exception is set and -1 returned. Adds the
@@ -46,7 +104,7 @@ static int open_part(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *to
             PyErr_SetString(PyExc_ValueError, "a text part's length is not the row count");
             return -1;
         }
-        part->is_text = 1;
+        part->kind = TEXT;
         Py_INCREF(item);
         part->held = PySequence_Tuple(item); /* its own references: the list may change */
         Py_DECREF(item);
@@ -72,6 +130,9 @@ static int open_part(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *to
             *total += part->sizes[i];
         }
         return 0;
+    }
+    if (PyTuple_Check(item)) {
+        return open_number(item, rows, part, total);
     }
     if (PyObject_GetBuffer(item, &part->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
         return -1;
@@ -109,7 +170,128 @@ static char *copy_field(char *out, const unsigned char *row, Py_ssize_t width) {
     return out;
 }
 
+/* A value as str(int) writes it. */
+static char *write_integer(char *out, long long value) {
+    char digits[20];
+    int count = 0;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    if (value < 0) {
+        *out++ = '-';
+    }
+    do {
+        digits[count++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    while (count) {
+        *out++ = digits[--count];
+    }
+    return out;
+}
+
+static char *write_two(char *out, int value) {
+    out[0] = (char)('0' + value / 10);
+    out[1] = (char)('0' + value % 10);
+    return out + 2;
+}
+
+/* Floor division, for values before the epoch. */
+static long long floor_div(long long value, long long divisor) {
+    long long quotient = value / divisor;
+    return quotient - (value % divisor != 0 && (value < 0) != (divisor < 0));
+}
+
+/* Days since 1970-01-01 (0001-01-01 to 9999-12-31) -> the proleptic Gregorian date
+ * (the civil_from_days algorithm: 400-year eras of 146097 days from 0000-03-01). */
+static void civil_date(long long days, int *year, int *month, int *day) {
+    long long z = days + 719468;
+    long long era = floor_div(z, 146097);
+    long long day_of_era = z - era * 146097;
+    long long year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    long long day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    long long shifted_month = (5 * day_of_year + 2) / 153;
+    *day = (int)(day_of_year - (153 * shifted_month + 2) / 5 + 1);
+    *month = (int)(shifted_month < 10 ? shifted_month + 3 : shifted_month - 9);
+    *year = (int)(year_of_era + era * 400 + (*month <= 2));
+}
+
+/* First and last day of years 1-9999, in days since the epoch. */
+#define FIRST_DAY (-719162LL)
+#define LAST_DAY 2932896LL
+
+/* The last timestamp text written in this call: the cells of a row written together
+ * share a writetime, and rows loaded together a second, so a text is often a copy of
+ * the previous one (whole, or its first 19 bytes, 'YYYY-MM-DDTHH:MM:SS'). It is read
+ * back from the output, which only grows. */
+typedef struct {
+    const char *text;  /* NULL: none yet */
+    long long value, seconds;
+    long per_second;
+    Py_ssize_t size;
+} Recent;
+
+/* A count of 1/per_second seconds since the epoch as RFC 3339 UTC with the fraction's
+ * digits (3 or 6), outside years 1-9999 as the integer. */
+static char *write_timestamp(char *out, long long value, long per_second, Recent *recent) {
+    if (recent->text != NULL && value == recent->value && per_second == recent->per_second) {
+        memcpy(out, recent->text, (size_t)recent->size);
+        recent->text = out;
+        return out + recent->size;
+    }
+    long long seconds = floor_div(value, per_second);
+    long long days = floor_div(seconds, 86400);
+    if (days < FIRST_DAY || days > LAST_DAY) {
+        return write_integer(out, value);
+    }
+    char *start = out;
+    if (recent->text != NULL && seconds == recent->seconds) {
+        memcpy(out, recent->text, 19);
+        out += 19;
+    } else {
+        int second_of_day = (int)(seconds - days * 86400);
+        int year, month, day;
+        civil_date(days, &year, &month, &day);
+        out = write_two(out, year / 100);
+        out = write_two(out, year % 100);
+        *out++ = '-';
+        out = write_two(out, month);
+        *out++ = '-';
+        out = write_two(out, day);
+        *out++ = 'T';
+        out = write_two(out, second_of_day / 3600);
+        *out++ = ':';
+        out = write_two(out, second_of_day / 60 % 60);
+        *out++ = ':';
+        out = write_two(out, second_of_day % 60);
+    }
+    *out++ = '.';
+    long long fraction = value - seconds * per_second;
+    for (long unit = per_second / 10; unit; unit /= 10) {
+        *out++ = (char)('0' + fraction / unit % 10);
+    }
+    *out++ = 'Z';
+    recent->text = start;
+    recent->value = value;
+    recent->seconds = seconds;
+    recent->per_second = per_second;
+    recent->size = out - start;
+    return out;
+}
+
+static char *write_number(char *out, const Part *part, Py_ssize_t i, Recent *recent) {
+    if (part->mask.obj != NULL && ((const char *)part->mask.buf)[i]) {
+        memcpy(out, part->null, (size_t)part->null_size);
+        return out + part->null_size;
+    }
+    long long value = part->view.itemsize == 8 ? ((const long long *)part->view.buf)[i]
+                                                : ((const int *)part->view.buf)[i];
+    return part->per_second ? write_timestamp(out, value, part->per_second, recent)
+                            : write_integer(out, value);
+}
+
 static PyObject *lines(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *sequence;
     Py_ssize_t rows, delimiter_size, end_size;
     const char *delimiter, *end;
@@ -147,6 +329,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         return NULL;
     }
     char *start = PyBytes_AS_STRING(result), *out = start;
+    Recent recent = {NULL, 0, 0, 0, 0};
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < rows; i++) {
         for (Py_ssize_t k = 0; k < count; k++) {
@@ -155,9 +338,11 @@ static PyObject *lines(PyObject *self, PyObject *args) {
                 memcpy(out, delimiter, (size_t)delimiter_size);
                 out += delimiter_size;
             }
-            if (part->is_text) {
+            if (part->kind == TEXT) {
                 memcpy(out, part->texts[i], (size_t)part->sizes[i]);
                 out += part->sizes[i];
+            } else if (part->kind == NUMBER) {
+                out = write_number(out, part, i, &recent);
             } else {
                 const unsigned char *row = (const unsigned char *)part->view.buf + i * part->width;
                 out = copy_field(out, row, part->width);
@@ -177,12 +362,13 @@ static PyObject *lines(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"lines", lines, METH_VARARGS,
      "lines(parts, rows, delimiter, end) -> bytes: a batch's CSV lines from its field "
-     "matrices (padding dropped) and lists of str fields."},
+     "matrices (padding dropped), lists of str fields and number columns."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_lines", "CSV lines of a batch in one compiled pass.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__lines(void) { return PyModule_Create(&module); }

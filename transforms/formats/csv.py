@@ -284,6 +284,8 @@ def csv_bytes_column(
     def convert(column: Any) -> Any:
         if column.dtype.kind != kind or _FLOAT_SIZES.get(name, 0) not in (0, column.dtype.itemsize):
             return None
+        if kind == "i" and csv_bytes.COMPILED:  # the compiled line builder writes them
+            return csv_bytes.number_part(column, 1000 if name == "timestamp" else 0, null)
         if name == "boolean":
             return csv_bytes.boolean_matrix(column.tolist(), null)
         if kind == "O":

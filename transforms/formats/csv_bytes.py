@@ -7,8 +7,9 @@ row, so a number's digits can sit right-aligned after its sign). Adjacent column
 matrices, with the delimiter between them, are laid side by side and the padding
 dropped in one pass. Where the compiled line builder is built (``_lines.c``, an
 optional extension that ``setup.py`` compiles when a C compiler is there), that pass
-takes matrices and lists of ``str`` fields alike (:func:`compiled_lines`: one copy of
-every byte, with the GIL released). Without it, the batch's lines are one matrix when
+takes matrices and lists of ``str`` fields alike, and writes integer and timestamp
+columns itself (:class:`NumberPart`), all in one pass with the GIL released
+(:func:`compiled_lines`). Without it, the batch's lines are one matrix when
 every column has one (:func:`lines_bytes`; a column of other types gets one from its
 ``str`` fields, if they are ASCII, by :func:`text_matrix`), else one ``str`` per row
 for the run of columns, joined with the other columns' fields (:func:`group_texts`).
@@ -32,7 +33,7 @@ import numpy
 from transforms import cql_text
 
 try:
-    from transforms.formats import _lines
+    import transforms.formats._lines as _lines
 except ImportError:  # not built (no C compiler where it was installed): the NumPy path
     _lines = None
 
@@ -47,6 +48,8 @@ __all__ = [
     "int_matrix",
     "lines_bytes",
     "matrix_runs",
+    "number_part",
+    "NumberPart",
     "Part",
     "run_parts",
     "nulls_over",
@@ -281,6 +284,9 @@ def run_parts(
     writetimes are rendered once)."""
 
     def block(columns: Sequence[Any]) -> list[Any] | None:
+        if COMPILED:  # the compiled builder writes each column's writetimes itself
+            found = [number_part(column, 1_000_000, null) for column in columns]
+            return None if None in found else found
         return writetime_block(columns, null)
 
     def one(convert: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any] | None]:
@@ -343,8 +349,30 @@ def compiled_lines(
         numpy.ascontiguousarray(part)
         if isinstance(part, numpy.ndarray)
         else part
-        if type(part) is list
+        if type(part) in (list, NumberPart)
         else list(part)
         for part in parts
     ]
     return _lines.lines(arguments, rows, delimiter, end)
+
+
+class NumberPart(tuple):  # type: ignore[type-arg]
+    """A column the compiled line builder writes itself: ``(per_second, values, mask,
+    null)``, the values as int32 or int64 (native order, contiguous), the mask None or
+    bools (True: ``null``); ``per_second`` 0 writes ``str(int)``, 1000 or 1,000,000 the
+    RFC 3339 text of :func:`timestamp_matrix` (outside years 1-9999, the integer)."""
+
+    __slots__ = ()
+
+
+def number_part(column: Any, per_second: int, null: bytes) -> NumberPart | None:
+    """An integer column (a masked array; masked: null) as a :class:`NumberPart`; None
+    when it does not hold integers."""
+    if column.dtype.kind != "i":
+        return None
+    data = numpy.ma.getdata(column)
+    if data.dtype.itemsize not in (4, 8) or not data.dtype.isnative:
+        data = data.astype(numpy.int64 if data.dtype.itemsize == 8 else numpy.int32)
+    mask = numpy.ma.getmask(column)
+    mask = None if mask is numpy.ma.nomask else numpy.ascontiguousarray(mask)
+    return NumberPart((per_second, numpy.ascontiguousarray(data), mask, null))
