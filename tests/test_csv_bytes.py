@@ -613,8 +613,14 @@ def test_compiled_lines_refuse_parts_that_do_not_fit() -> None:
     with pytest.raises(TypeError, match="not str"):
         csv_bytes.compiled_lines([matrix, ["a", None, "c"]], 3, b",")
     values = numpy.arange(3, dtype=numpy.int64)
-    with pytest.raises(ValueError, match="per_second"):
+    with pytest.raises(ValueError, match="style"):
         csv_bytes.compiled_lines([csv_bytes.NumberPart((7, values, None, b""))], 3, b",")
+    floats = csv_bytes.NumberPart((csv_bytes.FLOAT, values, None, b""))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        csv_bytes.compiled_lines([floats], 3, b",")
+    halves = csv_bytes.NumberPart((csv_bytes.FLOAT, values * 0.5, None, b""))  # 0.0: others
+    with pytest.raises(ValueError, match="needs others"):
+        csv_bytes.compiled_lines([halves], 3, b",")
     with pytest.raises(ValueError, match="int32 or int64"):
         csv_bytes.compiled_lines([csv_bytes.NumberPart((0, values[:2], None, b""))], 3, b",")
     with pytest.raises(ValueError, match="int32 or int64"):
@@ -632,3 +638,42 @@ def test_the_compiled_line_builder_is_built_where_a_compiler_is() -> None:
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here: the NumPy path writes the same bytes")
     assert csv_bytes.COMPILED
+
+
+@pytest.mark.skipif(not csv_bytes.COMPILED, reason="the compiled line builder is not built here")
+@pytest.mark.parametrize("dtype", ["<f8", "<f4", ">f8"])
+def test_compiled_float_parts_equal_repr_where_csv_doubles_renders(dtype: str) -> None:
+    """Each float's shortest decimal (``repr``, float32's ``float32_texts``) exactly where
+    ``csv_doubles.shortest_decimals`` finds one, and the column's other texts (asked by
+    index) everywhere else: outside the range, powers of two, half-way values, zeros,
+    NaN, infinities; nulls where masked."""
+    rng = random.Random(dtype)
+    values = [0.0, -0.0, 1.0, 0.5, 2.0**-7, 2.0**-8, 2.0**49, 2.0**24, 1.5, -1.5, 0.1, 1e16]
+    values += [float("nan"), float("inf"), -float("inf"), 123.25, 2.0**49 - 1, 2.0**24 - 1]
+    values += [rng.uniform(-1e6, 1e6) for _ in range(2000)]
+    values += [rng.uniform(0, 1) * 10.0 ** rng.randrange(-9, 18) for _ in range(2000)]
+    values += [round(rng.uniform(-1e4, 1e4), rng.randrange(0, 6)) for _ in range(2000)]
+    data = numpy.array(values, dtype=dtype)
+    if dtype == "<f8":  # every bit pattern class: random mantissas at random exponents
+        raw = [rng.getrandbits(64) for _ in range(3000)]
+        data = numpy.concatenate([data, numpy.array(raw, dtype=numpy.uint64).view("<f8")])
+    mask = numpy.array([rng.random() < 0.05 for _ in range(len(data))])
+    column = numpy.ma.MaskedArray(data, mask=mask)
+    native = data.astype(data.dtype.newbyteorder("="))
+    exact = csv_doubles.shortest_decimals(native)[3]
+    asked: list[int] = []
+
+    def others(values: Any) -> list[str]:
+        asked.append(len(values))
+        return [f"<{value!r}>" for value in values.tolist()]
+
+    part = csv_bytes.float_part(column, others, b"N")
+    out = csv_bytes.compiled_lines([part], len(data), b",", b"\\n")
+    shortest = float32_texts(native.tolist()) if dtype == "<f4" else _reprs(native)
+    expected = [
+        "N" if masked else text if fine else f"<{value!r}>"
+        for masked, fine, text, value in zip(mask, exact, shortest, native.tolist(), strict=True)
+    ]
+    assert out == "".join(f"{text}\\n" for text in expected).encode()
+    assert len(asked) == int((~exact & ~mask).sum()) > 0
+    assert csv_bytes.float_part(numpy.ma.MaskedArray([1]), others, b"") is None

@@ -7,11 +7,13 @@
  *   - a field matrix: a C-contiguous 2-D buffer of bytes, one row per line, whose
  *     non-zero bytes in order are the row's field (zero bytes are padding);
  *   - a list of str, one field per line, written as its UTF-8 bytes;
- *   - a number column, the tuple (per_second, values, mask, null): values a 1-D buffer of
- *     int32 or int64, mask None or a 1-D buffer of bytes (non-zero: null, written as the
- *     bytes null). per_second 0 writes each value as str(int) does; 1000 or 1000000 as
+ *   - a number column, the tuple (style, values, mask, null[, others]): mask None or a
+ *     1-D buffer of bytes (non-zero: null, written as the bytes null). Style 0: values
+ *     int32 or int64, each as str(int) writes it; 1000 or 1000000: int32 or int64, each
  *     an RFC 3339 UTC text of that many fraction digits' units since the epoch
- *     (2024-01-05T23:55:00.003Z, ...00.000003Z), outside years 1-9999 as the integer.
+ *     (2024-01-05T23:55:00.003Z, ...00.000003Z), outside years 1-9999 the integer;
+ *     -1: float64 or float32, each as its shortest decimal (repr, or float32's shortest)
+ *     where the exact integer method of csv_doubles.py finds it, else others(index) -> str.
  * Line i is part 0's field i, delimiter, part 1's field i, ..., end.
  *
  * The str parts are read (and held) with the GIL, then every line is copied with the
@@ -30,8 +32,10 @@ typedef struct {
     const char **texts;   /* a text part: each field's UTF-8 bytes and length */
     Py_ssize_t *sizes;
     PyObject *held;       /* the list, held while its fields are read */
-    long per_second;      /* a number part: 0 (integers), 1000 or 1000000 */
+    long per_second;      /* a number part's style: 0 (integers), 1000 or 1000000, -1 */
     Py_buffer mask;       /* its mask (obj NULL: no mask) */
+    char *rendered;       /* a float part: its fields' bytes, field i from offsets[i] */
+    Py_ssize_t *offsets;
     const char *null;
     Py_ssize_t null_size;
 } Part;
@@ -52,22 +56,32 @@ static void release_parts(Part *parts, Py_ssize_t count) {
         if (parts[k].mask.obj != NULL) {
             PyBuffer_Release(&parts[k].mask);
         }
+        PyMem_Free(parts[k].rendered);
+        PyMem_Free(parts[k].offsets);
     }
     PyMem_Free(parts);
 }
 
-/* A number part from its tuple (per_second, values, mask, null). */
+static int render_floats(Part *part, Py_ssize_t rows, PyObject *others);
+
+/* True when a number part's row is null. */
+static int is_null(const Part *part, Py_ssize_t i) {
+    return part->mask.obj != NULL && ((const char *)part->mask.buf)[i];
+}
+
+/* A number part from its tuple (style, values, mask, null[, others]). */
 static int open_number(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *total) {
-    PyObject *values, *mask;
+    PyObject *values, *mask, *others = Py_None;
     part->kind = NUMBER;
-    if (!PyArg_ParseTuple(item, "lOOy#", &part->per_second, &values, &mask, &part->null,
-                          &part->null_size)) {
+    if (!PyArg_ParseTuple(item, "lOOy#|O", &part->per_second, &values, &mask, &part->null,
+                          &part->null_size, &others)) {
         return -1;
     }
     Py_INCREF(item);
     part->held = item; /* keeps the null bytes alive */
-    if (part->per_second != 0 && part->per_second != 1000 && part->per_second != 1000000) {
-        PyErr_SetString(PyExc_ValueError, "a number part's per_second is 0, 1000 or 1000000");
+    long style = part->per_second;
+    if (style != 0 && style != 1000 && style != 1000000 && style != -1) {
+        PyErr_SetString(PyExc_ValueError, "a number part's style is 0, 1000, 1000000 or -1");
         return -1;
     }
     if (PyObject_GetBuffer(values, &part->view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
@@ -75,11 +89,14 @@ static int open_number(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *
     }
     const char *format = part->view.format;
     char code = format[0] == '<' || format[0] == '=' || format[0] == '@' ? format[1] : format[0];
-    int integer = code == 'i' || code == 'l' || code == 'q';
-    if (part->view.ndim != 1 || part->view.shape[0] != rows || !integer ||
+    int fits = style == -1 ? code == 'd' || code == 'f' : code == 'i' || code == 'l' || code == 'q';
+    if (part->view.ndim != 1 || part->view.shape[0] != rows || !fits ||
         (part->view.itemsize != 4 && part->view.itemsize != 8)) {
         PyErr_SetString(PyExc_ValueError,
-                        "a number part's values are not 1-D int32 or int64, one per line");
+                        style == -1 ? "a float part's values are not 1-D float32 or float64, "
+                                      "one per line"
+                                    : "a number part's values are not 1-D int32 or int64, "
+                                      "one per line");
         return -1;
     }
     if (mask != Py_None) {
@@ -90,6 +107,13 @@ static int open_number(PyObject *item, Py_ssize_t rows, Part *part, Py_ssize_t *
             PyErr_SetString(PyExc_ValueError, "a number part's mask is not one byte per line");
             return -1;
         }
+    }
+    if (style == -1) {
+        if (render_floats(part, rows, others) < 0) {
+            return -1;
+        }
+        *total += part->offsets[rows] + rows * part->null_size;
+        return 0;
     }
     Py_ssize_t width = part->null_size > NUMBER_WIDTH ? part->null_size : NUMBER_WIDTH;
     *total += rows * width;
@@ -170,15 +194,9 @@ static char *copy_field(char *out, const unsigned char *row, Py_ssize_t width) {
     return out;
 }
 
-/* A value as str(int) writes it. */
-static char *write_integer(char *out, long long value) {
+static char *write_unsigned(char *out, unsigned long long magnitude) {
     char digits[20];
     int count = 0;
-    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
-                                             : (unsigned long long)value;
-    if (value < 0) {
-        *out++ = '-';
-    }
     do {
         digits[count++] = (char)('0' + magnitude % 10);
         magnitude /= 10;
@@ -187,6 +205,157 @@ static char *write_integer(char *out, long long value) {
         *out++ = digits[--count];
     }
     return out;
+}
+
+/* The shortest decimal of a float64 (wide) or float32 of magnitude in [2**-7, 2**49)
+ * (float32: [2**-7, 2**24)), as csv_doubles.shortest_decimals finds it: the value is
+ * m * 2**-s, its fraction digits come one at a time by multiplying the binary fraction by
+ * 10, and the first k whose candidates (rounded down or up) lie within half a unit in
+ * the last place is the shortest; the nearer candidate is taken. Writes it to out and
+ * returns its length, or -1 where the method gives nothing (outside the range, a power of
+ * two, two candidates equally near, zeros, NaN and infinities). */
+static int shortest_decimal(const void *value, int wide, char *out) {
+    unsigned long long bits, width, top, low, high;
+    int negative;
+    if (wide) {
+        memcpy(&bits, value, 8);
+        negative = (int)(bits >> 63);
+        bits &= 0x7FFFFFFFFFFFFFFFULL;
+        width = 52, top = 1076, low = 0x3F80000000000000ULL, high = 0x4300000000000000ULL;
+    } else {
+        unsigned int narrow;
+        memcpy(&narrow, value, 4);
+        negative = (int)(narrow >> 31);
+        bits = narrow & 0x7FFFFFFFU;
+        width = 23, top = 151, low = 0x3C000000ULL, high = 0x4B800000ULL;
+    }
+    unsigned long long mantissa_bits = (1ULL << width) - 1;
+    if (bits < low || bits >= high || (bits & mantissa_bits) == 0) {
+        return -1;
+    }
+    unsigned long long m = (bits & mantissa_bits) | (1ULL << width);
+    unsigned long long shift = top - (bits >> width); /* fraction bits of twice the value */
+    unsigned long long unit = 1ULL << shift, low_bits = unit - 1, half = unit >> 1;
+    unsigned long long fraction = (m << 1) & low_bits, whole = m >> (shift - 1);
+    unsigned long long limit = 1;
+    char digits[20];
+    int places = -1, rounded_up = 0;
+    for (int k = 0; k < 20; k++, limit *= 10) {
+        unsigned long long rest = unit - fraction;
+        unsigned long long near = fraction < rest ? fraction : rest;
+        if (near < limit) {
+            int down = fraction < limit, up = rest < limit;
+            if (down && up && fraction == half) {
+                return -1;
+            }
+            rounded_up = up && (!down || fraction > half);
+            places = k;
+            break;
+        }
+        fraction *= 10;
+        digits[k] = (char)('0' + (fraction >> shift));
+        fraction &= low_bits;
+    }
+    if (places < 0) {
+        return -1;
+    }
+    if (rounded_up) { /* never carries: a carry would end the decimal in a zero */
+        if (places) {
+            digits[places - 1]++;
+        } else {
+            whole++;
+        }
+    }
+    char *start = out;
+    if (negative) {
+        *out++ = '-';
+    }
+    out = write_unsigned(out, whole);
+    *out++ = '.';
+    if (places == 0) {
+        *out++ = '0';
+    }
+    memcpy(out, digits, (size_t)places);
+    return (int)(out + places - start);
+}
+
+/* Room for size more bytes in a float part's rendered fields. */
+static int reserve(Part *part, Py_ssize_t *capacity, Py_ssize_t used, Py_ssize_t size) {
+    if (*capacity - used >= size) {
+        return 0;
+    }
+    Py_ssize_t grown_capacity = 2 * *capacity + size;
+    char *grown = PyMem_Realloc(part->rendered, (size_t)grown_capacity);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    part->rendered = grown;
+    *capacity = grown_capacity;
+    return 0;
+}
+
+/* Bytes enough for any shortest decimal: a sign, 15 digits, a point, 20 digits. */
+#define DECIMAL_WIDTH 40
+
+/* A float part's fields rendered with the GIL held (others is a Python callable): each
+ * shortest decimal, or others(index) where the method gives nothing; nulls render
+ * nothing here. */
+static int render_floats(Part *part, Py_ssize_t rows, PyObject *others) {
+    Py_ssize_t capacity = rows * 24 + DECIMAL_WIDTH, used = 0;
+    int wide = part->view.itemsize == 8;
+    part->rendered = PyMem_Malloc((size_t)capacity);
+    part->offsets = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(rows + 1));
+    if (part->rendered == NULL || part->offsets == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        part->offsets[i] = used;
+        if (is_null(part, i)) {
+            continue;
+        }
+        if (reserve(part, &capacity, used, DECIMAL_WIDTH) < 0) {
+            return -1;
+        }
+        const char *value = (const char *)part->view.buf + i * part->view.itemsize;
+        int size = shortest_decimal(value, wide, part->rendered + used);
+        if (size >= 0) {
+            used += size;
+            continue;
+        }
+        if (others == Py_None) {
+            PyErr_SetString(PyExc_ValueError, "a float part needs others for this value");
+            return -1;
+        }
+        PyObject *text = PyObject_CallFunction(others, "n", i);
+        if (text == NULL) {
+            return -1;
+        }
+        Py_ssize_t length;
+        const char *bytes = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &length) : NULL;
+        if (bytes == NULL || reserve(part, &capacity, used, length) < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "others gave a value that is not str");
+            }
+            Py_DECREF(text);
+            return -1;
+        }
+        memcpy(part->rendered + used, bytes, (size_t)length);
+        used += length;
+        Py_DECREF(text);
+    }
+    part->offsets[rows] = used;
+    return 0;
+}
+
+/* A value as str(int) writes it. */
+static char *write_integer(char *out, long long value) {
+    if (value < 0) {
+        *out++ = '-';
+        return write_unsigned(out, 0ULL - (unsigned long long)value);
+    }
+    return write_unsigned(out, (unsigned long long)value);
 }
 
 static char *write_two(char *out, int value) {
@@ -280,9 +449,14 @@ static char *write_timestamp(char *out, long long value, long per_second, Recent
 }
 
 static char *write_number(char *out, const Part *part, Py_ssize_t i, Recent *recent) {
-    if (part->mask.obj != NULL && ((const char *)part->mask.buf)[i]) {
+    if (is_null(part, i)) {
         memcpy(out, part->null, (size_t)part->null_size);
         return out + part->null_size;
+    }
+    if (part->per_second == -1) {
+        Py_ssize_t size = part->offsets[i + 1] - part->offsets[i];
+        memcpy(out, part->rendered + part->offsets[i], (size_t)size);
+        return out + size;
     }
     long long value = part->view.itemsize == 8 ? ((const long long *)part->view.buf)[i]
                                                 : ((const int *)part->view.buf)[i];

@@ -286,6 +286,8 @@ def csv_bytes_column(
             return None
         if kind == "i" and csv_bytes.COMPILED:  # the compiled line builder writes them
             return csv_bytes.number_part(column, 1000 if name == "timestamp" else 0, null)
+        if kind == "f" and csv_bytes.COMPILED:
+            return csv_bytes.float_part(column, texts_of, null)
         if name == "boolean":
             return csv_bytes.boolean_matrix(column.tolist(), null)
         if kind == "O":

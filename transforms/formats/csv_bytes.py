@@ -48,6 +48,8 @@ __all__ = [
     "int_matrix",
     "lines_bytes",
     "matrix_runs",
+    "FLOAT",
+    "float_part",
     "number_part",
     "NumberPart",
     "Part",
@@ -357,12 +359,18 @@ def compiled_lines(
 
 
 class NumberPart(tuple):  # type: ignore[type-arg]
-    """A column the compiled line builder writes itself: ``(per_second, values, mask,
-    null)``, the values as int32 or int64 (native order, contiguous), the mask None or
-    bools (True: ``null``); ``per_second`` 0 writes ``str(int)``, 1000 or 1,000,000 the
-    RFC 3339 text of :func:`timestamp_matrix` (outside years 1-9999, the integer)."""
+    """A column the compiled line builder writes itself: ``(style, values, mask, null,
+    others)``, the values contiguous in native order, the mask None or bools (True:
+    ``null``). Style 0: int32 or int64 values, as ``str(int)``; 1000 or 1,000,000: the
+    same as units since the epoch, as the RFC 3339 texts of :func:`timestamp_matrix`
+    (outside years 1-9999, the integer); ``FLOAT``: float64 or float32 values, each its
+    shortest decimal as :mod:`csv_doubles` finds it, else ``others(index)``."""
 
     __slots__ = ()
+
+
+# NumberPart's style of floats.
+FLOAT = -1
 
 
 def number_part(column: Any, per_second: int, null: bytes) -> NumberPart | None:
@@ -373,6 +381,28 @@ def number_part(column: Any, per_second: int, null: bytes) -> NumberPart | None:
     data = numpy.ma.getdata(column)
     if data.dtype.itemsize not in (4, 8) or not data.dtype.isnative:
         data = data.astype(numpy.int64 if data.dtype.itemsize == 8 else numpy.int32)
+    return NumberPart((per_second, numpy.ascontiguousarray(data), _mask_of(column), null, None))
+
+
+def float_part(column: Any, texts_of: Callable[[Any], list[str]], null: bytes) -> NumberPart | None:
+    """A float64 or float32 column (a masked array; masked: null) as a :class:`NumberPart`
+    whose values the method of :mod:`csv_doubles` cannot render come from ``texts_of``
+    (the column's texts function: ``repr``, NaN, infinities); None when it does not
+    hold floats."""
+    if column.dtype.kind != "f" or column.dtype.itemsize not in (4, 8):
+        return None
+    data = numpy.ma.getdata(column)
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    data = numpy.ascontiguousarray(data)
+
+    def others(index: int) -> str:
+        return texts_of(data[index : index + 1])[0]
+
+    return NumberPart((FLOAT, data, _mask_of(column), null, others))
+
+
+def _mask_of(column: Any) -> Any:
+    """A masked array's mask as contiguous bools, None when it has none."""
     mask = numpy.ma.getmask(column)
-    mask = None if mask is numpy.ma.nomask else numpy.ascontiguousarray(mask)
-    return NumberPart((per_second, numpy.ascontiguousarray(data), mask, null))
+    return None if mask is numpy.ma.nomask else numpy.ascontiguousarray(mask)
