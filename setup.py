@@ -23,7 +23,12 @@ setup(
     # The CSV writer's compiled line builder: optional, a build that fails (no C compiler)
     # leaves the NumPy path, which writes the same bytes.
     ext_modules=[
-        Extension("transforms.formats._lines", ["transforms/formats/_lines.c"], optional=True)
+        Extension(
+            "transforms.formats._lines",
+            ["transforms/formats/_lines.c"],
+            depends=["transforms/formats/_number_texts.h"],
+            optional=True,
+        )
     ],
     entry_points={
         "console_scripts": [

@@ -1189,7 +1189,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fetch-size",
         type=int,
         default=5000,
-        help="page size of the peers and base* (raw* page as ours* do)",
+        help="page size of the peers and base* (raw* page as ours* do); 0 (base*: pages "
+        "sized from their bytes) is refused with DSBulk or cqlsh, whose page size 0 makes "
+        "the node build a whole token range's result at once",
     )
     parser.add_argument(
         "--ours-fetch-size",
@@ -1245,6 +1247,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown tool {tool!r}; tools: {', '.join(ALL_TOOLS)}")
     if any(t.startswith("base") or t.endswith("-base") for t in tools) and not args.baseline_src:
         parser.error("base* and restore-base need --baseline-src DIR")
+    peers = [t for t in tools if t.startswith(("dsbulk", "cqlsh"))]
+    if args.fetch_size < 1 and peers:
+        parser.error(f"--fetch-size {args.fetch_size} is no page size for {', '.join(peers)}")
     hosts = _hosts(args.hosts)
     variant = VARIANTS[args.variant]
     table = ensure_table(hosts, variant, args.rows, args.jmx_port)

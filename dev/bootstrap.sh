@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.requirements.sha"
-want="$(cat requirements.txt requirements-dev.txt setup.py transforms/formats/*.c | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements-dev.txt setup.py transforms/formats/*.c transforms/formats/*.h | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import fastavro
+import pytest
 
 from dev import bench
 
@@ -99,3 +100,13 @@ def test_write_probe_measures_and_removes_its_file(tmp_path: Path) -> None:
     ns_per_byte = bench.write_probe(tmp_path, mib=4)
     assert ns_per_byte >= 0  # CPU clock ticks are 10 ms: a small file may read 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_page_size_of_zero_is_refused_for_dsbulk_and_cqlsh(capsys: pytest.CaptureFixture) -> None:
+    """Page size 0 disables paging in DSBulk and cqlsh: the node would build a whole token
+    range's result at once (it ran out of heap so). Refused before any node is touched."""
+    for tools in ("ours,dsbulk-ts", "cqlsh"):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(["--hosts", "192.0.2.1:9042", "--fetch-size", "0", "--tools", tools])
+        assert exit_info.value.code == 2
+        assert "--fetch-size 0 is no page size for" in capsys.readouterr().err
