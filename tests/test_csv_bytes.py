@@ -677,3 +677,17 @@ def test_compiled_float_parts_equal_repr_where_csv_doubles_renders(dtype: str) -
     assert out == "".join(f"{text}\\n" for text in expected).encode()
     assert len(asked) == int((~exact & ~mask).sum()) > 0
     assert csv_bytes.float_part(numpy.ma.MaskedArray([1]), others, b"") is None
+
+
+def test_a_build_of_older_source_is_left_unused() -> None:
+    """An install not redone after an update leaves a module of another interface (or
+    none): the writer then keeps the NumPy path instead of calling it."""
+    import types
+
+    older = types.ModuleType("_lines")
+    assert csv_bytes.built_for_this_source(older) is None
+    older.INTERFACE = 0
+    assert csv_bytes.built_for_this_source(older) is None
+    older.INTERFACE = 1
+    assert csv_bytes.built_for_this_source(older) is older
+    assert csv_bytes.built_for_this_source(None) is None

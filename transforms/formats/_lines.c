@@ -363,4 +363,16 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__lines(void) { return PyModule_Create(&module); }
+/* What csv_bytes.py checks before it uses the module: a build of older source (an install
+ * not redone after an update) is then left unused rather than called with parts it does
+ * not know. Raise it whenever lines() changes what it takes or writes. */
+#define INTERFACE 1
+
+PyMODINIT_FUNC PyInit__lines(void) {
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && PyModule_AddIntConstant(created, "INTERFACE", INTERFACE) < 0) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
+}

@@ -32,15 +32,27 @@ import numpy
 
 from transforms import cql_text
 
+# The compiled line builder's interface this module speaks (``_lines.c``'s INTERFACE).
+_INTERFACE = 1
+
+
+def built_for_this_source(module: Any) -> Any:
+    """The compiled module, or None when it was built from older source (an install not
+    redone after an update: another ``INTERFACE``, or none), which is then left unused."""
+    return module if getattr(module, "INTERFACE", None) == _INTERFACE else None
+
+
 try:
     import transforms.formats._lines as _lines
 except ImportError:  # not built (no C compiler where it was installed): the NumPy path
     _lines = None
+_lines = built_for_this_source(_lines)
 
 # True when the compiled line builder is there (:func:`compiled_lines`).
 COMPILED = _lines is not None
 
 __all__ = [
+    "built_for_this_source",
     "COMPILED",
     "boolean_matrix",
     "compiled_lines",
