@@ -28,6 +28,9 @@ COPY pipeline pipeline
 COPY transforms transforms
 COPY run_configs run_configs
 
+# `pip install .` also compiles the CSV writer's line builder (an optional C extension)
+# when the image has a C compiler; without one the install succeeds and the CSV writer
+# uses its NumPy path (the same bytes, more CPU per row).
 # Everything is installed here, so workers started from this image need nothing at boot;
 # PIP_NO_DEPS keeps the launcher's staging of setup.py from resolving dependencies again.
 RUN pip install --no-cache-dir -r requirements.txt \
