@@ -7,7 +7,8 @@ the node's cost taken out, and two copies of the code compared on the same bytes
         --pages /tmp/pages.pkl
     # the stages of one copy of the code (default: this tree), best of --repeat
     python dev/client_replay.py run --pages /tmp/pages.pkl [--code DIR] [--repeat 3] \\
-        [--delimiter ';'] [--null-value NULL] [--writetime-format micros]
+        [--delimiter ';'] [--null-value NULL] [--writetime-format micros] \\
+        [--collection-writetime list] [--csv FILE]
     # two copies, runs interleaved (every other round in reverse), best of each
     python dev/client_replay.py ab --pages /tmp/pages.pkl --code OLD --code NEW [--rounds 3]
 
@@ -15,7 +16,11 @@ Stages, each timed with ``time.process_time`` (CPU microseconds per row): ``deco
 columnar protocol handler over the captured message bodies, as the driver's I/O thread
 runs it: the socket reads are not in it), ``claims`` (the reader's page loops into
 ``ColumnBatch`` elements of 1,000 rows), ``stats`` (``StatsBuilder.add_columns``) and
-``csv`` (``CsvWriter.write_columns`` and ``close``, into a file that keeps nothing). ``run``
+``csv`` (``CsvWriter.write_columns`` and ``close``, into a file that keeps nothing). Pages
+with writetimes of non-frozen collections take the export's row path instead, as its
+sink does: ``to_rows`` (the batches as row tuples), ``stats`` from the rows and ``csv``
+from the rows normalized by ``--collection-writetime``. The captured messages are
+decoded with the driver fixes an export's ``connect()`` makes. ``run``
 also prints the SHA-256 of the CSV bytes (of one more, untimed run) and of the statistics,
 so two copies can be checked to write the same bytes.
 Each ``run`` is its own process with ``--code`` first on ``sys.path``: the imports of
@@ -34,8 +39,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-STAGES = ("decode", "claims", "stats", "csv")
 
 
 def capture(args: argparse.Namespace) -> None:
@@ -142,12 +145,16 @@ def run(args: argparse.Namespace) -> None:
     the CSV bytes and of the statistics."""
     from cassandra.cqltypes import lookup_casstype
 
+    from transforms.cassandra_session import fix_driver_decoding
     from transforms.columnar import columnar_handler
+    from transforms.elements import ColumnBatch
     from transforms.formats.base import SinkConfig
     from transforms.formats.csv import CsvWriter
+    from transforms.normalize import normalize_row_fn
     from transforms.stats import StatsBuilder
     from transforms.table_plan import TablePlan
 
+    fix_driver_decoding()  # as an export's connect() does: sets in wire order...
     with open(args.pages, "rb") as handle:
         captured = pickle.load(handle)
     plan = TablePlan.from_json(captured["plan"])
@@ -168,25 +175,44 @@ def run(args: argparse.Namespace) -> None:
             for version, flags, opcode, body, meta in bodies
         ]
 
+    # Collection writetimes take the sink's row path: the batches as row tuples, the
+    # statistics from the rows, the file from the rows normalized by the policy.
+    normalize = normalize_row_fn(plan, args.collection_writetime)
+
+    def as_rows() -> list[list[tuple[Any, ...]]]:
+        return [ColumnBatch(b.piece, b.columns, b.length).rows for b in batches]
+
     def stats() -> Any:
         builder = StatsBuilder(plan)
-        for batch in batches:
-            builder.add_columns(batch.columns)
+        for batch in batches if normalize is None else rows:
+            if normalize is None:
+                builder.add_columns(batch.columns)
+            else:
+                builder.add_rows(batch)
         return builder.to_json()
 
     def csv(handle: Any) -> Any:
-        writer = CsvWriter(handle, plan, sink, "max")
-        for batch in batches:
-            writer.write_columns(batch.columns)
+        writer = CsvWriter(handle, plan, sink, args.collection_writetime)
+        if normalize is None:
+            for batch in batches:
+                writer.write_columns(batch.columns)
+        else:
+            for batch in rows:
+                writer.write_rows([normalize(r) for r in batch])
         writer.close()
         return handle
 
     seconds: dict[str, float] = {}
     seconds["decode"], pages = _best(args.repeat, decode)
     seconds["claims"], batches = _best(args.repeat, lambda: _claims(plan, pages))
+    if normalize is not None:
+        seconds["to_rows"], rows = _best(args.repeat, as_rows)
     seconds["stats"], figures = _best(args.repeat, stats)
     seconds["csv"], _ = _best(args.repeat, lambda: csv(_Discarded()))
     csv_sha256 = csv(_Hashed()).sha256.hexdigest()
+    if args.csv:  # the bytes themselves, to read or compare with an export's files
+        with open(args.csv, "wb") as handle:
+            csv(handle)
     rows = sum(len(page) for page in pages)
     report: dict[str, Any] = {k: round(v * 1e6 / rows, 3) for k, v in seconds.items()}
     report["total"] = round(sum(seconds.values()) * 1e6 / rows, 3)
@@ -203,6 +229,7 @@ def ab(args: argparse.Namespace) -> None:
     options = ["--pages", args.pages, "--repeat", str(args.repeat)]
     options += ["--delimiter", args.delimiter, "--null-value", args.null_value]
     options += ["--writetime-format", args.writetime_format]
+    options += ["--collection-writetime", args.collection_writetime]
     best: dict[str, dict[str, Any]] = {code: {} for code in args.code}
     for round_ in range(args.rounds):
         for code in args.code if round_ % 2 == 0 else args.code[::-1]:
@@ -240,6 +267,11 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--delimiter", default=",")
         command.add_argument("--null-value", default="")
         command.add_argument("--writetime-format", default="iso", choices=("iso", "micros"))
+        command.add_argument(
+            "--collection-writetime", default="max", choices=("max", "min", "list")
+        )
+        if name == "run":
+            command.add_argument("--csv", help="also write the CSV bytes to this file")
     args = parser.parse_args(argv)
     if getattr(args, "code", None) and args.command == "run":
         sys.path.insert(0, os.path.abspath(args.code))

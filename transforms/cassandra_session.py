@@ -25,6 +25,7 @@ __all__ = [
     "connect",
     "ConnectionConfig",
     "consistency_level",
+    "fix_driver_decoding",
     "is_retryable",
     "parse_host",
     "query_slots",
@@ -224,6 +225,20 @@ def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
     return context
 
 
+def fix_driver_decoding() -> None:
+    """The process-wide changes to how the driver decodes values that every export and
+    restore needs (null list elements, timestamps beyond years 1-9999, sets in wire
+    order, UDT names): :func:`connect` makes them; a tool that decodes captured result
+    messages without connecting makes them with this. Each is done once per process."""
+    from transforms.wire_sets import decode_sets_in_wire_order
+
+    _allow_null_list_elements()
+    _timestamps_beyond_datetime()
+    decode_sets_in_wire_order()
+    _user_types_named_in_digits()
+    _quiet_positional_udts()
+
+
 def connect(config: ConnectionConfig) -> tuple[Any, Any]:
     """A new (Cluster, Session) with token-aware, DC-aware routing and tuple rows."""
     from cassandra.auth import PlainTextAuthProvider
@@ -235,13 +250,7 @@ def connect(config: ConnectionConfig) -> tuple[Any, Any]:
     )
     from cassandra.query import tuple_factory
 
-    from transforms.wire_sets import decode_sets_in_wire_order
-
-    _allow_null_list_elements()
-    _timestamps_beyond_datetime()
-    decode_sets_in_wire_order()
-    _user_types_named_in_digits()
-    _quiet_positional_udts()
+    fix_driver_decoding()
     points = config.contact_points()
     ports = {p for _, p in points}
     if len(ports) > 1:
