@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from tests.helpers import REPO, CliResult, export, markers
-from transforms.cassandra_session import _allow_null_list_elements
+from transforms.int_lists import decode_int_lists
 from transforms.normalize import parse_time_micros
 
 S = 1_000_000
@@ -78,7 +78,7 @@ def source(session: Any, ks: str) -> dict[str, Any]:
     """The source table: scalars, statics, a static-only partition, a key-only row, TTLs,
     frozen values, non-frozen list/set/map/UDT with element writes at different times,
     and a cell that expires between export and restore."""
-    _allow_null_list_elements()
+    decode_int_lists()
     session.execute(f"CREATE TYPE IF NOT EXISTS {ks}.addr (street text, zip int)")
     session.execute(
         f"CREATE TABLE {ks}.src (k int, c int, st text static, sl list<text> static, v text, "

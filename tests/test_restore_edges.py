@@ -15,14 +15,15 @@ import pytest
 
 from tests.helpers import export
 from tests.test_restore import restore, tgt
-from transforms.cassandra_session import _allow_null_list_elements, _timestamps_beyond_datetime
+from transforms.cassandra_session import _timestamps_beyond_datetime
+from transforms.int_lists import decode_int_lists
 
 __all__ = ["tgt"]  # the target keyspace fixture, used by name below
 
 
 def cells(session: Any, table: str, columns: str) -> list[tuple[Any, ...]]:
     """Every row of ``table`` as a tuple of ``columns`` (selectors), in key order."""
-    _allow_null_list_elements()
+    decode_int_lists()
     return sorted(tuple(r) for r in session.execute(f"SELECT {columns} FROM {table}"))
 
 

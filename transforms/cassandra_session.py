@@ -138,19 +138,6 @@ def parse_host(entry: str, default_port: int) -> tuple[str, int]:
     return host, port
 
 
-def _allow_null_list_elements() -> None:
-    """TTL(<non-frozen collection>) is a list<int> that may hold nulls (elements
-    without TTL), and WRITETIME(<non-frozen UDT>) a list<bigint> with a null per null
-    field; the driver's Cython list decoder rejects those, its Python one does not."""
-    try:
-        from cassandra import cqltypes, deserializers
-    except ImportError:  # pure-Python driver build: nothing to do
-        return
-    for type_name in ("ListType(Int32Type)", "ListType(LongType)"):
-        list_type = cqltypes.lookup_casstype(type_name)
-        deserializers.__dict__["Des" + list_type.__name__] = deserializers.GenericDeserializer
-
-
 def _timestamp_or_millis(data: bytes, protocol_version: int) -> Any:
     """A CQL timestamp as the driver gives it (a naive UTC datetime), exact from its integer
     milliseconds; outside years 1-9999 the milliseconds, rendered as at the top level."""
@@ -230,9 +217,10 @@ def fix_driver_decoding() -> None:
     restore needs (null list elements, timestamps beyond years 1-9999, sets in wire
     order, UDT names): :func:`connect` makes them; a tool that decodes captured result
     messages without connecting makes them with this. Each is done once per process."""
+    from transforms.int_lists import decode_int_lists
     from transforms.wire_sets import decode_sets_in_wire_order
 
-    _allow_null_list_elements()
+    decode_int_lists()
     _timestamps_beyond_datetime()
     decode_sets_in_wire_order()
     _user_types_named_in_digits()
