@@ -13,7 +13,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "transforms", "dev", "tests")
 # Modules below everything else: the element protocol, the Cassandra session, the parsed
-# CQL types, the text renderings of values and the driver's sets in wire order.
+# CQL types, the text renderings of values, the driver's sets in wire order and its
+# lists of ints.
 LEAVES = (
     "transforms.elements",
     "transforms.cassandra_session",
@@ -21,6 +22,7 @@ LEAVES = (
     "transforms.cql_text",
     "transforms.cql_text_columns",
     "transforms.wire_sets",
+    "transforms.int_lists",
 )
 
 
@@ -131,8 +133,11 @@ def test_the_bottom_modules_import_no_project_module() -> None:
     graph = import_graph(REPO)
     above = {leaf: graph[leaf] - set(LEAVES) for leaf in LEAVES}
     assert above == {leaf: set() for leaf in LEAVES}
-    assert graph["transforms.cassandra_session"] & set(LEAVES) == {"transforms.wire_sets"}
-    assert graph["transforms.wire_sets"] == set()
+    assert graph["transforms.cassandra_session"] & set(LEAVES) == {
+        "transforms.wire_sets",
+        "transforms.int_lists",
+    }
+    assert graph["transforms.wire_sets"] == graph["transforms.int_lists"] == set()
 
 
 def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
