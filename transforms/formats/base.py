@@ -224,12 +224,12 @@ def writetime_column_fn(
     if not is_list_field(field, policy):
         return nulls_kept(texts)
 
-    def element_texts(value: list[int | None]) -> list[str | None]:
-        if None in value:
-            return [None if v is None else texts((v,))[0] for v in value]
-        return texts(value)
+    def lists_texts(lists: Sequence[list[int | None]]) -> list[list[str | None]]:
+        # Every element of the column rendered in one call, then put back in its list.
+        found = iter(texts([v for value in lists for v in value if v is not None]))
+        return [[None if v is None else next(found) for v in value] for value in lists]
 
-    return nulls_kept(lambda lists: list(map(element_texts, lists)))
+    return nulls_kept(lists_texts)
 
 
 def check_width(rows: Sequence[tuple[Any, ...]], width: int) -> None:
