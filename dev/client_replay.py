@@ -20,7 +20,8 @@ runs it: the socket reads are not in it), ``claims`` (the reader's page loops in
 with writetimes of non-frozen collections take the export's row path instead, as its
 sink does: ``to_rows`` (the batches as row tuples), ``stats`` from the rows and ``csv``
 from the rows normalized by ``--collection-writetime``. The captured messages are
-decoded with the driver fixes an export's ``connect()`` makes. ``run``
+decoded with the driver fixes an export's ``connect()`` makes, and the collector runs as
+in the export's workers (``relax_gc``). ``run``
 also prints the SHA-256 of the CSV bytes (of one more, untimed run) and of the statistics,
 so two copies can be checked to write the same bytes.
 Each ``run`` is its own process with ``--code`` first on ``sys.path``: the imports of
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> None:
 
     from transforms.cassandra_session import fix_driver_decoding
     from transforms.columnar import columnar_handler
-    from transforms.elements import ColumnBatch
+    from transforms.elements import ColumnBatch, relax_gc
     from transforms.formats.base import SinkConfig
     from transforms.formats.csv import CsvWriter
     from transforms.normalize import normalize_row_fn
@@ -155,6 +156,7 @@ def run(args: argparse.Namespace) -> None:
     from transforms.table_plan import TablePlan
 
     fix_driver_decoding()  # as an export's connect() does: sets in wire order...
+    relax_gc()  # the collector setting of the export's workers
     with open(args.pages, "rb") as handle:
         captured = pickle.load(handle)
     plan = TablePlan.from_json(captured["plan"])
