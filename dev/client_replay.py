@@ -17,9 +17,10 @@ columnar protocol handler over the captured message bodies, as the driver's I/O 
 runs it: the socket reads are not in it), ``claims`` (the reader's page loops into
 ``ColumnBatch`` elements of 1,000 rows), ``stats`` (``StatsBuilder.add_columns``) and
 ``csv`` (``CsvWriter.write_columns`` and ``close``, into a file that keeps nothing). Pages
-with writetimes of non-frozen collections take the export's row path instead, as its
-sink does: ``to_rows`` (the batches as row tuples), ``stats`` from the rows and ``csv``
-from the rows normalized by ``--collection-writetime``. The captured messages are
+with writetimes of non-frozen collections go as the export's sink takes them: under
+``--collection-writetime max`` or ``min`` a ``normalize`` stage first (those columns made
+one integer per cell), under ``list`` the row path (``to_rows``: the batches as row
+tuples; ``stats`` and ``csv`` from the rows). The captured messages are
 decoded with the driver fixes an export's ``connect()`` makes, and the collector runs as
 in the export's workers (``relax_gc``). ``run``
 also prints the SHA-256 of the CSV bytes (of one more, untimed run) and of the statistics,
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> None:
     from transforms.elements import ColumnBatch, relax_gc
     from transforms.formats.base import SinkConfig
     from transforms.formats.csv import CsvWriter
-    from transforms.normalize import normalize_row_fn
+    from transforms.normalize import normalize_columns_fn, normalize_row_fn
     from transforms.stats import StatsBuilder
     from transforms.table_plan import TablePlan
 
@@ -177,38 +178,52 @@ def run(args: argparse.Namespace) -> None:
             for version, flags, opcode, body, meta in bodies
         ]
 
-    # Collection writetimes take the sink's row path: the batches as row tuples, the
-    # statistics from the rows, the file from the rows normalized by the policy.
-    normalize = normalize_row_fn(plan, args.collection_writetime)
+    # As the sink: collection writetimes under max / min made one integer per cell
+    # (``normalize`` stage; the latest for statistics, the policy's for the file); under
+    # list the row path: the batches as row tuples, statistics and file from the rows.
+    policy = args.collection_writetime
+    columns_fn = normalize_columns_fn(plan, policy)
+    row_path = normalize_row_fn(plan, policy) is not None and columns_fn is None
+    normalize = normalize_row_fn(plan, policy)
 
     def as_rows() -> list[list[tuple[Any, ...]]]:
         return [ColumnBatch(b.piece, b.columns, b.length).rows for b in batches]
 
+    def normalized() -> list[tuple[list[Any], list[Any]]]:
+        if columns_fn is None:
+            return [(b.columns, b.columns) for b in batches]
+        return [columns_fn(b.columns) for b in batches]
+
     def stats() -> Any:
         builder = StatsBuilder(plan)
-        for batch in batches if normalize is None else rows:
-            if normalize is None:
-                builder.add_columns(batch.columns)
-            else:
-                builder.add_rows(batch)
+        if row_path:
+            for batch_rows in rows:
+                builder.add_rows(batch_rows)
+        else:
+            for stats_columns, _ in pairs:
+                builder.add_columns(stats_columns)
         return builder.to_json()
 
     def csv(handle: Any) -> Any:
-        writer = CsvWriter(handle, plan, sink, args.collection_writetime)
-        if normalize is None:
-            for batch in batches:
-                writer.write_columns(batch.columns)
+        writer = CsvWriter(handle, plan, sink, policy)
+        if row_path:
+            for batch_rows in rows:
+                writer.write_rows([normalize(r) for r in batch_rows])
         else:
-            for batch in rows:
-                writer.write_rows([normalize(r) for r in batch])
+            for _, file_columns in pairs:
+                writer.write_columns(file_columns)
         writer.close()
         return handle
 
     seconds: dict[str, float] = {}
     seconds["decode"], pages = _best(args.repeat, decode)
     seconds["claims"], batches = _best(args.repeat, lambda: _claims(plan, pages))
-    if normalize is not None:
+    if row_path:
         seconds["to_rows"], rows = _best(args.repeat, as_rows)
+    elif columns_fn is not None:
+        seconds["normalize"], pairs = _best(args.repeat, normalized)
+    else:
+        pairs = normalized()
     seconds["stats"], figures = _best(args.repeat, stats)
     seconds["csv"], _ = _best(args.repeat, lambda: csv(_Discarded()))
     csv_sha256 = csv(_Hashed()).sha256.hexdigest()

@@ -490,3 +490,60 @@ def test_the_shipped_numpy_parser_fails_on_numpy_2_without_the_fix() -> None:
     column = numpy.ma.MaskedArray(numpy.zeros(2, dtype=">i8"), mask=[False, True])
     with pytest.raises(AttributeError, match="newbyteorder"):
         column.byteswap().newbyteorder()
+
+
+@pytest.mark.parametrize("policy", ["max", "min"])
+def test_collection_writetime_columns_normalize_as_the_rows_do(policy: str) -> None:
+    """``normalize_columns_fn`` on a ColumnBatch's columns gives, cell for cell, what
+    ``normalize_row_fn`` gives on its rows (the file's columns), and the latest element for
+    statistics, whatever the policy: element lists with nulls, single elements, null cells;
+    the scalar columns pass unchanged."""
+    from transforms.normalize import latest, normalize_columns_fn, normalize_row_fn
+
+    columns = (
+        ColumnPlan("pk", parse_cql_type("int"), PARTITION_KEY),
+        ColumnPlan("l", parse_cql_type("list<text>"), "regular"),
+        ColumnPlan("m", parse_cql_type("map<text, int>"), "regular"),
+        ColumnPlan("v", parse_cql_type("text"), "regular"),
+    )
+    plan = TablePlan("ks", "t", columns, ("l", "m", "v"), ("l", "v"))
+    rng = random.Random(3)
+
+    def cell(ttl: bool) -> Any:
+        if rng.random() < 0.2:
+            return None
+        size = rng.choice([1, 2, 5])
+        high = 10**6 if ttl else 2**62
+        return [None if ttl and rng.random() < 0.3 else rng.randint(1, high) for _ in range(size)]
+
+    rows = [
+        (i, ["x"], {"k": 1}, "v", cell(False), cell(False), rng.randint(0, 2**62), cell(True), None)
+        for i in range(500)
+    ]
+    batch_columns = []
+    for values in zip(*rows, strict=True):
+        column = numpy.empty(len(values), dtype=object)
+        for i, value in enumerate(values):  # one by one: a slice would unpack the lists
+            column[i] = value
+        batch_columns.append(column)
+    stats_columns, file_columns = normalize_columns_fn(plan, policy)(batch_columns)
+    normalize = normalize_row_fn(plan, policy)
+
+    def cells(columns: list[Any]) -> list[tuple[Any, ...]]:
+        def values(column: Any) -> list[Any]:
+            if column.dtype.kind == "O":
+                return column.tolist()
+            masks = numpy.ma.getmaskarray(column).tolist()
+            data = numpy.ma.getdata(column).tolist()
+            return [None if masked else value for value, masked in zip(data, masks, strict=True)]
+
+        return list(zip(*map(values, columns), strict=True))
+
+    assert cells(file_columns) == [normalize(row) for row in rows]
+    lists = (4, 5, 7)  # the writetimes of l and m, the TTLs of l
+    latest_rows = [tuple(latest(v) if p in lists else v for p, v in enumerate(r)) for r in rows]
+    assert cells(stats_columns) == latest_rows
+    for p in lists:  # integers now, masked where null
+        assert file_columns[p].dtype == numpy.int64 and stats_columns[p].dtype == numpy.int64
+    assert file_columns[6] is batch_columns[6] and file_columns[8] is batch_columns[8]
+    assert normalize_columns_fn(plan, "list") is None

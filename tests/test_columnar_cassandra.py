@@ -170,8 +170,9 @@ def test_numbers_export_the_same_bytes_through_columns_and_rows(
         assert sum(data.count(b"\n") for data in rows.values()) > 0
 
 
-# Writetimes of every column that has one value per cell: a non-frozen collection's
-# per-element writetimes are normalized on rows, so with them the export reads rows.
+# Writetimes of every column that has one value per cell. A non-frozen collection's
+# per-element writetimes are made one per cell on the columns under ``max`` and ``min``;
+# only ``list``, whose files hold the lists, makes the export read rows.
 MULTICELL = {"c_list", "c_map", "c_nested", "c_set", "c_set_blob", "c_udt"}
 SINGLE_CELL_WT = ("--writetime-columns", ",".join(c for c in WT_COLUMNS if c not in MULTICELL))
 
@@ -182,21 +183,26 @@ SINGLE_CELL_WT = ("--writetime-columns", ",".join(c for c in WT_COLUMNS if c not
         ("all_types", SINGLE_CELL_WT, True),
         ("all_types", (*SINGLE_CELL_WT, "--writetime-format", "micros", "--delimiter", "|"), True),
         ("all_types", ("--writetime-columns", "none", "--null-value", "NULL"), True),
-        ("all_types", WT, False),
+        ("all_types", WT, True),
+        ("all_types", (*WT, "--collection-writetime", "min"), True),
+        ("all_types", (*WT, "--collection-writetime", "list"), False),
         ("edge", ("--writetime-columns", "t,b,fl,i"), True),
         (
             "edge",
             ("--writetime-columns", "t,b,fl,i", "--null-value", "NULL", "--delimiter", ";"),
             True,
         ),
-        ("edge", WT, False),
+        ("edge", WT, True),
         ("collections_table", ("--writetime-columns", "none"), True),
+        ("collections_table", WT, True),
         ("all_types", (*SINGLE_CELL_WT, "--format", "parquet"), True),
-        ("all_types", (*WT, "--format", "parquet"), False),
+        ("all_types", (*WT, "--format", "parquet"), True),
+        ("all_types", (*WT, "--format", "parquet", "--collection-writetime", "min"), True),
         ("edge", ("--writetime-columns", "t,b,fl,i", "--format", "parquet"), True),
         ("collections_table", ("--writetime-columns", "none", "--format", "parquet"), True),
         ("all_types", (*SINGLE_CELL_WT, "--format", "avro"), True),
-        ("all_types", (*WT, "--format", "avro"), False),
+        ("all_types", (*WT, "--format", "avro"), True),
+        ("all_types", (*WT, "--format", "avro", "--collection-writetime", "list"), False),
         ("edge", ("--writetime-columns", "t,b,fl,i", "--format", "avro"), True),
         ("collections_table", ("--writetime-columns", "none", "--format", "avro"), True),
     ],

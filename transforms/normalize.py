@@ -21,6 +21,7 @@ from transforms.elements import NAMESPACE, PieceElement, PieceEnd, RowBatch
 from transforms.table_plan import (
     COLLECTION_LIST,
     COLLECTION_MAX,
+    COLLECTION_MIN,
     COLLECTION_POLICIES,
     DEFAULT_COLLECTION_POLICY,
     TablePlan,
@@ -30,6 +31,7 @@ __all__ = [
     "FilterByWritetime",
     "FilterByWritetimeFn",
     "latest",
+    "normalize_columns_fn",
     "normalize_row_fn",
     "NormalizeWritetimes",
     "NormalizeWritetimesFn",
@@ -74,15 +76,7 @@ def normalize_row_fn(
     plan has no collection writetimes or TTLs (rows pass unchanged)."""
     if policy not in COLLECTION_POLICIES:
         raise ValueError(f"collection writetime policy must be one of {COLLECTION_POLICIES}")
-    by_name = plan.columns_by_name
-    n_values = len(plan.columns)
-    positions = []
-    offset = n_values
-    for names in (plan.writetime_columns, plan.ttl_columns):
-        for i, name in enumerate(names):
-            if by_name[name].cql_type.is_multicell:
-                positions.append(offset + i)
-        offset += len(names)
+    positions = _collection_positions(plan)
     if not positions:
         return None
     collapse = _collapse(policy)
@@ -92,6 +86,58 @@ def normalize_row_fn(
         for p in positions:
             out[p] = collapse(out[p])
         return tuple(out)
+
+    return normalize
+
+
+def _collection_positions(plan: TablePlan) -> list[int]:
+    """Positions (plan order) of the writetime and TTL columns of non-frozen collections
+    and UDTs: the ones that hold a list per cell."""
+    by_name = plan.columns_by_name
+    positions = []
+    offset = len(plan.columns)
+    for names in (plan.writetime_columns, plan.ttl_columns):
+        for i, name in enumerate(names):
+            if by_name[name].cql_type.is_multicell:
+                positions.append(offset + i)
+        offset += len(names)
+    return positions
+
+
+ColumnsFn = Callable[[list[Any]], tuple[list[Any], list[Any]]]
+
+
+def normalize_columns_fn(plan: TablePlan, policy: str) -> ColumnsFn | None:
+    """For the columns of a ``ColumnBatch``: a function that gives (the columns statistics
+    take, the columns the file gets), each list column of element writetimes or TTLs made
+    one integer per cell (masked where null): the latest for statistics, the policy's for
+    the file. None when a file needs the lists (policy ``list``) or there are none (the
+    columns pass as they are)."""
+    if policy not in COLLECTION_POLICIES:
+        raise ValueError(f"collection writetime policy must be one of {COLLECTION_POLICIES}")
+    positions = _collection_positions(plan)
+    if policy == COLLECTION_LIST or not positions:
+        return None
+    import numpy
+
+    def reduced(column: Any, collapse: Callable[[Any], Any]) -> Any:
+        values = [collapse(v) for v in column.tolist()]
+        mask = numpy.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        data = numpy.array([0 if v is None else v for v in values], dtype=numpy.int64)
+        return numpy.ma.MaskedArray(data, mask=mask)
+
+    earliest = _collapse(COLLECTION_MIN) if policy == COLLECTION_MIN else None
+
+    def normalize(columns: list[Any]) -> tuple[list[Any], list[Any]]:
+        latest_columns = list(columns)
+        for p in positions:
+            latest_columns[p] = reduced(columns[p], latest)
+        if earliest is None:
+            return latest_columns, latest_columns
+        file_columns = list(columns)
+        for p in positions:
+            file_columns[p] = reduced(columns[p], earliest)
+        return latest_columns, file_columns
 
     return normalize
 

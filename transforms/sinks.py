@@ -54,9 +54,9 @@ from transforms.manifest import (
     write_bytes_atomically,
     write_json,
 )
-from transforms.normalize import normalize_row_fn
+from transforms.normalize import normalize_columns_fn, normalize_row_fn
 from transforms.stats import StatsBuilder, merge_stats, summarize
-from transforms.table_plan import DEFAULT_COLLECTION_POLICY, TablePlan
+from transforms.table_plan import COLLECTION_LIST, DEFAULT_COLLECTION_POLICY, TablePlan
 from transforms.token_ranges import check_exact_cover
 
 _LOG = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class WritePiecesFn(beam.DoFn):
         relax_gc()
         self._layout = Layout(self.output)
         self._normalize = normalize_row_fn(self.plan, self.policy)
+        self._normalize_columns = normalize_columns_fn(self.plan, self.policy)
         self._open: dict[PieceKey, _OpenPiece] = {}
         ensure_dir(self._layout.data_dir)
 
@@ -136,12 +137,18 @@ class WritePiecesFn(beam.DoFn):
         return piece
 
     def process(self, element: RowBatch | PieceEnd) -> Iterator[dict[str, Any]]:
-        if isinstance(element, ColumnBatch) and self._normalize is None:
+        columns_fn = self._normalize_columns
+        if isinstance(element, ColumnBatch) and (self._normalize is None or columns_fn):
             piece = self._piece(element.piece)
             write_columns = getattr(piece.writer, "write_columns", None)
             if write_columns is not None:
-                piece.stats.add_columns(element.columns)
-                write_columns(element.columns)
+                # Collection writetimes and TTLs made one integer per cell: the latest for
+                # the statistics, the policy's for the file.
+                stats_columns = file_columns = element.columns
+                if columns_fn is not None:
+                    stats_columns, file_columns = columns_fn(element.columns)
+                piece.stats.add_columns(stats_columns)
+                write_columns(file_columns)
                 piece.rows += element.length
                 return
         if isinstance(element, RowBatch):
@@ -220,10 +227,12 @@ class WritePiecesFn(beam.DoFn):
 
 
 def takes_columns(sink: SinkConfig, plan: TablePlan, policy: str) -> bool:
-    """True when the writer of ``sink`` takes ``ColumnBatch`` columns as they are (its
-    format writes columns and no collection writetime needs normalizing): then reading
-    pages as columns pays; elsewhere a ColumnBatch would only be turned back into rows."""
-    return get_format(sink.format).takes_columns and normalize_row_fn(plan, policy) is None
+    """True when the writer of ``sink`` takes ``ColumnBatch`` columns (its format writes
+    columns, and no file needs lists of element writetimes: under ``max`` and ``min`` the
+    sink makes those columns one integer per cell): then reading pages as columns pays;
+    elsewhere a ColumnBatch would only be turned back into rows."""
+    needs_lists = normalize_row_fn(plan, policy) is not None and policy == COLLECTION_LIST
+    return get_format(sink.format).takes_columns and not needs_lists
 
 
 def _size(path: str) -> int | None:
