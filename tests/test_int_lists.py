@@ -94,3 +94,20 @@ def test_the_driver_decodes_null_elements_with_it() -> None:
     assert type(
         deserializers.find_deserializer(cqltypes.lookup_casstype("ListType(ShortType)"))
     ) is (deserializers.DesListType)
+
+
+def test_a_zero_byte_list_is_read_as_null_by_the_drivers_row_parser() -> None:
+    """A result page through the driver's Cython row parser: a ``list<bigint>`` column of a
+    zero-byte value (the protocol allows one; the driver reads it as null), a null element
+    and a full list."""
+    from cassandra import protocol
+
+    decode_int_lists()
+    spec = struct.pack(">H", 2) + b"ks" + struct.pack(">H", 1) + b"t"
+    column = struct.pack(">H", 1) + b"l" + struct.pack(">HH", 0x0020, 0x0002)
+    lists = [b"", _encoded(LONGS, [5, None]), _encoded(LONGS, [1, 2, 3])]
+    cells = b"".join(struct.pack(">i", len(data)) + data for data in lists)
+    body = struct.pack(">iii", 2, 0x0001, 1) + spec + column + struct.pack(">i", 3) + cells
+    opcode = protocol.ResultMessage.opcode
+    message = protocol.ProtocolHandler.decode_message(4, {}, 0, 0, opcode, body, None, None)
+    assert [row[0] for row in message.parsed_rows] == [None, [5, None], [1, 2, 3]]

@@ -34,10 +34,20 @@ class IntListDecoder:
     protocol_version)`` -> a list of ints and None, exactly as the driver's Python list
     decoder gives it."""
 
-    __slots__ = ("empty_binary_ok", "_base", "_width", "_element", "_structs")
+    __slots__ = (
+        "empty_binary_ok",
+        "support_empty_values",
+        "_base",
+        "_width",
+        "_element",
+        "_structs",
+    )
 
     def __init__(self, list_type: Any) -> None:
+        # Both read by the driver before it calls deserialize: a zero-byte value is decoded
+        # (empty_binary_ok) or read as EMPTY (support_empty_values) or as null.
         self.empty_binary_ok = list_type.empty_binary_ok
+        self.support_empty_values = list_type.support_empty_values
         self._base = list_type.deserialize
         self._width, code = _ELEMENTS[list_type.subtypes[0].__name__]
         self._element = struct.Struct(">" + code)
