@@ -215,12 +215,15 @@ def _ssl_context(config: ConnectionConfig) -> ssl.SSLContext | None:
 def fix_driver_decoding() -> None:
     """The process-wide changes to how the driver decodes values that every export and
     restore needs (null list elements, timestamps beyond years 1-9999, sets in wire
-    order, UDT names): :func:`connect` makes them; a tool that decodes captured result
-    messages without connecting makes them with this. Each is done once per process."""
+    order, UDT names, UUIDs built directly): :func:`connect` makes them; a tool that
+    decodes captured result messages without connecting makes them with this. Each is
+    done once per process."""
+    from transforms.fast_uuids import decode_uuids_fast
     from transforms.int_lists import decode_int_lists
     from transforms.wire_sets import decode_sets_in_wire_order
 
     decode_int_lists()
+    decode_uuids_fast()
     _timestamps_beyond_datetime()
     decode_sets_in_wire_order()
     _user_types_named_in_digits()
