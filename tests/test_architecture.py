@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "transforms", "dev", "tests")
 # Modules below everything else: the element protocol, the Cassandra session, the parsed
 # CQL types, the text renderings of values, the driver's sets in wire order, its lists of
-# ints and its UUIDs.
+# ints and its UUIDs (both decoders of our own, registered one way).
 LEAVES = (
     "transforms.elements",
     "transforms.cassandra_session",
@@ -24,6 +24,7 @@ LEAVES = (
     "transforms.wire_sets",
     "transforms.int_lists",
     "transforms.fast_uuids",
+    "transforms.driver_decoders",
 )
 
 
@@ -140,7 +141,13 @@ def test_the_bottom_modules_import_no_project_module() -> None:
         "transforms.fast_uuids",
     }
     fixes = ("transforms.wire_sets", "transforms.int_lists", "transforms.fast_uuids")
-    assert {module: graph[module] for module in fixes} == dict.fromkeys(fixes, set())
+    fixes += ("transforms.driver_decoders",)
+    assert {module: graph[module] for module in fixes} == {
+        "transforms.wire_sets": set(),
+        "transforms.int_lists": {"transforms.driver_decoders"},
+        "transforms.fast_uuids": {"transforms.driver_decoders"},
+        "transforms.driver_decoders": set(),
+    }
 
 
 def test_the_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:

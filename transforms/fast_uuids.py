@@ -19,23 +19,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from transforms.driver_decoders import TypeDecoder, use_decoder
+
 __all__ = ["UuidDecoder", "decode_uuids_fast"]
 
-# The driver's type names whose values are uuid.UUID objects built from 16 bytes.
-_TYPES = ("UUIDType", "TimeUUIDType")
+# The driver's decoder names of the types whose values are uuid.UUID objects of 16 bytes.
+_NAMES = ("DesUUIDType", "DesTimeUUIDType")
 
 
-class UuidDecoder:
+class UuidDecoder(TypeDecoder):
     """The ``cqltype`` a driver ``GenericDeserializer`` calls: ``deserialize(bytes,
     protocol_version)`` -> the ``uuid.UUID`` that ``UUID(bytes=...)`` gives."""
 
-    __slots__ = ("empty_binary_ok", "support_empty_values")
-
-    def __init__(self, cql_type: Any) -> None:
-        # Both read by the driver before it calls deserialize: a zero-byte value is decoded
-        # (empty_binary_ok) or read as EMPTY (support_empty_values) or as null.
-        self.empty_binary_ok = cql_type.empty_binary_ok
-        self.support_empty_values = cql_type.support_empty_values
+    __slots__ = ()
 
     @staticmethod
     def deserialize(
@@ -59,12 +55,4 @@ def decode_uuids_fast() -> None:
     """Makes the driver decode every ``uuid`` and ``timeuuid`` with :class:`UuidDecoder`;
     done once per process, at connect, before any result is decoded. A driver without its
     Cython decoders is left as it is."""
-    try:
-        from cassandra import deserializers
-    except ImportError:  # pure-Python driver build
-        return
-    generic = deserializers.GenericDeserializer
-    for name in _TYPES:
-        # find_deserializer looks a type's decoder up by "Des" + the type's name and calls
-        # it with the type; what it returns must be a driver Deserializer.
-        deserializers.__dict__["Des" + name] = lambda cql_type: generic(UuidDecoder(cql_type))
+    use_decoder(_NAMES, UuidDecoder)

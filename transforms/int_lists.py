@@ -20,6 +20,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from transforms.driver_decoders import TypeDecoder, use_decoder
+
 __all__ = ["IntListDecoder", "decode_int_lists"]
 
 _INT32 = struct.Struct(">i")
@@ -29,25 +31,15 @@ _ELEMENTS = {"Int32Type": (4, "i"), "LongType": (8, "q")}
 _STRUCT_MAX_ELEMENTS = 64
 
 
-class IntListDecoder:
+class IntListDecoder(TypeDecoder):
     """The ``cqltype`` a driver ``GenericDeserializer`` calls: ``deserialize(bytes,
     protocol_version)`` -> a list of ints and None, exactly as the driver's Python list
     decoder gives it."""
 
-    __slots__ = (
-        "empty_binary_ok",
-        "support_empty_values",
-        "_base",
-        "_width",
-        "_element",
-        "_structs",
-    )
+    __slots__ = ("_base", "_width", "_element", "_structs")
 
     def __init__(self, list_type: Any) -> None:
-        # Both read by the driver before it calls deserialize: a zero-byte value is decoded
-        # (empty_binary_ok) or read as EMPTY (support_empty_values) or as null.
-        self.empty_binary_ok = list_type.empty_binary_ok
-        self.support_empty_values = list_type.support_empty_values
+        super().__init__(list_type)
         self._base = list_type.deserialize
         self._width, code = _ELEMENTS[list_type.subtypes[0].__name__]
         self._element = struct.Struct(">" + code)
@@ -101,13 +93,4 @@ def decode_int_lists() -> None:
     """Makes the driver decode every ``list<int>`` and ``list<bigint>`` with
     :class:`IntListDecoder`; done once per process, at connect. A driver without its
     Cython decoders already accepts null elements and is left as it is."""
-    try:
-        from cassandra import deserializers
-    except ImportError:  # pure-Python driver build
-        return
-    generic = deserializers.GenericDeserializer
-    for element in _ELEMENTS:
-        # find_deserializer looks a type's decoder up by the type's name and calls it with
-        # the type; what it returns must be a driver Deserializer.
-        name = f"DesListType({element})"
-        deserializers.__dict__[name] = lambda list_type: generic(IntListDecoder(list_type))
+    use_decoder([f"DesListType({element})" for element in _ELEMENTS], IntListDecoder)
