@@ -420,6 +420,15 @@ class ExternalCassandra:
             cluster.shutdown()
 
 
+def decoded_or_error(decode: Any, data: bytes, protocol_version: int) -> object:
+    """What a value decoder gives for ``data``: its value, or its error's type and text
+    (to compare a decoder of ours with the driver's, errors included)."""
+    try:
+        return decode(data, protocol_version)
+    except Exception as exc:
+        return (type(exc), str(exc))
+
+
 def cannot_run(reason: str) -> NoReturn:
     """Skip a test that cannot run here; under CI (``CI=true``) fail it instead.
 

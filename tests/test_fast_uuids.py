@@ -20,13 +20,6 @@ UUID_TYPE = cqltypes.lookup_casstype("UUIDType")
 TIMEUUID_TYPE = cqltypes.lookup_casstype("TimeUUIDType")
 
 
-def _outcome(decode: Any, data: bytes) -> object:
-    try:
-        return decode(data, 5)
-    except Exception as exc:  # the error's type and text
-        return (type(exc), str(exc))
-
-
 @pytest.mark.parametrize("cql_type", [UUID_TYPE, TIMEUUID_TYPE], ids=["uuid", "timeuuid"])
 def test_random_values_give_the_drivers_objects(cql_type: type) -> None:
     decoder = UuidDecoder(cql_type)
@@ -45,8 +38,8 @@ def test_random_values_give_the_drivers_objects(cql_type: type) -> None:
 @pytest.mark.parametrize("size", [1, 15, 17, 32])
 def test_a_value_of_another_length_gets_the_drivers_error(size: int) -> None:
     data = bytes(range(size))
-    ours = _outcome(UuidDecoder(UUID_TYPE).deserialize, data)
-    assert ours == _outcome(UUID_TYPE.deserialize, data)
+    ours = helpers.decoded_or_error(UuidDecoder(UUID_TYPE).deserialize, data, 5)
+    assert ours == helpers.decoded_or_error(UUID_TYPE.deserialize, data, 5)
     assert ours[0] is ValueError
 
 

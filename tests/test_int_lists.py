@@ -10,6 +10,7 @@ import struct
 import pytest
 from cassandra import cqltypes
 
+from tests import helpers
 from transforms.int_lists import IntListDecoder, decode_int_lists
 
 LONGS = cqltypes.lookup_casstype("ListType(LongType)")
@@ -51,13 +52,6 @@ def test_random_lists_decode_as_the_drivers_python_decoder(list_type: type) -> N
             assert list_type.deserialize(data, 4) == values  # the driver agrees
 
 
-def _outcome(decode, data: bytes, protocol_version: int) -> object:
-    try:
-        return decode(data, protocol_version)
-    except Exception as exc:  # the error's type and text
-        return (type(exc), str(exc))
-
-
 @pytest.mark.parametrize(
     "data",
     [
@@ -71,7 +65,8 @@ def _outcome(decode, data: bytes, protocol_version: int) -> object:
 )
 def test_what_the_fast_paths_leave_gets_the_drivers_value_or_error(data: bytes) -> None:
     decoder = IntListDecoder(LONGS)
-    assert _outcome(decoder.deserialize, data, 4) == _outcome(LONGS.deserialize, data, 4)
+    ours = helpers.decoded_or_error(decoder.deserialize, data, 4)
+    assert ours == helpers.decoded_or_error(LONGS.deserialize, data, 4)
 
 
 def test_protocol_version_2_counts_in_16_bits() -> None:
